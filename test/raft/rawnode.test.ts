@@ -1,0 +1,156 @@
+// Unit tests of the core's behaviour that transcripts show less directly: configuration checks,
+// randomized election timeouts, overflow guards, limits, and the Ready/advance contract.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { checkedIncrement, RaftInvariantError } from "../../src/raft/assert.js";
+import { RaftConfigError, ReadOnlyOption, type RaftConfig } from "../../src/raft/config.js";
+import { ProposalDroppedError } from "../../src/raft/raft.js";
+import { RawNode } from "../../src/raft/rawnode.js";
+import { StateRole, type ConfState } from "../../src/raft/types.js";
+import { MemoryStorageEngine } from "../../src/storage/memory.js";
+import { SeededRandom } from "../../src/sim/random.js";
+
+function confState(voters: number[], learners: number[] = []): ConfState {
+  return { voters, learners, votersOutgoing: [], learnersNext: [], autoLeave: false };
+}
+
+function newNode(id: number, cs: ConfState, overrides: Partial<RaftConfig> = {}) {
+  const engine = new MemoryStorageEngine();
+  const storage = engine.replica(1);
+  storage.setConfState(cs);
+  engine.syncNow();
+  const raw = new RawNode({
+    id,
+    electionTick: 10,
+    heartbeatTick: 1,
+    storage,
+    random: new SeededRandom(id),
+    ...overrides,
+  });
+  return { raw, storage, engine };
+}
+
+/** Persist and advance every Ready until none is left (a one-node "cluster" needs no network). */
+function drain(node: ReturnType<typeof newNode>): number {
+  let applied = 0;
+  while (node.raw.hasReady()) {
+    const rd = node.raw.ready();
+    if (rd.entries.length > 0) node.storage.append(rd.entries);
+    if (rd.hardState) node.storage.setHardState(rd.hardState);
+    node.engine.syncNow();
+    applied += rd.committedEntries.filter((e) => e.data.length > 0).length;
+    node.raw.advance(rd);
+  }
+  return applied;
+}
+
+test("invalid configurations are refused with a clear error", () => {
+  const storage = new MemoryStorageEngine().replica(1);
+  const base = { id: 1, electionTick: 10, heartbeatTick: 1, storage, random: new SeededRandom(1) };
+  assert.throws(() => new RawNode({ ...base, id: 0 }), RaftConfigError);
+  assert.throws(
+    () => new RawNode({ ...base, electionTick: 1 }),
+    /electionTick must be greater than heartbeatTick/,
+  );
+  assert.throws(
+    () => new RawNode({ ...base, checkQuorum: false, readOnlyOption: ReadOnlyOption.LeaseBased }),
+    /lease-based reads require checkQuorum/,
+  );
+  assert.throws(() => new RawNode({ ...base, maxInflightMsgs: 0 }), RaftConfigError);
+});
+
+test("the election timeout is electionTick plus a draw from the injected random source", () => {
+  for (let draw = 0; draw < 10; draw++) {
+    const bounds: number[] = [];
+    const random = {
+      nextInt: (bound: number) => {
+        bounds.push(bound);
+        return draw;
+      },
+    };
+    const node = newNode(1, confState([1, 2, 3]), { random });
+    let ticks = 0;
+    while (node.raw.status().softState.role === StateRole.Follower && ticks < 100) {
+      node.raw.tick();
+      ticks++;
+    }
+    assert.equal(ticks, 10 + draw);
+    assert.ok(
+      bounds.every((b) => b === 10),
+      "draws are bounded by electionTick",
+    );
+  }
+});
+
+test("terms and indexes never wrap: incrementing the largest safe integer is an invariant failure", () => {
+  assert.equal(checkedIncrement(41), 42);
+  assert.throws(() => checkedIncrement(Number.MAX_SAFE_INTEGER), RaftInvariantError);
+});
+
+test("a single voter elects itself and commits after its own log is persisted", () => {
+  const node = newNode(1, confState([1]));
+  node.raw.campaign();
+  drain(node);
+  assert.equal(node.raw.status().softState.role, StateRole.Leader);
+  node.raw.propose(new TextEncoder().encode("x"));
+  const rd = node.raw.ready();
+  assert.equal(rd.entries.length, 1);
+  assert.equal(rd.committedEntries.length, 0, "not committed before it is persisted");
+  node.storage.append(rd.entries);
+  node.engine.syncNow();
+  node.raw.advance(rd);
+  assert.equal(drain(node), 1, "committed and applied once persisted");
+});
+
+test("a learner never campaigns", () => {
+  const node = newNode(2, confState([1], [2]));
+  for (let i = 0; i < 100; i++) node.raw.tick();
+  assert.equal(node.raw.status().softState.role, StateRole.Follower);
+  node.raw.campaign();
+  assert.equal(node.raw.status().softState.role, StateRole.Follower);
+});
+
+test("proposals beyond the uncommitted-bytes limit are dropped, then accepted once committed", () => {
+  const node = newNode(1, confState([1]), { maxUncommittedEntriesSize: 100 });
+  node.raw.campaign();
+  drain(node);
+  const big = new Uint8Array(60);
+  node.raw.propose(big);
+  assert.throws(() => node.raw.propose(big), ProposalDroppedError);
+  drain(node);
+  node.raw.propose(big);
+});
+
+test("ready() may not be taken twice before advance()", () => {
+  const node = newNode(1, confState([1]));
+  node.raw.campaign();
+  const rd = node.raw.ready();
+  assert.equal(node.raw.hasReady(), false);
+  assert.throws(() => node.raw.ready(), RaftInvariantError);
+  node.raw.advance(rd);
+  assert.throws(() => node.raw.advance(rd), RaftInvariantError);
+});
+
+test("a follower with no leader refuses proposals and reads at once", () => {
+  const node = newNode(1, confState([1, 2, 3]));
+  assert.throws(() => node.raw.propose(new Uint8Array([1])), /no leader/);
+  assert.throws(() => node.raw.readIndex(new Uint8Array([1])), /no leader/);
+});
+
+test("a restarted node recovers its term, vote and commit from storage", () => {
+  const node = newNode(1, confState([1]));
+  node.raw.campaign();
+  drain(node);
+  node.raw.propose(new Uint8Array([7]));
+  drain(node);
+  const before = node.raw.status().hardState;
+  const restarted = new RawNode({
+    id: 1,
+    electionTick: 10,
+    heartbeatTick: 1,
+    storage: node.storage,
+    random: new SeededRandom(9),
+  });
+  assert.deepEqual(restarted.status().hardState, before);
+  assert.equal(restarted.status().softState.role, StateRole.Follower);
+});
