@@ -345,7 +345,7 @@ class ReplicaState {
 
   private compactTo(index: number): void {
     if (index <= this.offset) return;
-    this.offsetTerm = this.storedEntry(index).term + (index % 3 === 0 ? 1 : 0);
+    this.offsetTerm = this.storedEntry(index).term;
     this.log = this.log.slice(index - this.offset);
     this.offset = index;
   }

@@ -231,7 +231,7 @@ export class Interaction {
     for (const e of rd.committedEntries) {
       if (e.type === EntryType.ConfChange) {
         const cs = n.raw.applyConfChange(decodeConfChange(e.data));
-        n.storage.setConfState(cs);
+        n.storage.setAppliedIndex(e.index, cs);
         out.push(`  ${n.id} applied conf change: ${formatConfState(cs)}`);
       } else if (e.data.length > 0) {
         n.applied.push(decoder.decode(e.data));
