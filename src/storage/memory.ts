@@ -20,13 +20,22 @@ import {
   EMPTY_BYTES,
   EMPTY_CONF_STATE,
   EMPTY_HARD_STATE,
-  NONE,
   type ConfState,
   type Entry,
   type HardState,
   type Snapshot,
 } from "../raft/types.js";
 import { StorageUsageError, type ReplicaStorage, type StorageEngine } from "./contracts.js";
+import {
+  checkAppend,
+  checkAppliedIndex,
+  checkCompact,
+  checkHardState,
+  checkSnapshot,
+  logHolds,
+  requireCount,
+  type ReplicaFacts,
+} from "./rules.js";
 
 /** One journaled write, already validated and normalized (entries trimmed, values frozen). */
 type Write =
@@ -55,18 +64,6 @@ export interface MemoryStorageStats {
 
 /** Fixed per-record overhead counted in bytesWritten, standing in for keys and headers. */
 const RECORD_OVERHEAD_BYTES = 16;
-
-function requireCount(value: number, what: string): void {
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new StorageUsageError(`${what} must be a non-negative safe integer, got ${value}`);
-  }
-}
-
-function requirePositive(value: number, what: string): void {
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw new StorageUsageError(`${what} must be a positive safe integer, got ${value}`);
-  }
-}
 
 function freezeEntry(entry: Entry): Entry {
   return Object.freeze({ term: entry.term, index: entry.index, type: entry.type, data: entry.data.slice() });
@@ -122,11 +119,12 @@ function writeSize(write: Write): number {
 
 /**
  * One replica's state as of some point of the journal. `prepare*` methods validate a
- * requested write against this state and return its normalized record (or null when it
- * changes nothing); `apply` performs a record. Records are only ever applied, in journal
- * order, to states that have seen every earlier record, so `apply` needs no validation.
+ * requested write against this state (the shared rules of rules.ts) and return its normalized
+ * record (or null when it changes nothing); `apply` performs a record. Records are only ever
+ * applied, in journal order, to states that have seen every earlier record, so `apply` needs
+ * no validation.
  */
-class ReplicaState {
+class ReplicaState implements ReplicaFacts {
   /** Index of the entry just before the first stored one: compacted, snapshot or dummy. */
   private offset = 0;
   private offsetTerm = 0;
@@ -156,6 +154,10 @@ class ReplicaState {
     return this.offset + this.log.length;
   }
 
+  snapshotIndex(): number {
+    return this.snapshot.metadata.index;
+  }
+
   term(index: number): number {
     if (index < this.offset) throw new LogCompactedError(index, this.firstIndex());
     if (index > this.lastIndex()) throw new LogUnavailableError(index, this.lastIndex());
@@ -172,125 +174,31 @@ class ReplicaState {
   }
 
   prepareAppend(groupId: number, entries: readonly Entry[]): Write | null {
-    const first = entries[0];
-    if (first === undefined) return null;
-    let previousTerm = 0;
-    entries.forEach((entry, i) => {
-      requirePositive(entry.index, "entry index");
-      requirePositive(entry.term, "entry term");
-      if (entry.index !== first.index + i) {
-        throw new StorageUsageError(`appended entries are not contiguous at position ${i} (${entry.index})`);
-      }
-      if (entry.term < previousTerm) {
-        throw new StorageUsageError(`entry ${entry.index} has term ${entry.term} below its predecessor's`);
-      }
-      previousTerm = entry.term;
-    });
-    if (first.index > this.lastIndex() + 1) {
-      throw new StorageUsageError(
-        `appending at ${first.index} leaves a gap after last index ${this.lastIndex()}`,
-      );
-    }
-    const atOffset = entries[this.offset - first.index];
-    if (atOffset !== undefined && atOffset.term !== this.offsetTerm) {
-      throw new StorageUsageError(
-        `entry ${this.offset} (term ${atOffset.term}) disagrees with the compacted entry (term ${this.offsetTerm})`,
-      );
-    }
-    const kept = entries.slice(Math.max(0, this.firstIndex() - first.index));
-    const keptFirst = kept[0];
-    if (keptFirst === undefined) return null;
-    if (keptFirst.term < this.term(keptFirst.index - 1)) {
-      throw new StorageUsageError(
-        `entry ${keptFirst.index} has term ${keptFirst.term} below its predecessor's (${this.term(keptFirst.index - 1)})`,
-      );
-    }
-    this.checkKeepsCommitted(keptFirst.index, kept);
+    const kept = checkAppend(this, entries);
+    if (kept.length === 0) return null;
     return Object.freeze({ kind: "append", groupId, entries: Object.freeze(kept.map(freezeEntry)) });
   }
 
-  /** Appending `kept` from `from` on must leave every committed entry in place, unchanged. */
-  private checkKeepsCommitted(from: number, kept: readonly Entry[]): void {
-    const commit = this.hardState.commit;
-    if (from > commit) return;
-    const newLast = from + kept.length - 1;
-    if (newLast < commit) {
-      throw new StorageUsageError(
-        `append ending at ${newLast} would truncate committed entries up to ${commit}`,
-      );
-    }
-    for (let index = from; index <= commit; index++) {
-      const newTerm = kept[index - from]?.term;
-      if (newTerm !== this.term(index)) {
-        throw new StorageUsageError(`append would replace committed entry ${index} (commit ${commit})`);
-      }
-    }
-  }
-
   prepareCompact(groupId: number, index: number): Write | null {
-    requireCount(index, "compaction index");
-    if (index <= this.offset) return null;
-    if (index > this.lastIndex()) {
-      throw new StorageUsageError(`cannot compact to ${index}, past last index ${this.lastIndex()}`);
-    }
+    if (!checkCompact(this, index)) return null;
     return Object.freeze({ kind: "compact", groupId, index });
   }
 
   prepareHardState(groupId: number, hardState: HardState): Write {
-    requireCount(hardState.term, "hard state term");
-    requireCount(hardState.vote, "hard state vote");
-    requireCount(hardState.commit, "hard state commit");
-    const current = this.hardState;
-    if (hardState.term < current.term) {
-      throw new StorageUsageError(`hard state term ${hardState.term} is below the stored ${current.term}`);
-    }
-    if (hardState.term === current.term && current.vote !== NONE && hardState.vote !== current.vote) {
-      throw new StorageUsageError(
-        `vote for ${hardState.vote} would replace the vote for ${current.vote} in term ${current.term}`,
-      );
-    }
-    if (hardState.commit < current.commit) {
-      throw new StorageUsageError(`commit ${hardState.commit} is below the stored ${current.commit}`);
-    }
-    if (hardState.commit > this.lastIndex()) {
-      throw new StorageUsageError(`commit ${hardState.commit} is past last index ${this.lastIndex()}`);
-    }
+    checkHardState(this, hardState);
     const frozen = Object.freeze({ term: hardState.term, vote: hardState.vote, commit: hardState.commit });
     return Object.freeze({ kind: "hardState", groupId, hardState: frozen });
   }
 
   prepareApplied(groupId: number, index: number, confState: ConfState | undefined): Write {
-    requireCount(index, "applied index");
-    if (index < this.appliedIndex) {
-      throw new StorageUsageError(`applied index ${index} is below the stored ${this.appliedIndex}`);
-    }
-    const knownCommitted = Math.max(this.hardState.commit, this.snapshot.metadata.index);
-    if (index > knownCommitted) {
-      throw new StorageUsageError(`applied index ${index} is past the known commit index ${knownCommitted}`);
-    }
+    checkAppliedIndex(this, index);
     const frozenConf = confState === undefined ? null : freezeConfState(confState);
     return Object.freeze({ kind: "applied", groupId, index, confState: frozenConf });
   }
 
   prepareSnapshot(groupId: number, snapshot: Snapshot): Write {
+    checkSnapshot(this, snapshot);
     const { index, term } = snapshot.metadata;
-    requirePositive(index, "snapshot index");
-    requirePositive(term, "snapshot term");
-    if (index <= this.snapshot.metadata.index) {
-      throw new StorageUsageError(
-        `snapshot at ${index} is not newer than the stored one at ${this.snapshot.metadata.index}`,
-      );
-    }
-    if (index < this.offset) {
-      throw new StorageUsageError(
-        `snapshot at ${index} is older than the compacted log (first index ${this.firstIndex()})`,
-      );
-    }
-    if (!this.holds(index, term) && (index <= this.hardState.commit || index === this.offset)) {
-      throw new StorageUsageError(
-        `snapshot at ${index} term ${term} disagrees with a committed or compacted entry`,
-      );
-    }
     const metadata = Object.freeze({ index, term, confState: freezeConfState(snapshot.metadata.confState) });
     return Object.freeze({
       kind: "snapshot",
@@ -329,7 +237,7 @@ class ReplicaState {
 
   private installSnapshot(snapshot: Snapshot): void {
     const { index, term, confState } = snapshot.metadata;
-    if (this.holds(index, term)) {
+    if (logHolds(this, index, term)) {
       this.compactTo(index);
     } else {
       this.offset = index;
@@ -348,11 +256,6 @@ class ReplicaState {
     this.offsetTerm = this.storedEntry(index).term;
     this.log = this.log.slice(index - this.offset);
     this.offset = index;
-  }
-
-  /** Whether the log (including the entry at the offset) holds `index` with `term`. */
-  private holds(index: number, term: number): boolean {
-    return index >= this.offset && index <= this.lastIndex() && this.term(index) === term;
   }
 
   private storedEntry(index: number): Entry {

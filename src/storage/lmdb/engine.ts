@@ -1,0 +1,264 @@
+/**
+ * LmdbStorageEngine: the node's durable StorageEngine, one lmdb environment for every Raft
+ * group the node hosts (layout.ts has the keys, store.ts the lmdb settings, recovery.ts what
+ * opening checks, replica.ts one group's storage).
+ *
+ * Group commit: every write, from any replica, is applied to memory at once (reads see it)
+ * and appended to one queue of store writes. `sync()` commits the whole queue as ONE lmdb
+ * transaction — one fsync for all groups — and resolves once it is durable. While a commit is
+ * in flight, later `sync()` calls share a single follow-up commit that takes everything queued
+ * by the time it starts. A crash therefore loses a suffix of the unsynced writes, in write
+ * order across groups: transactions are atomic and commit in order.
+ *
+ * Failures: a failed commit poisons the engine (StorageFatalError from every later call, the
+ * cause attached) and is never retried; a full disk refuses writes with DiskFullError but keeps
+ * serving reads. Either way the node is expected to stop; a restart recovers the durable state.
+ */
+import { resolve } from "node:path";
+import { StorageUsageError, type ReplicaStorage, type StorageEngine } from "../contracts.js";
+import { requireCount, requirePositive } from "../rules.js";
+import { DiskFullError, StorageFatalError, isDiskFull } from "./errors.js";
+import { recover, type StorageLogger } from "./recovery.js";
+import { GroupState, LmdbReplicaStorage, type ReplicaHost } from "./replica.js";
+import { openLmdbStore, type DurableStore, type StoreWrite } from "./store.js";
+
+export type { StorageLogger } from "./recovery.js";
+
+/** Initial map size: address space only (the file grows with the data), and lmdb-js grows the map past it. */
+export const DEFAULT_MAP_SIZE_BYTES = 64 * 2 ** 30;
+
+export interface LmdbStorageOptions {
+  /** Directory of the node's lmdb environment; created when missing. */
+  readonly path: string;
+  /** Initial size of the memory map (default DEFAULT_MAP_SIZE_BYTES). */
+  readonly mapSizeBytes?: number;
+  /** Receives warnings about what opening repaired (default: console.warn). */
+  readonly logger?: StorageLogger;
+}
+
+export interface LmdbStorageStats {
+  /** Transactions committed by sync (each one fsync for all groups). */
+  readonly commits: number;
+  /** Key and value bytes those transactions wrote. */
+  readonly bytesCommitted: number;
+}
+
+const CONSOLE_LOGGER: StorageLogger = { warn: (message) => console.warn(message) };
+
+/** Directories with an engine open in this process: two engines on one directory would diverge. */
+const openPaths = new Set<string>();
+
+function writeBytes(write: StoreWrite): number {
+  return write.kind === "put"
+    ? write.key.byteLength + write.value.byteLength
+    : write.start.byteLength + write.end.byteLength;
+}
+
+export class LmdbStorageEngine implements StorageEngine {
+  readonly #store: DurableStore;
+  readonly #release: () => void;
+  readonly #states = new Map<number, GroupState>();
+  readonly #handles = new Map<number, LmdbReplicaStorage>();
+  readonly #host: ReplicaHost;
+  #pending: StoreWrite[] = [];
+  #pendingBytes = 0;
+  /** Id of the batch that writes made now belong to; the next commit takes it. */
+  #openBatch = 1;
+  /** The groups written to in the open batch: the ones to tell when it commits. */
+  #openBatchGroups = new Set<GroupState>();
+  #inFlight: Promise<void> | null = null;
+  /** The commit that follows the in-flight one, shared by every sync() called meanwhile. */
+  #queued: Promise<void> | null = null;
+  #failure: { readonly cause: unknown } | null = null;
+  #diskFull: { readonly cause: unknown } | null = null;
+  #closed = false;
+  #abandoned = false;
+  #commits = 0;
+  #bytesCommitted = 0;
+
+  private constructor(store: DurableStore, states: readonly GroupState[], release: () => void) {
+    this.#store = store;
+    this.#release = release;
+    for (const state of states) this.#states.set(state.groupId, state);
+    this.#host = {
+      store,
+      checkReadable: () => this.#checkReadable(),
+      checkWritable: () => this.#checkWritable(),
+      enqueue: (group, writes) => this.#enqueue(group, writes),
+    };
+  }
+
+  /** Opens (creating if needed) the environment at `options.path`, checking and repairing it first. */
+  static async open(options: LmdbStorageOptions): Promise<LmdbStorageEngine> {
+    const path = resolve(options.path);
+    if (openPaths.has(path)) throw new StorageUsageError(`${path} is already open in this process`);
+    const mapSizeBytes = options.mapSizeBytes ?? DEFAULT_MAP_SIZE_BYTES;
+    requirePositive(mapSizeBytes, "map size");
+    const store = openLmdbStore({ path, mapSizeBytes });
+    openPaths.add(path);
+    return LmdbStorageEngine.#start(store, options.logger ?? CONSOLE_LOGGER, () => openPaths.delete(path));
+  }
+
+  /**
+   * Opens an engine over an already-open store, which it then owns (closes on failure and on
+   * close). For tests that put a fault-injecting store in front of lmdb.
+   */
+  static openOn(store: DurableStore, logger: StorageLogger = CONSOLE_LOGGER): Promise<LmdbStorageEngine> {
+    return LmdbStorageEngine.#start(store, logger, () => undefined);
+  }
+
+  static async #start(
+    store: DurableStore,
+    logger: StorageLogger,
+    release: () => void,
+  ): Promise<LmdbStorageEngine> {
+    try {
+      const { groups, repairs } = recover(store, logger);
+      if (repairs.length > 0) {
+        await store.commit(repairs).catch((cause: unknown) => {
+          throw new StorageFatalError(cause);
+        });
+      }
+      const states = groups.map((group) => new GroupState(group.groupId, store, group));
+      return new LmdbStorageEngine(store, states, release);
+    } catch (error) {
+      release();
+      await store.close();
+      throw error;
+    }
+  }
+
+  replica(groupId: number): ReplicaStorage {
+    this.#checkReadable();
+    requireCount(groupId, "group id");
+    const existing = this.#handles.get(groupId);
+    if (existing !== undefined) return existing;
+    let state = this.#states.get(groupId);
+    if (state === undefined) {
+      state = new GroupState(groupId, this.#store, null);
+      this.#states.set(groupId, state);
+    }
+    const handle = new LmdbReplicaStorage(this.#host, state);
+    this.#handles.set(groupId, handle);
+    return handle;
+  }
+
+  groups(): number[] {
+    this.#checkReadable();
+    return [...this.#states.keys()].sort((a, b) => a - b);
+  }
+
+  async sync(): Promise<void> {
+    this.#checkWritable();
+    if (this.#pending.length === 0) return this.#inFlight ?? Promise.resolve();
+    if (this.#inFlight === null) return this.#commitPending();
+    this.#queued ??= this.#inFlight.then(() => {
+      this.#queued = null;
+      return this.#commitPending();
+    });
+    return this.#queued;
+  }
+
+  /**
+   * Makes every write so far durable (unless the engine has failed) and closes the
+   * environment. Handles stop working.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      await this.#settle();
+      if (this.#failure === null && this.#diskFull === null && this.#pending.length > 0) {
+        await this.#commitPending();
+      }
+    } finally {
+      await this.#shutDown();
+    }
+  }
+
+  /**
+   * Closes the environment without committing the unsynced writes: what a process death
+   * leaves on disk (a commit already in flight may or may not land). For crash tests.
+   */
+  async abandon(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#abandoned = true;
+    this.#pending = [];
+    await this.#settle();
+    await this.#shutDown();
+  }
+
+  stats(): LmdbStorageStats {
+    return { commits: this.#commits, bytesCommitted: this.#bytesCommitted };
+  }
+
+  #checkReadable(): void {
+    if (this.#closed) throw new StorageUsageError(`the storage engine at ${this.#store.path} is closed`);
+    if (this.#failure !== null) throw new StorageFatalError(this.#failure.cause);
+  }
+
+  #checkWritable(): void {
+    this.#checkReadable();
+    if (this.#diskFull !== null) throw new DiskFullError(this.#diskFull.cause);
+  }
+
+  #enqueue(group: GroupState, writes: readonly StoreWrite[]): number {
+    this.#openBatchGroups.add(group);
+    for (const write of writes) {
+      this.#pending.push(write);
+      this.#pendingBytes += writeBytes(write);
+    }
+    return this.#openBatch;
+  }
+
+  /** Commits everything queued as one transaction. */
+  #commitPending(): Promise<void> {
+    if (this.#abandoned) {
+      return Promise.reject(new StorageUsageError("the engine was abandoned before this sync could run"));
+    }
+    if (this.#inFlight !== null) throw new Error("lmdb storage: a commit started while another is in flight");
+    const writes = this.#pending;
+    const bytes = this.#pendingBytes;
+    const batch = this.#openBatch;
+    const written = this.#openBatchGroups;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#openBatch++;
+    this.#openBatchGroups = new Set();
+    const commit = this.#store.commit(writes).then(
+      () => {
+        this.#inFlight = null;
+        this.#commits++;
+        this.#bytesCommitted += bytes;
+        for (const state of written) state.forgetSynced(batch);
+      },
+      (cause: unknown) => {
+        this.#inFlight = null;
+        throw this.#fail(cause, bytes);
+      },
+    );
+    this.#inFlight = commit;
+    return commit;
+  }
+
+  /** Records why a commit failed and returns the error its sync rejects with. */
+  #fail(cause: unknown, batchBytes: number): Error {
+    if (isDiskFull(cause, batchBytes, () => this.#store.freeBytes())) {
+      this.#diskFull = { cause };
+      return new DiskFullError(cause);
+    }
+    this.#failure = { cause };
+    return new StorageFatalError(cause);
+  }
+
+  /** Waits until no commit is running or queued, whatever their outcome. */
+  async #settle(): Promise<void> {
+    await (this.#queued ?? this.#inFlight)?.catch(() => undefined);
+  }
+
+  async #shutDown(): Promise<void> {
+    this.#release();
+    await this.#store.close();
+  }
+}

@@ -1,0 +1,374 @@
+/**
+ * How the lmdb engine lays Raft state out as binary keys and values.
+ *
+ * Keys are fixed-width big-endian, so lmdb's byte order (memcmp) is the order of
+ * (group id, record kind, entry index): each group's records are contiguous, its log entries
+ * follow its metadata, and the entries sort by index.
+ *   group record  groupId:u64 | kind:u8                    (hard state, log start, applied, snapshot)
+ *   log entry     groupId:u64 | 0x10 | index:u64
+ *   format        0xff | "concord/raft-log"                (first byte above any group id's)
+ * Group ids and indexes are safe integers (< 2^53), so a group key's first byte is at most 0x1f.
+ *
+ * Every value is framed as crc32(key ++ payload):u32 | payload. Covering the key means a value
+ * that lands under the wrong key fails its check too. Payload integers are u64 big-endian
+ * (safe integers only), counts u32.
+ */
+import {
+  EntryType,
+  type ConfState,
+  type Entry,
+  type HardState,
+  type Snapshot,
+  type SnapshotMetadata,
+} from "../../raft/types.js";
+import { crc32 } from "./crc32.js";
+
+/** Bumped whenever keys or payloads change meaning; an engine opens only its own version. */
+export const LAYOUT_VERSION = 1;
+
+export const RecordKind = {
+  HardState: 0x01,
+  /** The index and term of the entry just before the first stored one (offset, offsetTerm). */
+  LogStart: 0x02,
+  /** The applied index and the membership as of it. */
+  Applied: 0x03,
+  Snapshot: 0x04,
+  Entry: 0x10,
+} as const;
+export type RecordKind = (typeof RecordKind)[keyof typeof RecordKind];
+
+const GROUP_RECORD_KEY_BYTES = 9;
+const ENTRY_KEY_BYTES = 17;
+const CHECKSUM_BYTES = 4;
+const TWO_TO_THE_32 = 0x1_0000_0000;
+
+export const FORMAT_KEY: Uint8Array = Uint8Array.from([
+  0xff,
+  ...new TextEncoder().encode("concord/raft-log"),
+]);
+
+/** A stored record that passed its checksum but does not decode: a layout bug or a foreign file. */
+export class MalformedRecordError extends Error {
+  constructor(message: string) {
+    super(`malformed record: ${message}`);
+    this.name = "MalformedRecordError";
+  }
+}
+
+/** Writes a payload of a size known up front; `done()` checks that every byte was written. */
+class ByteWriter {
+  readonly bytes: Uint8Array;
+  private readonly view: DataView;
+  private position = 0;
+
+  constructor(size: number) {
+    this.bytes = new Uint8Array(size);
+    this.view = new DataView(this.bytes.buffer);
+  }
+
+  u8(value: number): void {
+    this.view.setUint8(this.position, value);
+    this.position += 1;
+  }
+
+  u32(value: number): void {
+    this.view.setUint32(this.position, value);
+    this.position += 4;
+  }
+
+  u64(value: number): void {
+    if (!Number.isSafeInteger(value) || value < 0) {
+      throw new Error(`lmdb layout: ${value} is not a non-negative safe integer`);
+    }
+    this.view.setUint32(this.position, Math.floor(value / TWO_TO_THE_32));
+    this.view.setUint32(this.position + 4, value % TWO_TO_THE_32);
+    this.position += 8;
+  }
+
+  raw(bytes: Uint8Array): void {
+    this.bytes.set(bytes, this.position);
+    this.position += bytes.byteLength;
+  }
+
+  done(): Uint8Array {
+    if (this.position !== this.bytes.byteLength) {
+      throw new Error(`lmdb layout: wrote ${this.position} of ${this.bytes.byteLength} bytes`);
+    }
+    return this.bytes;
+  }
+}
+
+/** Reads a payload, throwing MalformedRecordError on any overrun or out-of-range value. */
+class ByteReader {
+  private readonly view: DataView;
+  private position = 0;
+
+  constructor(private readonly bytes: Uint8Array) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  private need(count: number): void {
+    if (this.position + count > this.bytes.byteLength) {
+      throw new MalformedRecordError(
+        `needs ${count} more bytes at ${this.position} of ${this.bytes.byteLength}`,
+      );
+    }
+  }
+
+  u8(): number {
+    this.need(1);
+    return this.view.getUint8(this.position++);
+  }
+
+  u32(): number {
+    this.need(4);
+    const value = this.view.getUint32(this.position);
+    this.position += 4;
+    return value;
+  }
+
+  u64(): number {
+    this.need(8);
+    const value = this.view.getUint32(this.position) * TWO_TO_THE_32 + this.view.getUint32(this.position + 4);
+    if (!Number.isSafeInteger(value)) throw new MalformedRecordError(`u64 at ${this.position} is not safe`);
+    this.position += 8;
+    return value;
+  }
+
+  /** A copy of everything not read yet (`new Uint8Array`, as a Buffer's slice() would not copy). */
+  rest(): Uint8Array {
+    const rest = new Uint8Array(this.bytes.subarray(this.position));
+    this.position = this.bytes.byteLength;
+    return rest;
+  }
+
+  end(): void {
+    if (this.position !== this.bytes.byteLength) {
+      throw new MalformedRecordError(`${this.bytes.byteLength - this.position} trailing bytes`);
+    }
+  }
+}
+
+function writeGroupPrefix(writer: ByteWriter, groupId: number, kind: RecordKind): void {
+  writer.u64(groupId);
+  writer.u8(kind);
+}
+
+export function groupRecordKey(groupId: number, kind: RecordKind): Uint8Array {
+  const writer = new ByteWriter(GROUP_RECORD_KEY_BYTES);
+  writeGroupPrefix(writer, groupId, kind);
+  return writer.done();
+}
+
+export function entryKey(groupId: number, index: number): Uint8Array {
+  const writer = new ByteWriter(ENTRY_KEY_BYTES);
+  writeGroupPrefix(writer, groupId, RecordKind.Entry);
+  writer.u64(index);
+  return writer.done();
+}
+
+/** The first key after every entry of `groupId`: the exclusive end of its log's key range. */
+export function entriesEnd(groupId: number): Uint8Array {
+  const writer = new ByteWriter(GROUP_RECORD_KEY_BYTES);
+  writer.u64(groupId);
+  writer.u8(RecordKind.Entry + 1);
+  return writer.done();
+}
+
+export type ParsedKey =
+  | { readonly type: "format" }
+  | { readonly type: "record"; readonly groupId: number; readonly kind: RecordKind }
+  | { readonly type: "entry"; readonly groupId: number; readonly index: number };
+
+const RECORD_KINDS: ReadonlySet<number> = new Set<number>(Object.values(RecordKind));
+
+/** What a stored key addresses, or null for a key this layout never writes. */
+export function parseKey(key: Uint8Array): ParsedKey | null {
+  if (key.byteLength === FORMAT_KEY.byteLength && key.every((byte, i) => byte === FORMAT_KEY[i])) {
+    return { type: "format" };
+  }
+  if (key.byteLength !== GROUP_RECORD_KEY_BYTES && key.byteLength !== ENTRY_KEY_BYTES) return null;
+  try {
+    const reader = new ByteReader(key);
+    const groupId = reader.u64();
+    const kind = reader.u8();
+    if (kind === RecordKind.Entry && key.byteLength === ENTRY_KEY_BYTES) {
+      return { type: "entry", groupId, index: reader.u64() };
+    }
+    if (kind !== RecordKind.Entry && RECORD_KINDS.has(kind) && key.byteLength === GROUP_RECORD_KEY_BYTES) {
+      return { type: "record", groupId, kind: kind as RecordKind };
+    }
+    return null;
+  } catch (error) {
+    if (error instanceof MalformedRecordError) return null;
+    throw error;
+  }
+}
+
+/** The stored value for `payload` under `key`: its checksum, then the payload. */
+export function frame(key: Uint8Array, payload: Uint8Array): Uint8Array {
+  const value = new Uint8Array(CHECKSUM_BYTES + payload.byteLength);
+  new DataView(value.buffer).setUint32(0, crc32(payload, crc32(key)));
+  value.set(payload, CHECKSUM_BYTES);
+  return value;
+}
+
+/** The payload of a stored value (a view into it), or null when the checksum does not match. */
+export function unframe(key: Uint8Array, value: Uint8Array): Uint8Array | null {
+  if (value.byteLength < CHECKSUM_BYTES) return null;
+  const payload = value.subarray(CHECKSUM_BYTES);
+  const stored = new DataView(value.buffer, value.byteOffset, CHECKSUM_BYTES).getUint32(0);
+  return stored === crc32(payload, crc32(key)) ? payload : null;
+}
+
+/** The payload of a stored value without checking it (reads after open; open checked it). */
+export function payloadOf(value: Uint8Array): Uint8Array {
+  if (value.byteLength < CHECKSUM_BYTES) throw new MalformedRecordError(`value of ${value.byteLength} bytes`);
+  return value.subarray(CHECKSUM_BYTES);
+}
+
+export function encodeFormat(): Uint8Array {
+  const writer = new ByteWriter(4);
+  writer.u32(LAYOUT_VERSION);
+  return writer.done();
+}
+
+export function decodeFormat(payload: Uint8Array): number {
+  const reader = new ByteReader(payload);
+  const version = reader.u32();
+  reader.end();
+  return version;
+}
+
+export function encodeHardState(hardState: HardState): Uint8Array {
+  const writer = new ByteWriter(24);
+  writer.u64(hardState.term);
+  writer.u64(hardState.vote);
+  writer.u64(hardState.commit);
+  return writer.done();
+}
+
+export function decodeHardState(payload: Uint8Array): HardState {
+  const reader = new ByteReader(payload);
+  const hardState = { term: reader.u64(), vote: reader.u64(), commit: reader.u64() };
+  reader.end();
+  return hardState;
+}
+
+export interface LogStart {
+  /** Index of the entry just before the first stored one. */
+  readonly index: number;
+  readonly term: number;
+}
+
+export function encodeLogStart(start: LogStart): Uint8Array {
+  const writer = new ByteWriter(16);
+  writer.u64(start.index);
+  writer.u64(start.term);
+  return writer.done();
+}
+
+export function decodeLogStart(payload: Uint8Array): LogStart {
+  const reader = new ByteReader(payload);
+  const start = { index: reader.u64(), term: reader.u64() };
+  reader.end();
+  return start;
+}
+
+const CONF_LISTS = ["voters", "learners", "votersOutgoing", "learnersNext"] as const;
+
+function confStateSize(confState: ConfState): number {
+  return 1 + CONF_LISTS.reduce((size, list) => size + 4 + 8 * confState[list].length, 0);
+}
+
+function writeConfState(writer: ByteWriter, confState: ConfState): void {
+  writer.u8(confState.autoLeave ? 1 : 0);
+  for (const list of CONF_LISTS) {
+    writer.u32(confState[list].length);
+    for (const id of confState[list]) writer.u64(id);
+  }
+}
+
+function readConfState(reader: ByteReader): ConfState {
+  const autoLeave = reader.u8();
+  if (autoLeave > 1) throw new MalformedRecordError(`autoLeave flag ${autoLeave}`);
+  const lists = CONF_LISTS.map(() => Array.from({ length: reader.u32() }, () => reader.u64()));
+  const [voters = [], learners = [], votersOutgoing = [], learnersNext = []] = lists;
+  return { voters, learners, votersOutgoing, learnersNext, autoLeave: autoLeave === 1 };
+}
+
+export interface Applied {
+  readonly index: number;
+  readonly confState: ConfState;
+}
+
+export function encodeApplied(applied: Applied): Uint8Array {
+  const writer = new ByteWriter(8 + confStateSize(applied.confState));
+  writer.u64(applied.index);
+  writeConfState(writer, applied.confState);
+  return writer.done();
+}
+
+export function decodeApplied(payload: Uint8Array): Applied {
+  const reader = new ByteReader(payload);
+  const applied = { index: reader.u64(), confState: readConfState(reader) };
+  reader.end();
+  return applied;
+}
+
+export function encodeSnapshot(snapshot: Snapshot): Uint8Array {
+  const { metadata, data } = snapshot;
+  const writer = new ByteWriter(16 + confStateSize(metadata.confState) + data.byteLength);
+  writer.u64(metadata.index);
+  writer.u64(metadata.term);
+  writeConfState(writer, metadata.confState);
+  writer.raw(data);
+  return writer.done();
+}
+
+function readSnapshotMetadata(reader: ByteReader): SnapshotMetadata {
+  return { index: reader.u64(), term: reader.u64(), confState: readConfState(reader) };
+}
+
+/** The snapshot's metadata alone, without copying its data. */
+export function decodeSnapshotMetadata(payload: Uint8Array): SnapshotMetadata {
+  return readSnapshotMetadata(new ByteReader(payload));
+}
+
+export function decodeSnapshot(payload: Uint8Array): Snapshot {
+  const reader = new ByteReader(payload);
+  const metadata = readSnapshotMetadata(reader);
+  return { metadata, data: reader.rest() };
+}
+
+export function encodeEntry(entry: Entry): Uint8Array {
+  const writer = new ByteWriter(9 + entry.data.byteLength);
+  writer.u64(entry.term);
+  writer.u8(entry.type);
+  writer.raw(entry.data);
+  return writer.done();
+}
+
+const ENTRY_TYPES: ReadonlySet<number> = new Set<number>([EntryType.Normal, EntryType.ConfChange]);
+
+function readEntryType(reader: ByteReader): EntryType {
+  const type = reader.u8();
+  if (!ENTRY_TYPES.has(type)) throw new MalformedRecordError(`entry type ${type}`);
+  return type;
+}
+
+/** The entry stored at `index`; its data is a copy the caller owns. */
+export function decodeEntry(index: number, payload: Uint8Array): Entry {
+  const reader = new ByteReader(payload);
+  const term = reader.u64();
+  const type = readEntryType(reader);
+  return { index, term, type, data: reader.rest() };
+}
+
+/** Just the term of a stored entry (its type checked too), without copying its data. */
+export function decodeEntryTerm(payload: Uint8Array): number {
+  const reader = new ByteReader(payload);
+  const term = reader.u64();
+  readEntryType(reader);
+  return term;
+}
