@@ -1,0 +1,104 @@
+/**
+ * The receiving end of snapshot transfers: one assembler per transfer in progress on each
+ * connection; a finished transfer goes to the receive handler and is acknowledged, a broken one
+ * is discarded and answered with the reason. Chunks of a discarded transfer are ignored, so a
+ * sender's retry (a fresh transfer id) starts clean.
+ */
+import type { FramedConnection } from "./connection.js";
+import { ProtocolError } from "./connection.js";
+import {
+  encodeSnapshotStatus,
+  SnapshotOutcome,
+  type SnapshotChunk,
+  type SnapshotStatus,
+} from "./control-codec.js";
+import { FrameKind } from "./frame.js";
+import { SnapshotAssembler, SnapshotTransferError } from "./snapshot-stream.js";
+import type { Envelope, Logger, TransportCounters } from "./transport.js";
+
+export interface SnapshotReceiverContext {
+  readonly maxSnapshotBytes: number;
+  readonly counters: TransportCounters;
+  readonly logger: Logger;
+  /** Throws ProtocolError unless `header` is addressed from the connection's peer to this node. */
+  checkRoute(connection: FramedConnection, header: Envelope): void;
+  /** Hands a complete snapshot to the receive handler; false if the handler failed. */
+  deliver(envelope: Envelope): boolean;
+}
+
+export class SnapshotReceiver {
+  private readonly transfers = new Map<FramedConnection, Map<number, SnapshotAssembler>>();
+
+  constructor(private readonly context: SnapshotReceiverContext) {}
+
+  onChunk(connection: FramedConnection, chunk: SnapshotChunk): void {
+    let transfers = this.transfers.get(connection);
+    if (transfers === undefined) {
+      transfers = new Map();
+      this.transfers.set(connection, transfers);
+    }
+    let assembler = transfers.get(chunk.transferId);
+    if (chunk.header !== null) {
+      if (assembler !== undefined)
+        throw new ProtocolError(`snapshot transfer ${chunk.transferId} started twice`);
+      this.context.checkRoute(connection, chunk.header);
+      try {
+        assembler = new SnapshotAssembler(chunk.header, this.context.maxSnapshotBytes);
+      } catch (error) {
+        if (!(error instanceof SnapshotTransferError)) throw error;
+        this.reject(connection, chunk.transferId, error.reason);
+        return;
+      }
+      transfers.set(chunk.transferId, assembler);
+    } else if (assembler === undefined) {
+      // The rest of a transfer already discarded (rejected here or cancelled by the sender).
+      return;
+    }
+    let complete: Envelope | null;
+    try {
+      complete = assembler.add(chunk);
+    } catch (error) {
+      if (!(error instanceof SnapshotTransferError)) throw error;
+      transfers.delete(chunk.transferId);
+      this.reject(connection, chunk.transferId, error.reason);
+      return;
+    }
+    if (complete === null) return;
+    transfers.delete(chunk.transferId);
+    this.context.counters.snapshotsReceived++;
+    this.context.counters.messagesReceived++;
+    const status: SnapshotStatus = this.context.deliver(complete)
+      ? { transferId: chunk.transferId, outcome: SnapshotOutcome.Accepted, reason: "" }
+      : {
+          transferId: chunk.transferId,
+          outcome: SnapshotOutcome.Rejected,
+          reason: "the receiver failed to take it",
+        };
+    connection.send(FrameKind.SnapshotStatus, encodeSnapshotStatus(status));
+  }
+
+  /** The sender gave up on a transfer. */
+  onCancelled(connection: FramedConnection, status: SnapshotStatus): void {
+    if (this.transfers.get(connection)?.delete(status.transferId) !== true) return;
+    this.context.counters.snapshotsDiscarded++;
+    this.context.logger.info(
+      { peer: connection.peerId, transferId: status.transferId, reason: status.reason },
+      "peer cancelled its snapshot transfer",
+    );
+  }
+
+  /** The connection closed: every transfer in progress on it is discarded. */
+  onConnectionClosed(connection: FramedConnection): void {
+    const transfers = this.transfers.get(connection);
+    if (transfers === undefined) return;
+    this.context.counters.snapshotsDiscarded += transfers.size;
+    this.transfers.delete(connection);
+  }
+
+  private reject(connection: FramedConnection, transferId: number, reason: string): void {
+    this.context.counters.snapshotsDiscarded++;
+    this.context.logger.warn({ peer: connection.peerId, transferId, reason }, "discarding incoming snapshot");
+    const status: SnapshotStatus = { transferId, outcome: SnapshotOutcome.Rejected, reason };
+    connection.send(FrameKind.SnapshotStatus, encodeSnapshotStatus(status));
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * The contract between a node runtime and its peer network: the `Transport` interface, the
+ * envelope it carries (one Raft group's messages between two nodes), the injected logger, the
+ * counters every implementation keeps, and the error a failed snapshot transfer rejects with.
+ * Implementations: `TcpTransport` (tcp.ts) and `MemoryTransport` (memory.ts).
+ */
+import { MessageType, type Message, type NodeId } from "../raft/types.js";
+
+/** Messages of one Raft group travelling from node `from` to node `to`. */
+export interface Envelope {
+  /** The Raft group (range) the messages belong to; any non-negative safe integer. */
+  readonly groupId: number;
+  readonly from: NodeId;
+  readonly to: NodeId;
+  readonly messages: readonly Message[];
+}
+
+/** A snapshot's state-machine image, whole or as a stream of pieces of any size. */
+export type SnapshotData = AsyncIterable<Uint8Array> | Uint8Array;
+
+export type ReceiveHandler = (envelope: Envelope) => void;
+export type UnreachableHandler = (peer: NodeId) => void;
+
+/** Structured logging as pino does it: fields first, then the message. */
+export interface Logger {
+  warn(fields: object, message: string): void;
+  info(fields: object, message: string): void;
+  debug?(fields: object, message: string): void;
+}
+
+/** Monotonic counts, kept as a plain object for export (e.g. to Prometheus). */
+export interface TransportCounters {
+  framesSent: number;
+  framesReceived: number;
+  /** Frame bytes, headers included. */
+  bytesSent: number;
+  bytesReceived: number;
+  messagesSent: number;
+  messagesReceived: number;
+  /** Raft messages given up on: queue overflow while a peer is down, unknown peer, too large, closed. */
+  messagesDropped: number;
+  dialAttempts: number;
+  dialFailures: number;
+  /** Dials scheduled after a failed dial or a lost connection. */
+  reconnects: number;
+  connectionsAccepted: number;
+  connectionsLost: number;
+  handshakeFailures: number;
+  /** Frames or payloads from a peer that failed validation; each one closes its connection. */
+  decodeErrors: number;
+  snapshotsSent: number;
+  snapshotsSendFailed: number;
+  snapshotsReceived: number;
+  /** Incoming snapshot transfers discarded: bad checksum, cancelled by the sender, too large, lost. */
+  snapshotsDiscarded: number;
+}
+
+export function newTransportCounters(): TransportCounters {
+  return {
+    framesSent: 0,
+    framesReceived: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+    messagesSent: 0,
+    messagesReceived: 0,
+    messagesDropped: 0,
+    dialAttempts: 0,
+    dialFailures: 0,
+    reconnects: 0,
+    connectionsAccepted: 0,
+    connectionsLost: 0,
+    handshakeFailures: 0,
+    decodeErrors: 0,
+    snapshotsSent: 0,
+    snapshotsSendFailed: 0,
+    snapshotsReceived: 0,
+    snapshotsDiscarded: 0,
+  };
+}
+
+/** A send that did not complete, e.g. a snapshot the peer never acknowledged. */
+export class TransportError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "TransportError";
+  }
+}
+
+export interface Transport {
+  readonly nodeId: NodeId;
+  readonly counters: TransportCounters;
+  /**
+   * Queues `envelope` for peer `to` (which must equal `envelope.to`; `envelope.from` must be this
+   * node). Nothing leaves before `flush()`. Delivery is best effort: Raft tolerates loss.
+   */
+  send(to: NodeId, envelope: Envelope): void;
+  /** Sends everything queued, one batch frame per peer. Call once per tick/turn. */
+  flush(): void;
+  /**
+   * Streams a snapshot to `to`. `message` is a Snap message whose snapshot metadata travels in
+   * the transfer's header; `data` replaces its snapshot's data. Resolves once the peer has
+   * verified the whole snapshot and handed it to its receive handler; rejects with a
+   * `TransportError` otherwise, so the caller can report the snapshot as failed and retry.
+   */
+  sendSnapshot(to: NodeId, groupId: number, message: Message, data: SnapshotData): Promise<void>;
+  /** The one handler for incoming envelopes (snapshots arrive as a Snap message with its data). */
+  onReceive(handler: ReceiveHandler): void;
+  /** Called with a peer id whenever messages for it could not be sent or its connection broke. */
+  onUnreachable(handler: UnreachableHandler): void;
+  start(): Promise<void>;
+  /** Stops everything; pending snapshot transfers reject, queued messages are dropped. */
+  close(): Promise<void>;
+}
+
+/** Throws unless `envelope` may be sent by `self` to `to`: a caller bug, never a peer's fault. */
+export function checkOutgoingEnvelope(self: NodeId, to: NodeId, envelope: Envelope): void {
+  if (envelope.to !== to) throw new Error(`envelope for node ${envelope.to} sent to node ${to}`);
+  if (envelope.from !== self) throw new Error(`envelope from node ${envelope.from} sent by node ${self}`);
+  if (to === self) throw new Error(`node ${self} cannot send to itself`);
+}
+
+/** Throws unless `message` can open a snapshot transfer from `self` to `to`. */
+export function checkSnapshotMessage(self: NodeId, to: NodeId, message: Message): void {
+  if (message.type !== MessageType.Snap || message.snapshot === null) {
+    throw new Error("sendSnapshot needs a Snap message carrying snapshot metadata");
+  }
+  if (message.to !== to || message.from !== self) {
+    throw new Error(`snapshot message ${message.from}→${message.to} sent as ${self}→${to}`);
+  }
+}
