@@ -6,7 +6,7 @@
 import type { NodeId } from "../raft/types.js";
 import type { FramedConnection } from "./connection.js";
 import { encodeSnapshotChunk, encodeSnapshotStatus, SnapshotOutcome } from "./control-codec.js";
-import { crc32 } from "./crc32.js";
+import { crc32 } from "node:zlib";
 import { FrameKind } from "./frame.js";
 import { snapshotChunks } from "./snapshot-stream.js";
 import { TransportError, type Envelope, type SnapshotData } from "./transport.js";

@@ -6,7 +6,7 @@
  */
 import { MessageType } from "../raft/types.js";
 import type { SnapshotChunk } from "./control-codec.js";
-import { crc32 } from "./crc32.js";
+import { crc32 } from "node:zlib";
 import type { Envelope, SnapshotData } from "./transport.js";
 
 export const DEFAULT_SNAPSHOT_CHUNK_BYTES = 1024 * 1024;

@@ -1,12 +1,10 @@
-// The lmdb engine's on-disk layout: CRC-32, the key encoding (its byte order is the order of
+// The lmdb engine's on-disk layout: the key encoding (its byte order is the order of
 // group, record kind and index, in memcmp and in a real lmdb store), value framing, the record
 // codecs, and the lmdb store underneath (exact value sizes, ordered writes within a batch).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import * as zlib from "node:zlib";
 import fc from "fast-check";
 import { EntryType, type ConfState } from "../../src/raft/types.js";
-import { crc32 } from "../../src/storage/lmdb/crc32.js";
 import {
   FORMAT_KEY,
   MalformedRecordError,
@@ -71,35 +69,6 @@ const confArbitrary: fc.Arbitrary<ConfState> = fc
   .map((conf) => ({ ...conf }));
 
 describe("lmdb layout", () => {
-  describe("crc32", () => {
-    it("matches the standard check values", () => {
-      assert.equal(crc32(new Uint8Array()), 0);
-      assert.equal(crc32(text("123456789")), 0xcbf43926);
-      assert.equal(crc32(text("The quick brown fox jumps over the lazy dog")), 0x414fa339);
-    });
-
-    it("continues a running checksum across chunks", () => {
-      fc.assert(
-        fc.property(fc.uint8Array(), fc.uint8Array(), (a, b) => {
-          const whole = new Uint8Array([...a, ...b]);
-          assert.equal(crc32(b, crc32(a)), crc32(whole));
-        }),
-      );
-    });
-
-    it(
-      "agrees with zlib's crc32",
-      { skip: typeof zlib.crc32 !== "function" && "zlib.crc32 needs Node >= 20.15" },
-      () => {
-        fc.assert(
-          fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) =>
-            assert.equal(crc32(bytes), zlib.crc32(bytes)),
-          ),
-        );
-      },
-    );
-  });
-
   describe("keys", () => {
     it("compare bytewise exactly as (group, kind, index) compare", () => {
       fc.assert(

@@ -5,7 +5,7 @@ import { describe, test } from "node:test";
 import fc from "fast-check";
 import { EMPTY_CONF_STATE, MessageType, message } from "../../src/raft/types.js";
 import type { SnapshotChunk } from "../../src/transport/control-codec.js";
-import { crc32 } from "../../src/transport/crc32.js";
+import { crc32 } from "node:zlib";
 import {
   SnapshotAssembler,
   snapshotChunks,
@@ -71,23 +71,6 @@ async function chunksFor(data: Uint8Array, chunkBytes: number): Promise<Snapshot
 function failsWith(run: () => unknown, reason: RegExp): void {
   assert.throws(run, (e: unknown) => e instanceof SnapshotTransferError && reason.test(e.reason));
 }
-
-describe("crc32", () => {
-  test("matches the standard check values", () => {
-    assert.equal(crc32(new TextEncoder().encode("123456789")), 0xcbf43926);
-    assert.equal(crc32(new Uint8Array(0)), 0);
-    assert.equal(crc32(new TextEncoder().encode("The quick brown fox jumps over the lazy dog")), 0x414fa339);
-  });
-
-  test("a running checksum equals the checksum of the concatenation", () => {
-    fc.assert(
-      fc.property(fc.uint8Array(), fc.uint8Array(), (a, b) => {
-        const whole = new Uint8Array([...a, ...b]);
-        assert.equal(crc32(b, crc32(a)), crc32(whole));
-      }),
-    );
-  });
-});
 
 describe("snapshotChunks", () => {
   test("re-cuts any stream of pieces into full chunks and a flagged last one", async () => {

@@ -21,7 +21,7 @@ import {
   type Snapshot,
   type SnapshotMetadata,
 } from "../../raft/types.js";
-import { crc32 } from "./crc32.js";
+import { crc32 } from "node:zlib";
 
 /** Bumped whenever keys or payloads change meaning; an engine opens only its own version. */
 export const LAYOUT_VERSION = 1;
