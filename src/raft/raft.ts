@@ -411,7 +411,12 @@ export class Raft {
 
   // ---------------------------------------------------------------- step
 
-  step(m: Message): void {
+  /**
+   * Handle a message. `local` marks a request from this node's own caller (propose, readIndex),
+   * who is told synchronously (ProposalDroppedError) when it cannot be accepted; a request that
+   * arrived over the network is dropped quietly, even if it originated here and bounced back.
+   */
+  step(m: Message, local = false): void {
     if (m.term > this.term) {
       if (!this.acceptHigherTerm(m)) return;
     } else if (m.term < this.term && m.term !== 0) {
@@ -428,14 +433,14 @@ export class Raft {
     }
     switch (this.role) {
       case StateRole.Leader:
-        this.stepLeader(m);
+        this.stepLeader(m, local);
         return;
       case StateRole.Candidate:
       case StateRole.PreCandidate:
-        this.stepCandidate(m);
+        this.stepCandidate(m, local);
         return;
       case StateRole.Follower:
-        this.stepFollower(m);
+        this.stepFollower(m, local);
         return;
     }
   }
@@ -465,7 +470,7 @@ export class Raft {
       m.type === MessageType.VoteResp &&
       this.role === StateRole.Candidate
     ) {
-      this.stepCandidate(m);
+      this.stepCandidate(m, false);
       return;
     }
     if (
@@ -498,10 +503,10 @@ export class Raft {
     }
   }
 
-  private stepLeader(m: Message): void {
+  private stepLeader(m: Message, local: boolean): void {
     switch (m.type) {
       case MessageType.Prop:
-        this.leaderPropose(m);
+        this.leaderPropose(m, local);
         return;
       case MessageType.ReadIndex:
         this.leaderReadIndex(m);
@@ -526,13 +531,13 @@ export class Raft {
     }
   }
 
-  private stepCandidate(m: Message): void {
+  private stepCandidate(m: Message, local: boolean): void {
     const myResponseType =
       this.role === StateRole.PreCandidate ? MessageType.PreVoteResp : MessageType.VoteResp;
     switch (m.type) {
       case MessageType.Prop:
       case MessageType.ReadIndex:
-        this.dropProposal(m, "no leader (election in progress)");
+        this.dropProposal(local, "no leader (election in progress)");
         return;
       case MessageType.App:
         this.becomeFollower(m.term, m.from);
@@ -566,11 +571,12 @@ export class Raft {
     }
   }
 
-  private stepFollower(m: Message): void {
+  private stepFollower(m: Message, local: boolean): void {
     switch (m.type) {
       case MessageType.Prop:
-        if (this.lead === NONE) this.dropProposal(m, "no leader");
-        else if (this.config.disableProposalForwarding) this.dropProposal(m, "proposal forwarding disabled");
+        if (this.lead === NONE) this.dropProposal(local, "no leader");
+        else if (this.config.disableProposalForwarding)
+          this.dropProposal(local, "proposal forwarding disabled");
         else this.send({ ...m, to: this.lead });
         return;
       case MessageType.App:
@@ -596,7 +602,7 @@ export class Raft {
         this.hup(CampaignKind.Transfer);
         return;
       case MessageType.ReadIndex:
-        if (this.lead === NONE) this.dropProposal(m, "no leader to confirm the read");
+        if (this.lead === NONE) this.dropProposal(local, "no leader to confirm the read");
         else this.send({ ...m, to: this.lead });
         return;
       case MessageType.ReadIndexResp:
@@ -607,9 +613,9 @@ export class Raft {
     }
   }
 
-  private dropProposal(m: Message, reason: string): void {
+  private dropProposal(local: boolean, reason: string): void {
     // Only a local caller can be told; a forwarded proposal's client finds out by timing out.
-    if (m.from === this.id) throw new ProposalDroppedError(reason);
+    if (local) throw new ProposalDroppedError(reason);
   }
 
   // ---------------------------------------------------------------- follower side
@@ -682,27 +688,27 @@ export class Raft {
 
   // ---------------------------------------------------------------- leader side
 
-  private leaderPropose(m: Message): void {
+  private leaderPropose(m: Message, local: boolean): void {
     invariant(m.entries.length > 0, "empty proposal");
     if (!this.tracker.progress.has(this.id)) {
-      this.dropProposal(m, "this leader was removed from the configuration");
+      this.dropProposal(local, "this leader was removed from the configuration");
       return;
     }
     if (this.leadTransferee !== NONE) {
-      this.dropProposal(m, `leadership transfer to ${this.leadTransferee} in progress`);
+      this.dropProposal(local, `leadership transfer to ${this.leadTransferee} in progress`);
       return;
     }
     const entries = m.entries.map((e) => {
       if (e.type !== EntryType.ConfChange) return e;
       const refusal = this.confChangeRefusal(decodeConfChange(e.data));
       if (refusal === undefined) return e;
-      if (m.from === this.id) throw new ProposalDroppedError(refusal);
+      if (local) throw new ProposalDroppedError(refusal);
       // Keep the other entries of a forwarded batch; the refused change becomes a no-op.
       return { ...e, type: EntryType.Normal, data: EMPTY_BYTES };
     });
     const firstNew = this.log.lastIndex() + 1;
     if (!this.appendEntries(entries)) {
-      this.dropProposal(m, "too many uncommitted entries");
+      this.dropProposal(local, "too many uncommitted entries");
       return;
     }
     entries.forEach((e, i) => {
@@ -890,7 +896,7 @@ export class Raft {
 
   /** A local ReadIndex request; the answer arrives as a ReadState. */
   readIndex(context: Uint8Array): void {
-    this.step(message({ type: MessageType.ReadIndex, to: this.id, from: this.id, context }));
+    this.step(message({ type: MessageType.ReadIndex, to: this.id, from: this.id, context }), true);
   }
 
   // ---------------------------------------------------------------- leadership transfer

@@ -69,6 +69,7 @@ export class RawNode {
         from: this.raft.id,
         entries: [{ term: 0, index: 0, type: EntryType.Normal, data }],
       }),
+      true,
     );
   }
 
@@ -80,6 +81,7 @@ export class RawNode {
         from: this.raft.id,
         entries: [{ term: 0, index: 0, type: EntryType.ConfChange, data: encodeConfChange(cc) }],
       }),
+      true,
     );
   }
 

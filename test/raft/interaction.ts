@@ -8,6 +8,7 @@ import {
   ConfChangeTransition,
   ConfChangeType,
   EntryType,
+  MessageType,
   type ConfChangeSingle,
   type Message,
   type NodeId,
@@ -108,7 +109,7 @@ export class Interaction {
         for (const n of this.select(positional)) this.processReady(n, out);
         break;
       case "deliver-msgs":
-        this.deliver(this.select(positional), options.get("drop") === "true", out);
+        this.deliver(this.select(positional), options.get("drop") === "true", out, options.get("type"));
         break;
       case "stabilize":
         this.stabilize(this.select(positional), out);
@@ -241,10 +242,12 @@ export class Interaction {
     return true;
   }
 
-  private deliver(targets: TestNode[], drop: boolean, out: string[]): number {
+  /** Deliver (or drop) the messages in flight to `targets`, only those of `type` if given. */
+  private deliver(targets: TestNode[], drop: boolean, out: string[], type?: string): number {
     const ids = new Set(targets.map((n) => n.id));
-    const now = this.inFlight.filter((m) => ids.has(m.to));
-    this.inFlight = this.inFlight.filter((m) => !ids.has(m.to));
+    const selected = (m: Message): boolean => ids.has(m.to) && (type === undefined || MessageType[m.type] === type);
+    const now = this.inFlight.filter(selected);
+    this.inFlight = this.inFlight.filter((m) => !selected(m));
     for (const m of now) {
       const cut = this.isolated.has(m.from) || this.isolated.has(m.to);
       if (drop || cut) {
