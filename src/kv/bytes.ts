@@ -1,0 +1,283 @@
+/**
+ * Byte-level helpers for the kv layer: lexicographic ordering, prefix bounds, UTF-8, and the
+ * bounds-checked writer/reader that every versioned binary encoding in src/kv is built from
+ * (commands, results, the value header, the dedup table, snapshots).
+ *
+ * Decoders never trust their input: a short buffer, a length that runs past the end, an
+ * unknown format version or kind, an out-of-range field or bytes left over all raise a
+ * DecodeError naming what was being decoded and why.
+ */
+
+export type DecodeFailure =
+  "truncated" | "trailing-bytes" | "unknown-version" | "unknown-kind" | "invalid-field" | "checksum-mismatch";
+
+/** Input bytes are not a valid encoding of the thing being decoded. Nothing was applied. */
+export class DecodeError extends Error {
+  constructor(
+    readonly what: string,
+    readonly failure: DecodeFailure,
+    detail: string,
+  ) {
+    super(`cannot decode ${what}: ${failure}: ${detail}`);
+    this.name = "DecodeError";
+  }
+}
+
+export const EMPTY: Uint8Array = new Uint8Array(0);
+
+/** Lexicographic byte order (shorter wins on a common prefix), like memcmp-then-length. */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const d = a[i]! - b[i]!;
+    if (d !== 0) return d;
+  }
+  return a.length - b.length;
+}
+
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+export function concatBytes(...parts: readonly Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const p of parts) length += p.length;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * The smallest byte string greater than every string that starts with `prefix`, or null when
+ * there is none (the prefix is empty or all 0xFF): the exclusive end of a prefix scan.
+ */
+export function prefixEnd(prefix: Uint8Array): Uint8Array | null {
+  for (let i = prefix.length - 1; i >= 0; i--) {
+    if (prefix[i] !== 0xff) {
+      const end = prefix.slice(0, i + 1);
+      end[i] = prefix[i]! + 1;
+      return end;
+    }
+  }
+  return null;
+}
+
+/**
+ * Bytes as a string of char codes 0..255. JavaScript compares such strings code unit by code
+ * unit, so their order is exactly the byte order: usable as Map keys and for sorting.
+ */
+export function latin1(bytes: Uint8Array): string {
+  // fromCharCode takes a typed array as its argument list; chunks keep under the argument limit.
+  if (bytes.length <= 4096) return String.fromCharCode.apply(null, bytes as unknown as number[]);
+  let out = "";
+  for (let i = 0; i < bytes.length; i += 4096) {
+    out += String.fromCharCode.apply(null, bytes.subarray(i, i + 4096) as unknown as number[]);
+  }
+  return out;
+}
+
+const utf8Encoder = new TextEncoder();
+const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
+
+export function utf8(text: string): Uint8Array {
+  return utf8Encoder.encode(text);
+}
+
+export function fromUtf8(bytes: Uint8Array, what: string): string {
+  try {
+    return utf8Decoder.decode(bytes);
+  } catch {
+    throw new DecodeError(what, "invalid-field", "text is not valid UTF-8");
+  }
+}
+
+const U64_MAX = (1n << 64n) - 1n;
+const I64_MIN = -(1n << 63n);
+const I64_MAX = (1n << 63n) - 1n;
+const U32_MAX = 0xffff_ffff;
+
+/** An append-only buffer for building encodings; grows by doubling. */
+export class ByteWriter {
+  private buffer: Uint8Array;
+  private view: DataView;
+  private length = 0;
+
+  constructor(initialCapacity = 64) {
+    this.buffer = new Uint8Array(Math.max(initialCapacity, 8));
+    this.view = new DataView(this.buffer.buffer);
+  }
+
+  get size(): number {
+    return this.length;
+  }
+
+  u8(value: number): this {
+    if (!Number.isInteger(value) || value < 0 || value > 0xff) throw new Error(`u8 out of range: ${value}`);
+    this.reserve(1);
+    this.buffer[this.length++] = value;
+    return this;
+  }
+
+  bool(value: boolean): this {
+    return this.u8(value ? 1 : 0);
+  }
+
+  u32(value: number): this {
+    if (!Number.isInteger(value) || value < 0 || value > U32_MAX)
+      throw new Error(`u32 out of range: ${value}`);
+    this.reserve(4);
+    this.view.setUint32(this.length, value);
+    this.length += 4;
+    return this;
+  }
+
+  u64(value: bigint): this {
+    if (value < 0n || value > U64_MAX) throw new Error(`u64 out of range: ${value}`);
+    this.reserve(8);
+    this.view.setBigUint64(this.length, value);
+    this.length += 8;
+    return this;
+  }
+
+  i64(value: bigint): this {
+    if (value < I64_MIN || value > I64_MAX) throw new Error(`i64 out of range: ${value}`);
+    this.reserve(8);
+    this.view.setBigInt64(this.length, value);
+    this.length += 8;
+    return this;
+  }
+
+  /** A non-negative safe integer, as a u64. */
+  count(value: number): this {
+    if (!Number.isSafeInteger(value) || value < 0) throw new Error(`count out of range: ${value}`);
+    return this.u64(BigInt(value));
+  }
+
+  /** Raw bytes, no length prefix. */
+  raw(bytes: Uint8Array): this {
+    this.reserve(bytes.length);
+    this.buffer.set(bytes, this.length);
+    this.length += bytes.length;
+    return this;
+  }
+
+  /** Length-prefixed (u32) bytes. */
+  bytes(bytes: Uint8Array): this {
+    return this.u32(bytes.length).raw(bytes);
+  }
+
+  string(text: string): this {
+    return this.bytes(utf8(text));
+  }
+
+  /** A copy of what was written. */
+  finish(): Uint8Array {
+    return this.buffer.slice(0, this.length);
+  }
+
+  private reserve(extra: number): void {
+    const needed = this.length + extra;
+    if (needed <= this.buffer.length) return;
+    let capacity = this.buffer.length * 2;
+    while (capacity < needed) capacity *= 2;
+    const grown = new Uint8Array(capacity);
+    grown.set(this.buffer.subarray(0, this.length));
+    this.buffer = grown;
+    this.view = new DataView(grown.buffer);
+  }
+}
+
+/** Reads an encoding front to back, throwing DecodeError on anything malformed. */
+export class ByteReader {
+  private offset = 0;
+  private readonly view: DataView;
+
+  constructor(
+    private readonly input: Uint8Array,
+    readonly what: string,
+  ) {
+    this.view = new DataView(input.buffer, input.byteOffset, input.byteLength);
+  }
+
+  get remaining(): number {
+    return this.input.length - this.offset;
+  }
+
+  fail(failure: DecodeFailure, detail: string): never {
+    throw new DecodeError(this.what, failure, `${detail} (at byte ${this.offset})`);
+  }
+
+  u8(): number {
+    this.need(1, "u8");
+    return this.input[this.offset++]!;
+  }
+
+  bool(): boolean {
+    const b = this.u8();
+    if (b > 1) this.fail("invalid-field", `boolean byte ${b}`);
+    return b === 1;
+  }
+
+  u32(): number {
+    this.need(4, "u32");
+    const v = this.view.getUint32(this.offset);
+    this.offset += 4;
+    return v;
+  }
+
+  u64(): bigint {
+    this.need(8, "u64");
+    const v = this.view.getBigUint64(this.offset);
+    this.offset += 8;
+    return v;
+  }
+
+  i64(): bigint {
+    this.need(8, "i64");
+    const v = this.view.getBigInt64(this.offset);
+    this.offset += 8;
+    return v;
+  }
+
+  count(): number {
+    const v = this.u64();
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) this.fail("invalid-field", `count ${v} is not a safe integer`);
+    return Number(v);
+  }
+
+  /** `length` raw bytes (copied). */
+  raw(length: number): Uint8Array {
+    this.need(length, "bytes");
+    const out = this.input.slice(this.offset, this.offset + length);
+    this.offset += length;
+    return out;
+  }
+
+  bytes(): Uint8Array {
+    return this.raw(this.u32());
+  }
+
+  string(): string {
+    return fromUtf8(this.bytes(), this.what);
+  }
+
+  /** Everything not read yet (copied). */
+  rest(): Uint8Array {
+    return this.raw(this.remaining);
+  }
+
+  /** Asserts the input was consumed exactly. */
+  end(): void {
+    if (this.remaining !== 0) this.fail("trailing-bytes", `${this.remaining} unread bytes`);
+  }
+
+  private need(n: number, field: string): void {
+    if (this.remaining < n) this.fail("truncated", `${field} needs ${n} bytes, ${this.remaining} left`);
+  }
+}

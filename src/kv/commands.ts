@@ -1,0 +1,460 @@
+/**
+ * The write commands of the MVCC state machine (etcd's Put, DeleteRange, Txn and Compact,
+ * with Range as a transaction op), the envelope that carries one through the Raft log, and
+ * their versioned binary encoding.
+ *
+ * Encoding: a format byte (ENCODING_VERSION), then for an envelope the client id, sequence
+ * and timestamp, then the command: a kind byte and its fields. Integers are big-endian fixed
+ * width, byte strings and lists are u32-length-prefixed, flags are bit sets that reject
+ * unknown bits. Decoders throw DecodeError on an unknown version or kind, an invalid field,
+ * truncation and trailing bytes; encoders throw RangeError on values that cannot be encoded,
+ * so a malformed command never reaches the log.
+ *
+ * Field conventions follow etcd: an empty `rangeEnd` means the single key `key`, a rangeEnd
+ * of one 0x00 byte means every key >= `key`; revision 0 means "current"; limit 0 means none;
+ * a lease of 0 means no lease.
+ */
+import { ByteReader, ByteWriter, EMPTY } from "./bytes.js";
+import { isTimestamp } from "./hlc.js";
+
+export const ENCODING_VERSION = 1;
+/** Deepest nesting of transactions inside transactions that the encoding accepts. */
+export const MAX_TXN_DEPTH = 16;
+
+export enum SortOrder {
+  None = 0,
+  Ascend = 1,
+  Descend = 2,
+}
+
+export enum SortTarget {
+  Key = 0,
+  Version = 1,
+  Create = 2,
+  Mod = 3,
+  Value = 4,
+}
+
+export enum CompareTarget {
+  Version = 0,
+  Create = 1,
+  Mod = 2,
+  Value = 3,
+  Lease = 4,
+}
+
+export enum CompareResult {
+  Equal = 0,
+  Greater = 1,
+  Less = 2,
+  NotEqual = 3,
+}
+
+export interface RangeRequest {
+  readonly kind: "range";
+  readonly key: Uint8Array;
+  readonly rangeEnd: Uint8Array;
+  readonly limit: number;
+  readonly revision: bigint;
+  readonly sortOrder: SortOrder;
+  readonly sortTarget: SortTarget;
+  readonly keysOnly: boolean;
+  readonly countOnly: boolean;
+  readonly minModRevision: bigint;
+  readonly maxModRevision: bigint;
+  readonly minCreateRevision: bigint;
+  readonly maxCreateRevision: bigint;
+}
+
+export interface PutRequest {
+  readonly kind: "put";
+  readonly key: Uint8Array;
+  readonly value: Uint8Array;
+  readonly lease: bigint;
+  readonly prevKv: boolean;
+  /** Keep the current value (the key must exist; `value` must be empty). */
+  readonly ignoreValue: boolean;
+  /** Keep the current lease (the key must exist; `lease` must be 0). */
+  readonly ignoreLease: boolean;
+}
+
+export interface DeleteRangeRequest {
+  readonly kind: "deleteRange";
+  readonly key: Uint8Array;
+  readonly rangeEnd: Uint8Array;
+  readonly prevKv: boolean;
+}
+
+/** A compare against a key's value (bytes). */
+export interface ValueCompare {
+  readonly target: CompareTarget.Value;
+  readonly result: CompareResult;
+  readonly key: Uint8Array;
+  readonly rangeEnd: Uint8Array;
+  readonly value: Uint8Array;
+}
+
+/** A compare against a key's version, create or mod revision, or lease. */
+export interface NumberCompare {
+  readonly target: CompareTarget.Version | CompareTarget.Create | CompareTarget.Mod | CompareTarget.Lease;
+  readonly result: CompareResult;
+  readonly key: Uint8Array;
+  readonly rangeEnd: Uint8Array;
+  readonly operand: bigint;
+}
+
+export type Compare = ValueCompare | NumberCompare;
+
+export interface TxnRequest {
+  readonly kind: "txn";
+  readonly compares: readonly Compare[];
+  readonly success: readonly TxnOp[];
+  readonly failure: readonly TxnOp[];
+}
+
+export interface CompactRequest {
+  readonly kind: "compact";
+  readonly revision: bigint;
+}
+
+export type TxnOp = RangeRequest | PutRequest | DeleteRangeRequest | TxnRequest;
+export type Command = PutRequest | DeleteRangeRequest | TxnRequest | CompactRequest;
+
+/**
+ * A command as proposed: who sent it (for at-most-once application of retries) and the
+ * leader's clock reading when it was proposed (the lower bound of its revision).
+ * An empty clientId opts out of deduplication; otherwise sequence is >= 1.
+ */
+export interface CommandEnvelope {
+  readonly clientId: string;
+  readonly sequence: number;
+  readonly timestamp: bigint;
+  readonly command: Command;
+}
+
+type Fields<T extends { kind: string }> = Omit<T, "kind">;
+
+export function rangeRequest(
+  fields: Partial<Fields<RangeRequest>> & Pick<RangeRequest, "key">,
+): RangeRequest {
+  return {
+    kind: "range",
+    rangeEnd: EMPTY,
+    limit: 0,
+    revision: 0n,
+    sortOrder: SortOrder.None,
+    sortTarget: SortTarget.Key,
+    keysOnly: false,
+    countOnly: false,
+    minModRevision: 0n,
+    maxModRevision: 0n,
+    minCreateRevision: 0n,
+    maxCreateRevision: 0n,
+    ...fields,
+  };
+}
+
+export function putRequest(fields: Partial<Fields<PutRequest>> & Pick<PutRequest, "key">): PutRequest {
+  return {
+    kind: "put",
+    value: EMPTY,
+    lease: 0n,
+    prevKv: false,
+    ignoreValue: false,
+    ignoreLease: false,
+    ...fields,
+  };
+}
+
+export function deleteRangeRequest(
+  fields: Partial<Fields<DeleteRangeRequest>> & Pick<DeleteRangeRequest, "key">,
+): DeleteRangeRequest {
+  return { kind: "deleteRange", rangeEnd: EMPTY, prevKv: false, ...fields };
+}
+
+export function txnRequest(fields: Partial<Fields<TxnRequest>>): TxnRequest {
+  return { kind: "txn", compares: [], success: [], failure: [], ...fields };
+}
+
+export function compactRequest(revision: bigint): CompactRequest {
+  return { kind: "compact", revision };
+}
+
+const Kind = {
+  Range: 1,
+  Put: 2,
+  DeleteRange: 3,
+  Txn: 4,
+  Compact: 5,
+} as const;
+
+const PUT_PREV_KV = 0x01;
+const PUT_IGNORE_VALUE = 0x02;
+const PUT_IGNORE_LEASE = 0x04;
+const RANGE_KEYS_ONLY = 0x01;
+const RANGE_COUNT_ONLY = 0x02;
+const DELETE_PREV_KV = 0x01;
+
+function flags(...bits: [boolean, number][]): number {
+  let out = 0;
+  for (const [on, bit] of bits) if (on) out |= bit;
+  return out;
+}
+
+function readFlags(r: ByteReader, known: number): number {
+  const value = r.u8();
+  if ((value & ~known) !== 0) r.fail("invalid-field", `unknown flag bits 0x${value.toString(16)}`);
+  return value;
+}
+
+function readEnum<T extends number>(r: ByteReader, max: number, what: string): T {
+  const value = r.u8();
+  if (value > max) r.fail("invalid-field", `${what} ${value}`);
+  return value as T;
+}
+
+function writeRevision(w: ByteWriter, revision: bigint, what: string): void {
+  if (!isTimestamp(revision)) throw new RangeError(`${what} must be in 0..2^63-1, got ${revision}`);
+  w.u64(revision);
+}
+
+function readRevision(r: ByteReader, what: string): bigint {
+  const revision = r.u64();
+  if (!isTimestamp(revision)) r.fail("invalid-field", `${what} ${revision} above 2^63-1`);
+  return revision;
+}
+
+function writeRange(w: ByteWriter, q: RangeRequest): void {
+  w.bytes(q.key).bytes(q.rangeEnd).count(q.limit);
+  writeRevision(w, q.revision, "range revision");
+  w.u8(q.sortOrder).u8(q.sortTarget);
+  w.u8(flags([q.keysOnly, RANGE_KEYS_ONLY], [q.countOnly, RANGE_COUNT_ONLY]));
+  writeRevision(w, q.minModRevision, "minModRevision");
+  writeRevision(w, q.maxModRevision, "maxModRevision");
+  writeRevision(w, q.minCreateRevision, "minCreateRevision");
+  writeRevision(w, q.maxCreateRevision, "maxCreateRevision");
+}
+
+function readRange(r: ByteReader): RangeRequest {
+  const key = r.bytes();
+  const rangeEnd = r.bytes();
+  const limit = r.count();
+  const revision = readRevision(r, "range revision");
+  const sortOrder = readEnum<SortOrder>(r, SortOrder.Descend, "sort order");
+  const sortTarget = readEnum<SortTarget>(r, SortTarget.Value, "sort target");
+  const f = readFlags(r, RANGE_KEYS_ONLY | RANGE_COUNT_ONLY);
+  return {
+    kind: "range",
+    key,
+    rangeEnd,
+    limit,
+    revision,
+    sortOrder,
+    sortTarget,
+    keysOnly: (f & RANGE_KEYS_ONLY) !== 0,
+    countOnly: (f & RANGE_COUNT_ONLY) !== 0,
+    minModRevision: readRevision(r, "minModRevision"),
+    maxModRevision: readRevision(r, "maxModRevision"),
+    minCreateRevision: readRevision(r, "minCreateRevision"),
+    maxCreateRevision: readRevision(r, "maxCreateRevision"),
+  };
+}
+
+function writePut(w: ByteWriter, p: PutRequest): void {
+  w.bytes(p.key).bytes(p.value).i64(p.lease);
+  w.u8(flags([p.prevKv, PUT_PREV_KV], [p.ignoreValue, PUT_IGNORE_VALUE], [p.ignoreLease, PUT_IGNORE_LEASE]));
+}
+
+function readPut(r: ByteReader): PutRequest {
+  const key = r.bytes();
+  const value = r.bytes();
+  const lease = r.i64();
+  const f = readFlags(r, PUT_PREV_KV | PUT_IGNORE_VALUE | PUT_IGNORE_LEASE);
+  return {
+    kind: "put",
+    key,
+    value,
+    lease,
+    prevKv: (f & PUT_PREV_KV) !== 0,
+    ignoreValue: (f & PUT_IGNORE_VALUE) !== 0,
+    ignoreLease: (f & PUT_IGNORE_LEASE) !== 0,
+  };
+}
+
+function writeDeleteRange(w: ByteWriter, d: DeleteRangeRequest): void {
+  w.bytes(d.key)
+    .bytes(d.rangeEnd)
+    .u8(flags([d.prevKv, DELETE_PREV_KV]));
+}
+
+function readDeleteRange(r: ByteReader): DeleteRangeRequest {
+  const key = r.bytes();
+  const rangeEnd = r.bytes();
+  const prevKv = (readFlags(r, DELETE_PREV_KV) & DELETE_PREV_KV) !== 0;
+  return { kind: "deleteRange", key, rangeEnd, prevKv };
+}
+
+function writeCompare(w: ByteWriter, c: Compare): void {
+  w.u8(c.target).u8(c.result).bytes(c.key).bytes(c.rangeEnd);
+  if (c.target === CompareTarget.Value) w.bytes(c.value);
+  else w.i64(c.operand);
+}
+
+function readCompare(r: ByteReader): Compare {
+  const target = readEnum<CompareTarget>(r, CompareTarget.Lease, "compare target");
+  const result = readEnum<CompareResult>(r, CompareResult.NotEqual, "compare result");
+  const key = r.bytes();
+  const rangeEnd = r.bytes();
+  if (target === CompareTarget.Value) return { target, result, key, rangeEnd, value: r.bytes() };
+  return { target, result, key, rangeEnd, operand: r.i64() };
+}
+
+function writeList<T>(w: ByteWriter, items: readonly T[], write: (item: T) => void): void {
+  w.u32(items.length);
+  for (const item of items) write(item);
+}
+
+function readList<T>(r: ByteReader, read: () => T): T[] {
+  const n = r.u32();
+  // Every item takes at least one byte: a larger count is a lie, not a reason to allocate.
+  if (n > r.remaining) r.fail("truncated", `list of ${n} items in ${r.remaining} bytes`);
+  const out: T[] = [];
+  for (let i = 0; i < n; i++) out.push(read());
+  return out;
+}
+
+function writeTxn(w: ByteWriter, t: TxnRequest, depth: number): void {
+  if (depth > MAX_TXN_DEPTH) throw new RangeError(`transactions nested deeper than ${MAX_TXN_DEPTH}`);
+  writeList(w, t.compares, (c) => writeCompare(w, c));
+  writeList(w, t.success, (op) => writeOp(w, op, depth));
+  writeList(w, t.failure, (op) => writeOp(w, op, depth));
+}
+
+function readTxn(r: ByteReader, depth: number): TxnRequest {
+  if (depth > MAX_TXN_DEPTH) r.fail("invalid-field", `transactions nested deeper than ${MAX_TXN_DEPTH}`);
+  const compares = readList(r, () => readCompare(r));
+  const success = readList(r, () => readOp(r, depth));
+  const failure = readList(r, () => readOp(r, depth));
+  return { kind: "txn", compares, success, failure };
+}
+
+function writeOp(w: ByteWriter, op: TxnOp, depth: number): void {
+  switch (op.kind) {
+    case "range":
+      w.u8(Kind.Range);
+      return writeRange(w, op);
+    case "put":
+      w.u8(Kind.Put);
+      return writePut(w, op);
+    case "deleteRange":
+      w.u8(Kind.DeleteRange);
+      return writeDeleteRange(w, op);
+    case "txn":
+      w.u8(Kind.Txn);
+      return writeTxn(w, op, depth + 1);
+  }
+}
+
+function readOp(r: ByteReader, depth: number): TxnOp {
+  const kind = r.u8();
+  switch (kind) {
+    case Kind.Range:
+      return readRange(r);
+    case Kind.Put:
+      return readPut(r);
+    case Kind.DeleteRange:
+      return readDeleteRange(r);
+    case Kind.Txn:
+      return readTxn(r, depth + 1);
+    default:
+      return r.fail("unknown-kind", `transaction op kind ${kind}`);
+  }
+}
+
+function writeCommand(w: ByteWriter, command: Command): void {
+  switch (command.kind) {
+    case "put":
+      w.u8(Kind.Put);
+      return writePut(w, command);
+    case "deleteRange":
+      w.u8(Kind.DeleteRange);
+      return writeDeleteRange(w, command);
+    case "txn":
+      w.u8(Kind.Txn);
+      return writeTxn(w, command, 1);
+    case "compact":
+      w.u8(Kind.Compact);
+      return writeRevision(w, command.revision, "compact revision");
+  }
+}
+
+function readCommand(r: ByteReader): Command {
+  const kind = r.u8();
+  switch (kind) {
+    case Kind.Put:
+      return readPut(r);
+    case Kind.DeleteRange:
+      return readDeleteRange(r);
+    case Kind.Txn:
+      return readTxn(r, 1);
+    case Kind.Compact:
+      return compactRequest(readRevision(r, "compact revision"));
+    default:
+      return r.fail("unknown-kind", `command kind ${kind}`);
+  }
+}
+
+function readVersion(r: ByteReader): void {
+  const version = r.u8();
+  if (version !== ENCODING_VERSION) r.fail("unknown-version", `encoding version ${version}`);
+}
+
+export function encodeCommand(command: Command): Uint8Array {
+  const w = new ByteWriter().u8(ENCODING_VERSION);
+  writeCommand(w, command);
+  return w.finish();
+}
+
+export function decodeCommand(bytes: Uint8Array): Command {
+  const r = new ByteReader(bytes, "command");
+  readVersion(r);
+  const command = readCommand(r);
+  r.end();
+  return command;
+}
+
+function checkEnvelopeHeader(clientId: string, sequence: number, timestamp: bigint): string | null {
+  if (!Number.isSafeInteger(sequence) || sequence < 0)
+    return `sequence ${sequence} is not a non-negative integer`;
+  if (clientId === "" && sequence !== 0) return "a command without client id must have sequence 0";
+  if (clientId !== "" && sequence === 0) return "a client's sequence numbers start at 1";
+  if (!isTimestamp(timestamp)) return `timestamp ${timestamp} is not a valid HLC timestamp`;
+  return null;
+}
+
+/** Throws RangeError unless the envelope's client id, sequence and timestamp are well formed. */
+export function checkEnvelope(envelope: CommandEnvelope): void {
+  const problem = checkEnvelopeHeader(envelope.clientId, envelope.sequence, envelope.timestamp);
+  if (problem !== null) throw new RangeError(`invalid command envelope: ${problem}`);
+}
+
+export function encodeEnvelope(envelope: CommandEnvelope): Uint8Array {
+  checkEnvelope(envelope);
+  const w = new ByteWriter().u8(ENCODING_VERSION).string(envelope.clientId).count(envelope.sequence);
+  w.u64(envelope.timestamp);
+  writeCommand(w, envelope.command);
+  return w.finish();
+}
+
+export function decodeEnvelope(bytes: Uint8Array): CommandEnvelope {
+  const r = new ByteReader(bytes, "command envelope");
+  readVersion(r);
+  const clientId = r.string();
+  const sequence = r.count();
+  const timestamp = r.u64();
+  const problem = checkEnvelopeHeader(clientId, sequence, timestamp);
+  if (problem !== null) r.fail("invalid-field", problem);
+  const command = readCommand(r);
+  r.end();
+  return { clientId, sequence, timestamp, command };
+}

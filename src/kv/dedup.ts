@@ -1,0 +1,98 @@
+/**
+ * The dedup table: for each client id, the sequence number and result of its last applied
+ * command, so that a retried command (proposed again after a lost reply, or duplicated in the
+ * log) is answered from the table instead of being applied twice.
+ *
+ * It lives in the store's keyspace, so it is written in the same batch as the command's
+ * effects, survives restarts and travels in snapshots — every replica holds the same table.
+ * It is bounded: when more than `maxClients` clients are recorded, the one whose last command
+ * is oldest (lowest entry index) is evicted. An evicted client's retry is indistinguishable
+ * from a new request and would apply again, so the bound must comfortably exceed the clients
+ * that are active within a retry window.
+ */
+import { ByteReader, ByteWriter, fromUtf8, utf8 } from "./bytes.js";
+import { BatchOverlay, type KvReader, type WriteBatch } from "./engine.js";
+import type { KeyLayout } from "./keys.js";
+import { decodeCommandResult, encodeCommandResult, type CommandResult } from "./results.js";
+
+export interface DedupRecord {
+  readonly sequence: number;
+  /** Raft index of the entry that applied the command; orders clients for eviction. */
+  readonly entryIndex: number;
+  readonly result: CommandResult;
+}
+
+const RECORD_FORMAT = 1;
+
+function encodeRecord(record: DedupRecord): Uint8Array {
+  return new ByteWriter()
+    .u8(RECORD_FORMAT)
+    .count(record.sequence)
+    .count(record.entryIndex)
+    .raw(encodeCommandResult(record.result))
+    .finish();
+}
+
+function decodeRecord(bytes: Uint8Array): DedupRecord {
+  const r = new ByteReader(bytes, "dedup record");
+  const format = r.u8();
+  if (format !== RECORD_FORMAT) r.fail("unknown-version", `dedup record format ${format}`);
+  const sequence = r.count();
+  const entryIndex = r.count();
+  return { sequence, entryIndex, result: decodeCommandResult(r.rest()) };
+}
+
+export class DedupTable {
+  constructor(
+    private readonly layout: KeyLayout,
+    readonly maxClients: number,
+  ) {
+    if (!Number.isSafeInteger(maxClients) || maxClients < 1) {
+      throw new RangeError(`maxDedupClients must be a positive integer, got ${maxClients}`);
+    }
+  }
+
+  lookup(reader: KvReader, clientId: string): DedupRecord | undefined {
+    const bytes = reader.get(this.layout.dedupClientKey(clientId));
+    return bytes === undefined ? undefined : decodeRecord(bytes);
+  }
+
+  /**
+   * Stages `record` as `clientId`'s latest, replacing `previous` (what lookup returned), and
+   * evicts the least recently used clients beyond the bound. `clients` is the table's current
+   * size; returns its new size.
+   */
+  record(
+    reader: KvReader,
+    batch: WriteBatch,
+    clientId: string,
+    record: DedupRecord,
+    previous: DedupRecord | undefined,
+    clients: number,
+  ): number {
+    if (previous !== undefined) batch.delete(this.layout.dedupOrderKey(previous.entryIndex));
+    batch.put(this.layout.dedupClientKey(clientId), encodeRecord(record));
+    batch.put(this.layout.dedupOrderKey(record.entryIndex), utf8(clientId));
+    let size = previous === undefined ? clients + 1 : clients;
+    const staged = new BatchOverlay(reader, batch);
+    while (size > this.maxClients) {
+      const oldest = this.oldest(staged);
+      if (oldest === undefined || oldest.clientId === clientId) {
+        throw new Error(`invariant violated: dedup table holds ${size} clients but none to evict`);
+      }
+      batch.delete(oldest.orderKey);
+      batch.delete(this.layout.dedupClientKey(oldest.clientId));
+      size -= 1;
+    }
+    return size;
+  }
+
+  private oldest(reader: KvReader): { orderKey: Uint8Array; clientId: string } | undefined {
+    for (const { key, value } of reader.scan(this.layout.dedupOrderStart, this.layout.dedupOrderEnd, {
+      limit: 1,
+    })) {
+      return { orderKey: key, clientId: fromUtf8(value, "dedup order entry") };
+    }
+    return undefined;
+  }
+}

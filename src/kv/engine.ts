@@ -1,0 +1,174 @@
+/**
+ * The ordered byte key-value contract the MVCC store runs on (`OrderedKv`), the write batch
+ * it commits atomically (`WriteBatch`), and `BatchOverlay`, a reader that shows a batch's
+ * pending writes on top of a read view (how a transaction reads its own writes before it
+ * commits).
+ *
+ * Engines: `MemoryOrderedKv` (memory-engine.ts) here; an lmdb-backed one lives with the
+ * storage engine. Everything is synchronous: the state machine applies one entry at a time
+ * and must not interleave with itself.
+ */
+import { compareBytes, latin1 } from "./bytes.js";
+
+export interface KvPair {
+  readonly key: Uint8Array;
+  readonly value: Uint8Array;
+}
+
+export interface ScanOptions {
+  /** Descending order: from the largest key below `end` down to `start`. */
+  readonly reverse?: boolean;
+  /** Stop after this many pairs (a positive integer); unlimited when absent. */
+  readonly limit?: number;
+}
+
+/** Read access to one consistent state. Returned bytes belong to the engine: do not mutate. */
+export interface KvReader {
+  get(key: Uint8Array): Uint8Array | undefined;
+  /**
+   * Pairs with `start <= key < end` in key order (`end` null: no upper bound). The iterable
+   * reflects the reader's state for as long as it is iterated.
+   */
+  scan(start: Uint8Array, end: Uint8Array | null, options?: ScanOptions): Iterable<KvPair>;
+}
+
+/** A consistent, unchanging picture of the engine, unaffected by later writes until released. */
+export interface ReadView extends KvReader {
+  /** Ends the view (an lmdb engine ends its read transaction); using it afterwards is a bug. */
+  release(): void;
+}
+
+/**
+ * An ordered map from byte strings to byte strings. Writes are visible to views opened after
+ * `write` returns; when they become durable is the engine's contract (like src/storage: a
+ * later sync), and a crash never exposes part of a batch.
+ */
+export interface OrderedKv {
+  view(): ReadView;
+  /** Applies every operation of `batch` atomically: all of them, or (on a throw) none. */
+  write(batch: WriteBatch): void;
+}
+
+/** One pending change: a put, or a delete when `value` is null. */
+export interface WriteOp {
+  readonly key: Uint8Array;
+  readonly value: Uint8Array | null;
+}
+
+/**
+ * Pending puts and deletes, at most one per key (the last call wins). The batch, and after
+ * the write the engine, keep the key and value arrays given to it (copying every one would
+ * double the allocations of a large batch): callers must not modify them afterwards.
+ */
+export class WriteBatch {
+  private readonly ops = new Map<string, WriteOp>();
+  private sorted: WriteOp[] | null = null;
+
+  get size(): number {
+    return this.ops.size;
+  }
+
+  put(key: Uint8Array, value: Uint8Array): void {
+    this.record({ key, value });
+  }
+
+  delete(key: Uint8Array): void {
+    this.record({ key, value: null });
+  }
+
+  /** The pending value for `key`: bytes, null when deleted, undefined when untouched. */
+  pending(key: Uint8Array): Uint8Array | null | undefined {
+    return this.ops.get(latin1(key))?.value;
+  }
+
+  /** The pending operations in ascending key order. */
+  sortedOps(): readonly WriteOp[] {
+    if (this.sorted === null) {
+      this.sorted = [...this.ops.entries()]
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([, op]) => op);
+    }
+    return this.sorted;
+  }
+
+  private record(op: WriteOp): void {
+    this.ops.set(latin1(op.key), op);
+    this.sorted = null;
+  }
+}
+
+/** The scan limit as a count, after checking it is a positive integer when given. */
+export function scanLimit(options: ScanOptions): number {
+  const { limit } = options;
+  if (limit === undefined) return Infinity;
+  if (!Number.isSafeInteger(limit) || limit < 1)
+    throw new RangeError(`scan limit must be a positive integer: ${limit}`);
+  return limit;
+}
+
+/** Index of the first op whose key is >= `key`. */
+function lowerBound(ops: readonly WriteOp[], key: Uint8Array): number {
+  let lo = 0;
+  let hi = ops.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareBytes(ops[mid]!.key, key) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * `base` with `batch` applied on top, without committing anything. The batch must not change
+ * while a scan of the overlay is being iterated.
+ */
+export class BatchOverlay implements KvReader {
+  constructor(
+    private readonly base: KvReader,
+    private readonly batch: WriteBatch,
+  ) {}
+
+  get(key: Uint8Array): Uint8Array | undefined {
+    const pending = this.batch.pending(key);
+    if (pending === null) return undefined;
+    return pending ?? this.base.get(key);
+  }
+
+  *scan(start: Uint8Array, end: Uint8Array | null, options: ScanOptions = {}): Generator<KvPair> {
+    const reverse = options.reverse ?? false;
+    const limit = scanLimit(options);
+    const ops = this.batch.sortedOps();
+    const first = lowerBound(ops, start);
+    const last = end === null ? ops.length : lowerBound(ops, end);
+    // Walk the pending ops inside [start, end) alongside the base scan, in the scan direction;
+    // a pending op on the same key as a base pair replaces (or, as a delete, hides) it.
+    const step = reverse ? -1 : 1;
+    let next = reverse ? last - 1 : first;
+    let yielded = 0;
+    for (const pair of this.base.scan(start, end, { reverse })) {
+      let shadowed = false;
+      while (next >= first && next < last) {
+        const op = ops[next]!;
+        const order = compareBytes(op.key, pair.key) * step;
+        if (order > 0) break;
+        next += step;
+        if (order === 0) shadowed = true;
+        if (op.value !== null) {
+          yield { key: op.key, value: op.value };
+          if (++yielded >= limit) return;
+        }
+      }
+      if (!shadowed) {
+        yield pair;
+        if (++yielded >= limit) return;
+      }
+    }
+    for (; next >= first && next < last; next += step) {
+      const op = ops[next]!;
+      if (op.value !== null) {
+        yield { key: op.key, value: op.value };
+        if (++yielded >= limit) return;
+      }
+    }
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * The public surface of the kv layer: the MVCC state machine, its commands and results, the
+ * HLC that stamps them, and the ordered-KV engine contract with its in-memory implementation.
+ */
+export { DecodeError, type DecodeFailure } from "./bytes.js";
+export {
+  CompareResult,
+  CompareTarget,
+  ENCODING_VERSION,
+  MAX_TXN_DEPTH,
+  SortOrder,
+  SortTarget,
+  checkEnvelope,
+  compactRequest,
+  decodeCommand,
+  decodeEnvelope,
+  deleteRangeRequest,
+  encodeCommand,
+  encodeEnvelope,
+  putRequest,
+  rangeRequest,
+  txnRequest,
+  type Command,
+  type CommandEnvelope,
+  type CompactRequest,
+  type Compare,
+  type DeleteRangeRequest,
+  type NumberCompare,
+  type PutRequest,
+  type RangeRequest,
+  type TxnOp,
+  type TxnRequest,
+  type ValueCompare,
+} from "./commands.js";
+export {
+  BatchOverlay,
+  WriteBatch,
+  type KvPair,
+  type KvReader,
+  type OrderedKv,
+  type ReadView,
+  type ScanOptions,
+  type WriteOp,
+} from "./engine.js";
+export { KV_ERROR_MESSAGES, KvError, KvErrorCode } from "./errors.js";
+export {
+  HybridClock,
+  MAX_TIMESTAMP,
+  MAX_WALL_MILLIS,
+  logicalOf,
+  makeTimestamp,
+  revisionForApply,
+  wallMillisOf,
+} from "./hlc.js";
+export { MemoryOrderedKv } from "./memory-engine.js";
+export {
+  decodeCommandResult,
+  encodeCommandResult,
+  type CommandResponse,
+  type CommandResult,
+  type CompactResponse,
+  type DeleteRangeResponse,
+  type ErrorResponse,
+  type KeyValue,
+  type KvEvent,
+  type OpResponse,
+  type PutResponse,
+  type RangeResponse,
+  type RangeResult,
+  type TxnResponse,
+} from "./results.js";
+export {
+  DEFAULT_MAX_DEDUP_CLIENTS,
+  MvccStore,
+  type ApplyOutcome,
+  type MvccSnapshot,
+  type MvccStoreOptions,
+} from "./store.js";

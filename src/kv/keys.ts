@@ -1,0 +1,214 @@
+/**
+ * How the MVCC store lays itself out in an ordered byte keyspace: the order-preserving,
+ * prefix-free user-key encoding, the descending revision suffix, the value header of each
+ * stored version, and the key areas under a store's namespace (meta, dedup table, data).
+ *
+ *   namespace | 0x01 | field                      meta: applied index, revision, ...
+ *   namespace | 0x02 | utf8(client id)            dedup: last sequence + result per client
+ *   namespace | 0x03 | u64be(entry index)         dedup: clients by last use, for eviction
+ *   namespace | 0x10 | enc(user key) | ^revision  data: one version of one key
+ *
+ * enc(k) escapes each 0x00 byte as 0x00 0xFF and ends with 0x00 0x01. Byte order of enc(k)
+ * equals byte order of k, and no enc(k) is a prefix of another, so all versions of a key are
+ * contiguous and a key's versions never interleave with a longer key's. ^revision is the
+ * bitwise complement of the revision as 8 big-endian bytes: newest version first.
+ */
+import { ByteReader, ByteWriter, DecodeError, concatBytes, prefixEnd, utf8 } from "./bytes.js";
+
+const ESCAPE = 0x00;
+const ESCAPED_ZERO = 0xff;
+const TERMINATOR = 0x01;
+const REVISION_BYTES = 8;
+const U64_MASK = (1n << 64n) - 1n;
+
+/** The order-preserving, prefix-free encoding of a user key. */
+export function encodeUserKey(key: Uint8Array): Uint8Array {
+  let zeros = 0;
+  for (const b of key) if (b === ESCAPE) zeros += 1;
+  const out = new Uint8Array(key.length + zeros + 2);
+  let at = 0;
+  for (const b of key) {
+    out[at++] = b;
+    if (b === ESCAPE) out[at++] = ESCAPED_ZERO;
+  }
+  out[at++] = ESCAPE;
+  out[at] = TERMINATOR;
+  return out;
+}
+
+/** Decodes an encoded user key starting at `offset`; `end` is the offset just past it. */
+export function decodeUserKey(bytes: Uint8Array, offset = 0): { key: Uint8Array; end: number } {
+  const out: number[] = [];
+  let i = offset;
+  for (;;) {
+    if (i >= bytes.length) throw new DecodeError("user key", "truncated", "no terminator");
+    const b = bytes[i++]!;
+    if (b !== ESCAPE) {
+      out.push(b);
+      continue;
+    }
+    const next = bytes[i++];
+    if (next === ESCAPED_ZERO) out.push(ESCAPE);
+    else if (next === TERMINATOR) return { key: Uint8Array.from(out), end: i };
+    else throw new DecodeError("user key", "invalid-field", `bad escape 0x00 ${next ?? "(end)"}`);
+  }
+}
+
+export function encodeDescendingRevision(revision: bigint): Uint8Array {
+  if (revision < 0n || revision > U64_MASK) throw new RangeError(`revision out of range: ${revision}`);
+  const out = new Uint8Array(REVISION_BYTES);
+  new DataView(out.buffer).setBigUint64(0, ~revision & U64_MASK);
+  return out;
+}
+
+export function decodeDescendingRevision(bytes: Uint8Array, offset = 0): bigint {
+  if (bytes.length - offset < REVISION_BYTES) throw new DecodeError("revision", "truncated", "need 8 bytes");
+  return ~new DataView(bytes.buffer, bytes.byteOffset + offset, REVISION_BYTES).getBigUint64(0) & U64_MASK;
+}
+
+/** Fields of the meta area; each holds one u64. */
+export enum MetaField {
+  /** Version of this key layout and value format; a store refuses to open another. */
+  LayoutVersion = 0,
+  /** Raft index of the last entry the store applied. */
+  AppliedIndex = 1,
+  /** Revision of the last write. */
+  Revision = 2,
+  /** Revision of the last compaction; reads below it fail. */
+  CompactedRevision = 3,
+  /** Number of clients in the dedup table. */
+  DedupClients = 4,
+}
+
+export const LAYOUT_VERSION = 1n;
+
+const TAG_META = 0x01;
+const TAG_DEDUP_CLIENT = 0x02;
+const TAG_DEDUP_ORDER = 0x03;
+const TAG_DATA = 0x10;
+
+/**
+ * Key construction for one store under `namespace`. Stores sharing an engine (one per Raft
+ * group on a node) need namespaces of which none is a prefix of another, e.g. a fixed-width
+ * group id.
+ */
+export class KeyLayout {
+  /** Every key of the store lies in [start, end); end null: up to the end of the keyspace. */
+  readonly start: Uint8Array;
+  readonly end: Uint8Array | null;
+  readonly dataStart: Uint8Array;
+  readonly dataEnd: Uint8Array;
+  readonly dedupClientsStart: Uint8Array;
+  readonly dedupClientsEnd: Uint8Array;
+  readonly dedupOrderStart: Uint8Array;
+  readonly dedupOrderEnd: Uint8Array;
+
+  readonly namespace: Uint8Array;
+
+  constructor(namespace: Uint8Array) {
+    this.namespace = namespace.slice();
+    this.start = this.namespace;
+    this.end = prefixEnd(namespace);
+    this.dataStart = this.tagged(TAG_DATA);
+    this.dataEnd = this.tagged(TAG_DATA + 1);
+    this.dedupClientsStart = this.tagged(TAG_DEDUP_CLIENT);
+    this.dedupClientsEnd = this.tagged(TAG_DEDUP_CLIENT + 1);
+    this.dedupOrderStart = this.tagged(TAG_DEDUP_ORDER);
+    this.dedupOrderEnd = this.tagged(TAG_DEDUP_ORDER + 1);
+  }
+
+  metaKey(field: MetaField): Uint8Array {
+    return concatBytes(this.namespace, Uint8Array.of(TAG_META, field));
+  }
+
+  /** Where all versions of `userKey` start; also the exclusive bound of keys below it. */
+  versionsPrefix(userKey: Uint8Array): Uint8Array {
+    return concatBytes(this.dataStart, encodeUserKey(userKey));
+  }
+
+  /**
+   * The key of `userKey`'s version at `revision`. Versions sort newest first, so the newest
+   * version at or below some revision is the first key at or after dataKey(userKey, revision).
+   */
+  dataKey(userKey: Uint8Array, revision: bigint): Uint8Array {
+    return concatBytes(this.dataStart, encodeUserKey(userKey), encodeDescendingRevision(revision));
+  }
+
+  parseDataKey(key: Uint8Array): { userKey: Uint8Array; revision: bigint } {
+    const at = this.dataStart.length;
+    const { key: userKey, end } = decodeUserKey(key, at);
+    if (key.length - end !== REVISION_BYTES) {
+      throw new DecodeError(
+        "data key",
+        "invalid-field",
+        `expected 8 revision bytes, found ${key.length - end}`,
+      );
+    }
+    return { userKey, revision: decodeDescendingRevision(key, end) };
+  }
+
+  dedupClientKey(clientId: string): Uint8Array {
+    return concatBytes(this.dedupClientsStart, utf8(clientId));
+  }
+
+  dedupOrderKey(entryIndex: number): Uint8Array {
+    return concatBytes(this.dedupOrderStart, new ByteWriter(8).count(entryIndex).finish());
+  }
+
+  private tagged(tag: number): Uint8Array {
+    return concatBytes(this.namespace, Uint8Array.of(tag));
+  }
+}
+
+/** One stored version of a key, as kept in the value of its data key. */
+export interface StoredVersion {
+  readonly createRevision: bigint;
+  readonly modRevision: bigint;
+  /** Number of puts since the key was (re)created; 0 on a tombstone. */
+  readonly version: bigint;
+  readonly lease: bigint;
+  /** A deletion marker: the key does not exist from modRevision on. */
+  readonly tombstone: boolean;
+  readonly value: Uint8Array;
+}
+
+const VALUE_FORMAT = 1;
+const FLAG_TOMBSTONE = 0x01;
+/** format, flags, create, mod, version, lease */
+const VALUE_HEADER_BYTES = 2 + 4 * 8;
+
+export function encodeStoredVersion(v: StoredVersion): Uint8Array {
+  return new ByteWriter(VALUE_HEADER_BYTES + v.value.length)
+    .u8(VALUE_FORMAT)
+    .u8(v.tombstone ? FLAG_TOMBSTONE : 0)
+    .u64(v.createRevision)
+    .u64(v.modRevision)
+    .u64(v.version)
+    .i64(v.lease)
+    .raw(v.value)
+    .finish();
+}
+
+export function decodeStoredVersion(bytes: Uint8Array): StoredVersion {
+  const r = new ByteReader(bytes, "stored version");
+  const format = r.u8();
+  if (format !== VALUE_FORMAT) r.fail("unknown-version", `value format ${format}`);
+  const flags = r.u8();
+  if ((flags & ~FLAG_TOMBSTONE) !== 0) r.fail("invalid-field", `unknown flags 0x${flags.toString(16)}`);
+  return {
+    tombstone: flags === FLAG_TOMBSTONE,
+    createRevision: r.u64(),
+    modRevision: r.u64(),
+    version: r.u64(),
+    lease: r.i64(),
+    value: r.rest(),
+  };
+}
+
+/** Whether an encoded stored version is a tombstone, without decoding the rest. */
+export function isTombstone(bytes: Uint8Array): boolean {
+  if (bytes.length < VALUE_HEADER_BYTES || bytes[0] !== VALUE_FORMAT) {
+    throw new DecodeError("stored version", "invalid-field", "not a stored version");
+  }
+  return (bytes[1]! & FLAG_TOMBSTONE) !== 0;
+}

@@ -1,0 +1,212 @@
+/**
+ * What the MVCC store answers: key-values, per-command responses (etcd's response messages
+ * without the header), the result of applying a command (the header revision plus the
+ * response or error), the change events a write produced, and the versioned binary encoding
+ * of results, which the dedup table stores so that a retried command gets its original answer.
+ */
+import { ByteReader, ByteWriter, DecodeError } from "./bytes.js";
+import { ENCODING_VERSION } from "./commands.js";
+import { KV_ERROR_MESSAGES, KvErrorCode, isKvErrorCode } from "./errors.js";
+
+export interface KeyValue {
+  readonly key: Uint8Array;
+  /** Empty for keysOnly reads and in delete events. */
+  readonly value: Uint8Array;
+  readonly createRevision: bigint;
+  readonly modRevision: bigint;
+  readonly version: bigint;
+  readonly lease: bigint;
+}
+
+export interface RangeResponse {
+  readonly kind: "range";
+  readonly kvs: readonly KeyValue[];
+  /** More keys matched than `limit` allowed. */
+  readonly more: boolean;
+  /** Keys in the range at the read revision (before limit and the revision filters). */
+  readonly count: number;
+}
+
+export interface PutResponse {
+  readonly kind: "put";
+  /** The key-value before the put, when requested and the key existed. */
+  readonly prevKv: KeyValue | null;
+}
+
+export interface DeleteRangeResponse {
+  readonly kind: "deleteRange";
+  readonly deleted: number;
+  /** The deleted key-values, when requested. */
+  readonly prevKvs: readonly KeyValue[];
+}
+
+export interface TxnResponse {
+  readonly kind: "txn";
+  readonly succeeded: boolean;
+  /** One response per op of the branch taken. */
+  readonly responses: readonly OpResponse[];
+}
+
+export interface CompactResponse {
+  readonly kind: "compact";
+}
+
+export interface ErrorResponse {
+  readonly kind: "error";
+  readonly code: KvErrorCode;
+  readonly message: string;
+}
+
+export type OpResponse = RangeResponse | PutResponse | DeleteRangeResponse | TxnResponse;
+export type CommandResponse =
+  PutResponse | DeleteRangeResponse | TxnResponse | CompactResponse | ErrorResponse;
+
+/** The outcome of one command, as returned to its client. */
+export interface CommandResult {
+  /**
+   * The header revision: the store's revision after the command — the command's own revision
+   * when it wrote something, otherwise the revision it found.
+   */
+  readonly revision: bigint;
+  readonly response: CommandResponse;
+}
+
+/** A read's answer with its header revision (the store's current revision). */
+export interface RangeResult extends RangeResponse {
+  readonly revision: bigint;
+}
+
+/**
+ * One change made by a write, for the watch feed. A delete event's kv has the key and the
+ * deleting revision as modRevision, everything else zero or empty (as in etcd). prevKv is the
+ * key-value the change replaced, null when the key did not exist.
+ */
+export interface KvEvent {
+  readonly type: "put" | "delete";
+  readonly kv: KeyValue;
+  readonly prevKv: KeyValue | null;
+}
+
+export function errorResponse(code: KvErrorCode): ErrorResponse {
+  return { kind: "error", code, message: KV_ERROR_MESSAGES[code] };
+}
+
+const ResponseKind = {
+  Range: 1,
+  Put: 2,
+  DeleteRange: 3,
+  Txn: 4,
+  Compact: 5,
+  Error: 6,
+} as const;
+
+function writeKeyValue(w: ByteWriter, kv: KeyValue): void {
+  w.bytes(kv.key).bytes(kv.value).u64(kv.createRevision).u64(kv.modRevision).u64(kv.version).i64(kv.lease);
+}
+
+function readKeyValue(r: ByteReader): KeyValue {
+  return {
+    key: r.bytes(),
+    value: r.bytes(),
+    createRevision: r.u64(),
+    modRevision: r.u64(),
+    version: r.u64(),
+    lease: r.i64(),
+  };
+}
+
+function writeKeyValues(w: ByteWriter, kvs: readonly KeyValue[]): void {
+  w.u32(kvs.length);
+  for (const kv of kvs) writeKeyValue(w, kv);
+}
+
+function readKeyValues(r: ByteReader): KeyValue[] {
+  const n = r.u32();
+  if (n > r.remaining) r.fail("truncated", `${n} key-values in ${r.remaining} bytes`);
+  const out: KeyValue[] = [];
+  for (let i = 0; i < n; i++) out.push(readKeyValue(r));
+  return out;
+}
+
+function writeResponse(w: ByteWriter, response: CommandResponse | OpResponse): void {
+  switch (response.kind) {
+    case "range":
+      w.u8(ResponseKind.Range).bool(response.more).count(response.count);
+      return writeKeyValues(w, response.kvs);
+    case "put":
+      w.u8(ResponseKind.Put).bool(response.prevKv !== null);
+      if (response.prevKv !== null) writeKeyValue(w, response.prevKv);
+      return;
+    case "deleteRange":
+      w.u8(ResponseKind.DeleteRange).count(response.deleted);
+      return writeKeyValues(w, response.prevKvs);
+    case "txn":
+      w.u8(ResponseKind.Txn).bool(response.succeeded).u32(response.responses.length);
+      for (const r of response.responses) writeResponse(w, r);
+      return;
+    case "compact":
+      w.u8(ResponseKind.Compact);
+      return;
+    case "error":
+      w.u8(ResponseKind.Error).u8(response.code);
+      return;
+  }
+}
+
+function readResponse(r: ByteReader): CommandResponse | RangeResponse {
+  const kind = r.u8();
+  switch (kind) {
+    case ResponseKind.Range: {
+      const more = r.bool();
+      const count = r.count();
+      return { kind: "range", more, count, kvs: readKeyValues(r) };
+    }
+    case ResponseKind.Put:
+      return { kind: "put", prevKv: r.bool() ? readKeyValue(r) : null };
+    case ResponseKind.DeleteRange: {
+      const deleted = r.count();
+      return { kind: "deleteRange", deleted, prevKvs: readKeyValues(r) };
+    }
+    case ResponseKind.Txn: {
+      const succeeded = r.bool();
+      const n = r.u32();
+      if (n > r.remaining) r.fail("truncated", `${n} responses in ${r.remaining} bytes`);
+      const responses: OpResponse[] = [];
+      for (let i = 0; i < n; i++) {
+        const sub = readResponse(r);
+        if (sub.kind === "compact" || sub.kind === "error")
+          r.fail("invalid-field", `${sub.kind} inside a txn`);
+        responses.push(sub);
+      }
+      return { kind: "txn", succeeded, responses };
+    }
+    case ResponseKind.Compact:
+      return { kind: "compact" };
+    case ResponseKind.Error: {
+      const code = r.u8();
+      if (!isKvErrorCode(code)) r.fail("invalid-field", `error code ${code}`);
+      return errorResponse(code);
+    }
+    default:
+      return r.fail("unknown-kind", `response kind ${kind}`);
+  }
+}
+
+export function encodeCommandResult(result: CommandResult): Uint8Array {
+  const w = new ByteWriter().u8(ENCODING_VERSION).u64(result.revision);
+  writeResponse(w, result.response);
+  return w.finish();
+}
+
+export function decodeCommandResult(bytes: Uint8Array): CommandResult {
+  const r = new ByteReader(bytes, "command result");
+  const version = r.u8();
+  if (version !== ENCODING_VERSION) r.fail("unknown-version", `encoding version ${version}`);
+  const revision = r.u64();
+  const response = readResponse(r);
+  if (response.kind === "range") {
+    throw new DecodeError("command result", "invalid-field", "a range response is not a command result");
+  }
+  r.end();
+  return { revision, response };
+}

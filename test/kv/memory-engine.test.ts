@@ -1,0 +1,210 @@
+// MemoryOrderedKv against a plain sorted model: gets and scans (both directions, bounds,
+// limits) after random batches, views that never see later writes, atomic batches, 100k keys;
+// and BatchOverlay, which must read exactly like the batch committed.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import fc from "fast-check";
+import { compareBytes, latin1 } from "../../src/kv/bytes.js";
+import {
+  BatchOverlay,
+  WriteBatch,
+  type KvPair,
+  type KvReader,
+  type ScanOptions,
+} from "../../src/kv/engine.js";
+import { MemoryOrderedKv } from "../../src/kv/memory-engine.js";
+
+/** The reference: a Map from latin1 key to [key, value], scanned by sorting. */
+class ModelKv {
+  readonly entries = new Map<string, KvPair>();
+
+  apply(batch: WriteBatch): void {
+    for (const op of batch.sortedOps()) {
+      if (op.value === null) this.entries.delete(latin1(op.key));
+      else this.entries.set(latin1(op.key), { key: op.key, value: op.value });
+    }
+  }
+
+  scan(start: Uint8Array, end: Uint8Array | null, options: ScanOptions = {}): KvPair[] {
+    const inRange = [...this.entries.values()]
+      .filter((p) => compareBytes(p.key, start) >= 0 && (end === null || compareBytes(p.key, end) < 0))
+      .sort((a, b) => compareBytes(a.key, b.key));
+    if (options.reverse === true) inRange.reverse();
+    return inRange.slice(0, options.limit ?? Infinity);
+  }
+}
+
+const key = fc.oneof(
+  fc.uint8Array({ maxLength: 3 }).map((k) => k.map((b) => b % 6)),
+  fc.integer({ min: 0, max: 5000 }).map((n) => Uint8Array.of(n >> 8, n & 0xff)),
+);
+type Op =
+  { put: Uint8Array; value: Uint8Array } | { del: Uint8Array } | { delRange: Uint8Array; to: Uint8Array };
+const op: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({ put: key, value: fc.uint8Array({ maxLength: 4 }) }),
+  fc.record({ del: key }),
+  fc.record({ delRange: key, to: key }),
+);
+const scanArb = fc.record({
+  start: fc.uint8Array({ maxLength: 2 }),
+  end: fc.option(fc.uint8Array({ maxLength: 2 }), { nil: null }),
+  reverse: fc.boolean(),
+  limit: fc.option(fc.integer({ min: 1, max: 30 }), { nil: undefined }),
+});
+
+function batchOf(ops: readonly Op[], existing: ModelKv): WriteBatch {
+  const batch = new WriteBatch();
+  for (const o of ops) {
+    if ("put" in o) batch.put(o.put, o.value);
+    else if ("del" in o) batch.delete(o.del);
+    else for (const p of existing.scan(o.delRange, o.to)) batch.delete(p.key);
+  }
+  return batch;
+}
+
+function collect(
+  reader: KvReader,
+  start: Uint8Array,
+  end: Uint8Array | null,
+  options: ScanOptions,
+): KvPair[] {
+  return [...reader.scan(start, end, options)].map((p) => ({ key: p.key, value: p.value }));
+}
+
+describe("MemoryOrderedKv", () => {
+  it("matches a sorted-map model for gets and scans after any sequence of batches", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(op, { maxLength: 300 }), { maxLength: 12 }),
+        fc.array(scanArb, { maxLength: 10 }),
+        (batches, scans) => {
+          const engine = new MemoryOrderedKv();
+          const model = new ModelKv();
+          for (const ops of batches) {
+            const batch = batchOf(ops, model);
+            engine.write(batch);
+            model.apply(batch);
+            assert.equal(engine.size, model.entries.size);
+          }
+          const view = engine.view();
+          for (const { key: k, value } of model.entries.values()) assert.deepEqual(view.get(k), value);
+          assert.equal(view.get(Uint8Array.of(9, 9, 9, 9)), undefined);
+          assert.deepEqual(collect(view, new Uint8Array(0), null, {}), model.scan(new Uint8Array(0), null));
+          for (const s of scans) {
+            const options = { reverse: s.reverse, limit: s.limit };
+            assert.deepEqual(collect(view, s.start, s.end, options), model.scan(s.start, s.end, options));
+          }
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
+  it("gives views that never see writes made after they were opened", () => {
+    const engine = new MemoryOrderedKv();
+    const first = new WriteBatch();
+    for (let i = 0; i < 2000; i++) first.put(Uint8Array.of(i >> 8, i & 0xff), Uint8Array.of(1));
+    engine.write(first);
+    const before = engine.view();
+    const iterator = before.scan(new Uint8Array(0), null)[Symbol.iterator]();
+    const second = new WriteBatch();
+    for (let i = 0; i < 2000; i += 2) second.delete(Uint8Array.of(i >> 8, i & 0xff));
+    second.put(Uint8Array.of(0xff), Uint8Array.of(2));
+    engine.write(second);
+    let seen = 0;
+    for (let step = iterator.next(); step.done !== true; step = iterator.next()) seen += 1;
+    assert.equal(seen, 2000, "a scan begun before the write sees the old state to the end");
+    assert.equal(before.get(Uint8Array.of(0xff)), undefined);
+    assert.equal([...engine.view().scan(new Uint8Array(0), null)].length, 1001);
+  });
+
+  it("applies nothing of a batch whose write throws", () => {
+    const engine = new MemoryOrderedKv();
+    const ok = new WriteBatch();
+    ok.put(Uint8Array.of(1), Uint8Array.of(1));
+    engine.write(ok);
+    const poisoned = new WriteBatch();
+    for (let i = 0; i < 500; i++) poisoned.put(Uint8Array.of(2, i >> 8, i & 0xff), Uint8Array.of(2));
+    const ops = poisoned.sortedOps();
+    // A batch whose op list breaks halfway through, as a failing engine write would.
+    const broken = Object.assign(new WriteBatch(), {
+      sortedOps: () => [...ops.slice(0, 250), null, ...ops.slice(250)],
+    });
+    assert.throws(() => engine.write(broken));
+    assert.equal(engine.size, 1);
+    assert.deepEqual([...engine.view().scan(new Uint8Array(0), null)].length, 1);
+  });
+
+  it("holds 100k keys with logarithmic lookups and ordered scans", () => {
+    const engine = new MemoryOrderedKv();
+    const n = 100_000;
+    const keyOf = (i: number) => new TextEncoder().encode(`key/${String((i * 7919) % n).padStart(6, "0")}`);
+    for (let chunk = 0; chunk < n; chunk += 10_000) {
+      const batch = new WriteBatch();
+      for (let i = chunk; i < chunk + 10_000; i++) batch.put(keyOf(i), Uint8Array.of(i & 0xff));
+      engine.write(batch);
+    }
+    assert.equal(engine.size, n);
+    const view = engine.view();
+    for (let i = 0; i < n; i += 997) assert.deepEqual(view.get(keyOf(i)), Uint8Array.of(i & 0xff));
+    let previous: Uint8Array | null = null;
+    let count = 0;
+    for (const { key: k } of view.scan(new Uint8Array(0), null)) {
+      if (previous !== null) assert.ok(compareBytes(previous, k) < 0);
+      previous = k;
+      count += 1;
+    }
+    assert.equal(count, n);
+    const removal = new WriteBatch();
+    for (let i = 0; i < n; i += 2) removal.delete(keyOf(i));
+    engine.write(removal);
+    assert.equal(engine.size, n / 2);
+    assert.equal([...engine.view().scan(new Uint8Array(0), null, { reverse: true })].length, n / 2);
+  });
+
+  it("refuses a non-positive scan limit and use of a released view", () => {
+    const engine = new MemoryOrderedKv();
+    const view = engine.view();
+    assert.throws(() => view.scan(new Uint8Array(0), null, { limit: 0 }), RangeError);
+    view.release();
+    assert.throws(() => view.get(Uint8Array.of(1)), /after release/);
+  });
+});
+
+describe("BatchOverlay", () => {
+  it("reads exactly like the batch committed on top of the base", () => {
+    fc.assert(
+      fc.property(
+        fc.array(op, { maxLength: 80 }),
+        fc.array(op, { maxLength: 40 }),
+        fc.array(scanArb, { maxLength: 8 }),
+        (baseOps, pendingOps, scans) => {
+          const engine = new MemoryOrderedKv();
+          const model = new ModelKv();
+          const base = batchOf(baseOps, model);
+          engine.write(base);
+          model.apply(base);
+          const pending = batchOf(pendingOps, model);
+          const overlay = new BatchOverlay(engine.view(), pending);
+          const committed = new MemoryOrderedKv();
+          committed.write(base);
+          committed.write(pending);
+          const expected = committed.view();
+          for (const s of scans) {
+            const options = { reverse: s.reverse, limit: s.limit };
+            assert.deepEqual(
+              collect(overlay, s.start, s.end, options),
+              collect(expected, s.start, s.end, options),
+            );
+            assert.deepEqual(overlay.get(s.start), expected.get(s.start));
+          }
+          for (const o of pendingOps) {
+            const k = "put" in o ? o.put : "del" in o ? o.del : o.delRange;
+            assert.deepEqual(overlay.get(k), expected.get(k));
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});

@@ -1,0 +1,126 @@
+// MvccStore beyond single requests: compaction (etcd semantics), HLC revisions, the watch
+// feed returned by apply, and the store's life cycle (reopen, entry indexes, namespaces).
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { compactRequest, deleteRangeRequest, putRequest, rangeRequest } from "../../src/kv/commands.js";
+import { MemoryOrderedKv } from "../../src/kv/memory-engine.js";
+import { MvccStore } from "../../src/kv/store.js";
+import { FROM_KEY, Harness, b, dataDump, get, keys, kvText } from "./helpers.js";
+
+describe("Compact (etcd semantics)", () => {
+  it("keeps the newest version at or below the revision and every later one; drops the rest", () => {
+    const h = new Harness();
+    h.ok(putRequest({ key: b("a"), value: b("1") }), "put"); // 1
+    h.ok(putRequest({ key: b("a"), value: b("2") }), "put"); // 2
+    h.ok(putRequest({ key: b("b"), value: b("1") }), "put"); // 3
+    h.ok(deleteRangeRequest({ key: b("b") }), "deleteRange"); // 4
+    h.ok(putRequest({ key: b("c"), value: b("1") }), "put"); // 5
+    h.ok(deleteRangeRequest({ key: b("c") }), "deleteRange"); // 6
+    h.ok(putRequest({ key: b("a"), value: b("3") }), "put"); // 7
+    const dataKeys = () => dataDump(h.kv).length;
+    assert.equal(dataKeys(), 7);
+    h.ok(compactRequest(5n), "compact");
+    // a: version at 2 (newest <= 5) and 7 stay; b: tombstone at 4 goes with its history;
+    // c: its put at 5 stays (newest <= 5), its tombstone at 6 is above the compaction.
+    assert.equal(dataKeys(), 4);
+    assert.equal(get(h, "a", 5n), "a=2 c1 m2 v2 l0");
+    assert.deepEqual(keys(h, "a", FROM_KEY, 5n), ["a", "c"]);
+    assert.deepEqual(keys(h, "a", FROM_KEY), ["a"]);
+    assert.equal(h.store.compactedRevision, 5n);
+  });
+
+  it("fails with ErrCompacted at or below the compacted revision and ErrFutureRevision above the current one", () => {
+    const h = new Harness();
+    h.ok(putRequest({ key: b("a"), value: b("1") }), "put");
+    h.ok(putRequest({ key: b("a"), value: b("2") }), "put");
+    assert.equal(h.error(compactRequest(3n)), "mvcc: required revision is a future revision");
+    h.ok(compactRequest(2n), "compact");
+    assert.equal(h.error(compactRequest(2n)), "mvcc: required revision has been compacted");
+    assert.equal(h.error(compactRequest(1n)), "mvcc: required revision has been compacted");
+  });
+
+  it("creates no revision", () => {
+    const h = new Harness();
+    h.ok(putRequest({ key: b("a"), value: b("1") }), "put");
+    const { result, events } = h.apply(compactRequest(1n), 500n);
+    assert.equal(result.revision, 1n);
+    assert.deepEqual(events, []);
+    assert.equal(h.store.revision, 1n);
+  });
+});
+
+describe("revisions are HLC timestamps", () => {
+  it("a write gets max(last revision + 1, its stamp): lagging stamps still move forward", () => {
+    const h = new Harness();
+    assert.equal(h.apply(putRequest({ key: b("a"), value: b("1") }), 5000n).result.revision, 5000n);
+    assert.equal(h.apply(putRequest({ key: b("a"), value: b("2") }), 4000n).result.revision, 5001n);
+    assert.equal(h.apply(putRequest({ key: b("a"), value: b("3") }), 9000n).result.revision, 9000n);
+    assert.equal(get(h, "a", 5000n), "a=1 c5000 m5000 v1 l0");
+    assert.equal(get(h, "a", 8999n), "a=2 c5000 m5001 v2 l0", "a read between writes sees the earlier one");
+  });
+
+  it("every result carries the header revision, errors included", () => {
+    const h = new Harness();
+    h.apply(putRequest({ key: b("a"), value: b("1") }), 10n);
+    assert.equal(h.apply(putRequest({ key: b("a"), ignoreValue: true, value: b("x") })).result.revision, 10n);
+    assert.equal(h.apply(deleteRangeRequest({ key: b("a") })).result.revision, 11n);
+  });
+});
+
+describe("watch feed", () => {
+  it("apply returns put and delete events with prev_kv, at the write's revision", () => {
+    const h = new Harness();
+    const first = h.apply(putRequest({ key: b("a"), value: b("1"), lease: 3n }));
+    assert.deepEqual(
+      first.events.map((e) => [e.type, kvText(e.kv), e.prevKv]),
+      [["put", "a=1 c1 m1 v1 l3", null]],
+    );
+    h.apply(putRequest({ key: b("b"), value: b("2") }));
+    const deleted = h.apply(deleteRangeRequest({ key: b("a"), rangeEnd: FROM_KEY }));
+    assert.deepEqual(
+      deleted.events.map((e) => [e.type, kvText(e.kv), e.prevKv && kvText(e.prevKv)]),
+      [
+        ["delete", "a= c0 m3 v0 l0", "a=1 c1 m1 v1 l3"],
+        ["delete", "b= c0 m3 v0 l0", "b=2 c2 m2 v1 l0"],
+      ],
+    );
+  });
+});
+
+describe("store life cycle", () => {
+  it("reopening over the same engine resumes applied index, revision and compacted revision", () => {
+    const h = new Harness();
+    h.ok(putRequest({ key: b("a"), value: b("1") }), "put", 40n);
+    h.ok(putRequest({ key: b("a"), value: b("2") }), "put");
+    h.ok(compactRequest(41n), "compact");
+    h.store.markApplied(10);
+    const reopened = new MvccStore(h.kv);
+    assert.equal(reopened.appliedIndex, 10);
+    assert.equal(reopened.revision, 41n);
+    assert.equal(reopened.compactedRevision, 41n);
+    assert.deepEqual(reopened.range(rangeRequest({ key: b("a") })).kvs.map(kvText), ["a=2 c40 m41 v2 l0"]);
+  });
+
+  it("refuses an entry index at or below the applied index", () => {
+    const h = new Harness();
+    h.apply(putRequest({ key: b("a"), value: b("1") }));
+    const envelope = { clientId: "", sequence: 0, timestamp: 0n, command: putRequest({ key: b("b") }) };
+    assert.throws(() => h.store.apply(1, envelope), /not above the applied index/);
+    assert.throws(() => h.store.markApplied(0), /not above the applied index/);
+    assert.throws(() => h.store.apply(2.5, envelope), /not above the applied index/);
+  });
+
+  it("keeps stores under different namespaces of one engine apart", () => {
+    const kv = new MemoryOrderedKv();
+    const one = new Harness({ namespace: Uint8Array.of(0, 0, 0, 1) }, kv);
+    const two = new Harness({ namespace: Uint8Array.of(0, 0, 0, 2) }, kv);
+    one.ok(putRequest({ key: b("a"), value: b("one") }), "put");
+    two.ok(putRequest({ key: b("a"), value: b("two") }), "put");
+    two.ok(putRequest({ key: b("b"), value: b("two") }), "put");
+    one.ok(deleteRangeRequest({ key: b("\0"), rangeEnd: FROM_KEY }), "deleteRange");
+    assert.deepEqual(keys(one, "\0", FROM_KEY), []);
+    assert.deepEqual(keys(two, "\0", FROM_KEY), ["a", "b"]);
+    assert.equal(one.store.revision, 2n);
+    assert.equal(two.store.revision, 2n);
+  });
+});
