@@ -40,24 +40,29 @@ export class RaftLog {
     return Math.min(this.lastIndex(), this.unstable.offset - 1);
   }
 
-  /** Term of the entry at `index`; throws LogCompactedError / LogUnavailableError. */
-  term(index: number): number {
+  /**
+   * Term of the entry at `index`, or undefined when it is compacted away or beyond the log.
+   * Checked without exceptions: this sits on the hot path of every append and vote.
+   */
+  maybeTerm(index: number): number | undefined {
     const unstableTerm = this.unstable.maybeTerm(index);
     if (unstableTerm !== undefined) return unstableTerm;
-    const dummyIndex = this.firstIndex() - 1;
-    if (index < dummyIndex) throw new LogCompactedError(index, dummyIndex + 1);
-    if (index > this.lastIndex()) throw new LogUnavailableError(index, this.lastIndex());
+    if (index < this.firstIndex() - 1 || index > this.lastIndex()) return undefined;
     return this.storage.term(index);
+  }
+
+  /** Term of the entry at `index`; throws LogCompactedError / LogUnavailableError. */
+  term(index: number): number {
+    const term = this.maybeTerm(index);
+    if (term !== undefined) return term;
+    const first = this.firstIndex();
+    if (index < first - 1) throw new LogCompactedError(index, first);
+    throw new LogUnavailableError(index, this.lastIndex());
   }
 
   /** Term at `index`, or 0 when the index is compacted or beyond the log. */
   termOrZero(index: number): number {
-    try {
-      return this.term(index);
-    } catch (e) {
-      if (e instanceof LogCompactedError || e instanceof LogUnavailableError) return 0;
-      throw e;
-    }
+    return this.maybeTerm(index) ?? 0;
   }
 
   lastTerm(): number {
@@ -65,12 +70,7 @@ export class RaftLog {
   }
 
   matchTerm(index: number, term: number): boolean {
-    try {
-      return this.term(index) === term;
-    } catch (e) {
-      if (e instanceof LogCompactedError || e instanceof LogUnavailableError) return false;
-      throw e;
-    }
+    return this.maybeTerm(index) === term;
   }
 
   /** Raft's election restriction: a candidate's log must be at least as up to date as ours. */
@@ -128,13 +128,8 @@ export class RaftLog {
    */
   findConflictByTerm(index: number, term: number): { index: number; term: number } {
     for (let i = index; ; i--) {
-      let t: number;
-      try {
-        t = this.term(i);
-      } catch (e) {
-        if (e instanceof LogCompactedError || e instanceof LogUnavailableError) return { index: i, term: 0 };
-        throw e;
-      }
+      const t = this.maybeTerm(i);
+      if (t === undefined) return { index: i, term: 0 };
       if (t <= term) return { index: i, term: t };
     }
   }

@@ -61,6 +61,15 @@ function voteResponseType(type: MessageType): MessageType {
   return type === MessageType.PreVote ? MessageType.PreVoteResp : MessageType.VoteResp;
 }
 
+function confStateIncludes(cs: ConfState, id: NodeId): boolean {
+  return (
+    cs.voters.includes(id) ||
+    cs.learners.includes(id) ||
+    cs.votersOutgoing.includes(id) ||
+    cs.learnersNext.includes(id)
+  );
+}
+
 /** The payload of the empty conf change that leaves a joint configuration. */
 const LEAVE_JOINT_DATA = encodeConfChange({
   transition: ConfChangeTransition.Auto,
@@ -121,10 +130,13 @@ export class Raft {
 
   private loadState(hs: HardState): void {
     invariant(
-      hs.commit >= this.log.committed && hs.commit <= this.log.lastIndex(),
-      () => `persisted commit ${hs.commit} out of range [${this.log.committed}, ${this.log.lastIndex()}]`,
+      hs.commit <= this.log.lastIndex(),
+      () => `persisted commit ${hs.commit} beyond the last index ${this.log.lastIndex()}`,
     );
-    this.log.committed = hs.commit;
+    // A snapshot from the leader is persisted before the hard state that commits it, so after a
+    // crash between the two the durable commit may lag the snapshot. The snapshot holds only
+    // committed entries, so its index (log.committed here) is the better lower bound.
+    this.log.committed = Math.max(hs.commit, this.log.committed);
     this.term = hs.term;
     this.vote = hs.vote;
   }
@@ -193,6 +205,9 @@ export class Raft {
       throw e;
     }
     invariant(snapshot.metadata.index !== 0, "need a non-empty snapshot to send");
+    // A snapshot from before `to` joined would be refused by it: wait for a newer one (the
+    // application snapshots periodically) rather than resend it forever.
+    if (!confStateIncludes(snapshot.metadata.confState, to)) return false;
     pr.becomeSnapshot(snapshot.metadata.index);
     this.send({ type: MessageType.Snap, to, snapshot });
     return true;
@@ -667,13 +682,7 @@ export class Raft {
       this.becomeFollower(checkedIncrement(this.term), NONE);
       return false;
     }
-    const members = [
-      ...confState.voters,
-      ...confState.learners,
-      ...confState.votersOutgoing,
-      ...confState.learnersNext,
-    ];
-    if (!members.includes(this.id)) return false;
+    if (!confStateIncludes(confState, this.id)) return false;
     if (this.log.matchTerm(index, term)) {
       // We already have the snapshot's last entry: just move the commit index forward.
       this.log.commitTo(index);

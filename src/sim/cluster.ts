@@ -36,7 +36,6 @@ export interface ClusterCounters {
   transfersRequested: number;
   transfersCompleted: number;
   /** Restarts whose durable commit index had to be raised to the durable snapshot's. */
-  commitsRaisedToSnapshot: number;
 }
 
 function membersOf(cs: ConfState): Set<NodeId> {
@@ -68,7 +67,6 @@ export class Cluster implements FaultTarget, NodeEnvironment {
     confChangesApplied: 0,
     transfersRequested: 0,
     transfersCompleted: 0,
-    commitsRaisedToSnapshot: 0,
   };
   private readonly allNodes = new Map<NodeId, SimNode>();
   private readonly touchedNodes = new Set<SimNode>();
@@ -235,10 +233,6 @@ export class Cluster implements FaultTarget, NodeEnvironment {
 
   snapshotTaken(): void {
     this.counters.snapshotsTaken++;
-  }
-
-  commitRaisedToSnapshot(): void {
-    this.counters.commitsRaisedToSnapshot++;
   }
 
   // ------------------------------------------------------------------ FaultTarget

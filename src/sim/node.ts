@@ -74,7 +74,6 @@ export interface NodeEnvironment {
   snapshotInstalled(node: SimNode, index: number): void;
   snapshotTaken(node: SimNode, index: number): void;
   /** On restart the durable commit index was below the durable snapshot's and was raised. */
-  commitRaisedToSnapshot(node: SimNode, commit: number, snapshotIndex: number): void;
 }
 
 export type ProposalCallback = (result: KvResult, index: number) => void;
@@ -175,7 +174,6 @@ export class SimNode {
     const storage = this.engine.replica(GROUP_ID);
     const snapshot = storage.snapshot();
     this.env.monitor.onStart(this.id, number, storage.hardState().commit);
-    this.raiseCommitToSnapshot(storage, snapshot.metadata.index);
     const applied = storage.appliedIndex();
     if (applied !== snapshot.metadata.index) {
       throw new Error(
@@ -213,23 +211,6 @@ export class SimNode {
     const phase = 1 + this.random.fork(`tick-phase/${number}`).nextInt(this.settings.tickMs);
     this.scheduleTick(number, phase);
     this.env.touched(this);
-  }
-
-  /**
-   * A snapshot from the leader is written before the hard state that commits it (the order the
-   * core asks for), so a crash between the two leaves a durable commit index below the durable
-   * snapshot, which the core refuses on restart. A snapshot only ever holds committed entries,
-   * so its index is a valid commit index: raise the stored one before starting the core.
-   */
-  private raiseCommitToSnapshot(storage: ReplicaStorage, snapshotIndex: number): void {
-    const hardState = storage.hardState();
-    if (hardState.commit >= snapshotIndex) return;
-    storage.setHardState({ ...hardState, commit: snapshotIndex });
-    this.engine.syncNow();
-    this.env.trace(
-      `n${this.id} raised durable commit ${hardState.commit} to its snapshot's ${snapshotIndex}`,
-    );
-    this.env.commitRaisedToSnapshot(this, hardState.commit, snapshotIndex);
   }
 
   /**

@@ -56,7 +56,6 @@ export interface SimStats {
   crashes: number;
   restarts: number;
   unsyncedWritesLost: number;
-  commitsRaisedToSnapshot: number;
   partitions: number;
   oneWayPartitions: number;
   messagesSent: number;
@@ -390,7 +389,6 @@ class Run {
       crashes: cc.crashes,
       restarts: cc.restarts,
       unsyncedWritesLost: cc.unsyncedWritesLost,
-      commitsRaisedToSnapshot: cc.commitsRaisedToSnapshot,
       partitions: fc.partitions,
       oneWayPartitions: fc.oneWayPartitions,
       messagesSent: net.sent,

@@ -47,7 +47,6 @@ export function emptyStats(): SimStats {
     crashes: 0,
     restarts: 0,
     unsyncedWritesLost: 0,
-    commitsRaisedToSnapshot: 0,
     partitions: 0,
     oneWayPartitions: 0,
     messagesSent: 0,

@@ -154,3 +154,24 @@ test("a restarted node recovers its term, vote and commit from storage", () => {
   assert.deepEqual(restarted.status().hardState, before);
   assert.equal(restarted.status().softState.role, StateRole.Follower);
 });
+
+test("a restart accepts a durable snapshot ahead of the durable commit index", () => {
+  // The snapshot is written before the hard state that commits it; a crash can fall between.
+  const engine = new MemoryStorageEngine();
+  const storage = engine.replica(1);
+  storage.setHardState({ term: 2, vote: 1, commit: 0 });
+  storage.saveSnapshot({
+    metadata: { index: 5, term: 2, confState: confState([1, 2, 3]) },
+    data: new Uint8Array(),
+  });
+  engine.syncNow();
+  const raw = new RawNode({
+    id: 1,
+    electionTick: 10,
+    heartbeatTick: 1,
+    storage,
+    random: new SeededRandom(1),
+    applied: 5,
+  });
+  assert.equal(raw.status().hardState.commit, 5);
+});
