@@ -245,7 +245,8 @@ export class Interaction {
   /** Deliver (or drop) the messages in flight to `targets`, only those of `type` if given. */
   private deliver(targets: TestNode[], drop: boolean, out: string[], type?: string): number {
     const ids = new Set(targets.map((n) => n.id));
-    const selected = (m: Message): boolean => ids.has(m.to) && (type === undefined || MessageType[m.type] === type);
+    const selected = (m: Message): boolean =>
+      ids.has(m.to) && (type === undefined || MessageType[m.type] === type);
     const now = this.inFlight.filter(selected);
     this.inFlight = this.inFlight.filter((m) => !selected(m));
     for (const m of now) {
