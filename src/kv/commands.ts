@@ -1,7 +1,7 @@
 /**
  * The write commands of the MVCC state machine (etcd's Put, DeleteRange, Txn and Compact,
- * with Range as a transaction op), the envelope that carries one through the Raft log, and
- * their versioned binary encoding.
+ * with Range as a transaction op), its lease commands (LeaseGrant, LeaseRevoke), the
+ * envelope that carries one through the Raft log, and their versioned binary encoding.
  *
  * Encoding: a format byte (ENCODING_VERSION), then for an envelope the client id, sequence
  * and timestamp, then the command: a kind byte and its fields. Integers are big-endian fixed
@@ -12,7 +12,7 @@
  *
  * Field conventions follow etcd: an empty `rangeEnd` means the single key `key`, a rangeEnd
  * of one 0x00 byte means every key >= `key`; revision 0 means "current"; limit 0 means none;
- * a lease of 0 means no lease.
+ * a lease of 0 means no lease. Lease ids are non-negative int64 values.
  */
 import { ByteReader, ByteWriter, EMPTY } from "./bytes.js";
 import { isTimestamp } from "./hlc.js";
@@ -117,19 +117,48 @@ export interface CompactRequest {
   readonly revision: bigint;
 }
 
+/**
+ * etcd's LeaseGrant. `id` 0 lets the store choose one (deterministically, from the entry
+ * index, never the id of a live lease). A TTL below one second is raised to one second;
+ * the leader may raise it further before proposing (etcd's minimum depends on its election
+ * timeout).
+ */
+export interface LeaseGrantRequest {
+  readonly kind: "leaseGrant";
+  readonly id: bigint;
+  readonly ttlSeconds: number;
+}
+
+/**
+ * etcd's LeaseRevoke: deletes every key attached to the lease, in one revision, and the
+ * lease. The leader proposes it too when a lease expires on its clock; replicas never
+ * expire a lease on their own.
+ */
+export interface LeaseRevokeRequest {
+  readonly kind: "leaseRevoke";
+  readonly id: bigint;
+}
+
 export type TxnOp = RangeRequest | PutRequest | DeleteRangeRequest | TxnRequest;
+/** The key-value commands. */
 export type Command = PutRequest | DeleteRangeRequest | TxnRequest | CompactRequest;
+export type LeaseCommand = LeaseGrantRequest | LeaseRevokeRequest;
+/** Everything the state machine applies. */
+export type KvCommand = Command | LeaseCommand;
 
 /**
  * A command as proposed: who sent it (for at-most-once application of retries) and the
  * leader's clock reading when it was proposed (the lower bound of its revision).
  * An empty clientId opts out of deduplication; otherwise sequence is >= 1.
+ *
+ * `C` narrows the commands an envelope may carry; the default is the key-value commands,
+ * and the store and the codec take any command (`CommandEnvelope<KvCommand>`).
  */
-export interface CommandEnvelope {
+export interface CommandEnvelope<C extends KvCommand = Command> {
   readonly clientId: string;
   readonly sequence: number;
   readonly timestamp: bigint;
-  readonly command: Command;
+  readonly command: C;
 }
 
 type Fields<T extends { kind: string }> = Omit<T, "kind">;
@@ -180,13 +209,25 @@ export function compactRequest(revision: bigint): CompactRequest {
   return { kind: "compact", revision };
 }
 
+export function leaseGrantRequest(ttlSeconds: number, id = 0n): LeaseGrantRequest {
+  return { kind: "leaseGrant", id, ttlSeconds };
+}
+
+export function leaseRevokeRequest(id: bigint): LeaseRevokeRequest {
+  return { kind: "leaseRevoke", id };
+}
+
 const Kind = {
   Range: 1,
   Put: 2,
   DeleteRange: 3,
   Txn: 4,
   Compact: 5,
+  LeaseGrant: 6,
+  LeaseRevoke: 7,
 } as const;
+
+const MAX_LEASE_ID = (1n << 63n) - 1n;
 
 const PUT_PREV_KV = 0x01;
 const PUT_IGNORE_VALUE = 0x02;
@@ -371,7 +412,32 @@ function readOp(r: ByteReader, depth: number): TxnOp {
   }
 }
 
-function writeCommand(w: ByteWriter, command: Command): void {
+function writeLeaseId(w: ByteWriter, id: bigint): void {
+  if (id < 0n || id > MAX_LEASE_ID) throw new RangeError(`lease id must be in 0..2^63-1, got ${id}`);
+  w.i64(id);
+}
+
+function readLeaseId(r: ByteReader): bigint {
+  const id = r.i64();
+  if (id < 0n) r.fail("invalid-field", `negative lease id ${id}`);
+  return id;
+}
+
+function writeTtl(w: ByteWriter, ttlSeconds: number): void {
+  if (!Number.isSafeInteger(ttlSeconds))
+    throw new RangeError(`lease TTL must be an integer, got ${ttlSeconds}`);
+  w.i64(BigInt(ttlSeconds));
+}
+
+function readTtl(r: ByteReader): number {
+  const ttl = r.i64();
+  if (ttl > BigInt(Number.MAX_SAFE_INTEGER) || ttl < BigInt(Number.MIN_SAFE_INTEGER)) {
+    r.fail("invalid-field", `lease TTL ${ttl} is not a safe integer`);
+  }
+  return Number(ttl);
+}
+
+function writeCommand(w: ByteWriter, command: KvCommand): void {
   switch (command.kind) {
     case "put":
       w.u8(Kind.Put);
@@ -385,10 +451,17 @@ function writeCommand(w: ByteWriter, command: Command): void {
     case "compact":
       w.u8(Kind.Compact);
       return writeRevision(w, command.revision, "compact revision");
+    case "leaseGrant":
+      w.u8(Kind.LeaseGrant);
+      writeLeaseId(w, command.id);
+      return writeTtl(w, command.ttlSeconds);
+    case "leaseRevoke":
+      w.u8(Kind.LeaseRevoke);
+      return writeLeaseId(w, command.id);
   }
 }
 
-function readCommand(r: ByteReader): Command {
+function readCommand(r: ByteReader): KvCommand {
   const kind = r.u8();
   switch (kind) {
     case Kind.Put:
@@ -399,6 +472,12 @@ function readCommand(r: ByteReader): Command {
       return readTxn(r, 1);
     case Kind.Compact:
       return compactRequest(readRevision(r, "compact revision"));
+    case Kind.LeaseGrant: {
+      const id = readLeaseId(r);
+      return leaseGrantRequest(readTtl(r), id);
+    }
+    case Kind.LeaseRevoke:
+      return leaseRevokeRequest(readLeaseId(r));
     default:
       return r.fail("unknown-kind", `command kind ${kind}`);
   }
@@ -409,13 +488,13 @@ function readVersion(r: ByteReader): void {
   if (version !== ENCODING_VERSION) r.fail("unknown-version", `encoding version ${version}`);
 }
 
-export function encodeCommand(command: Command): Uint8Array {
+export function encodeCommand(command: KvCommand): Uint8Array {
   const w = new ByteWriter().u8(ENCODING_VERSION);
   writeCommand(w, command);
   return w.finish();
 }
 
-export function decodeCommand(bytes: Uint8Array): Command {
+export function decodeCommand(bytes: Uint8Array): KvCommand {
   const r = new ByteReader(bytes, "command");
   readVersion(r);
   const command = readCommand(r);
@@ -433,12 +512,12 @@ function checkEnvelopeHeader(clientId: string, sequence: number, timestamp: bigi
 }
 
 /** Throws RangeError unless the envelope's client id, sequence and timestamp are well formed. */
-export function checkEnvelope(envelope: CommandEnvelope): void {
+export function checkEnvelope(envelope: CommandEnvelope<KvCommand>): void {
   const problem = checkEnvelopeHeader(envelope.clientId, envelope.sequence, envelope.timestamp);
   if (problem !== null) throw new RangeError(`invalid command envelope: ${problem}`);
 }
 
-export function encodeEnvelope(envelope: CommandEnvelope): Uint8Array {
+export function encodeEnvelope(envelope: CommandEnvelope<KvCommand>): Uint8Array {
   checkEnvelope(envelope);
   const w = new ByteWriter().u8(ENCODING_VERSION).string(envelope.clientId).count(envelope.sequence);
   w.u64(envelope.timestamp);
@@ -446,7 +525,7 @@ export function encodeEnvelope(envelope: CommandEnvelope): Uint8Array {
   return w.finish();
 }
 
-export function decodeEnvelope(bytes: Uint8Array): CommandEnvelope {
+export function decodeEnvelope(bytes: Uint8Array): CommandEnvelope<KvCommand> {
   const r = new ByteReader(bytes, "command envelope");
   readVersion(r);
   const clientId = r.string();

@@ -1,7 +1,8 @@
 /**
- * The errors a request to the MVCC store can end in, with etcd's wording where etcd has the
- * same error (clients match on these strings). A write that fails still applies as an entry:
- * its result carries the error, identically on every replica. Reads throw KvError.
+ * The errors a request to the MVCC store, its leases or its watches can end in, with etcd's
+ * wording where etcd has the same error (clients match on these strings). A write that fails
+ * still applies as an entry: its result carries the error, identically on every replica.
+ * Reads, and the leader-side lease clock, throw KvError.
  */
 
 export enum KvErrorCode {
@@ -14,6 +15,13 @@ export enum KvErrorCode {
   LeaseProvided = 7,
   /** Concord's own: a client retried something older than its last applied request. */
   StaleSequence = 8,
+  LeaseNotFound = 9,
+  LeaseExists = 10,
+  LeaseTtlTooLarge = 11,
+  /** Asked of a replica that does not lead its group (the lease clock lives on the leader). */
+  NotLeader = 12,
+  /** Concord's own: a watcher left more events unread than the hub keeps for it. */
+  WatchOverloaded = 13,
 }
 
 export const KV_ERROR_MESSAGES: Readonly<Record<KvErrorCode, string>> = {
@@ -26,6 +34,12 @@ export const KV_ERROR_MESSAGES: Readonly<Record<KvErrorCode, string>> = {
   [KvErrorCode.LeaseProvided]: "etcdserver: lease is provided",
   [KvErrorCode.StaleSequence]:
     "concord: request sequence is older than the client's last applied request; its result is gone",
+  [KvErrorCode.LeaseNotFound]: "etcdserver: requested lease not found",
+  [KvErrorCode.LeaseExists]: "etcdserver: lease already exists",
+  [KvErrorCode.LeaseTtlTooLarge]: "etcdserver: too large lease TTL",
+  [KvErrorCode.NotLeader]: "etcdserver: not leader",
+  [KvErrorCode.WatchOverloaded]:
+    "concord: watch overloaded: too many events left unread; watch again from the last response's revision + 1",
 };
 
 export function isKvErrorCode(value: number): value is KvErrorCode {

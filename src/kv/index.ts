@@ -1,6 +1,7 @@
 /**
  * The public surface of the kv layer: the MVCC state machine, its commands and results, the
- * HLC that stamps them, and the ordered-KV engine contract with its in-memory implementation.
+ * HLC that stamps them, leases (the replicated table and the leader's clock), the watch hub,
+ * and the ordered-KV engine contract with its in-memory implementation.
  */
 export { DecodeError, type DecodeFailure } from "./bytes.js";
 export {
@@ -17,6 +18,8 @@ export {
   deleteRangeRequest,
   encodeCommand,
   encodeEnvelope,
+  leaseGrantRequest,
+  leaseRevokeRequest,
   putRequest,
   rangeRequest,
   txnRequest,
@@ -25,6 +28,10 @@ export {
   type CompactRequest,
   type Compare,
   type DeleteRangeRequest,
+  type KvCommand,
+  type LeaseCommand,
+  type LeaseGrantRequest,
+  type LeaseRevokeRequest,
   type NumberCompare,
   type PutRequest,
   type RangeRequest,
@@ -52,6 +59,21 @@ export {
   revisionForApply,
   wallMillisOf,
 } from "./hlc.js";
+export { type HistoryPage, type RevisionChanges } from "./history.js";
+export {
+  DEFAULT_REVOKE_RETRY_MS,
+  LeaseClock,
+  type LeaseClockOptions,
+  type LeaseSource,
+  type TimeToLive,
+} from "./lease-clock.js";
+export {
+  MAX_LEASE_TTL_SECONDS,
+  MIN_LEASE_TTL_SECONDS,
+  type LeaseChange,
+  type LeaseInfo,
+  type LeaseSummary,
+} from "./leases.js";
 export { MemoryOrderedKv } from "./memory-engine.js";
 export {
   decodeCommandResult,
@@ -63,6 +85,8 @@ export {
   type ErrorResponse,
   type KeyValue,
   type KvEvent,
+  type LeaseGrantResponse,
+  type LeaseRevokeResponse,
   type OpResponse,
   type PutResponse,
   type RangeResponse,
@@ -73,6 +97,16 @@ export {
   DEFAULT_MAX_DEDUP_CLIENTS,
   MvccStore,
   type ApplyOutcome,
+  type HistoryRequest,
   type MvccSnapshot,
   type MvccStoreOptions,
 } from "./store.js";
+export {
+  WatchHub,
+  type Watch,
+  type WatchFilter,
+  type WatchHubOptions,
+  type WatchRequest,
+  type WatchResponse,
+  type WatchSource,
+} from "./watch.js";

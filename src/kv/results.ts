@@ -51,6 +51,17 @@ export interface CompactResponse {
   readonly kind: "compact";
 }
 
+export interface LeaseGrantResponse {
+  readonly kind: "leaseGrant";
+  readonly id: bigint;
+  /** The TTL granted (the requested one, or the minimum when that was below it). */
+  readonly ttlSeconds: number;
+}
+
+export interface LeaseRevokeResponse {
+  readonly kind: "leaseRevoke";
+}
+
 export interface ErrorResponse {
   readonly kind: "error";
   readonly code: KvErrorCode;
@@ -59,7 +70,13 @@ export interface ErrorResponse {
 
 export type OpResponse = RangeResponse | PutResponse | DeleteRangeResponse | TxnResponse;
 export type CommandResponse =
-  PutResponse | DeleteRangeResponse | TxnResponse | CompactResponse | ErrorResponse;
+  | PutResponse
+  | DeleteRangeResponse
+  | TxnResponse
+  | CompactResponse
+  | LeaseGrantResponse
+  | LeaseRevokeResponse
+  | ErrorResponse;
 
 /** The outcome of one command, as returned to its client. */
 export interface CommandResult {
@@ -98,6 +115,8 @@ const ResponseKind = {
   Txn: 4,
   Compact: 5,
   Error: 6,
+  LeaseGrant: 7,
+  LeaseRevoke: 8,
 } as const;
 
 function writeKeyValue(w: ByteWriter, kv: KeyValue): void {
@@ -150,7 +169,22 @@ function writeResponse(w: ByteWriter, response: CommandResponse | OpResponse): v
     case "error":
       w.u8(ResponseKind.Error).u8(response.code);
       return;
+    case "leaseGrant":
+      w.u8(ResponseKind.LeaseGrant).i64(response.id).i64(BigInt(response.ttlSeconds));
+      return;
+    case "leaseRevoke":
+      w.u8(ResponseKind.LeaseRevoke);
+      return;
   }
+}
+
+function isOpResponse(response: CommandResponse | RangeResponse): response is OpResponse {
+  return (
+    response.kind === "range" ||
+    response.kind === "put" ||
+    response.kind === "deleteRange" ||
+    response.kind === "txn"
+  );
 }
 
 function readResponse(r: ByteReader): CommandResponse | RangeResponse {
@@ -174,8 +208,7 @@ function readResponse(r: ByteReader): CommandResponse | RangeResponse {
       const responses: OpResponse[] = [];
       for (let i = 0; i < n; i++) {
         const sub = readResponse(r);
-        if (sub.kind === "compact" || sub.kind === "error")
-          r.fail("invalid-field", `${sub.kind} inside a txn`);
+        if (!isOpResponse(sub)) r.fail("invalid-field", `${sub.kind} inside a txn`);
         responses.push(sub);
       }
       return { kind: "txn", succeeded, responses };
@@ -187,6 +220,15 @@ function readResponse(r: ByteReader): CommandResponse | RangeResponse {
       if (!isKvErrorCode(code)) r.fail("invalid-field", `error code ${code}`);
       return errorResponse(code);
     }
+    case ResponseKind.LeaseGrant: {
+      const id = r.i64();
+      const ttl = r.i64();
+      if (id <= 0n) r.fail("invalid-field", `granted lease id ${id}`);
+      if (ttl <= 0n || ttl > BigInt(Number.MAX_SAFE_INTEGER)) r.fail("invalid-field", `granted TTL ${ttl}`);
+      return { kind: "leaseGrant", id, ttlSeconds: Number(ttl) };
+    }
+    case ResponseKind.LeaseRevoke:
+      return { kind: "leaseRevoke" };
     default:
       return r.fail("unknown-kind", `response kind ${kind}`);
   }

@@ -10,17 +10,23 @@
  *
  * Revisions are HLC timestamps: a write applies at revisionForApply(last revision, the
  * leader's stamp). Commands that change nothing (a delete of nothing, a failed compare with
- * only reads, an error) keep the revision, as in etcd. Compaction does not create a revision.
+ * only reads, an error) keep the revision, as in etcd. Compaction and lease grants do not
+ * create a revision; a lease revocation that deletes keys does.
+ *
+ * The lease table lives in the same keyspace (leases.ts), and `history` rebuilds the change
+ * events of past revisions for watchers that start in the past (history.ts, watch.ts).
  */
 import { concatBytes, DecodeError, latin1 } from "./bytes.js";
-import { checkEnvelope, type CommandEnvelope, type RangeRequest } from "./commands.js";
+import { checkEnvelope, type CommandEnvelope, type KvCommand, type RangeRequest } from "./commands.js";
 import { compactionError, stageCompaction } from "./compaction.js";
 import { DedupTable } from "./dedup.js";
 import { WriteBatch, type KvPair, type KvReader, type OrderedKv } from "./engine.js";
-import { KvErrorCode } from "./errors.js";
+import { KvError, KvErrorCode } from "./errors.js";
+import { readHistory, type HistoryPage } from "./history.js";
 import { revisionForApply } from "./hlc.js";
 import { KeyLayout, LAYOUT_VERSION, MetaField } from "./keys.js";
-import { executeRange, type RevisionBounds } from "./range.js";
+import { LeaseTable, type LeaseChange, type LeaseInfo, type LeaseSummary } from "./leases.js";
+import { executeRange, keyInterval, type RevisionBounds } from "./range.js";
 import { errorResponse, type CommandResult, type KvEvent, type RangeResult } from "./results.js";
 import { DEFAULT_SNAPSHOT_CHUNK_BYTES, SnapshotDecoder, encodeSnapshot } from "./snapshot.js";
 import { commandShapeError } from "./txn.js";
@@ -34,6 +40,23 @@ export interface MvccStoreOptions {
   readonly namespace?: Uint8Array;
   /** Most clients the dedup table remembers (default DEFAULT_MAX_DEDUP_CLIENTS). */
   readonly maxDedupClients?: number;
+  /**
+   * A put (alone or in a transaction) naming a lease that is not live fails with "etcdserver:
+   * requested lease not found", as in etcd. Off by default, so the MVCC layer can be used and
+   * tested without granting leases: a lease id is then recorded as given, and keys are
+   * attached only to live leases. Every replica of a group must use the same setting.
+   */
+  readonly enforceLeases?: boolean;
+}
+
+/** Which changes `history` reads: etcd's key / range end, from a revision on. */
+export interface HistoryRequest {
+  readonly key: Uint8Array;
+  readonly rangeEnd: Uint8Array;
+  /** The first revision to report; must be above the compacted revision. */
+  readonly fromRevision: bigint;
+  /** About how many events one page may hold (whole revisions only). */
+  readonly maxEvents: number;
 }
 
 export const DEFAULT_MAX_DEDUP_CLIENTS = 10_000;
@@ -47,6 +70,8 @@ export interface ApplyOutcome {
    * first application, or a StaleSequence error when it is older than the client's last one.
    */
   readonly duplicate: boolean;
+  /** Present when the command granted or revoked a lease: the leader's LeaseClock follows it. */
+  readonly leaseChange?: LeaseChange;
 }
 
 /**
@@ -67,6 +92,15 @@ interface StoreState {
   readonly dedupClients: number;
 }
 
+interface Executed {
+  readonly batch: WriteBatch;
+  readonly result: CommandResult;
+  readonly events: readonly KvEvent[];
+  readonly revision: bigint;
+  readonly compacted: bigint;
+  readonly leaseChange: LeaseChange | null;
+}
+
 function u64Bytes(value: bigint): Uint8Array {
   const out = new Uint8Array(8);
   new DataView(out.buffer).setBigUint64(0, value);
@@ -76,6 +110,8 @@ function u64Bytes(value: bigint): Uint8Array {
 export class MvccStore {
   private readonly layout: KeyLayout;
   private readonly dedup: DedupTable;
+  private readonly leaseTable: LeaseTable;
+  private readonly enforceLeases: boolean;
   private state: StoreState;
   private restoring = false;
 
@@ -85,6 +121,8 @@ export class MvccStore {
   ) {
     this.layout = new KeyLayout(options.namespace ?? new Uint8Array(0));
     this.dedup = new DedupTable(this.layout, options.maxDedupClients ?? DEFAULT_MAX_DEDUP_CLIENTS);
+    this.leaseTable = new LeaseTable(this.layout);
+    this.enforceLeases = options.enforceLeases ?? false;
     const view = kv.view();
     try {
       this.state = this.readState((key) => view.get(key));
@@ -114,12 +152,12 @@ export class MvccStore {
    * dedup table without applying again. Errors of the command are part of its result; a
    * throw means a bug or a broken engine, and leaves the store unchanged.
    */
-  apply(entryIndex: number, envelope: CommandEnvelope): ApplyOutcome {
+  apply(entryIndex: number, envelope: CommandEnvelope<KvCommand>): ApplyOutcome {
     this.checkEntryIndex(entryIndex);
     checkEnvelope(envelope);
     const view = this.kv.view();
     try {
-      const batch = new WriteBatch();
+      let batch = new WriteBatch();
       const before = this.state;
       const bounds: RevisionBounds = { current: before.revision, compacted: before.compacted };
       const { clientId, sequence } = envelope;
@@ -133,9 +171,11 @@ export class MvccStore {
             : { revision: before.revision, response: errorResponse(KvErrorCode.StaleSequence) };
         outcome = { result, events: [], duplicate: true };
       } else {
-        const executed = this.execute(view, batch, envelope, bounds);
+        const executed = this.execute(view, envelope, bounds, entryIndex);
+        batch = executed.batch;
         after = { ...after, revision: executed.revision, compacted: executed.compacted };
         outcome = { result: executed.result, events: executed.events, duplicate: false };
+        if (executed.leaseChange !== null) outcome = { ...outcome, leaseChange: executed.leaseChange };
         if (clientId !== "") {
           const record = { sequence, entryIndex, result: executed.result };
           after = {
@@ -169,6 +209,54 @@ export class MvccStore {
     try {
       const bounds = { current: this.state.revision, compacted: this.state.compacted };
       return { ...executeRange(view, this.layout, request, bounds), revision: bounds.current };
+    } finally {
+      view.release();
+    }
+  }
+
+  /** The live lease `id` (with its attached keys when `keys`), or undefined. */
+  lease(id: bigint, options: { readonly keys?: boolean } = {}): LeaseInfo | undefined {
+    const view = this.kv.view();
+    try {
+      const lease = this.leaseTable.lookup(view, id);
+      if (lease === undefined) return undefined;
+      return { ...lease, keys: options.keys === true ? this.leaseTable.attachedKeys(view, id) : [] };
+    } finally {
+      view.release();
+    }
+  }
+
+  /** Every live lease, by id (etcd's LeaseLeases, with the granted TTLs). */
+  leases(): LeaseSummary[] {
+    const view = this.kv.view();
+    try {
+      return this.leaseTable.list(view);
+    } finally {
+      view.release();
+    }
+  }
+
+  /**
+   * The change events of the request's interval from its fromRevision on, as of the current
+   * revision, one page at a time (see readHistory). Throws KvError(Compacted) when
+   * fromRevision is not above the compacted revision: compaction may have removed a
+   * deletion at exactly that revision, so the events could be incomplete.
+   */
+  history(request: HistoryRequest): HistoryPage {
+    if (request.fromRevision < 1n)
+      throw new RangeError(`fromRevision must be positive, got ${request.fromRevision}`);
+    if (request.fromRevision <= this.state.compacted) throw new KvError(KvErrorCode.Compacted);
+    const view = this.kv.view();
+    try {
+      const interval = keyInterval(request.key, request.rangeEnd);
+      return readHistory(
+        view,
+        this.layout,
+        interval,
+        request.fromRevision,
+        this.state.revision,
+        request.maxEvents,
+      );
     } finally {
       view.release();
     }
@@ -240,22 +328,45 @@ export class MvccStore {
     }
   }
 
+  /** Runs a (non-duplicate) command; the returned batch holds its effects and nothing else. */
   private execute(
     view: KvReader,
-    batch: WriteBatch,
-    envelope: CommandEnvelope,
+    envelope: CommandEnvelope<KvCommand>,
     bounds: RevisionBounds,
-  ): { result: CommandResult; events: readonly KvEvent[]; revision: bigint; compacted: bigint } {
-    const unchanged = { events: [], revision: bounds.current, compacted: bounds.compacted };
+    entryIndex: number,
+  ): Executed {
+    const batch = new WriteBatch();
+    const unchanged = {
+      batch,
+      events: [],
+      revision: bounds.current,
+      compacted: bounds.compacted,
+      leaseChange: null,
+    };
+    const failed = (code: KvErrorCode): Executed => ({
+      ...unchanged,
+      batch: new WriteBatch(),
+      result: { revision: bounds.current, response: errorResponse(code) },
+    });
     const { command } = envelope;
-    const shapeError = commandShapeError(command);
-    if (shapeError !== null) {
-      return { ...unchanged, result: { revision: bounds.current, response: errorResponse(shapeError) } };
+    if (command.kind === "leaseGrant" || command.kind === "leaseRevoke") {
+      const outcome =
+        command.kind === "leaseGrant"
+          ? this.leaseTable.grant(view, batch, command, entryIndex, bounds.current)
+          : this.leaseTable.revoke(view, batch, command, envelope.timestamp, bounds);
+      return {
+        ...unchanged,
+        events: outcome.events,
+        revision: outcome.revision,
+        leaseChange: outcome.change,
+        result: { revision: outcome.revision, response: outcome.response },
+      };
     }
+    const shapeError = commandShapeError(command);
+    if (shapeError !== null) return failed(shapeError);
     if (command.kind === "compact") {
       const error = compactionError(command.revision, bounds);
-      if (error !== null)
-        return { ...unchanged, result: { revision: bounds.current, response: errorResponse(error) } };
+      if (error !== null) return failed(error);
       stageCompaction(view, this.layout, batch, command.revision);
       return {
         ...unchanged,
@@ -270,6 +381,12 @@ export class MvccStore {
     if (response.kind === "error" && (wrote || batch.size > 0)) {
       throw new Error("invariant violated: a command that failed staged writes");
     }
+    // etcd checks the leases of the puts it will run before running any; checking the
+    // executed puts instead and dropping their batch has the same effect.
+    if (this.enforceLeases && this.leaseTable.namesMissingLease(view, writer.events)) {
+      return failed(KvErrorCode.LeaseNotFound);
+    }
+    this.leaseTable.stageAttachments(view, batch, writer.events);
     const resultRevision = wrote ? revision : bounds.current;
     return {
       ...unchanged,
