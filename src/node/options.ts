@@ -1,0 +1,154 @@
+/**
+ * What a NodeHost is built from: the injected storage, network, time, randomness and logger,
+ * the per-range state-machine storage, and the tunables with their defaults. Also the shape
+ * of the counters a host keeps for metrics.
+ */
+import type { MvccStoreOptions } from "../kv/store.js";
+import type { OrderedKv } from "../kv/engine.js";
+import type { RaftConfig } from "../raft/config.js";
+import type { ConfState, NodeId, RandomSource } from "../raft/types.js";
+import type { StorageEngine } from "../storage/contracts.js";
+import type { Timers } from "../transport/timers.js";
+import type { Logger, Transport } from "../transport/transport.js";
+
+/**
+ * Where one range's state machine (its MvccStore) keeps its data. Writes are visible at once
+ * and durable after a later `sync()`; the node calls `sync()` before it lets the Raft storage
+ * forget log entries the state machine has applied (log compaction) or record an applied
+ * index, so a crash can never leave the state machine behind the Raft storage's applied index.
+ */
+export interface StateMachineStorage {
+  readonly kv: OrderedKv;
+  /** Resolves once every write made before the call is durable (at once for memory, or engines durable on write). */
+  sync(): Promise<void>;
+  /** Namespace and dedup bound of the store over `kv`. */
+  readonly storeOptions?: MvccStoreOptions;
+}
+
+export type StateMachineFactory = (rangeId: number) => StateMachineStorage;
+
+/**
+ * How a replica starts when its Raft storage is empty: as a founding member of the group with
+ * the given membership (every founder passes the same one), or as a joiner that waits to be
+ * added by the group's leader. Over storage that already holds the group, either just reopens it.
+ */
+export type ReplicaInit = { readonly bootstrap: ConfState } | { readonly join: true };
+
+/** Raft settings a host passes through to every replica's core. */
+export type RaftTuning = Omit<
+  RaftConfig,
+  "id" | "storage" | "random" | "applied" | "electionTick" | "heartbeatTick" | "bugs"
+>;
+
+export interface NodeHostOptions {
+  readonly nodeId: NodeId;
+  /** Raft logs and hard states of every replica; one `sync()` per turn covers them all. */
+  readonly engine: StorageEngine;
+  /** Started and closed by the owner; the host registers its handlers when constructed. */
+  readonly transport: Transport;
+  readonly timers: Timers;
+  /** Milliseconds from a clock that never goes backwards: request deadlines. */
+  readonly monotonicClock: () => number;
+  /** Milliseconds since the epoch: the physical part of HLC revisions. */
+  readonly wallClock: () => number;
+  /** Election timeouts and this incarnation's request ids. */
+  readonly random: RandomSource;
+  readonly logger: Logger;
+  readonly stateMachine: StateMachineFactory;
+  /** Milliseconds per Raft tick (default 100). */
+  readonly tickMs?: number;
+  /** Ticks without a leader before an election (default 10). */
+  readonly electionTicks?: number;
+  /** Ticks between leader heartbeats (default 1). */
+  readonly heartbeatTicks?: number;
+  /** Applied entries between two snapshots of a replica, each of which compacts its log (default 10,000). */
+  readonly snapshotEntries?: number;
+  /** A proposal without a result after this long fails with AmbiguousResultError (default 10,000 ms). */
+  readonly proposalTimeoutMs?: number;
+  /** A linearizable read without a read index after this long fails with ReadTimeoutError (default 5,000 ms). */
+  readonly readTimeoutMs?: number;
+  readonly raft?: RaftTuning;
+}
+
+export interface ResolvedNodeConfig {
+  readonly tickMs: number;
+  readonly electionTicks: number;
+  readonly heartbeatTicks: number;
+  readonly snapshotEntries: number;
+  readonly proposalTimeoutMs: number;
+  readonly readTimeoutMs: number;
+  readonly raft: RaftTuning;
+}
+
+function positive(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  }
+  return value;
+}
+
+export function resolveNodeConfig(options: NodeHostOptions): ResolvedNodeConfig {
+  positive("nodeId", options.nodeId);
+  const config: ResolvedNodeConfig = {
+    tickMs: positive("tickMs", options.tickMs ?? 100),
+    electionTicks: positive("electionTicks", options.electionTicks ?? 10),
+    heartbeatTicks: positive("heartbeatTicks", options.heartbeatTicks ?? 1),
+    snapshotEntries: positive("snapshotEntries", options.snapshotEntries ?? 10_000),
+    proposalTimeoutMs: positive("proposalTimeoutMs", options.proposalTimeoutMs ?? 10_000),
+    readTimeoutMs: positive("readTimeoutMs", options.readTimeoutMs ?? 5_000),
+    raft: options.raft ?? {},
+  };
+  if (config.heartbeatTicks >= config.electionTicks) {
+    throw new RangeError("heartbeatTicks must be less than electionTicks");
+  }
+  return config;
+}
+
+/** Why an incoming Raft message was not stepped into any replica. */
+export type DropReason = "unknownRange" | "misaddressed" | "notRunning" | "malformedProposal";
+
+/** Monotonic counts for metrics export, kept as a plain object. */
+export interface NodeHostCounters {
+  /** Ready loop iterations that found work. */
+  turns: number;
+  /** `engine.sync()` calls: at most one per turn, covering every replica's writes. */
+  syncs: number;
+  ticks: number;
+  messagesSent: number;
+  messagesReceived: number;
+  dropped: Record<DropReason, number>;
+  snapshotsSent: number;
+  snapshotsSendFailed: number;
+  /** Snapshot images restored into a state machine. */
+  snapshotsRestored: number;
+  /** Snapshot images that failed to decode or restore (the leader retries). */
+  snapshotsRejected: number;
+  /** Local snapshots taken (each compacts the log). */
+  checkpoints: number;
+  /** ReadIndex requests made: one per replica per turn covers every read queued meanwhile. */
+  readIndexRequests: number;
+  proposalsTimedOut: number;
+  readsTimedOut: number;
+  /** Errors thrown by apply listeners (logged, never allowed to stop the apply). */
+  listenerErrors: number;
+}
+
+export function newNodeHostCounters(): NodeHostCounters {
+  return {
+    turns: 0,
+    syncs: 0,
+    ticks: 0,
+    messagesSent: 0,
+    messagesReceived: 0,
+    dropped: { unknownRange: 0, misaddressed: 0, notRunning: 0, malformedProposal: 0 },
+    snapshotsSent: 0,
+    snapshotsSendFailed: 0,
+    snapshotsRestored: 0,
+    snapshotsRejected: 0,
+    checkpoints: 0,
+    readIndexRequests: 0,
+    proposalsTimedOut: 0,
+    readsTimedOut: 0,
+    listenerErrors: 0,
+  };
+}

@@ -1,0 +1,540 @@
+/**
+ * Replica: one range's Raft group member on this node — its RawNode, its Raft storage, its
+ * state machine (ReplicaStateMachine over an MvccStore) and the HybridClock that stamps its
+ * proposals — with the requests callers make of it and its part of each turn of its NodeHost:
+ * take inputs, hand out a Ready, persist it, apply it, advance.
+ *
+ * Proposals are answered when this node applies the entry carrying their request id (never
+ * by log index alone); a leader also remembers the index it appended each one at, so that
+ * another entry applied there tells it the proposal was overwritten. Linearizable reads share
+ * one ReadIndex request per turn and are served once the state machine reaches the index.
+ */
+import { DecodeError } from "../kv/bytes.js";
+import { decodeEnvelope, encodeEnvelope, type KvCommand, type RangeRequest } from "../kv/commands.js";
+import { HybridClock } from "../kv/hlc.js";
+import type { CommandResult, RangeResult } from "../kv/results.js";
+import type { MvccSnapshot } from "../kv/store.js";
+import { ProposalDroppedError as RaftProposalDroppedError } from "../raft/raft.js";
+import { RawNode } from "../raft/rawnode.js";
+import {
+  ConfChangeTransition,
+  ConfChangeType,
+  EMPTY_BYTES,
+  EMPTY_HARD_STATE,
+  EntryType,
+  MessageType,
+  NONE,
+  StateRole,
+  hardStateEqual,
+  type ConfChange,
+  type ConfState,
+  type Entry,
+  type Message,
+  type NodeId,
+  type RandomSource,
+  type Ready,
+  type SoftState,
+} from "../raft/types.js";
+import type { ReplicaStorage } from "../storage/contracts.js";
+import type { Logger } from "../transport/transport.js";
+import {
+  AmbiguousResultError,
+  NotLeaderError,
+  ProposalDroppedError,
+  ReadTimeoutError,
+  ReplicaStoppedError,
+} from "./errors.js";
+import type { NodeHostCounters, ReplicaInit, ResolvedNodeConfig, StateMachineStorage } from "./options.js";
+import { PendingReads, PendingRequests, commandKey, type Waiter } from "./requests.js";
+import { ReplicaStateMachine } from "./state-machine.js";
+import type { ApplyListener, ReadConsistency, ReplicaStatus, RequestId } from "./types.js";
+
+/** What a replica uses of its host. */
+export interface ReplicaHost {
+  readonly nodeId: NodeId;
+  readonly config: ResolvedNodeConfig;
+  readonly logger: Logger;
+  readonly counters: NodeHostCounters;
+  readonly monotonicClock: () => number;
+  readonly wallClock: () => number;
+  readonly random: RandomSource;
+  /** Unique to this run of the host: the client id of node-assigned request ids, and read contexts. */
+  readonly incarnation: string;
+  nextSequence(): number;
+  /** Whether new requests are taken (the host runs). */
+  isAccepting(): boolean;
+  /** There is work for a turn. */
+  requestTurn(): void;
+}
+
+type QueuedProposal =
+  | {
+      readonly kind: "command";
+      readonly request: RequestId;
+      readonly command: KvCommand;
+      readonly waiter: Waiter<CommandResult>;
+    }
+  | { readonly kind: "confChange"; readonly change: ConfChange; readonly waiter: Waiter<ConfState> };
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function isFresh(storage: ReplicaStorage): boolean {
+  const conf = storage.confState();
+  return (
+    storage.lastIndex() === 0 &&
+    storage.snapshot().metadata.index === 0 &&
+    hardStateEqual(storage.hardState(), EMPTY_HARD_STATE) &&
+    conf.voters.length + conf.learners.length + conf.votersOutgoing.length + conf.learnersNext.length === 0
+  );
+}
+
+/**
+ * A snapshot is written before the hard state that commits it (the order the core asks for), so
+ * a crash between the two leaves a durable commit index below the durable snapshot, which the
+ * core refuses on restart. A snapshot holds only committed entries: raise the commit index to it.
+ */
+function raiseCommitToSnapshot(storage: ReplicaStorage): void {
+  const hardState = storage.hardState();
+  const snapshotIndex = storage.snapshot().metadata.index;
+  if (hardState.commit < snapshotIndex) storage.setHardState({ ...hardState, commit: snapshotIndex });
+}
+
+export class Replica {
+  private readonly raw: RawNode;
+  private readonly stateMachine: ReplicaStateMachine;
+  private readonly clock: HybridClock;
+  private softState: SoftState = { lead: NONE, role: StateRole.Follower };
+  private inbox: Message[] = [];
+  /** The newest snapshot received and not yet installed; older ones are superseded. */
+  private incomingSnapshot: Message | null = null;
+  private snapshotReports: [NodeId, boolean][] = [];
+  private readonly unreachablePeers = new Set<NodeId>();
+  private queuedProposals: QueuedProposal[] = [];
+  private readonly commands = new PendingRequests<CommandResult>();
+  private readonly confChanges = new PendingRequests<ConfState>();
+  private readonly reads = new PendingReads();
+  private readSequence = 0;
+  private confChangeSequence = 0;
+  private closed = false;
+
+  constructor(
+    readonly rangeId: number,
+    init: ReplicaInit,
+    private readonly storage: ReplicaStorage,
+    stateMachineStorage: StateMachineStorage,
+    private readonly host: ReplicaHost,
+  ) {
+    if (isFresh(storage) && "bootstrap" in init) {
+      const { voters, learners } = init.bootstrap;
+      if (!voters.includes(host.nodeId) && !learners.includes(host.nodeId)) {
+        throw new RangeError(`node ${host.nodeId} bootstraps range ${rangeId} without being a member`);
+      }
+      storage.setConfState(init.bootstrap);
+    }
+    raiseCommitToSnapshot(storage);
+    this.clock = new HybridClock(host.wallClock);
+    this.stateMachine = new ReplicaStateMachine(
+      rangeId,
+      storage,
+      stateMachineStorage,
+      this.clock,
+      host.counters,
+      host.logger,
+    );
+    this.raw = new RawNode({
+      ...host.config.raft,
+      id: host.nodeId,
+      electionTick: host.config.electionTicks,
+      heartbeatTick: host.config.heartbeatTicks,
+      storage,
+      random: host.random,
+      applied: storage.appliedIndex(),
+    });
+  }
+
+  get nodeId(): NodeId {
+    return this.host.nodeId;
+  }
+
+  /** Index of the last entry the state machine applied. */
+  get appliedIndex(): number {
+    return this.stateMachine.appliedIndex;
+  }
+
+  get revision(): bigint {
+    return this.stateMachine.revision;
+  }
+
+  // ------------------------------------------------------------------ requests
+
+  /**
+   * Proposes a write; resolves with its result once this node has applied it. Without
+   * `request` the node assigns one (its own client id, the next sequence). A request that
+   * was already applied is answered from the store's dedup table, not applied again.
+   */
+  propose(command: KvCommand, request?: RequestId): Promise<CommandResult> {
+    const id = request ?? { clientId: this.host.incarnation, sequence: this.host.nextSequence() };
+    if (id.clientId === "") {
+      return Promise.reject(new RangeError("a proposal needs a client id: results are matched by it"));
+    }
+    return this.enqueue<CommandResult>(commandKey(id.clientId, id.sequence), (waiter) => ({
+      kind: "command",
+      request: id,
+      command,
+      waiter,
+    }));
+  }
+
+  /** Adds `nodeId` as a voter; resolves with the new membership once applied here. */
+  addVoter(nodeId: NodeId): Promise<ConfState> {
+    return this.changeMembership(ConfChangeType.AddVoter, nodeId);
+  }
+
+  addLearner(nodeId: NodeId): Promise<ConfState> {
+    return this.changeMembership(ConfChangeType.AddLearner, nodeId);
+  }
+
+  removeNode(nodeId: NodeId): Promise<ConfState> {
+    return this.changeMembership(ConfChangeType.RemoveNode, nodeId);
+  }
+
+  /** Reads at request.revision (0: current). Rejects with KvError as MvccStore.range does. */
+  range(request: RangeRequest, consistency: ReadConsistency = "linearizable"): Promise<RangeResult> {
+    if (!this.accepting()) return Promise.reject(new ReplicaStoppedError(this.rangeId));
+    if (consistency === "serializable") {
+      // Served now; a KvError thrown by the read rejects the promise.
+      return new Promise((resolve) => resolve(this.stateMachine.range(request)));
+    }
+    return new Promise((resolve, reject) => {
+      const deadline = this.host.monotonicClock() + this.host.config.readTimeoutMs;
+      this.reads.add({ request, deadline, resolve, reject });
+      this.host.requestTurn();
+    });
+  }
+
+  /** Registers a listener; returns the function that removes it. */
+  addApplyListener(listener: ApplyListener): () => void {
+    return this.stateMachine.addListener(listener);
+  }
+
+  status(): ReplicaStatus {
+    const raft = this.raw.status();
+    return {
+      rangeId: this.rangeId,
+      nodeId: this.host.nodeId,
+      role: raft.softState.role,
+      term: raft.hardState.term,
+      leader: raft.softState.lead,
+      commit: raft.hardState.commit,
+      applied: this.stateMachine.appliedIndex,
+      revision: this.stateMachine.revision,
+      firstIndex: this.storage.firstIndex(),
+      lastIndex: raft.lastIndex,
+      snapshotIndex: this.storage.snapshot().metadata.index,
+      confState: raft.confState,
+      progress: [...raft.progress].map(([nodeId, p]) => ({ nodeId, ...p })),
+      pendingProposals: this.queuedProposals.length + this.commands.size + this.confChanges.size,
+      pendingReads: this.reads.size,
+    };
+  }
+
+  private changeMembership(type: ConfChangeType, nodeId: NodeId): Promise<ConfState> {
+    const key = `${this.host.incarnation}/cc${++this.confChangeSequence}`;
+    const change: ConfChange = {
+      transition: ConfChangeTransition.Auto,
+      changes: [{ type, nodeId }],
+      context: encoder.encode(key),
+    };
+    return this.enqueue<ConfState>(key, (waiter) => ({ kind: "confChange", change, waiter }));
+  }
+
+  private enqueue<T>(key: string, queued: (waiter: Waiter<T>) => QueuedProposal): Promise<T> {
+    if (!this.accepting()) return Promise.reject(new ReplicaStoppedError(this.rangeId));
+    return new Promise<T>((resolve, reject) => {
+      const deadline = this.host.monotonicClock() + this.host.config.proposalTimeoutMs;
+      this.queuedProposals.push(queued({ key, deadline, expectedIndex: 0, resolve, reject }));
+      this.host.requestTurn();
+    });
+  }
+
+  private accepting(): boolean {
+    return !this.closed && this.host.isAccepting();
+  }
+
+  // ------------------------------------------------------------------ inputs from the host
+
+  /** Messages from a peer, stepped at the next turn. */
+  receive(messages: readonly Message[]): void {
+    for (const m of messages) {
+      if (m.type !== MessageType.Snap) this.inbox.push(m);
+      else if (
+        this.incomingSnapshot === null ||
+        m.snapshot!.metadata.index >= this.incomingSnapshot.snapshot!.metadata.index
+      ) {
+        this.incomingSnapshot = m;
+      }
+    }
+  }
+
+  /** The transport finished (or failed) streaming a snapshot to `peer`. */
+  snapshotSent(peer: NodeId, ok: boolean): void {
+    this.snapshotReports.push([peer, ok]);
+  }
+
+  peerUnreachable(peer: NodeId): void {
+    this.unreachablePeers.add(peer);
+  }
+
+  /** Anything for a turn to do. */
+  hasWork(): boolean {
+    return (
+      this.inbox.length > 0 ||
+      this.incomingSnapshot !== null ||
+      this.snapshotReports.length > 0 ||
+      this.unreachablePeers.size > 0 ||
+      this.queuedProposals.length > 0 ||
+      this.reads.hasQueued ||
+      this.raw.hasReady()
+    );
+  }
+
+  // ------------------------------------------------------------------ the turn
+
+  /**
+   * Restores the state machine from a received snapshot image before the core sees the
+   * snapshot, so that the core can never count as applied a state the state machine does not
+   * have. Only an image past the core's commit index is restored (an older one brings nothing
+   * the log does not); the core gets the metadata either way, to answer as it sees fit.
+   */
+  async installIncomingSnapshot(): Promise<void> {
+    const m = this.incomingSnapshot;
+    if (m === null) return;
+    this.incomingSnapshot = null;
+    const snapshot = m.snapshot!;
+    if (snapshot.metadata.index > this.raw.status().hardState.commit) {
+      await this.stateMachine.restoreImage(snapshot, m.from);
+      // A bad image: the core must not install what the state machine lacks.
+      if (this.stateMachine.appliedIndex < snapshot.metadata.index) return;
+    }
+    // The core keeps only the metadata: the image lives in the state machine now.
+    this.inbox.push({ ...m, snapshot: { ...snapshot, data: EMPTY_BYTES } });
+  }
+
+  /** Feeds the core what arrived since the last turn: ticks, messages, reports, requests. */
+  feed(ticks: number, now: number): void {
+    for (let i = 0; i < ticks; i++) this.raw.tick();
+    for (const [peer, ok] of this.snapshotReports.splice(0)) this.raw.reportSnapshot(peer, ok);
+    for (const peer of this.unreachablePeers) this.raw.reportUnreachable(peer);
+    this.unreachablePeers.clear();
+    for (const m of this.inbox.splice(0)) this.stepIncoming(m);
+    this.proposeQueued();
+    this.requestReadIndex();
+    this.serveReads();
+    if (ticks > 0) this.expireRequests(now);
+  }
+
+  takeReady(): Ready | null {
+    return this.raw.hasReady() ? this.raw.ready() : null;
+  }
+
+  /** Writes the Ready's snapshot metadata, entries and hard state (made durable by the host's sync). */
+  persist(rd: Ready): void {
+    if (rd.snapshot !== null) this.storage.saveSnapshot(rd.snapshot);
+    if (rd.entries.length > 0) this.storage.append(rd.entries);
+    if (rd.hardState !== null) this.storage.setHardState(rd.hardState);
+  }
+
+  /** Applies committed entries, answers proposals and reads. Runs after the Ready's messages went out. */
+  async apply(rd: Ready): Promise<void> {
+    if (rd.softState !== null) this.observeSoftState(rd.softState);
+    if (rd.snapshot !== null) {
+      const { metadata } = rd.snapshot;
+      this.stateMachine.snapshotInstalled(metadata);
+      const unknown = () => new AmbiguousResultError(this.rangeId, "its entry was replaced by a snapshot");
+      this.commands.passed(metadata.index, unknown);
+      this.confChanges.passed(metadata.index, unknown);
+    }
+    for (const rs of rd.readStates) this.reads.indexKnown(decoder.decode(rs.context), rs.index);
+    for (const entry of rd.committedEntries) await this.applyEntry(entry);
+    this.serveReads();
+  }
+
+  advance(rd: Ready): void {
+    this.raw.advance(rd);
+  }
+
+  get snapshotDue(): boolean {
+    return this.stateMachine.snapshotDue(this.host.config.snapshotEntries);
+  }
+
+  /** Records a local snapshot at the core's applied index, compacting the log up to it. */
+  async takeSnapshot(): Promise<void> {
+    if (await this.stateMachine.takeSnapshot(this.raw.status().applied)) this.host.counters.checkpoints++;
+  }
+
+  /** The state machine's image for a follower, read from one consistent view. */
+  snapshotImage(): MvccSnapshot {
+    return this.stateMachine.image();
+  }
+
+  /**
+   * Ends the replica: queued requests fail as not taken; proposals already handed to the core
+   * may still apply elsewhere, so they end ambiguous.
+   */
+  close(cause?: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    const options = cause === undefined ? undefined : { cause };
+    for (const p of this.queuedProposals.splice(0)) {
+      p.waiter.reject(new ReplicaStoppedError(this.rangeId, options));
+    }
+    const unknown = () =>
+      new AmbiguousResultError(this.rangeId, "the node stopped before it applied", options);
+    this.commands.failAll(unknown);
+    this.confChanges.failAll(unknown);
+    this.reads.failAll(() => new ReplicaStoppedError(this.rangeId, options));
+    this.inbox = [];
+    this.incomingSnapshot = null;
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private stepIncoming(m: Message): void {
+    if (m.type === MessageType.Prop && this.raw.status().softState.role === StateRole.Leader) {
+      const restamped = this.restamp(m);
+      if (restamped !== null) this.raw.step(restamped);
+      return;
+    }
+    this.raw.step(m);
+  }
+
+  /**
+   * The leader stamps every command with its own clock, including those a follower forwarded
+   * (the core forwards proposals as they are). Null when the proposal does not decode.
+   */
+  private restamp(m: Message): Message | null {
+    try {
+      const entries = m.entries.map((e): Entry => {
+        if (e.type !== EntryType.Normal || e.data.length === 0) return e;
+        const envelope = decodeEnvelope(e.data);
+        return { ...e, data: encodeEnvelope({ ...envelope, timestamp: this.clock.now() }) };
+      });
+      return { ...m, entries };
+    } catch (error) {
+      if (!(error instanceof DecodeError)) throw error;
+      this.host.counters.dropped.malformedProposal++;
+      this.host.logger.warn(
+        { rangeId: this.rangeId, from: m.from, error: error.message },
+        "malformed proposal",
+      );
+      return null;
+    }
+  }
+
+  private proposeQueued(): void {
+    if (this.queuedProposals.length === 0) return;
+    const before = this.raw.status();
+    const leading = before.softState.role === StateRole.Leader;
+    let lastIndex = before.lastIndex;
+    for (const p of this.queuedProposals.splice(0)) {
+      if (before.softState.lead === NONE) {
+        p.waiter.reject(new NotLeaderError(this.rangeId));
+        continue;
+      }
+      try {
+        if (p.kind === "command") {
+          const { clientId, sequence } = p.request;
+          const timestamp = this.clock.now();
+          this.raw.propose(encodeEnvelope({ clientId, sequence, timestamp, command: p.command }));
+        } else {
+          this.raw.proposeConfChange(p.change);
+        }
+      } catch (error) {
+        if (error instanceof RaftProposalDroppedError) {
+          p.waiter.reject(new ProposalDroppedError(this.rangeId, error.message));
+        } else if (error instanceof RangeError) {
+          // The command cannot be encoded: the caller's mistake, reported as it is.
+          p.waiter.reject(error);
+        } else {
+          throw error;
+        }
+        continue;
+      }
+      // A leader appends each accepted proposal as the next entry of its log.
+      if (leading) p.waiter.expectedIndex = ++lastIndex;
+      if (p.kind === "command") this.commands.add(p.waiter);
+      else this.confChanges.add(p.waiter);
+    }
+    const after = this.raw.status().lastIndex;
+    if (leading && after !== lastIndex) {
+      throw new Error(
+        `range ${this.rangeId}: leader log ends at ${after} after proposing, expected ${lastIndex}`,
+      );
+    }
+  }
+
+  /** One ReadIndex request per turn covers every read queued since the last one. */
+  private requestReadIndex(): void {
+    if (!this.reads.hasQueued) return;
+    const reads = this.reads.takeQueued();
+    const refuse = (): void => {
+      for (const read of reads) read.reject(new NotLeaderError(this.rangeId));
+    };
+    if (this.raw.status().softState.lead === NONE) return refuse();
+    const key = `${this.host.incarnation}/r${++this.readSequence}`;
+    try {
+      this.raw.readIndex(encoder.encode(key));
+    } catch (error) {
+      if (!(error instanceof RaftProposalDroppedError)) throw error;
+      return refuse();
+    }
+    this.host.counters.readIndexRequests++;
+    this.reads.awaitIndex(key, reads);
+  }
+
+  private serveReads(): void {
+    for (const read of this.reads.takeServable(this.stateMachine.appliedIndex)) {
+      try {
+        read.resolve(this.stateMachine.range(read.request));
+      } catch (error) {
+        read.reject(error as Error);
+      }
+    }
+  }
+
+  private expireRequests(now: number): void {
+    const timedOut = () => new AmbiguousResultError(this.rangeId, "timed out before it applied here");
+    this.host.counters.proposalsTimedOut +=
+      this.commands.expire(now, timedOut) + this.confChanges.expire(now, timedOut);
+    this.host.counters.readsTimedOut += this.reads.expire(now, () => new ReadTimeoutError(this.rangeId));
+  }
+
+  private observeSoftState(soft: SoftState): void {
+    const wasLeading = this.softState.role === StateRole.Leader;
+    this.softState = soft;
+    if (soft.role === StateRole.Leader && !wasLeading) {
+      // Stamps must not fall below revisions already applied (the predecessor's included).
+      this.clock.observe(this.stateMachine.revision);
+      this.host.logger.info({ rangeId: this.rangeId, nodeId: this.host.nodeId }, "became leader");
+    }
+  }
+
+  private async applyEntry(entry: Entry): Promise<void> {
+    const applied = await this.stateMachine.apply(entry, (change) => this.raw.applyConfChange(change));
+    if (applied.kind === "command" && applied.key !== null) {
+      if (applied.result !== null) this.commands.resolve(applied.key, applied.result);
+      else {
+        const unknown = () =>
+          new AmbiguousResultError(this.rangeId, "it reached this node in a snapshot image");
+        this.commands.reject(applied.key, unknown);
+      }
+    } else if (applied.kind === "confChange" && applied.key !== null) {
+      this.confChanges.resolve(applied.key, applied.confState);
+    }
+    const overwritten = () =>
+      new ProposalDroppedError(this.rangeId, `log index ${entry.index} was taken by another leader's entry`);
+    this.commands.indexTaken(entry.index, overwritten);
+    this.confChanges.indexTaken(entry.index, overwritten);
+  }
+}

@@ -1,0 +1,221 @@
+/**
+ * ReplicaStateMachine: one replica's MvccStore and the rules that tie it to the replica's
+ * Raft storage — applying committed entries, restoring snapshot images, recording local
+ * snapshots (which compact the log), and telling apply listeners.
+ *
+ * The state machine and the Raft storage are separate stores with separate syncs, tied by
+ * one rule: the Raft storage's applied index (with the membership recorded beside it) and
+ * its compaction point never move past what the state machine holds durably — the state
+ * machine is synced first. So after a restart the state machine is at or ahead of the Raft
+ * storage's applied index; the core hands out the entries after that index again, and the
+ * ones the state machine already holds are skipped (configuration changes among them are
+ * still applied to the core). The same skip covers a snapshot image that is newer than the
+ * snapshot metadata it travelled with: a leader streams its state machine as it is when the
+ * transfer starts, at or past the snapshot's index.
+ */
+import { DecodeError } from "../kv/bytes.js";
+import { decodeEnvelope, type CommandEnvelope, type KvCommand, type RangeRequest } from "../kv/commands.js";
+import type { HybridClock } from "../kv/hlc.js";
+import type { CommandResult, RangeResult } from "../kv/results.js";
+import { MvccStore, type MvccSnapshot } from "../kv/store.js";
+import { decodeConfChange } from "../raft/confchange/codec.js";
+import {
+  EMPTY_BYTES,
+  EntryType,
+  type ConfChange,
+  type ConfState,
+  type Entry,
+  type Snapshot,
+  type SnapshotMetadata,
+} from "../raft/types.js";
+import type { ReplicaStorage } from "../storage/contracts.js";
+import type { Logger } from "../transport/transport.js";
+import type { NodeHostCounters, StateMachineStorage } from "./options.js";
+import { commandKey } from "./requests.js";
+import type { ApplyListener } from "./types.js";
+
+/** What applying one entry did, for the replica to answer the request it carries. */
+export type AppliedEntry =
+  | {
+      readonly kind: "command";
+      /** The request id; null for a command without a client id. */
+      readonly key: string | null;
+      /** Null when the state machine already held the entry (its result is not known here). */
+      readonly result: CommandResult | null;
+    }
+  | { readonly kind: "confChange"; readonly key: string | null; readonly confState: ConfState }
+  | { readonly kind: "empty" };
+
+const decoder = new TextDecoder();
+
+export class ReplicaStateMachine {
+  private readonly store: MvccStore;
+  /** Membership as of the core's applied index: what a local snapshot records. */
+  private appliedConfState: ConfState;
+  private appliedSinceSnapshot = 0;
+  private readonly listeners = new Set<ApplyListener>();
+
+  constructor(
+    private readonly rangeId: number,
+    private readonly raftStorage: ReplicaStorage,
+    private readonly storage: StateMachineStorage,
+    private readonly clock: HybridClock,
+    private readonly counters: NodeHostCounters,
+    private readonly logger: Logger,
+  ) {
+    this.store = new MvccStore(storage.kv, storage.storeOptions);
+    const recorded = raftStorage.appliedIndex();
+    if (this.store.appliedIndex < recorded) {
+      throw new Error(
+        `range ${rangeId}: state machine is at applied index ${this.store.appliedIndex}, behind the ` +
+          `Raft storage's ${recorded}: its storage lost writes it had synced`,
+      );
+    }
+    this.appliedConfState = raftStorage.confState();
+    clock.observe(this.store.revision);
+  }
+
+  get appliedIndex(): number {
+    return this.store.appliedIndex;
+  }
+
+  get revision(): bigint {
+    return this.store.revision;
+  }
+
+  range(request: RangeRequest): RangeResult {
+    return this.store.range(request);
+  }
+
+  addListener(listener: ApplyListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Applies one committed entry. `applyConfChange` hands a membership change to the core and
+   * returns the resulting membership, which is recorded with the entry's index.
+   */
+  async apply(entry: Entry, applyConfChange: (change: ConfChange) => ConfState): Promise<AppliedEntry> {
+    const { index } = entry;
+    const held = index <= this.store.appliedIndex;
+    if (!held && index !== this.store.appliedIndex + 1) {
+      throw new Error(
+        `range ${this.rangeId}: entry ${index} follows applied index ${this.store.appliedIndex}`,
+      );
+    }
+    this.appliedSinceSnapshot++;
+    if (entry.type === EntryType.ConfChange) {
+      const change = decodeConfChange(entry.data);
+      const confState = applyConfChange(change);
+      this.appliedConfState = confState;
+      if (!held) this.store.markApplied(index);
+      await this.storage.sync();
+      if (index > this.raftStorage.appliedIndex()) this.raftStorage.setAppliedIndex(index, confState);
+      const key = change.context.length === 0 ? null : decoder.decode(change.context);
+      return { kind: "confChange", key, confState };
+    }
+    if (entry.data.length === 0) {
+      // A new leader's empty entry.
+      if (!held) this.store.markApplied(index);
+      return { kind: "empty" };
+    }
+    const envelope = decodeEnvelope(entry.data);
+    const key = envelope.clientId === "" ? null : commandKey(envelope.clientId, envelope.sequence);
+    if (held) return { kind: "command", key, result: null };
+    return { kind: "command", key, result: this.applyCommand(index, envelope) };
+  }
+
+  private applyCommand(index: number, envelope: CommandEnvelope<KvCommand>): CommandResult {
+    const outcome = this.store.apply(index, envelope);
+    // Any replica may lead next: its stamps must not fall below revisions already applied.
+    this.clock.observe(outcome.result.revision);
+    this.notify((l) => l.onCommand?.({ rangeId: this.rangeId, index, envelope, outcome }));
+    return outcome.result;
+  }
+
+  /**
+   * Restores the state from a snapshot image received with `snapshot`'s metadata, if that
+   * moves it forward; returns whether it did. Afterwards the image is durable. A bad image
+   * is logged, counted and ignored (the leader sends another); an image older than its
+   * metadata is a sender bug and throws.
+   */
+  async restoreImage(snapshot: Snapshot, from: number): Promise<boolean> {
+    const index = snapshot.metadata.index;
+    if (index <= this.store.appliedIndex) return false;
+    try {
+      await this.store.restore([snapshot.data]);
+    } catch (error) {
+      if (!(error instanceof DecodeError)) throw error;
+      this.counters.snapshotsRejected++;
+      this.logger.warn({ rangeId: this.rangeId, from, error: error.message }, "bad snapshot image");
+      return false;
+    }
+    if (this.store.appliedIndex < index) {
+      throw new Error(
+        `range ${this.rangeId}: snapshot image at applied index ${this.store.appliedIndex} is older ` +
+          `than its metadata's ${index}`,
+      );
+    }
+    await this.storage.sync();
+    this.counters.snapshotsRestored++;
+    this.clock.observe(this.store.revision);
+    const restored = {
+      rangeId: this.rangeId,
+      appliedIndex: this.store.appliedIndex,
+      revision: this.store.revision,
+    };
+    this.notify((l) => l.onRestore?.(restored));
+    return true;
+  }
+
+  /** The core installed a snapshot (already restored into the store by restoreImage). */
+  snapshotInstalled(metadata: SnapshotMetadata): void {
+    if (this.store.appliedIndex < metadata.index) {
+      throw new Error(
+        `range ${this.rangeId}: the core installed a snapshot at ${metadata.index} but the state ` +
+          `machine is at ${this.store.appliedIndex}`,
+      );
+    }
+    this.appliedConfState = metadata.confState;
+    this.appliedSinceSnapshot = 0;
+  }
+
+  snapshotDue(snapshotEntries: number): boolean {
+    return this.appliedSinceSnapshot >= snapshotEntries;
+  }
+
+  /**
+   * Records a snapshot at the core's applied index — metadata only, the image is streamed from
+   * the store when a follower needs it — which compacts the log up to that index. The state
+   * machine is synced first: the log may forget only entries the state machine holds durably.
+   */
+  async takeSnapshot(coreApplied: number): Promise<boolean> {
+    this.appliedSinceSnapshot = 0;
+    if (coreApplied <= this.raftStorage.snapshot().metadata.index) return false;
+    const metadata: SnapshotMetadata = {
+      index: coreApplied,
+      term: this.raftStorage.term(coreApplied),
+      confState: this.appliedConfState,
+    };
+    await this.storage.sync();
+    this.raftStorage.saveSnapshot({ metadata, data: EMPTY_BYTES });
+    return true;
+  }
+
+  /** The state as of now, for a follower; read from one consistent view. */
+  image(): MvccSnapshot {
+    return this.store.snapshot();
+  }
+
+  private notify(call: (listener: ApplyListener) => void): void {
+    for (const listener of this.listeners) {
+      try {
+        call(listener);
+      } catch (error) {
+        this.counters.listenerErrors++;
+        this.logger.warn({ rangeId: this.rangeId, error: String(error) }, "apply listener failed");
+      }
+    }
+  }
+}
