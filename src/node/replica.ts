@@ -12,8 +12,11 @@
 import { DecodeError } from "../kv/bytes.js";
 import { decodeEnvelope, encodeEnvelope, type KvCommand, type RangeRequest } from "../kv/commands.js";
 import { HybridClock } from "../kv/hlc.js";
+import type { TimeToLive } from "../kv/lease-clock.js";
+import type { LeaseSummary } from "../kv/leases.js";
 import type { CommandResult, RangeResult } from "../kv/results.js";
 import type { MvccSnapshot } from "../kv/store.js";
+import type { Watch, WatchRequest } from "../kv/watch.js";
 import { ProposalDroppedError as RaftProposalDroppedError } from "../raft/raft.js";
 import { RawNode } from "../raft/rawnode.js";
 import {
@@ -46,6 +49,7 @@ import {
 } from "./errors.js";
 import type { NodeHostCounters, ReplicaInit, ResolvedNodeConfig, StateMachineStorage } from "./options.js";
 import { PendingReads, PendingRequests, commandKey, type Waiter } from "./requests.js";
+import { ReplicaServices } from "./services.js";
 import { ReplicaStateMachine } from "./state-machine.js";
 import type { ApplyListener, ReadConsistency, ReplicaStatus, RequestId } from "./types.js";
 
@@ -103,6 +107,7 @@ function raiseCommitToSnapshot(storage: ReplicaStorage): void {
 export class Replica {
   private readonly raw: RawNode;
   private readonly stateMachine: ReplicaStateMachine;
+  private readonly services: ReplicaServices;
   private readonly clock: HybridClock;
   private softState: SoftState = { lead: NONE, role: StateRole.Follower };
   private inbox: Message[] = [];
@@ -134,14 +139,28 @@ export class Replica {
     }
     raiseCommitToSnapshot(storage);
     this.clock = new HybridClock(host.wallClock);
+    // Leases are enforced on every replica of every range alike: a put naming a lease that
+    // is not live fails in the apply, the same way everywhere.
+    const leaseEnforcingStorage: StateMachineStorage = {
+      kv: stateMachineStorage.kv,
+      sync: () => stateMachineStorage.sync(),
+      storeOptions: { ...stateMachineStorage.storeOptions, enforceLeases: true },
+    };
     this.stateMachine = new ReplicaStateMachine(
       rangeId,
       storage,
-      stateMachineStorage,
+      leaseEnforcingStorage,
       this.clock,
       host.counters,
       host.logger,
     );
+    this.services = new ReplicaServices(
+      rangeId,
+      this.stateMachine.serviceSource,
+      host.monotonicClock,
+      host.logger,
+    );
+    this.stateMachine.addListener(this.services.listener);
     this.raw = new RawNode({
       ...host.config.raft,
       id: host.nodeId,
@@ -213,6 +232,35 @@ export class Replica {
     });
   }
 
+  /**
+   * Watches this replica's applied state (any replica: a follower's watch sees every revision
+   * as it applies it). Throws KvError(EmptyKey) or RangeError for a bad request.
+   */
+  watch(request: WatchRequest): Watch {
+    if (!this.accepting()) throw new ReplicaStoppedError(this.rangeId);
+    return this.services.watch(request);
+  }
+
+  /**
+   * etcd's LeaseKeepAlive on the leader (NotLeaderError elsewhere): the granted TTL, or null
+   * when the lease does not exist or has already expired (LeaseClock.keepAlive).
+   */
+  leaseKeepAlive(id: bigint): number | null {
+    this.requireLeaseClock();
+    return this.services.keepAlive(id);
+  }
+
+  /** etcd's LeaseTimeToLive on the leader (NotLeaderError elsewhere); null for no such lease. */
+  leaseTimeToLive(id: bigint, withKeys = false): TimeToLive | null {
+    this.requireLeaseClock();
+    return this.services.timeToLive(id, withKeys);
+  }
+
+  /** Every live lease in this replica's applied state (etcd's LeaseLeases), on any replica. */
+  leases(): readonly LeaseSummary[] {
+    return this.services.leases();
+  }
+
   /** Registers a listener; returns the function that removes it. */
   addApplyListener(listener: ApplyListener): () => void {
     return this.stateMachine.addListener(listener);
@@ -260,6 +308,11 @@ export class Replica {
 
   private accepting(): boolean {
     return !this.closed && this.host.isAccepting();
+  }
+
+  private requireLeaseClock(): void {
+    if (!this.accepting()) throw new ReplicaStoppedError(this.rangeId);
+    if (!this.services.leading) throw new NotLeaderError(this.rangeId);
   }
 
   // ------------------------------------------------------------------ inputs from the host
@@ -328,6 +381,7 @@ export class Replica {
     for (const peer of this.unreachablePeers) this.raw.reportUnreachable(peer);
     this.unreachablePeers.clear();
     for (const m of this.inbox.splice(0)) this.stepIncoming(m);
+    if (ticks > 0) this.services.revokeExpired((command) => this.propose(command));
     this.proposeQueued();
     this.requestReadIndex();
     this.serveReads();
@@ -396,6 +450,7 @@ export class Replica {
     this.reads.failAll(() => new ReplicaStoppedError(this.rangeId, options));
     this.inbox = [];
     this.incomingSnapshot = null;
+    this.services.leadershipChanged(false);
   }
 
   // ------------------------------------------------------------------ internals
@@ -513,11 +568,13 @@ export class Replica {
   private observeSoftState(soft: SoftState): void {
     const wasLeading = this.softState.role === StateRole.Leader;
     this.softState = soft;
-    if (soft.role === StateRole.Leader && !wasLeading) {
+    const leading = soft.role === StateRole.Leader;
+    if (leading && !wasLeading) {
       // Stamps must not fall below revisions already applied (the predecessor's included).
       this.clock.observe(this.stateMachine.revision);
       this.host.logger.info({ rangeId: this.rangeId, nodeId: this.host.nodeId }, "became leader");
     }
+    this.services.leadershipChanged(leading);
   }
 
   private async applyEntry(entry: Entry): Promise<void> {

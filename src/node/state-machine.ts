@@ -32,6 +32,7 @@ import type { ReplicaStorage } from "../storage/contracts.js";
 import type { Logger } from "../transport/transport.js";
 import type { NodeHostCounters, StateMachineStorage } from "./options.js";
 import { commandKey } from "./requests.js";
+import type { ServiceSource } from "./services.js";
 import type { ApplyListener } from "./types.js";
 
 /** What applying one entry did, for the replica to answer the request it carries. */
@@ -85,6 +86,11 @@ export class ReplicaStateMachine {
 
   range(request: RangeRequest): RangeResult {
     return this.store.range(request);
+  }
+
+  /** The applied state as the replica's watches and lease clock read it. */
+  get serviceSource(): ServiceSource {
+    return this.store;
   }
 
   addListener(listener: ApplyListener): () => void {

@@ -1,0 +1,113 @@
+/**
+ * ReplicaServices: the watches and the lease clock of one replica, kept in step with its
+ * state machine. The replica registers `listener` with its state machine and reports every
+ * change of leadership; the services do the rest:
+ *
+ * - Watches: every applied command's events are published to the replica's WatchHub before
+ *   the next entry is applied (the listener runs synchronously inside the apply), and a
+ *   restored snapshot image sends every live watch back to history (`resync`), so a watch on
+ *   any replica sees each revision once, in order, across leader changes and snapshots.
+ * - Leases: the LeaseClock runs on the leader only. It starts afresh, with a full TTL for
+ *   every lease, whenever this replica becomes leader (a lease never expires early after a
+ *   leader change), forgets everything when it steps down, follows the grants and revocations
+ *   the log applies, and on each tick proposes a LeaseRevoke for every lease whose deadline
+ *   has passed. Replicas never expire leases on their own: every one applies the revocation.
+ */
+import { leaseRevokeRequest, type KvCommand } from "../kv/commands.js";
+import { LeaseClock, type LeaseClockOptions, type LeaseSource, type TimeToLive } from "../kv/lease-clock.js";
+import type { LeaseSummary } from "../kv/leases.js";
+import {
+  WatchHub,
+  type Watch,
+  type WatchHubOptions,
+  type WatchRequest,
+  type WatchSource,
+} from "../kv/watch.js";
+import type { Logger } from "../transport/transport.js";
+import type { ApplyListener } from "./types.js";
+
+/** What the services read from the applied state (the replica's MvccStore). */
+export interface ServiceSource extends WatchSource, LeaseSource {}
+
+export interface ReplicaServicesOptions {
+  readonly watch?: WatchHubOptions;
+  readonly lease?: LeaseClockOptions;
+}
+
+export class ReplicaServices {
+  readonly listener: ApplyListener;
+  private readonly hub: WatchHub;
+  private readonly clock: LeaseClock;
+
+  /**
+   * @param source the replica's applied state
+   * @param monotonicNow the node's monotonic clock in milliseconds (lease deadlines)
+   */
+  constructor(
+    private readonly rangeId: number,
+    private readonly source: ServiceSource,
+    monotonicNow: () => number,
+    private readonly logger: Logger,
+    options: ReplicaServicesOptions = {},
+  ) {
+    this.hub = new WatchHub(source, options.watch);
+    this.clock = new LeaseClock(source, monotonicNow, options.lease);
+    this.listener = {
+      onCommand: ({ outcome }) => {
+        this.hub.publish(outcome.result.revision, outcome.events);
+        this.clock.applied(outcome.leaseChange);
+      },
+      onRestore: () => this.hub.resync(),
+    };
+  }
+
+  /** Whether the lease clock runs (this replica leads, as far as it knows). */
+  get leading(): boolean {
+    return this.clock.isLeader;
+  }
+
+  /** The replica became leader (`true`) or stopped being leader (`false`). */
+  leadershipChanged(leading: boolean): void {
+    if (leading === this.clock.isLeader) return;
+    if (leading) this.clock.onBecomeLeader();
+    else this.clock.onStepDown();
+  }
+
+  /**
+   * On the leader, proposes (through `propose`) a LeaseRevoke for every lease past its
+   * deadline; nothing on a follower. A revocation that fails (leadership lost, proposal
+   * dropped) is only logged: the lease clock lists the lease again after its retry interval
+   * while the lease exists and this replica leads.
+   */
+  revokeExpired(propose: (command: KvCommand) => Promise<unknown>): void {
+    if (!this.clock.isLeader) return;
+    for (const id of this.clock.expired()) {
+      propose(leaseRevokeRequest(id)).catch((error: unknown) => {
+        this.logger.info(
+          { rangeId: this.rangeId, lease: id.toString(), error: String(error) },
+          "lease revocation not applied",
+        );
+      });
+    }
+  }
+
+  /** A watch of the applied state (see WatchHub.watch for the request's rules). */
+  watch(request: WatchRequest): Watch {
+    return this.hub.watch(request);
+  }
+
+  /** Leader only (KvError NotLeader otherwise): see LeaseClock.keepAlive. */
+  keepAlive(id: bigint): number | null {
+    return this.clock.keepAlive(id);
+  }
+
+  /** Leader only (KvError NotLeader otherwise): see LeaseClock.timeToLive. */
+  timeToLive(id: bigint, withKeys: boolean): TimeToLive | null {
+    return this.clock.timeToLive(id, withKeys);
+  }
+
+  /** Every live lease of the applied state, on any replica. */
+  leases(): readonly LeaseSummary[] {
+    return this.source.leases();
+  }
+}
