@@ -1,0 +1,240 @@
+/**
+ * `openEmbedded` (exposed as `Concord.open`): a Concord member inside the calling process.
+ * It assembles the production parts — an LmdbStorageEngine for the Raft logs and an
+ * LmdbOrderedKv for the state machines under `dataDir`, a NodeHost, a TcpTransport when the
+ * process is a member of a cluster (`peers`), and optionally a NativeServer for remote
+ * clients — bootstraps range 1 on first open and reopens it from disk afterwards. The handle
+ * it returns is a ConcordDb whose requests go straight to the local replicas.
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { LmdbOrderedKv } from "../kv/lmdb-engine.js";
+import type { KvCommand, RangeRequest } from "../kv/commands.js";
+import type { TimeToLive } from "../kv/lease-clock.js";
+import type { LeaseSummary } from "../kv/leases.js";
+import type { CommandResult, RangeResult } from "../kv/results.js";
+import type { WatchRequest } from "../kv/watch.js";
+import { NodeHost } from "../node/host.js";
+import type { Replica } from "../node/replica.js";
+import type { ReadConsistency, RequestId } from "../node/types.js";
+import { EMPTY_CONF_STATE, type NodeId } from "../raft/types.js";
+import { LmdbStorageEngine } from "../storage/lmdb/engine.js";
+import { MemoryNetwork } from "../transport/memory.js";
+import { TcpTransport, type PeerAddress } from "../transport/tcp.js";
+import { systemRandom, systemTimers } from "../transport/timers.js";
+import type { Logger, Transport } from "../transport/transport.js";
+import { parseAddress } from "./address.js";
+import { ConcordDb, type Backend, type RetryPolicy } from "./db.js";
+import { ReplicaStoppedError } from "./errors.js";
+import { NativeServer, rangeStatus } from "./native/server.js";
+import type { RangeStatus } from "./native/protocol.js";
+import type { ConcordWatch } from "./watch.js";
+
+/** The range every cluster starts with; it covers the whole keyspace until ranges split. */
+export const FIRST_RANGE_ID = 1;
+
+export interface OpenOptions {
+  /** Directory of this member's data (created when missing). */
+  readonly dataDir: string;
+  /** This member's id (default 1). */
+  readonly nodeId?: number;
+  /**
+   * The members of a static cluster, id → "host:port" of their peer port; this member may be
+   * among them. Without peers the store is a one-node cluster and opens no peer port.
+   */
+  readonly peers?: ReadonlyMap<number, string> | Readonly<Record<number, string>>;
+  /** Where this member listens for peers (default: its own entry in `peers`, else 127.0.0.1:0). */
+  readonly listenPeer?: string;
+  /** Where to serve native-protocol clients ("host:port"; default: no client port). */
+  readonly listenClient?: string;
+  /** Members of other clusters are refused at the peer handshake (default "concord"). */
+  readonly clusterId?: string;
+  /** Milliseconds per Raft tick (default 100). */
+  readonly tickMs?: number;
+  /** A write without a result after this long fails as ambiguous (the node's default: 10 s). */
+  readonly proposalTimeoutMs?: number;
+  readonly logger?: Logger;
+  readonly retry?: Partial<RetryPolicy>;
+}
+
+const SILENT_LOGGER: Logger = { warn: () => {}, info: () => {} };
+
+function peerMap(peers: OpenOptions["peers"]): Map<NodeId, PeerAddress> {
+  const entries: [number, string][] =
+    peers instanceof Map
+      ? [...(peers as ReadonlyMap<number, string>)]
+      : Object.entries(peers ?? {}).map(([id, address]: [string, string]): [number, string] => [
+          Number(id),
+          address,
+        ]);
+  const map = new Map<NodeId, PeerAddress>();
+  for (const [id, address] of entries) {
+    if (!Number.isSafeInteger(id) || id <= 0) throw new RangeError(`peer id ${id} is not a positive integer`);
+    map.set(id, parseAddress(address));
+  }
+  return map;
+}
+
+/** The value of `run`, or its exception as a rejection. */
+function settle<T>(run: () => T): Promise<T> {
+  return new Promise((resolve) => resolve(run()));
+}
+
+/** The running parts of an embedded member; closing the handle closes them in order. */
+class EmbeddedBackend implements Backend {
+  constructor(
+    readonly host: NodeHost,
+    private readonly transport: Transport,
+    private readonly raftEngine: LmdbStorageEngine,
+    private readonly stateMachineKv: LmdbOrderedKv,
+    readonly server: NativeServer | null,
+  ) {}
+
+  async write(rangeId: number, command: KvCommand, request: RequestId): Promise<CommandResult> {
+    return this.replica(rangeId).propose(command, request);
+  }
+
+  async read(rangeId: number, request: RangeRequest, consistency: ReadConsistency): Promise<RangeResult> {
+    return this.replica(rangeId).range(request, consistency);
+  }
+
+  status(rangeId: number): Promise<RangeStatus> {
+    return settle(() => rangeStatus(this.replica(rangeId)));
+  }
+
+  watch(rangeId: number, request: WatchRequest): Promise<ConcordWatch> {
+    return settle(() => this.replica(rangeId).watch(request));
+  }
+
+  leaseKeepAlive(rangeId: number, id: bigint): Promise<number | null> {
+    return settle(() => this.replica(rangeId).leaseKeepAlive(id));
+  }
+
+  leaseTimeToLive(rangeId: number, id: bigint, withKeys: boolean): Promise<TimeToLive | null> {
+    return settle(() => this.replica(rangeId).leaseTimeToLive(id, withKeys));
+  }
+
+  leases(rangeId: number): Promise<readonly LeaseSummary[]> {
+    return settle(() => this.replica(rangeId).leases());
+  }
+
+  async close(): Promise<void> {
+    await this.server?.close();
+    await this.host.stop();
+    await this.transport.close();
+    await this.raftEngine.close();
+    await this.stateMachineKv.close();
+  }
+
+  private replica(rangeId: number): Replica {
+    const replica = this.host.replica(rangeId);
+    if (replica === undefined) throw new ReplicaStoppedError(rangeId);
+    return replica;
+  }
+}
+
+/** A Concord member running in this process, and a client handle on it. */
+export class EmbeddedConcord extends ConcordDb {
+  readonly nodeId: NodeId;
+  readonly host: NodeHost;
+
+  constructor(
+    private readonly parts: EmbeddedBackend,
+    retry: Partial<RetryPolicy> | undefined,
+    private readonly peerTransport: TcpTransport | null,
+  ) {
+    super(parts, retry);
+    this.host = parts.host;
+    this.nodeId = parts.host.nodeId;
+  }
+
+  /** Where the native-protocol server listens, or null without `listenClient`. */
+  clientAddress(): PeerAddress | null {
+    return this.parts.server?.address() ?? null;
+  }
+
+  /** Where the peer transport listens, or null for a one-node store. */
+  peerAddress(): PeerAddress | null {
+    return this.peerTransport?.address() ?? null;
+  }
+}
+
+/** A fixed-width namespace per range, so no range's keys are a prefix of another's. */
+function rangeNamespace(rangeId: number): Uint8Array {
+  const namespace = new Uint8Array(4);
+  new DataView(namespace.buffer).setUint32(0, rangeId, false);
+  return namespace;
+}
+
+export async function openEmbedded(options: OpenOptions): Promise<EmbeddedConcord> {
+  const nodeId = options.nodeId ?? 1;
+  if (!Number.isSafeInteger(nodeId) || nodeId <= 0)
+    throw new RangeError(`nodeId ${nodeId} is not a positive integer`);
+  const logger = options.logger ?? SILENT_LOGGER;
+  const peers = peerMap(options.peers);
+  const clustered = peers.size > 0;
+  mkdirSync(options.dataDir, { recursive: true });
+
+  const peerListen = options.listenPeer === undefined ? peers.get(nodeId) : parseAddress(options.listenPeer);
+  const clientListen = options.listenClient === undefined ? null : parseAddress(options.listenClient);
+  const raftEngine = await LmdbStorageEngine.open({
+    path: join(options.dataDir, "raft"),
+    logger: { warn: (message) => logger.warn({ dataDir: options.dataDir }, message) },
+  });
+  let stateMachineKv: LmdbOrderedKv;
+  try {
+    stateMachineKv = LmdbOrderedKv.open({ path: join(options.dataDir, "state") });
+  } catch (error) {
+    await raftEngine.close();
+    throw error;
+  }
+  let tcp: TcpTransport | null = null;
+  let transport: Transport;
+  if (clustered) {
+    tcp = new TcpTransport({
+      clusterId: options.clusterId ?? "concord",
+      nodeId,
+      listen: peerListen ?? { host: "127.0.0.1", port: 0 },
+      peers: [...peers].filter(([id]) => id !== nodeId),
+      logger,
+    });
+    transport = tcp;
+  } else {
+    // A one-node cluster sends no messages; an unconnected in-memory transport stands in.
+    transport = new MemoryNetwork().createTransport(nodeId);
+  }
+  const host = new NodeHost({
+    nodeId,
+    engine: raftEngine,
+    transport,
+    timers: systemTimers,
+    monotonicClock: () => performance.now(),
+    wallClock: () => Date.now(),
+    random: systemRandom,
+    logger,
+    stateMachine: (rangeId) => ({
+      kv: stateMachineKv,
+      sync: () => stateMachineKv.sync(),
+      storeOptions: { namespace: rangeNamespace(rangeId) },
+    }),
+    ...(options.tickMs === undefined ? {} : { tickMs: options.tickMs }),
+    ...(options.proposalTimeoutMs === undefined ? {} : { proposalTimeoutMs: options.proposalTimeoutMs }),
+  });
+  const server = clientListen === null ? null : new NativeServer({ host, listen: clientListen, logger });
+  const parts = new EmbeddedBackend(host, transport, raftEngine, stateMachineKv, server);
+  try {
+    await transport.start();
+    if (raftEngine.groups().length === 0) {
+      const voters = [...new Set([nodeId, ...peers.keys()])].sort((a, b) => a - b);
+      host.createReplica(FIRST_RANGE_ID, { bootstrap: { ...EMPTY_CONF_STATE, voters } });
+    } else {
+      host.openStoredReplicas();
+    }
+    host.start();
+    await server?.start();
+  } catch (error) {
+    await parts.close();
+    throw error;
+  }
+  return new EmbeddedConcord(parts, options.retry, tcp);
+}

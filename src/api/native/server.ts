@@ -1,0 +1,86 @@
+/**
+ * `NativeServer`: serves a NodeHost's replicas to native-protocol clients on a TCP port
+ * (127.0.0.1 by default). Requests on one connection run concurrently and are answered by
+ * request id in whatever order they finish. A member that does not lead a range serves its
+ * requests anyway: the node forwards writes to the leader and reads through ReadIndex. Bad
+ * bytes close only the connection they came on, with a Goodbye saying why.
+ */
+import { createServer, type Server, type Socket } from "node:net";
+import type { NodeHost } from "../../node/host.js";
+import type { Logger } from "../../transport/transport.js";
+import { DEFAULT_MAX_NATIVE_FRAME_BYTES } from "./protocol.js";
+import { ClientSession } from "./session.js";
+
+export { rangeStatus } from "./session.js";
+
+export interface NativeServerOptions {
+  readonly host: NodeHost;
+  /** Where to listen (default 127.0.0.1, port 0: a free port, see `address()`). */
+  readonly listen?: { readonly host?: string; readonly port?: number };
+  readonly logger: Logger;
+  readonly maxFrameBytes?: number;
+}
+
+export class NativeServer {
+  private readonly server: Server;
+  private readonly sessions = new Set<ClientSession>();
+  private readonly maxFrameBytes: number;
+  private listening = false;
+  /** Connections closed because their bytes broke the protocol (for tests and metrics). */
+  protocolViolations = 0;
+
+  constructor(private readonly options: NativeServerOptions) {
+    this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_NATIVE_FRAME_BYTES;
+    this.server = createServer((socket) => this.accept(socket));
+    this.server.on("error", (error) => options.logger.warn({ error: error.message }, "native server error"));
+  }
+
+  async start(): Promise<void> {
+    const host = this.options.listen?.host ?? "127.0.0.1";
+    const port = this.options.listen?.port ?? 0;
+    await new Promise<void>((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(port, host, () => {
+        this.server.off("error", reject);
+        resolve();
+      });
+    });
+    this.listening = true;
+  }
+
+  /** The bound address; only after `start()`. */
+  address(): { host: string; port: number } {
+    const address = this.server.address();
+    if (!this.listening || address === null || typeof address === "string") {
+      throw new Error("the native server is not listening");
+    }
+    return { host: address.address, port: address.port };
+  }
+
+  get connectionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** Stops listening and closes every connection (their requests in flight are left unanswered). */
+  async close(): Promise<void> {
+    for (const session of [...this.sessions]) session.close("the server is shutting down");
+    if (!this.listening) return;
+    this.listening = false;
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private accept(socket: Socket): void {
+    const session = new ClientSession(
+      socket,
+      this.maxFrameBytes,
+      this.options.host,
+      (closed, reason, cause) => {
+        this.sessions.delete(closed);
+        if (cause !== "protocol") return;
+        this.protocolViolations++;
+        this.options.logger.warn({ reason }, "native server closed a client connection");
+      },
+    );
+    this.sessions.add(session);
+  }
+}

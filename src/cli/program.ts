@@ -1,0 +1,200 @@
+/**
+ * The `concord` command line: commander definitions of `start` (etcd's flag names, help with
+ * examples) and `version`, and `runCli`, which parses argv, runs the chosen command with
+ * injected I/O and returns the exit code (0 ok, 1 runtime error, 2 usage error).
+ */
+import { Command, CommanderError } from "commander";
+import { EXIT_OK, EXIT_USAGE, RuntimeError, UsageError } from "./errors.js";
+import { resolveStartConfig, START_DEFAULTS, type StartFlags } from "./start-config.js";
+import { runStart, type NodeStarter, type SignalWaiter } from "./start.js";
+import { concordVersion } from "./version.js";
+
+export interface CliDeps {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  /** Resolves a relative --data-dir. */
+  readonly cwd: string;
+  readonly startNode: NodeStarter;
+  readonly waitForSignal: () => SignalWaiter;
+}
+
+const START_FLAGS = [
+  "name",
+  "data-dir",
+  "listen-client-urls",
+  "advertise-client-urls",
+  "listen-peer-urls",
+  "initial-advertise-peer-urls",
+  "initial-cluster",
+  "initial-cluster-state",
+  "initial-cluster-token",
+] as const;
+
+const START_EXAMPLES = `
+Examples:
+  # one durable node: client port 2379, peer port 2380 on 127.0.0.1, data in ./default.concord
+  $ concord start
+
+  # the same on other ports and another data dir
+  $ concord start --name n1 --data-dir /var/lib/concord/n1 \\
+      --listen-client-urls http://127.0.0.1:12379 --advertise-client-urls http://127.0.0.1:12379 \\
+      --listen-peer-urls http://127.0.0.1:12380 --initial-advertise-peer-urls http://127.0.0.1:12380
+
+  # member n2 of a static three-member cluster (start n1 and n3 the same way)
+  $ concord start --name n2 --data-dir n2.concord \\
+      --listen-client-urls http://127.0.0.1:22379 --advertise-client-urls http://127.0.0.1:22379 \\
+      --listen-peer-urls http://127.0.0.1:22380 --initial-advertise-peer-urls http://127.0.0.1:22380 \\
+      --initial-cluster n1=http://127.0.0.1:12380,n2=http://127.0.0.1:22380,n3=http://127.0.0.1:32380 \\
+      --initial-cluster-token my-cluster --initial-cluster-state new
+
+The flags are etcd's, with etcd's defaults; a script that starts etcd starts Concord when
+"etcd" is replaced by "concord start" (or just "concord": flags with no command mean start;
+-flag works like --flag). A URL flag takes http://host:port; listen URLs name an IP address or
+localhost (bound as 127.0.0.1). The data dir remembers its cluster and member in cluster.json;
+starting it with another --initial-cluster-token, --initial-cluster or --name fails, and
+changes nothing. SIGINT or SIGTERM closes the node and exits 0.
+
+Exit codes: 0 stopped cleanly, 1 runtime error (data dir, node), 2 usage error (flags).`;
+
+const PROGRAM_EXAMPLES = `
+Examples:
+  $ concord start                                   # a one-node store in ./default.concord
+  $ concord start --name n1 --data-dir n1.concord   # see: concord start --help
+  $ concord version`;
+
+/**
+ * etcd's flag parser (Go's) also takes `-flag` and `-flag=value`; commander takes only
+ * `--flag`. Rewriting the start flags makes etcd command lines work unchanged.
+ */
+export function normalizeArgv(argv: readonly string[]): string[] {
+  const rewritten = argv.map((arg) => {
+    const match = /^-([a-z][a-z-]+)(=.*)?$/.exec(arg);
+    const flag = match?.[1];
+    if (flag === undefined || !(START_FLAGS as readonly string[]).includes(flag)) return arg;
+    return `-${arg}`;
+  });
+  const first = rewritten[0];
+  const topLevel = ["-h", "--help", "--version"];
+  if (first !== undefined && first.startsWith("-") && !topLevel.includes(first)) {
+    return ["start", ...rewritten];
+  }
+  return rewritten;
+}
+
+interface StartOptions {
+  name: string;
+  dataDir?: string;
+  listenClientUrls: string;
+  advertiseClientUrls: string;
+  listenPeerUrls: string;
+  initialAdvertisePeerUrls: string;
+  initialCluster?: string;
+  initialClusterState: string;
+  initialClusterToken: string;
+}
+
+type Chosen = { readonly kind: "start"; readonly flags: StartFlags } | { readonly kind: "version" };
+
+function buildProgram(deps: CliDeps, version: string, choose: (chosen: Chosen) => void): Command {
+  const program = new Command("concord")
+    .description("Concord: a strongly consistent, sharded key-value and coordination store.")
+    .exitOverride()
+    .configureOutput({ writeOut: deps.stdout, writeErr: deps.stderr })
+    .showHelpAfterError("(concord --help or concord start --help for usage)")
+    .version(version, "--version", "print the version and exit")
+    .addHelpText("after", PROGRAM_EXAMPLES);
+  program
+    .command("start")
+    .description("Start a durable member (one node by default) and serve until SIGINT/SIGTERM.")
+    .allowExcessArguments(false)
+    .option("--name <name>", "this member's name, unique in --initial-cluster", START_DEFAULTS.name)
+    .option("--data-dir <path>", "where the member keeps its data (default: <name>.concord)")
+    .option(
+      "--listen-client-urls <url>",
+      "where clients connect: http://ip:port (port 0 = any free port)",
+      START_DEFAULTS.listenClientUrls,
+    )
+    .option(
+      "--advertise-client-urls <urls>",
+      "comma-separated client URLs to tell others",
+      START_DEFAULTS.advertiseClientUrls,
+    )
+    .option(
+      "--listen-peer-urls <url>",
+      "where other members connect: http://ip:port (port 0 = any free port)",
+      START_DEFAULTS.listenPeerUrls,
+    )
+    .option(
+      "--initial-advertise-peer-urls <url>",
+      "this member's peer URL as others dial it; must match its --initial-cluster entry",
+      START_DEFAULTS.initialAdvertisePeerUrls,
+    )
+    .option(
+      "--initial-cluster <members>",
+      "founding members, name=http://host:port,... (default: <name>=<initial-advertise-peer-urls>)",
+    )
+    .option("--initial-cluster-state <state>", "new or existing", START_DEFAULTS.initialClusterState)
+    .option(
+      "--initial-cluster-token <token>",
+      "cluster identity; members of one cluster share it",
+      START_DEFAULTS.initialClusterToken,
+    )
+    .addHelpText("after", START_EXAMPLES)
+    .action((options: StartOptions) => choose({ kind: "start", flags: options }));
+  program
+    .command("version")
+    .description("print the version and exit")
+    .allowExcessArguments(false)
+    .action(() => choose({ kind: "version" }));
+  return program;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Runs one `concord` invocation; resolves with its exit code. */
+export async function runCli(argv: readonly string[], deps: CliDeps): Promise<number> {
+  let chosen: Chosen | null = null;
+  const version = concordVersion();
+  const program = buildProgram(deps, version, (choice) => {
+    chosen = choice;
+  });
+  if (argv.length === 0) {
+    deps.stderr(program.helpInformation());
+    return EXIT_USAGE;
+  }
+  try {
+    await program.parseAsync(normalizeArgv(argv), { from: "user" });
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+    throw error;
+  }
+  // Assigned by the action callback during parseAsync, which control flow analysis cannot see.
+  const command = chosen as Chosen | null;
+  if (command === null) throw new Error("commander parsed argv without running a command");
+  if (command.kind === "version") {
+    deps.stdout(`concord Version: ${version}\nNode.js Version: ${process.version}\n`);
+    return EXIT_OK;
+  }
+  try {
+    const config = resolveStartConfig(command.flags, deps.cwd);
+    await runStart(config, {
+      startNode: deps.startNode,
+      waitForSignal: deps.waitForSignal,
+      out: (line) => deps.stdout(`${line}\n`),
+      err: (line) => deps.stderr(`${line}\n`),
+    });
+    return EXIT_OK;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      deps.stderr(`concord start: ${errorText(error)}\n(concord start --help for usage)\n`);
+      return error.exitCode;
+    }
+    if (error instanceof RuntimeError) {
+      deps.stderr(`concord start: ${errorText(error)}\n`);
+      return error.exitCode;
+    }
+    throw error;
+  }
+}

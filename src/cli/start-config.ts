@@ -1,0 +1,162 @@
+/**
+ * The flags of `concord start` (etcd's names and defaults) and their validation into a
+ * StartConfig: everything `concord start` needs, checked before anything touches the disk.
+ * Any problem is a UsageError naming the flag.
+ */
+import { resolve } from "node:path";
+import type { NodeId } from "../raft/types.js";
+import { UsageError } from "./errors.js";
+import { clusterIdOf, memberIdOf } from "./member-id.js";
+import { bindAddress, parseUrl, parseUrlList, sameEndpoint, type HostPort, type ParsedUrl } from "./urls.js";
+
+/** The flags as strings, after commander applied the defaults below. */
+export interface StartFlags {
+  readonly name: string;
+  /** Absent means `<name>.concord` in the working directory. */
+  readonly dataDir?: string | undefined;
+  readonly listenClientUrls: string;
+  readonly advertiseClientUrls: string;
+  readonly listenPeerUrls: string;
+  readonly initialAdvertisePeerUrls: string;
+  /** Absent means this member alone: `<name>=<initial-advertise-peer-urls>`, as etcd does. */
+  readonly initialCluster?: string | undefined;
+  readonly initialClusterState: string;
+  readonly initialClusterToken: string;
+}
+
+export const START_DEFAULTS = {
+  name: "default",
+  listenClientUrls: "http://localhost:2379",
+  advertiseClientUrls: "http://localhost:2379",
+  listenPeerUrls: "http://localhost:2380",
+  initialAdvertisePeerUrls: "http://localhost:2380",
+  initialClusterState: "new",
+  initialClusterToken: "concord-cluster",
+} as const;
+
+export type ClusterState = "new" | "existing";
+
+export interface ClusterMember {
+  readonly name: string;
+  readonly id: NodeId;
+  /** Where the other members dial it. */
+  readonly peerUrl: ParsedUrl;
+}
+
+export interface StartConfig {
+  readonly name: string;
+  readonly memberId: NodeId;
+  /** Absolute. */
+  readonly dataDir: string;
+  readonly listenClient: HostPort;
+  readonly advertiseClientUrls: readonly string[];
+  readonly listenPeer: HostPort;
+  readonly advertisePeerUrl: string;
+  /** Every founding member, this one included, in flag order. */
+  readonly members: readonly ClusterMember[];
+  readonly clusterState: ClusterState;
+  readonly clusterToken: string;
+  readonly clusterId: string;
+}
+
+function single(flag: string, urls: readonly ParsedUrl[]): ParsedUrl {
+  const [first, ...rest] = urls;
+  if (first === undefined || rest.length > 0) {
+    throw new UsageError(`${flag}: Concord takes exactly one URL here for now, got ${urls.length}`);
+  }
+  return first;
+}
+
+function nonEmpty(flag: string, value: string): string {
+  if (value.trim() === "") throw new UsageError(`${flag} must not be empty`);
+  return value;
+}
+
+/** Parses `name=http://host:port,...` into members with their derived ids. */
+function parseInitialCluster(text: string, clusterToken: string): ClusterMember[] {
+  const flag = "--initial-cluster";
+  const members: ClusterMember[] = [];
+  const byName = new Set<string>();
+  const byId = new Map<NodeId, string>();
+  for (const entry of text.split(",")) {
+    if (entry.trim() === "") continue;
+    const equals = entry.indexOf("=");
+    if (equals <= 0) {
+      throw new UsageError(`${flag}: "${entry}" is not name=http://host:port`);
+    }
+    const name = entry.slice(0, equals).trim();
+    if (byName.has(name)) {
+      throw new UsageError(`${flag}: member name "${name}" appears twice; names must be unique`);
+    }
+    const peerUrl = parseUrl(flag, entry.slice(equals + 1), { allowPortZero: false });
+    const id = memberIdOf(name, clusterToken);
+    const clash = byId.get(id);
+    if (clash !== undefined) {
+      throw new UsageError(`${flag}: members "${clash}" and "${name}" derive the same member id; rename one`);
+    }
+    byName.add(name);
+    byId.set(id, name);
+    members.push({ name, id, peerUrl });
+  }
+  if (members.length === 0) throw new UsageError(`${flag}: expected at least one name=http://host:port`);
+  return members;
+}
+
+function parseClusterState(text: string): ClusterState {
+  if (text === "new" || text === "existing") return text;
+  throw new UsageError(`--initial-cluster-state: expected "new" or "existing", got "${text}"`);
+}
+
+/** Validates the flags; `cwd` resolves a relative data dir. */
+export function resolveStartConfig(flags: StartFlags, cwd: string): StartConfig {
+  const name = nonEmpty("--name", flags.name);
+  if (name.includes("=") || name.includes(",")) {
+    throw new UsageError(`--name: "${name}" must not contain "=" or ","`);
+  }
+  const clusterToken = nonEmpty("--initial-cluster-token", flags.initialClusterToken);
+  const clusterState = parseClusterState(flags.initialClusterState);
+  const listenClientUrl = single(
+    "--listen-client-urls",
+    parseUrlList("--listen-client-urls", flags.listenClientUrls, { allowPortZero: true }),
+  );
+  const listenPeerUrl = single(
+    "--listen-peer-urls",
+    parseUrlList("--listen-peer-urls", flags.listenPeerUrls, { allowPortZero: true }),
+  );
+  const advertiseClientUrls = parseUrlList("--advertise-client-urls", flags.advertiseClientUrls, {
+    allowPortZero: false,
+  });
+  const advertisePeer = single(
+    "--initial-advertise-peer-urls",
+    parseUrlList("--initial-advertise-peer-urls", flags.initialAdvertisePeerUrls, { allowPortZero: false }),
+  );
+  const members = parseInitialCluster(flags.initialCluster ?? `${name}=${advertisePeer.url}`, clusterToken);
+  const self = members.find((member) => member.name === name);
+  if (self === undefined) {
+    throw new UsageError(
+      `--initial-cluster: this member's --name "${name}" is not in it (members: ${members.map((m) => m.name).join(", ")})`,
+    );
+  }
+  if (!sameEndpoint(self.peerUrl, advertisePeer)) {
+    throw new UsageError(
+      `--initial-cluster gives "${name}" the peer URL ${self.peerUrl.url} but --initial-advertise-peer-urls is ${advertisePeer.url}; they must match`,
+    );
+  }
+  const dataDir = flags.dataDir === undefined ? `${name}.concord` : nonEmpty("--data-dir", flags.dataDir);
+  return {
+    name,
+    memberId: self.id,
+    dataDir: resolve(cwd, dataDir),
+    listenClient: bindAddress("--listen-client-urls", listenClientUrl),
+    advertiseClientUrls: advertiseClientUrls.map((url) => url.url),
+    listenPeer: bindAddress("--listen-peer-urls", listenPeerUrl),
+    advertisePeerUrl: advertisePeer.url,
+    members,
+    clusterState,
+    clusterToken,
+    clusterId: clusterIdOf(
+      clusterToken,
+      members.map((member) => member.id),
+    ),
+  };
+}

@@ -1,0 +1,109 @@
+/**
+ * What `concord start` does once its flags are valid: check the data dir, found it on a first
+ * start, start the node through an injected NodeStarter, print its addresses, and on the first
+ * SIGINT or SIGTERM close it and report success. A first start that fails is rolled back.
+ */
+import type { NodeId } from "../raft/types.js";
+import { foundDataDir, inspectDataDir, type Rollback } from "./data-dir.js";
+import { RuntimeError, UsageError } from "./errors.js";
+import { formatMemberId } from "./member-id.js";
+import type { StartConfig } from "./start-config.js";
+import { formatHttpUrl, type HostPort } from "./urls.js";
+
+/** What the node is started with, in the node's terms. */
+export interface NodeLaunch {
+  readonly dataDir: string;
+  readonly memberId: NodeId;
+  readonly clusterId: string;
+  readonly listenClient: HostPort;
+  readonly listenPeer: HostPort;
+  /** Every founding member's id and the address it is dialed at, this member included. */
+  readonly peers: ReadonlyMap<NodeId, HostPort>;
+}
+
+/** A started node: where it actually listens (port 0 resolved) and how to stop it. */
+export interface RunningNode {
+  readonly clientAddress: HostPort;
+  readonly peerAddress: HostPort;
+  close(): Promise<void>;
+}
+
+export type NodeStarter = (launch: NodeLaunch) => Promise<RunningNode>;
+
+export type StopSignal = "SIGINT" | "SIGTERM";
+
+/** Resolves with the first stop signal; the caller stops listening with `dispose`. */
+export interface SignalWaiter {
+  readonly received: Promise<StopSignal>;
+  dispose(): void;
+}
+
+export interface StartDeps {
+  readonly startNode: NodeStarter;
+  /** Called before the node starts, so a signal during start-up is not lost. */
+  readonly waitForSignal: () => SignalWaiter;
+  readonly out: (line: string) => void;
+  readonly err: (line: string) => void;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export function launchOf(config: StartConfig): NodeLaunch {
+  return {
+    dataDir: config.dataDir,
+    memberId: config.memberId,
+    clusterId: config.clusterId,
+    listenClient: config.listenClient,
+    listenPeer: config.listenPeer,
+    peers: new Map(
+      config.members.map((member) => [member.id, { host: member.peerUrl.host, port: member.peerUrl.port }]),
+    ),
+  };
+}
+
+/** The one line a script waits for: the member and where it listens. */
+export function readyLine(config: StartConfig, node: RunningNode): string {
+  return [
+    `concord ready: name=${config.name}`,
+    `member-id=${formatMemberId(config.memberId)}`,
+    `cluster-id=${config.clusterId}`,
+    `client=${formatHttpUrl(node.clientAddress)}`,
+    `peer=${formatHttpUrl(node.peerAddress)}`,
+    `data-dir=${config.dataDir}`,
+  ].join(" ");
+}
+
+/** Runs the node until a stop signal; resolves once it is closed. Throws RuntimeError or UsageError. */
+export async function runStart(config: StartConfig, deps: StartDeps): Promise<void> {
+  const state = inspectDataDir(config);
+  if (state.kind === "fresh" && config.clusterState === "existing") {
+    // Joining needs a running cluster to add this member first, which has no command yet.
+    throw new UsageError(
+      `--initial-cluster-state existing: joining a running cluster is not supported yet; data dir ${config.dataDir} holds no member to restart`,
+    );
+  }
+  const signals = deps.waitForSignal();
+  try {
+    const rollback: Rollback | null = state.kind === "fresh" ? foundDataDir(config, state) : null;
+    let node: RunningNode;
+    try {
+      node = await deps.startNode(launchOf(config));
+    } catch (error) {
+      rollback?.();
+      throw new RuntimeError(`cannot start member "${config.name}": ${errorText(error)}`, { cause: error });
+    }
+    deps.out(readyLine(config, node));
+    const signal = await signals.received;
+    deps.err(`concord: ${signal} received, closing member "${config.name}"`);
+    try {
+      await node.close();
+    } catch (error) {
+      throw new RuntimeError(`closing member "${config.name}" failed: ${errorText(error)}`, { cause: error });
+    }
+    deps.err("concord: closed");
+  } finally {
+    signals.dispose();
+  }
+}
