@@ -75,6 +75,16 @@ export function readyLine(config: StartConfig, node: RunningNode): string {
   ].join(" ");
 }
 
+/** How to reach the node, for a person reading the terminal (stderr: stdout stays parseable). */
+export function connectHint(node: RunningNode): string {
+  const endpoint = `${node.clientAddress.host}:${node.clientAddress.port}`;
+  return [
+    `concord: serving the native protocol on ${endpoint}; from Node.js (src/api):`,
+    `  const db = Concord.connect({ endpoints: ["${endpoint}"] }); await db.put("k", "v");`,
+    "concord: stop with Ctrl-C (SIGINT) or SIGTERM",
+  ].join("\n");
+}
+
 /** Runs the node until a stop signal; resolves once it is closed. Throws RuntimeError or UsageError. */
 export async function runStart(config: StartConfig, deps: StartDeps): Promise<void> {
   const state = inspectDataDir(config);
@@ -95,6 +105,7 @@ export async function runStart(config: StartConfig, deps: StartDeps): Promise<vo
       throw new RuntimeError(`cannot start member "${config.name}": ${errorText(error)}`, { cause: error });
     }
     deps.out(readyLine(config, node));
+    deps.err(connectHint(node));
     const signal = await signals.received;
     deps.err(`concord: ${signal} received, closing member "${config.name}"`);
     try {
