@@ -1,5 +1,7 @@
 /**
  * `npm run sim -- --seeds N [--seed S] [--profile NAME|all] [--steps K] [--verbose] [--bug NAMES]`
+ * `npm run sim -- --runtime [--seeds N] [--seed S] [--profile NAME|all] [--steps K] [--duration MS]
+ *   [--crash-interval MS] [--ack-before-sync]`
  *
  * Runs simulation seeds, prints progress and a summary table of the stats summed over the
  * seeds; on a failure prints the replay command and the trace of each failing seed, and exits
@@ -11,6 +13,8 @@ import type { InjectedBugs } from "../raft/index.js";
 import { isProfileName, PROFILE_NAMES, type ProfileName } from "./profiles.js";
 import { describeFailure, formatStatsTable, sweep } from "./sweep.js";
 import { formatTraceLine } from "./trace.js";
+import { RUNTIME_PROFILES, isRuntimeProfile } from "./runtime/runtime-run.js";
+import { describeRuntimeFailure, sweepRuntime } from "./runtime/runtime-sweep.js";
 
 interface CliOptions {
   seeds?: number;
@@ -19,6 +23,10 @@ interface CliOptions {
   steps?: number;
   verbose: boolean;
   bug?: InjectedBugs;
+  runtime: boolean;
+  duration?: number;
+  crashInterval?: number;
+  ackBeforeSync: boolean;
 }
 
 const BUG_NAMES: readonly (keyof InjectedBugs)[] = [
@@ -58,7 +66,63 @@ function profileOption(text: string): ProfileName | "all" {
   throw new InvalidArgumentError(`expected "all" or one of: ${PROFILE_NAMES.join(", ")}`);
 }
 
-function main(argv: readonly string[]): number {
+/** Lets every queued promise reaction of the node runtime run: the runtime simulation's pause between events. */
+function settleMicrotasks(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** `--runtime`: the node runtime (NodeHost) on simulated disks, network and clocks. */
+async function runtimeMain(options: CliOptions): Promise<number> {
+  const profile = options.profile;
+  if (profile !== "all" && !isRuntimeProfile(profile)) {
+    process.stderr.write(`--runtime supports the profiles ${RUNTIME_PROFILES.join(", ")} or all\n`);
+    return 2;
+  }
+  const firstSeed = options.seed ?? 1;
+  const seeds = options.seeds ?? (options.seed !== undefined ? 1 : 100);
+  const progressEvery = Math.max(1, Math.floor(seeds / 20));
+  process.stdout.write(
+    `simulating the node runtime: ${seeds} seed(s) from ${firstSeed}, profile ${profile}\n`,
+  );
+  const summary = await sweepRuntime({
+    firstSeed,
+    seeds,
+    profile,
+    steps: options.steps,
+    durationMs: options.duration,
+    crashMeanIntervalMs: options.crashInterval,
+    ackBeforeSync: options.ackBeforeSync,
+    settleMicrotasks,
+    onTrace: options.verbose ? (line) => process.stdout.write(`${formatTraceLine(line)}\n`) : undefined,
+    onResult: (result, done) => {
+      const failed = result.violations.length > 0;
+      if (failed || done % progressEvery === 0 || done === seeds) {
+        process.stdout.write(
+          `[${String(done).padStart(String(seeds).length)}/${seeds}] seed ${result.seed} ${result.profile}: ` +
+            `${failed ? `FAIL (${result.violations[0]!.invariant})` : "ok"}, ` +
+            `${result.stats.events} events, ${result.stats.virtualMs} virtual ms\n`,
+        );
+      }
+    },
+  });
+  const table = Object.entries(summary.stats)
+    .map(([name, value]) => `  ${name.padEnd(24)}  ${String(value).padStart(12)}`)
+    .join("\n");
+  process.stdout.write(`\nstats summed over ${summary.runs} run(s):\n${table}\n`);
+  process.stdout.write(`\n${summary.failures.length} failing seed(s)\n`);
+  for (const failure of summary.failures) {
+    const replay = {
+      steps: options.steps,
+      durationMs: options.duration,
+      crashMeanIntervalMs: options.crashInterval,
+      ackBeforeSync: options.ackBeforeSync,
+    };
+    process.stdout.write(`\n${describeRuntimeFailure(failure, replay)}\n`);
+  }
+  return summary.failures.length > 0 ? 1 : 0;
+}
+
+function main(argv: readonly string[]): number | Promise<number> {
   const program = new Command()
     .name("npm run sim --")
     .description("Run the deterministic Raft cluster simulator over a range of seeds.")
@@ -77,8 +141,17 @@ function main(argv: readonly string[]): number {
       "switch on deliberate Raft bugs (comma-separated), to watch the checks fire",
       bugsOption,
     )
+    .option("--runtime", "simulate the node runtime (NodeHost) instead of raw Raft cores", false)
+    .option("--duration <ms>", "with --runtime: virtual milliseconds of the faulty phase", positiveInteger)
+    .option(
+      "--crash-interval <ms>",
+      "with --runtime: mean virtual milliseconds between crashes (crashes profile)",
+      positiveInteger,
+    )
+    .option("--ack-before-sync", "with --runtime: disks acknowledge syncs early (a deliberate bug)", false)
     .parse(argv, { from: "user" });
   const options = program.opts<CliOptions>();
+  if (options.runtime) return runtimeMain(options);
   const firstSeed = options.seed ?? 1;
   const seeds = options.seeds ?? (options.seed !== undefined ? 1 : 100);
   const progressEvery = Math.max(1, Math.floor(seeds / 20));
@@ -114,4 +187,6 @@ function main(argv: readonly string[]): number {
   return summary.failures.length > 0 ? 1 : 0;
 }
 
-process.exitCode = main(process.argv.slice(2));
+void Promise.resolve(main(process.argv.slice(2))).then((code) => {
+  process.exitCode = code;
+});

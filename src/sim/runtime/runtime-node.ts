@@ -1,0 +1,246 @@
+/**
+ * One simulated process of the node runtime: a real `NodeHost` over a simulated disk (a
+ * MemoryStorageEngine whose syncs take virtual time and whose unsynced writes a crash may
+ * lose), a state-machine store that forgets unsynced writes on a crash, virtual timers and
+ * clocks, and a SimTransport. A crash drops the host with everything volatile; a restart
+ * builds a new host over the same disk and reopens the stored range.
+ *
+ * `ackBeforeSync` is a deliberate bug for checks-bite tests: the disk acknowledges a sync at
+ * once and makes the writes durable only later, as a disk with a lying write cache would, so
+ * a crash can lose writes the cluster already acknowledged.
+ */
+import { EMPTY } from "../../kv/bytes.js";
+import { WriteBatch, type OrderedKv, type ReadView } from "../../kv/engine.js";
+import { MemoryOrderedKv } from "../../kv/memory-engine.js";
+import { NodeHost } from "../../node/host.js";
+import type { Replica } from "../../node/replica.js";
+import type { ReplicaInit } from "../../node/options.js";
+import type { NodeId } from "../../raft/types.js";
+import type { ReplicaStorage, StorageEngine } from "../../storage/contracts.js";
+import { MemoryStorageEngine } from "../../storage/memory.js";
+import type { Logger } from "../../transport/transport.js";
+import type { MsRange } from "../profiles.js";
+import type { SeededRandom } from "../random.js";
+import type { Scheduler } from "../scheduler.js";
+import { SimTimers, simMonotonicClock, simWallClock } from "./sim-timers.js";
+import type { SimTransport, SimTransportHub } from "./sim-transport.js";
+
+/** How much longer than an honest sync a lying write cache takes to reach the disk. */
+const LAZY_WRITE_BACK_FACTOR = 10;
+
+/** The one range every simulated process hosts. */
+export const SIM_RANGE_ID = 1;
+
+/**
+ * An OrderedKv whose writes are visible at once and durable after `sync()`; `crash()` reverts
+ * it to what was durable, as an engine without a synced write-ahead log would.
+ */
+export class CrashableKv implements OrderedKv {
+  private visible = new MemoryOrderedKv();
+  private readonly durable = new MemoryOrderedKv();
+  private unsynced: WriteBatch[] = [];
+
+  view(): ReadView {
+    return this.visible.view();
+  }
+
+  write(batch: WriteBatch): void {
+    this.visible.write(batch);
+    this.unsynced.push(batch);
+  }
+
+  sync(): void {
+    for (const batch of this.unsynced) this.durable.write(batch);
+    this.unsynced = [];
+  }
+
+  crash(): void {
+    this.unsynced = [];
+    const copy = new WriteBatch();
+    const view = this.durable.view();
+    for (const pair of view.scan(EMPTY, null)) copy.put(pair.key, pair.value);
+    view.release();
+    this.visible = new MemoryOrderedKv();
+    this.visible.write(copy);
+  }
+}
+
+/** The Raft storage engine on a simulated disk: syncs take a random virtual latency. */
+export class SimDisk implements StorageEngine {
+  readonly engine = new MemoryStorageEngine();
+  /** Bumped by every crash: a sync issued by a dead incarnation never completes. */
+  private generation = 0;
+
+  constructor(
+    private readonly scheduler: Scheduler,
+    private readonly random: SeededRandom,
+    private readonly latencyMs: MsRange,
+    private readonly ackBeforeSync: boolean,
+  ) {}
+
+  replica(groupId: number): ReplicaStorage {
+    return this.engine.replica(groupId);
+  }
+
+  groups(): number[] {
+    return this.engine.groups();
+  }
+
+  sync(): Promise<void> {
+    return this.afterLatency(() => this.engine.syncNow());
+  }
+
+  /** Runs `persist` after a disk latency unless the process crashes first; resolves after it. */
+  afterLatency(persist: () => void): Promise<void> {
+    const generation = this.generation;
+    const [low, high] = this.latencyMs;
+    const delay = this.random.intBetween(low, high);
+    if (this.ackBeforeSync) {
+      this.scheduler.after(delay * LAZY_WRITE_BACK_FACTOR, () => {
+        if (generation === this.generation) persist();
+      });
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      this.scheduler.after(delay, () => {
+        if (generation !== this.generation) return;
+        persist();
+        resolve();
+      });
+    });
+  }
+
+  /** Power loss: a random prefix of the unsynced writes reaches the disk, the rest is lost. */
+  crash(): number {
+    this.generation++;
+    const pending = this.engine.pendingWriteCount();
+    const kept = this.random.intBetween(0, pending);
+    this.engine.crash(kept);
+    return pending - kept;
+  }
+}
+
+export interface RuntimeNodeSettings {
+  readonly scheduler: Scheduler;
+  readonly hub: SimTransportHub;
+  /** The node's own random stream: disk latencies, crash losses, host randomness. */
+  readonly random: SeededRandom;
+  readonly diskLatencyMs: MsRange;
+  readonly ackBeforeSync: boolean;
+  readonly logger: Logger;
+  readonly tickMs: number;
+  readonly snapshotEntries: number;
+  readonly proposalTimeoutMs: number;
+  readonly readTimeoutMs: number;
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
+  /** Called with every new incarnation's replica, before it handles anything. */
+  readonly onReplica: (node: RuntimeNode, replica: Replica) => void;
+}
+
+export class RuntimeNode {
+  readonly disk: SimDisk;
+  readonly kv = new CrashableKv();
+  private host: NodeHost | null = null;
+  private timers: SimTimers | null = null;
+  private transport: SimTransport | null = null;
+  private incarnationCount = 0;
+
+  /** Removed from the group and stopped for good: never restarted, no longer checked. */
+  retired = false;
+
+  /** `init`: a founding member's membership, or a joiner that waits to be added. */
+  constructor(
+    readonly id: NodeId,
+    private readonly settings: RuntimeNodeSettings,
+    private readonly init: ReplicaInit,
+  ) {
+    this.disk = new SimDisk(
+      settings.scheduler,
+      settings.random,
+      settings.diskLatencyMs,
+      settings.ackBeforeSync,
+    );
+  }
+
+  get running(): boolean {
+    return this.host !== null;
+  }
+
+  /** How many times this node was started. */
+  get incarnation(): number {
+    return this.incarnationCount;
+  }
+
+  /** The range's replica of the running incarnation, if any. */
+  replica(): Replica | undefined {
+    return this.host?.replica(SIM_RANGE_ID);
+  }
+
+  /** The error that stopped the running host, if one did. */
+  failure(): Error | null {
+    return this.host?.failure ?? null;
+  }
+
+  /** Starts the node: over an empty disk as its `init` says, otherwise reopening the stored range. */
+  start(): void {
+    if (this.host !== null) throw new Error(`node ${this.id} is already running`);
+    const { scheduler, hub, random } = this.settings;
+    this.incarnationCount++;
+    const timers = new SimTimers(scheduler);
+    const transport = hub.createTransport(this.id);
+    const host = new NodeHost({
+      nodeId: this.id,
+      engine: this.disk,
+      transport,
+      timers,
+      monotonicClock: simMonotonicClock(scheduler),
+      wallClock: simWallClock(scheduler),
+      random: random.fork(`incarnation ${this.incarnationCount}`),
+      logger: this.settings.logger,
+      stateMachine: () => ({
+        kv: this.kv,
+        sync: () => this.disk.afterLatency(() => this.kv.sync()),
+      }),
+      tickMs: this.settings.tickMs,
+      snapshotEntries: this.settings.snapshotEntries,
+      proposalTimeoutMs: this.settings.proposalTimeoutMs,
+      readTimeoutMs: this.settings.readTimeoutMs,
+      raft: { preVote: this.settings.preVote, checkQuorum: this.settings.checkQuorum },
+    });
+    void transport.start();
+    host.start();
+    try {
+      const stored = this.disk.groups().includes(SIM_RANGE_ID);
+      const replica = stored ? host.openStoredReplicas()[0] : host.createReplica(SIM_RANGE_ID, this.init);
+      if (replica === undefined) throw new Error(`node ${this.id}: the stored range did not reopen`);
+      this.settings.onReplica(this, replica);
+    } catch (error) {
+      // The process exits on a storage it refuses to open: it stays down.
+      timers.kill();
+      transport.kill();
+      throw error;
+    }
+    hub.network.setUp(this.id, true);
+    this.host = host;
+    this.timers = timers;
+    this.transport = transport;
+  }
+
+  /**
+   * Power loss: the host, its timers and its transport vanish mid-flight (nothing of them
+   * runs again), the disk keeps a random prefix of its unsynced writes and the state machine
+   * store reverts to its last sync. Returns how many unsynced Raft writes were lost.
+   */
+  crash(): number {
+    if (this.host === null) throw new Error(`node ${this.id} is not running`);
+    this.timers?.kill();
+    this.transport?.kill();
+    this.host = null;
+    this.timers = null;
+    this.transport = null;
+    this.settings.hub.network.setUp(this.id, false);
+    this.kv.crash();
+    return this.disk.crash();
+  }
+}

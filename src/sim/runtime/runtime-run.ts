@@ -1,0 +1,576 @@
+/**
+ * One simulated run of the node runtime: NodeHosts on simulated disks, network and clocks,
+ * clients doing put/get/cas, the profile's partitions and crashes, and the checks —
+ * state-machine safety (the same command and revision at every index on every node),
+ * revisions strictly increasing within each incarnation, at most one leader per term, no host
+ * stopping on an error, every acknowledged write readable at its revision on every node at the
+ * end, every node's final state equal to the leader's, and a linearizable history.
+ *
+ * The runtime is promise-driven, so between two scheduler events the caller's
+ * `settleMicrotasks` lets every queued promise reaction run; it must resolve only after all
+ * of them did (a macrotask of the real event loop, from the entry point), which keeps a run a
+ * pure function of its seed.
+ */
+import { rangeRequest } from "../../kv/commands.js";
+import type { ReplicaInit } from "../../node/options.js";
+import type { Replica } from "../../node/replica.js";
+import { EMPTY_CONF_STATE, StateRole, type ConfState, type NodeId } from "../../raft/types.js";
+import type { Logger } from "../../transport/transport.js";
+import { checkLinearizability, type Operation } from "../linearizability/index.js";
+import { profileByName, type FaultProfile, type ProfileName } from "../profiles.js";
+import { SeededRandom } from "../random.js";
+import { Scheduler } from "../scheduler.js";
+import { TraceBuffer, type TraceLine } from "../trace.js";
+import { RuntimeClient, type AcknowledgedPut, type RuntimeClientCounters } from "./runtime-client.js";
+import { RuntimeNode, type RuntimeNodeSettings } from "./runtime-node.js";
+import { SimTransportHub } from "./sim-transport.js";
+
+/**
+ * The profiles the runtime simulation covers. Of "membership" it injects the membership
+ * changes the runtime offers (addLearner, addVoter, removeNode: simple changes), not transfers.
+ */
+export const RUNTIME_PROFILES = [
+  "calm-with-loss",
+  "partitions",
+  "crashes",
+  "membership",
+] as const satisfies readonly ProfileName[];
+export type RuntimeProfileName = (typeof RUNTIME_PROFILES)[number];
+
+export interface RuntimeSimulationOptions {
+  readonly seed: number;
+  readonly profile: RuntimeProfileName;
+  /** Cap on the events of the faulty phase (default: the profile's duration decides). */
+  readonly steps?: number;
+  /** Virtual duration of the faulty phase (default: the profile's). */
+  readonly durationMs?: number;
+  /** Deliberate bug: the simulated disks acknowledge syncs before the writes are durable. */
+  readonly ackBeforeSync?: boolean;
+  /** Overrides the profile's mean time between crashes (crash-heavy runs for checks-bite tests). */
+  readonly crashMeanIntervalMs?: number;
+  /** Resolves once every queued microtask has run (see the file header). */
+  readonly settleMicrotasks: () => Promise<void>;
+  readonly traceCapacity?: number;
+  readonly onTrace?: (line: TraceLine) => void;
+}
+
+export interface RuntimeViolation {
+  readonly invariant: string;
+  readonly detail: string;
+  readonly time: number;
+}
+
+export interface RuntimeStats extends RuntimeClientCounters {
+  events: number;
+  virtualMs: number;
+  crashes: number;
+  lostUnsyncedWrites: number;
+  partitions: number;
+  leaderChanges: number;
+  appliedCommands: number;
+  membershipChanges: number;
+  /** Snapshot images restored into a state machine (a lagging or restarted node catching up). */
+  snapshotsRestored: number;
+  operations: number;
+  /** Histories too large for the checker to decide (neither proved nor refuted). */
+  linearizabilityUnknown: number;
+}
+
+export interface RuntimeSimulationResult {
+  readonly seed: number;
+  readonly profile: RuntimeProfileName;
+  readonly clusterSize: number;
+  readonly violations: readonly RuntimeViolation[];
+  readonly stats: RuntimeStats;
+  readonly history: readonly Operation[];
+  readonly trace: readonly TraceLine[];
+}
+
+const TICK_MS = 20;
+const SETTLE_LIMIT_MS = 20_000;
+const MAX_VIOLATIONS = 20;
+
+export function isRuntimeProfile(name: string): name is RuntimeProfileName {
+  return (RUNTIME_PROFILES as readonly string[]).includes(name);
+}
+
+function memberIds(conf: ConfState): Set<NodeId> {
+  return new Set([...conf.voters, ...conf.learners, ...conf.votersOutgoing, ...conf.learnersNext]);
+}
+
+/** The fingerprint of one applied command: what every node must have applied at its index. */
+interface AppliedAt {
+  readonly nodeId: NodeId;
+  readonly fingerprint: string;
+}
+
+class RuntimeRun {
+  readonly scheduler = new Scheduler();
+  readonly random: SeededRandom;
+  readonly profile: FaultProfile;
+  readonly hub: SimTransportHub;
+  readonly nodes: RuntimeNode[] = [];
+  readonly clients: RuntimeClient[] = [];
+  readonly trace: TraceBuffer;
+  readonly violations: RuntimeViolation[] = [];
+  readonly history: Operation[] = [];
+  readonly acknowledged: AcknowledgedPut[] = [];
+  readonly stats: RuntimeStats = {
+    events: 0,
+    virtualMs: 0,
+    crashes: 0,
+    lostUnsyncedWrites: 0,
+    partitions: 0,
+    leaderChanges: 0,
+    appliedCommands: 0,
+    membershipChanges: 0,
+    snapshotsRestored: 0,
+    operations: 0,
+    linearizabilityUnknown: 0,
+    acked: 0,
+    failed: 0,
+    ambiguous: 0,
+    readsServed: 0,
+    readsTimedOut: 0,
+  };
+  private readonly appliedAt = new Map<number, AppliedAt>();
+  private readonly leaderOfTerm = new Map<number, NodeId>();
+  private nextOperationId = 0;
+  private faultsActive = true;
+  readonly clusterSize: number;
+  private readonly nodeSettings: Omit<RuntimeNodeSettings, "random">;
+  private membershipChangeInFlight = false;
+
+  constructor(readonly options: RuntimeSimulationOptions) {
+    this.random = new SeededRandom(options.seed);
+    this.profile = profileByName(options.profile);
+    this.trace = new TraceBuffer(options.traceCapacity ?? 200, options.onTrace);
+    this.hub = new SimTransportHub(this.scheduler, this.random.fork("network"), this.profile.network);
+    const shape = this.random.fork("shape");
+    this.clusterSize = shape.pick(this.profile.clusterSizes);
+    const preVote = shape.chance(0.5);
+    const checkQuorum = shape.chance(0.5);
+    const logger: Logger = { warn: () => undefined, info: () => undefined };
+    this.nodeSettings = {
+      scheduler: this.scheduler,
+      hub: this.hub,
+      diskLatencyMs: this.profile.diskLatencyMs,
+      ackBeforeSync: options.ackBeforeSync ?? false,
+      logger,
+      tickMs: TICK_MS,
+      snapshotEntries: this.profile.snapshotEvery,
+      proposalTimeoutMs: 1_500,
+      readTimeoutMs: 1_000,
+      preVote,
+      checkQuorum,
+      onReplica: (node, replica) => this.watchReplica(node, replica),
+    };
+    const founders = Array.from({ length: this.clusterSize }, (_, i) => i + 1);
+    for (const id of founders) this.addNode(id, { bootstrap: { ...EMPTY_CONF_STATE, voters: founders } });
+    this.trace.add(0, `${this.clusterSize} nodes, preVote ${preVote}, checkQuorum ${checkQuorum}`);
+    const clientRandom = this.random.fork("clients");
+    for (let id = 1; id <= this.profile.clients.count; id++) {
+      this.clients.push(new RuntimeClient(id, clientRandom.fork(`client ${id}`), this.clientContext()));
+    }
+  }
+
+  private addNode(id: NodeId, init: ReplicaInit): RuntimeNode {
+    const node = new RuntimeNode(id, { ...this.nodeSettings, random: this.random.fork(`node ${id}`) }, init);
+    this.nodes.push(node);
+    return node;
+  }
+
+  /** Nodes not retired, running or not. */
+  live(): RuntimeNode[] {
+    return this.nodes.filter((n) => !n.retired);
+  }
+
+  violation(invariant: string, detail: string): void {
+    if (this.violations.length >= MAX_VIOLATIONS) return;
+    this.violations.push({ invariant, detail, time: this.scheduler.now });
+    this.trace.add(this.scheduler.now, `VIOLATION ${invariant}: ${detail}`);
+  }
+
+  private clientContext(): ConstructorParameters<typeof RuntimeClient>[2] {
+    return {
+      scheduler: this.scheduler,
+      settings: { ...this.profile.clients, timeoutMs: 2_000 },
+      pickReplica: (random) => {
+        const node = random.pick(this.live());
+        return { id: node.id, replica: node.replica() };
+      },
+      record: (operation) => {
+        this.history.push(operation);
+        this.stats.operations++;
+      },
+      allocateId: () => this.nextOperationId++,
+      acknowledged: (write) => this.acknowledged.push(write),
+      counters: this.stats,
+      trace: (text) => this.trace.add(this.scheduler.now, text),
+      fail: (text) => this.violation("client", text),
+    };
+  }
+
+  /** State-machine safety and revision order, checked as every command is applied. */
+  private watchReplica(node: RuntimeNode, replica: Replica): void {
+    const incarnation = node.incarnation;
+    let lastWriteRevision = replica.revision;
+    replica.addApplyListener({
+      onCommand: ({ index, envelope, outcome }) => {
+        this.stats.appliedCommands++;
+        const fingerprint =
+          `${envelope.clientId}#${envelope.sequence} ${envelope.command.kind} ` +
+          `rev ${outcome.result.revision} dup ${outcome.duplicate} ${outcome.result.response.kind}`;
+        const first = this.appliedAt.get(index);
+        if (first === undefined) this.appliedAt.set(index, { nodeId: node.id, fingerprint });
+        else if (first.fingerprint !== fingerprint) {
+          this.violation(
+            "state-machine safety",
+            `index ${index}: n${first.nodeId} applied [${first.fingerprint}], n${node.id} [${fingerprint}]`,
+          );
+        }
+        if (outcome.events.length > 0 && !outcome.duplicate) {
+          if (outcome.result.revision <= lastWriteRevision) {
+            this.violation(
+              "revision order",
+              `n${node.id} (incarnation ${incarnation}) wrote revision ${outcome.result.revision} ` +
+                `at index ${index} after ${lastWriteRevision}`,
+            );
+          }
+          lastWriteRevision = outcome.result.revision;
+        }
+      },
+      onRestore: ({ revision }) => {
+        this.stats.snapshotsRestored++;
+        lastWriteRevision = revision;
+      },
+    });
+  }
+
+  /** After every event: no host failed, at most one leader per term. */
+  checkAfterEvent(): void {
+    for (const node of this.nodes) {
+      const failure = node.failure();
+      if (failure !== null) {
+        this.violation("host failure", `n${node.id}: ${failure.message}`);
+        node.crash();
+        continue;
+      }
+      const status = node.replica()?.status();
+      if (status?.role !== StateRole.Leader) continue;
+      const known = this.leaderOfTerm.get(status.term);
+      if (known === undefined) {
+        this.leaderOfTerm.set(status.term, node.id);
+        this.stats.leaderChanges++;
+        this.trace.add(this.scheduler.now, `n${node.id} leads term ${status.term}`);
+      } else if (known !== node.id) {
+        this.violation("election safety", `n${known} and n${node.id} both lead term ${status.term}`);
+      }
+    }
+  }
+
+  leader(): RuntimeNode | undefined {
+    let best: { node: RuntimeNode; term: number } | undefined;
+    for (const node of this.nodes) {
+      const status = node.replica()?.status();
+      if (status?.role === StateRole.Leader && (best === undefined || status.term > best.term)) {
+        best = { node, term: status.term };
+      }
+    }
+    return best?.node;
+  }
+
+  startFaults(): void {
+    const { partitions, crashes, membership } = this.profile;
+    if (membership !== null) this.startMembershipChanges(membership.meanIntervalMs);
+    if (partitions !== null) {
+      const random = this.random.fork("faults/partitions");
+      const next = (): void => {
+        this.scheduler.after(random.exponential(partitions.meanIntervalMs), () => {
+          if (!this.faultsActive) return;
+          const ids = random.shuffled(this.nodes.map((n) => n.id));
+          const leader = this.leader();
+          if (leader !== undefined && random.chance(0.5)) {
+            ids.splice(ids.indexOf(leader.id), 1);
+            ids.unshift(leader.id);
+          }
+          if (random.chance(partitions.oneWayChance)) {
+            const [from, to] = ids;
+            if (from !== undefined && to !== undefined) this.hub.network.cut(from, to);
+          } else {
+            const size = random.intBetween(1, Math.max(1, Math.floor(ids.length / 2)));
+            this.hub.network.partition(ids.slice(0, size), ids.slice(size));
+          }
+          this.stats.partitions++;
+          this.trace.add(this.scheduler.now, `cuts ${this.hub.network.describeCuts()}`);
+          const [low, high] = partitions.durationMs;
+          this.scheduler.after(random.intBetween(low, high), () => {
+            if (!this.faultsActive) return;
+            this.hub.network.heal();
+            this.trace.add(this.scheduler.now, "partition healed");
+            next();
+          });
+        });
+      };
+      next();
+    }
+    if (crashes !== null) {
+      const meanIntervalMs = this.options.crashMeanIntervalMs ?? crashes.meanIntervalMs;
+      const random = this.random.fork("faults/crashes");
+      const next = (): void => {
+        this.scheduler.after(random.exponential(meanIntervalMs), () => {
+          if (!this.faultsActive) return;
+          const running = this.live().filter((n) => n.running);
+          const maxDown = Math.floor((this.clusterSize - 1) / 2);
+          if (this.live().length - running.length < maxDown && running.length > 0) {
+            const leader = this.leader();
+            const victim =
+              leader !== undefined && random.chance(crashes.leaderBias) ? leader : random.pick(running);
+            const lost = victim.crash();
+            this.stats.crashes++;
+            this.stats.lostUnsyncedWrites += lost;
+            this.trace.add(this.scheduler.now, `n${victim.id} crashed, ${lost} unsynced write(s) lost`);
+            const [low, high] = crashes.downtimeMs;
+            this.scheduler.after(random.intBetween(low, high), () => this.restart(victim));
+          }
+          next();
+        });
+      };
+      next();
+    }
+  }
+
+  private startMembershipChanges(meanIntervalMs: number): void {
+    const random = this.random.fork("faults/membership");
+    const next = (): void => {
+      this.scheduler.after(random.exponential(meanIntervalMs), () => {
+        if (!this.faultsActive) return;
+        if (!this.membershipChangeInFlight) this.changeMembership(random);
+        next();
+      });
+    };
+    next();
+  }
+
+  /**
+   * One change through the leader, as an operator would make it: add a fresh node as a
+   * learner, promote a learner, remove a voter (never below three) or a learner. A removed
+   * node is stopped for good once its removal is applied.
+   */
+  private changeMembership(random: SeededRandom): void {
+    const leader = this.leader()?.replica();
+    if (leader === undefined) return;
+    const conf = leader.status().confState;
+    if (conf.votersOutgoing.length > 0) return;
+    const changes: (() => { what: string; removed: NodeId | null; change: Promise<ConfState> })[] = [];
+    if (conf.voters.length + conf.learners.length < this.clusterSize + 2) {
+      changes.push(() => {
+        const joiner = this.addNode(this.nodes.length + 1, { join: true });
+        joiner.start();
+        return { what: `add learner n${joiner.id}`, removed: null, change: leader.addLearner(joiner.id) };
+      });
+    }
+    if (conf.learners.length > 0) {
+      const learner = random.pick(conf.learners);
+      if (conf.voters.length <= this.clusterSize) {
+        changes.push(() => ({
+          what: `promote n${learner}`,
+          removed: null,
+          change: leader.addVoter(learner),
+        }));
+      }
+      changes.push(() => ({
+        what: `remove learner n${learner}`,
+        removed: learner,
+        change: leader.removeNode(learner),
+      }));
+    }
+    if (conf.voters.length > 3) {
+      const voter = random.pick(conf.voters);
+      changes.push(() => ({
+        what: `remove voter n${voter}`,
+        removed: voter,
+        change: leader.removeNode(voter),
+      }));
+    }
+    if (changes.length === 0) return;
+    const { what, removed, change } = random.pick(changes)();
+    this.membershipChangeInFlight = true;
+    this.trace.add(this.scheduler.now, `proposing: ${what}`);
+    change
+      .then(
+        (applied) => {
+          this.stats.membershipChanges++;
+          this.trace.add(
+            this.scheduler.now,
+            `applied: ${what}; voters [${applied.voters.join(",")}] learners [${applied.learners.join(",")}]`,
+          );
+          const gone = removed === null ? undefined : this.nodes.find((n) => n.id === removed);
+          if (gone !== undefined && !memberIds(applied).has(gone.id)) this.retire(gone);
+        },
+        (error: unknown) => this.trace.add(this.scheduler.now, `${what} failed: ${String(error)}`),
+      )
+      .finally(() => {
+        this.membershipChangeInFlight = false;
+      });
+  }
+
+  private retire(node: RuntimeNode): void {
+    if (node.running) node.crash();
+    node.retired = true;
+    this.trace.add(this.scheduler.now, `n${node.id} retired`);
+  }
+
+  restart(node: RuntimeNode): void {
+    if (node.running || node.retired) return;
+    try {
+      node.start();
+      this.trace.add(this.scheduler.now, `n${node.id} restarted`);
+    } catch (error) {
+      this.violation("restart", `n${node.id} could not reopen its storage: ${String(error)}`);
+    }
+  }
+
+  heal(): void {
+    this.faultsActive = false;
+    for (const client of this.clients) client.stop();
+    this.hub.network.heal();
+    this.hub.network.setConditions({ ...this.profile.network, lossRate: 0, duplicateRate: 0, slowRate: 0 });
+    for (const node of this.nodes) this.restart(node);
+    this.trace.add(this.scheduler.now, "faults healed");
+  }
+
+  /** One leader, every node applied up to its commit index, no client operation in flight. */
+  /** The nodes in the leader's configuration (voters and learners), or none without a leader. */
+  members(): RuntimeNode[] {
+    const conf = this.leader()?.replica()?.status().confState;
+    if (conf === undefined) return [];
+    const ids = memberIds(conf);
+    return this.nodes.filter((n) => ids.has(n.id));
+  }
+
+  /** Each live node's role, term, leader, commit and applied index, for liveness reports. */
+  describeNodes(): string {
+    return this.live()
+      .map((n) => {
+        const status = n.replica()?.status();
+        if (status === undefined) return `n${n.id} down`;
+        return (
+          `n${n.id} ${status.role} term ${status.term} leader ${status.leader} ` +
+          `commit ${status.commit} applied ${status.applied} voters [${status.confState.voters.join(",")}]`
+        );
+      })
+      .join("; ");
+  }
+
+  /** One leader, every member applied up to its commit index, no client operation or change in flight. */
+  settled(): boolean {
+    const leader = this.leader()?.replica()?.status();
+    if (leader === undefined || this.membershipChangeInFlight || this.clients.some((c) => c.busy))
+      return false;
+    if (leader.confState.votersOutgoing.length > 0) return false;
+    return this.members().every((n) => {
+      const status = n.replica()?.status();
+      return status !== undefined && status.leader === leader.nodeId && status.applied >= leader.commit;
+    });
+  }
+
+  async finalChecks(runUntil: (done: () => boolean, limitMs: number) => Promise<boolean>): Promise<void> {
+    const leaderNode = this.leader();
+    const leader = leaderNode?.replica();
+    if (leaderNode === undefined || leader === undefined) throw new Error("final checks without a leader");
+    const keys = this.profile.clients.keys;
+    keys.forEach((key, i) => this.clients[i % this.clients.length]!.readThrough(leaderNode.id, leader, key));
+    if (!(await runUntil(() => this.clients.every((c) => !c.busy), SETTLE_LIMIT_MS))) {
+      this.violation("liveness", "the final reads did not complete");
+    }
+    const all = rangeRequest({ key: new Uint8Array([0]), rangeEnd: new Uint8Array([0]) });
+    const expected = await leader.range(all, "serializable");
+    const render = (kvs: typeof expected.kvs): string =>
+      JSON.stringify(kvs.map((kv) => [kv.key, kv.value, String(kv.modRevision)].map(String)));
+    for (const node of this.members()) {
+      const replica = node.replica();
+      if (replica === undefined) continue;
+      const state = await replica.range(all, "serializable");
+      if (render(state.kvs) !== render(expected.kvs) || state.revision !== expected.revision) {
+        this.violation("final state", `n${node.id} differs from the leader n${leaderNode.id}`);
+      }
+      for (const write of this.acknowledged) {
+        const read = await replica.range(
+          rangeRequest({ key: new TextEncoder().encode(write.key), revision: write.revision }),
+          "serializable",
+        );
+        const kv = read.kvs[0];
+        if (
+          kv === undefined ||
+          new TextDecoder().decode(kv.value) !== write.value ||
+          kv.modRevision !== write.revision
+        ) {
+          this.violation(
+            "acknowledged write lost",
+            `n${node.id}: ${write.key}=${write.value} acknowledged at revision ${write.revision} is not there`,
+          );
+        }
+      }
+    }
+    const result = checkLinearizability(this.history);
+    if (result.outcome === "violation") this.violation("linearizability", result.explanation);
+    if (result.outcome === "unknown") this.stats.linearizabilityUnknown++;
+  }
+}
+
+export async function runRuntimeSimulation(
+  options: RuntimeSimulationOptions,
+): Promise<RuntimeSimulationResult> {
+  const run = new RuntimeRun(options);
+  const { scheduler } = run;
+  const step = async (): Promise<boolean> => {
+    if (!scheduler.step()) return false;
+    run.stats.events++;
+    await options.settleMicrotasks();
+    run.checkAfterEvent();
+    return true;
+  };
+  const runUntil = async (done: () => boolean, limitMs: number): Promise<boolean> => {
+    const deadline = scheduler.now + limitMs;
+    while (!done()) {
+      if ((scheduler.peekTime() ?? Infinity) > deadline || !(await step())) return done();
+    }
+    return true;
+  };
+  for (const node of run.nodes) node.start();
+  // Clients and faults start once the first leader is up, so short runs are not all election.
+  if (!(await runUntil(() => run.leader() !== undefined, SETTLE_LIMIT_MS))) {
+    run.violation("liveness", `no leader elected within ${SETTLE_LIMIT_MS} virtual ms of the start`);
+  }
+  for (const client of run.clients) client.start();
+  run.startFaults();
+  const faultyUntil = scheduler.now + (options.durationMs ?? run.profile.durationMs);
+  const maxSteps = options.steps ?? Infinity;
+  let faultySteps = 0;
+  while (faultySteps < maxSteps && (scheduler.peekTime() ?? Infinity) <= faultyUntil && (await step())) {
+    faultySteps++;
+  }
+  run.heal();
+  // A run that already failed stops here: its trace shows the failure, not 20 s of fallout.
+  const failedOrSettled = (): boolean => run.violations.length > 0 || run.settled();
+  if (!(await runUntil(failedOrSettled, SETTLE_LIMIT_MS))) {
+    run.violation(
+      "liveness",
+      `no settled leader within ${SETTLE_LIMIT_MS} virtual ms after healing: ${run.describeNodes()}`,
+    );
+  } else if (run.violations.length === 0) {
+    run.trace.add(scheduler.now, `settled: n${run.leader()?.id} leads`);
+    await run.finalChecks(runUntil);
+  }
+  run.stats.virtualMs = scheduler.now;
+  return {
+    seed: options.seed,
+    profile: options.profile,
+    clusterSize: run.clusterSize,
+    violations: run.violations,
+    stats: run.stats,
+    history: [...run.history].sort((a, b) => a.id - b.id),
+    trace: run.trace.lines(),
+  };
+}

@@ -1,0 +1,106 @@
+/**
+ * Many seeds of the runtime simulation (`--runtime` on the sim command line): runs them in
+ * order, sums their stats, keeps the failures, and renders a failure with its replay command
+ * and trace.
+ */
+import { formatTraceLine } from "../trace.js";
+import {
+  RUNTIME_PROFILES,
+  runRuntimeSimulation,
+  type RuntimeProfileName,
+  type RuntimeSimulationOptions,
+  type RuntimeSimulationResult,
+  type RuntimeStats,
+} from "./runtime-run.js";
+
+export interface RuntimeSweepOptions {
+  readonly firstSeed: number;
+  readonly seeds: number;
+  /** One profile, or "all": seed `s` runs profile number `s mod 3` of RUNTIME_PROFILES. */
+  readonly profile: RuntimeProfileName | "all";
+  readonly steps?: number;
+  readonly durationMs?: number;
+  readonly ackBeforeSync?: boolean;
+  readonly crashMeanIntervalMs?: number;
+  readonly settleMicrotasks: RuntimeSimulationOptions["settleMicrotasks"];
+  readonly onTrace?: RuntimeSimulationOptions["onTrace"];
+  /** Called after every run with the number of runs so far. */
+  readonly onResult?: (result: RuntimeSimulationResult, done: number) => void;
+}
+
+export interface RuntimeSweepSummary {
+  readonly runs: number;
+  readonly stats: RuntimeStats;
+  readonly failures: readonly RuntimeSimulationResult[];
+}
+
+export function runtimeProfileForSeed(profile: RuntimeProfileName | "all", seed: number): RuntimeProfileName {
+  if (profile !== "all") return profile;
+  const name = RUNTIME_PROFILES[seed % RUNTIME_PROFILES.length];
+  if (name === undefined) throw new Error(`no runtime profile for seed ${seed}`);
+  return name;
+}
+
+export async function sweepRuntime(options: RuntimeSweepOptions): Promise<RuntimeSweepSummary> {
+  if (!Number.isSafeInteger(options.firstSeed) || options.firstSeed < 0) {
+    throw new Error(`first seed must be a non-negative integer, got ${options.firstSeed}`);
+  }
+  if (!Number.isSafeInteger(options.seeds) || options.seeds < 1) {
+    throw new Error(`seed count must be a positive integer, got ${options.seeds}`);
+  }
+  let stats: RuntimeStats | null = null;
+  const failures: RuntimeSimulationResult[] = [];
+  for (let i = 0; i < options.seeds; i++) {
+    const seed = options.firstSeed + i;
+    const result = await runRuntimeSimulation({
+      seed,
+      profile: runtimeProfileForSeed(options.profile, seed),
+      steps: options.steps,
+      durationMs: options.durationMs,
+      ackBeforeSync: options.ackBeforeSync,
+      crashMeanIntervalMs: options.crashMeanIntervalMs,
+      settleMicrotasks: options.settleMicrotasks,
+      onTrace: options.onTrace,
+    });
+    stats = stats === null ? { ...result.stats } : addStats(stats, result.stats);
+    if (result.violations.length > 0) failures.push(result);
+    options.onResult?.(result, i + 1);
+  }
+  if (stats === null) throw new Error("a sweep ran no seed");
+  return { runs: options.seeds, stats, failures };
+}
+
+function addStats(total: RuntimeStats, more: RuntimeStats): RuntimeStats {
+  const sum = { ...total };
+  for (const name of Object.keys(more) as (keyof RuntimeStats)[]) sum[name] += more[name];
+  return sum;
+}
+
+/** The settings a failing seed needs to replay exactly, besides its seed and profile. */
+export interface RuntimeReplaySettings {
+  readonly steps?: number;
+  readonly durationMs?: number;
+  readonly crashMeanIntervalMs?: number;
+  readonly ackBeforeSync?: boolean;
+}
+
+/** Violations, the exact replay command and the trace of a failed seed. */
+export function describeRuntimeFailure(
+  result: RuntimeSimulationResult,
+  settings: RuntimeReplaySettings = {},
+): string {
+  const flags = [
+    `--runtime --seed ${result.seed} --profile ${result.profile}`,
+    settings.steps !== undefined ? `--steps ${settings.steps}` : "",
+    settings.durationMs !== undefined ? `--duration ${settings.durationMs}` : "",
+    settings.crashMeanIntervalMs !== undefined ? `--crash-interval ${settings.crashMeanIntervalMs}` : "",
+    settings.ackBeforeSync === true ? "--ack-before-sync" : "",
+  ].filter((flag) => flag !== "");
+  return [
+    `seed ${result.seed} (${result.profile}, ${result.clusterSize} nodes) failed: ${result.violations.length} violation(s)`,
+    ...result.violations.map((v) => `  [${v.invariant}] at ${v.time}ms: ${v.detail}`),
+    `replay: npm run sim -- ${flags.join(" ")}`,
+    `last ${result.trace.length} trace lines:`,
+    ...result.trace.map((line) => `  ${formatTraceLine(line)}`),
+  ].join("\n");
+}
