@@ -54,6 +54,7 @@ export class ReplicaStateMachine {
   /** Membership as of the core's applied index: what a local snapshot records. */
   private appliedConfState: ConfState;
   private appliedSinceSnapshot = 0;
+  private membershipChangedSinceSnapshot = false;
   private readonly listeners = new Set<ApplyListener>();
 
   constructor(
@@ -115,6 +116,10 @@ export class ReplicaStateMachine {
       const change = decodeConfChange(entry.data);
       const confState = applyConfChange(change);
       this.appliedConfState = confState;
+      // Snapshot right after every membership change: the core sends a lagging or new member
+      // only a snapshot whose membership includes it, so one must exist without waiting for
+      // `snapshotEntries` more writes (simulator --runtime membership seed 2).
+      this.membershipChangedSinceSnapshot = true;
       if (!held) this.store.markApplied(index);
       await this.storage.sync();
       if (index > this.raftStorage.appliedIndex()) this.raftStorage.setAppliedIndex(index, confState);
@@ -185,10 +190,11 @@ export class ReplicaStateMachine {
     }
     this.appliedConfState = metadata.confState;
     this.appliedSinceSnapshot = 0;
+    this.membershipChangedSinceSnapshot = false;
   }
 
   snapshotDue(snapshotEntries: number): boolean {
-    return this.appliedSinceSnapshot >= snapshotEntries;
+    return this.membershipChangedSinceSnapshot || this.appliedSinceSnapshot >= snapshotEntries;
   }
 
   /**
@@ -198,6 +204,7 @@ export class ReplicaStateMachine {
    */
   async takeSnapshot(coreApplied: number): Promise<boolean> {
     this.appliedSinceSnapshot = 0;
+    this.membershipChangedSinceSnapshot = false;
     if (coreApplied <= this.raftStorage.snapshot().metadata.index) return false;
     const metadata: SnapshotMetadata = {
       index: coreApplied,
