@@ -1,0 +1,70 @@
+/**
+ * `npm run bench -- <workload> [--ops N] [--seconds S]`: runs a named workload, prints the
+ * machine, the date and a table of results, and writes the same figures as JSON to
+ * bench/results/<YYYY-MM-DD>-<workload>.json.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { DEFAULT_BUDGET, runEmbeddedBench, VALUE_BYTES } from "./embedded.js";
+import type { RowBudget } from "./load.js";
+import { formatTable } from "./stats.js";
+
+const USAGE =
+  "usage: npm run bench -- embedded [--ops <per row, default 3000>] [--seconds <per row, default 20>]";
+const RESULTS_DIR = fileURLToPath(new URL("./results/", import.meta.url));
+
+function positiveNumber(text: string | undefined, fallback: number, flag: string): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0)
+    throw new RangeError(`${flag} must be a positive number, not "${text}"`);
+  return value;
+}
+
+function jsonReplacer(_key: string, value: unknown): unknown {
+  return typeof value === "number" && !Number.isInteger(value) ? Math.round(value * 100) / 100 : value;
+}
+
+async function main(): Promise<number> {
+  const { positionals, values } = parseArgs({
+    allowPositionals: true,
+    options: { ops: { type: "string" }, seconds: { type: "string" } },
+  });
+  const [workload, ...extra] = positionals;
+  if (workload !== "embedded" || extra.length > 0) {
+    console.error(workload === undefined ? USAGE : `unknown workload "${positionals.join(" ")}"\n${USAGE}`);
+    return 2;
+  }
+  const budget: RowBudget = {
+    maxOps: Math.floor(positiveNumber(values.ops, DEFAULT_BUDGET.maxOps, "--ops")),
+    maxMs: positiveNumber(values.seconds, DEFAULT_BUDGET.maxMs / 1000, "--seconds") * 1000,
+  };
+  console.log(
+    `concord bench embedded: 3 replicas, fsync on, ${VALUE_BYTES}-byte values, ` +
+      `each row ${budget.maxOps} ops or ${budget.maxMs / 1000} s, whichever comes first`,
+  );
+  const report = await runEmbeddedBench(budget, (row) => {
+    console.log(`  done: ${row.setup} ${row.operation} x${row.concurrency} (${row.ops} ops)`);
+  });
+  const { machine } = report;
+  console.log(`\ndate: ${report.date}`);
+  console.log(
+    `machine: ${machine.cores} cores (${machine.cpuModel}), ${machine.memoryGiB} GiB, ${machine.platform}`,
+  );
+  console.log(`node: ${machine.node}\n`);
+  console.log(formatTable(report.rows));
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = `${RESULTS_DIR}${report.date.slice(0, 10)}-${report.workload}.json`;
+  writeFileSync(file, `${JSON.stringify(report, jsonReplacer, 2)}\n`);
+  console.log(`\nwritten to ${file}`);
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);
