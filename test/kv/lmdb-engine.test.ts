@@ -9,10 +9,10 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import fc from "fast-check";
 import { open } from "lmdb";
-import { compareBytes, latin1 } from "../../src/kv/bytes.js";
 import { putRequest, rangeRequest } from "../../src/kv/commands.js";
-import { WriteBatch, type KvPair, type KvReader, type ScanOptions } from "../../src/kv/engine.js";
+import { WriteBatch, type KvReader, type ScanOptions } from "../../src/kv/engine.js";
 import { LmdbOrderedKv } from "../../src/kv/lmdb-engine.js";
+import { key, ModelKv, scanArb } from "./ordered-kv-model.js";
 import { MvccStore } from "../../src/kv/store.js";
 
 const directories: string[] = [];
@@ -26,41 +26,11 @@ function freshPath(): string {
   return dir;
 }
 
-/** The reference: a Map from latin1 key to pair, scanned by sorting. */
-class ModelKv {
-  readonly entries = new Map<string, KvPair>();
-
-  apply(batch: WriteBatch): void {
-    for (const op of batch.sortedOps()) {
-      if (op.value === null) this.entries.delete(latin1(op.key));
-      else this.entries.set(latin1(op.key), { key: op.key, value: op.value });
-    }
-  }
-
-  scan(start: Uint8Array, end: Uint8Array | null, options: ScanOptions = {}): KvPair[] {
-    const inRange = [...this.entries.values()]
-      .filter((p) => compareBytes(p.key, start) >= 0 && (end === null || compareBytes(p.key, end) < 0))
-      .sort((a, b) => compareBytes(a.key, b.key));
-    if (options.reverse === true) inRange.reverse();
-    return inRange.slice(0, options.limit ?? Infinity);
-  }
-}
-
-const key = fc.oneof(
-  fc.uint8Array({ maxLength: 3 }).map((k) => k.map((b) => b % 6)),
-  fc.integer({ min: 0, max: 5000 }).map((n) => Uint8Array.of(n >> 8, n & 0xff)),
-);
 type Op = { put: Uint8Array; value: Uint8Array } | { del: Uint8Array };
 const op: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ put: key, value: fc.uint8Array({ maxLength: 4 }) }),
   fc.record({ del: key }),
 );
-const scanArb = fc.record({
-  start: fc.uint8Array({ maxLength: 2 }),
-  end: fc.option(fc.uint8Array({ maxLength: 2 }), { nil: null }),
-  reverse: fc.boolean(),
-  limit: fc.option(fc.integer({ min: 1, max: 30 }), { nil: undefined }),
-});
 
 function batchOf(ops: readonly Op[]): WriteBatch {
   const batch = new WriteBatch();

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { compareBytes, latin1 } from "../../src/kv/bytes.js";
+import { compareBytes } from "../../src/kv/bytes.js";
 import {
   BatchOverlay,
   WriteBatch,
@@ -13,31 +13,8 @@ import {
   type ScanOptions,
 } from "../../src/kv/engine.js";
 import { MemoryOrderedKv } from "../../src/kv/memory-engine.js";
+import { key, ModelKv, scanArb } from "./ordered-kv-model.js";
 
-/** The reference: a Map from latin1 key to [key, value], scanned by sorting. */
-class ModelKv {
-  readonly entries = new Map<string, KvPair>();
-
-  apply(batch: WriteBatch): void {
-    for (const op of batch.sortedOps()) {
-      if (op.value === null) this.entries.delete(latin1(op.key));
-      else this.entries.set(latin1(op.key), { key: op.key, value: op.value });
-    }
-  }
-
-  scan(start: Uint8Array, end: Uint8Array | null, options: ScanOptions = {}): KvPair[] {
-    const inRange = [...this.entries.values()]
-      .filter((p) => compareBytes(p.key, start) >= 0 && (end === null || compareBytes(p.key, end) < 0))
-      .sort((a, b) => compareBytes(a.key, b.key));
-    if (options.reverse === true) inRange.reverse();
-    return inRange.slice(0, options.limit ?? Infinity);
-  }
-}
-
-const key = fc.oneof(
-  fc.uint8Array({ maxLength: 3 }).map((k) => k.map((b) => b % 6)),
-  fc.integer({ min: 0, max: 5000 }).map((n) => Uint8Array.of(n >> 8, n & 0xff)),
-);
 type Op =
   { put: Uint8Array; value: Uint8Array } | { del: Uint8Array } | { delRange: Uint8Array; to: Uint8Array };
 const op: fc.Arbitrary<Op> = fc.oneof(
@@ -45,12 +22,6 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ del: key }),
   fc.record({ delRange: key, to: key }),
 );
-const scanArb = fc.record({
-  start: fc.uint8Array({ maxLength: 2 }),
-  end: fc.option(fc.uint8Array({ maxLength: 2 }), { nil: null }),
-  reverse: fc.boolean(),
-  limit: fc.option(fc.integer({ min: 1, max: 30 }), { nil: undefined }),
-});
 
 function batchOf(ops: readonly Op[], existing: ModelKv): WriteBatch {
   const batch = new WriteBatch();
