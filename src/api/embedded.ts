@@ -55,6 +55,8 @@ export interface OpenOptions {
   readonly proposalTimeoutMs?: number;
   readonly logger?: Logger;
   readonly retry?: Partial<RetryPolicy>;
+  /** Called once if the member stops on an error it cannot recover from (e.g. a failed fsync). */
+  readonly onFailure?: (error: Error) => void;
 }
 
 const SILENT_LOGGER: Logger = { warn: () => {}, info: () => {} };
@@ -219,6 +221,7 @@ export async function openEmbedded(options: OpenOptions): Promise<EmbeddedConcor
     }),
     ...(options.tickMs === undefined ? {} : { tickMs: options.tickMs }),
     ...(options.proposalTimeoutMs === undefined ? {} : { proposalTimeoutMs: options.proposalTimeoutMs }),
+    ...(options.onFailure === undefined ? {} : { onFailure: options.onFailure }),
   });
   const server = clientListen === null ? null : new NativeServer({ host, listen: clientListen, logger });
   const parts = new EmbeddedBackend(host, transport, raftEngine, stateMachineKv, server);

@@ -22,6 +22,10 @@ export function stderrLogger(write: (text: string) => void): Logger {
 }
 
 export async function startEmbeddedNode(launch: NodeLaunch, logger: Logger): Promise<RunningNode> {
+  let reportFailure: (error: Error) => void = () => {};
+  const failed = new Promise<Error>((resolve) => {
+    reportFailure = resolve;
+  });
   const db = await Concord.open({
     dataDir: launch.dataDir,
     nodeId: launch.memberId,
@@ -30,6 +34,7 @@ export async function startEmbeddedNode(launch: NodeLaunch, logger: Logger): Pro
     listenPeer: hostPortText(launch.listenPeer),
     listenClient: hostPortText(launch.listenClient),
     logger,
+    onFailure: (error) => reportFailure(error),
   });
   const clientAddress = db.clientAddress();
   const peerAddress = db.peerAddress();
@@ -37,5 +42,5 @@ export async function startEmbeddedNode(launch: NodeLaunch, logger: Logger): Pro
     await db.close();
     throw new Error("the member opened without a client or peer port although both were asked for");
   }
-  return { clientAddress, peerAddress, close: () => db.close() };
+  return { clientAddress, peerAddress, failed, close: () => db.close() };
 }

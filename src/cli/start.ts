@@ -25,6 +25,8 @@ export interface NodeLaunch {
 export interface RunningNode {
   readonly clientAddress: HostPort;
   readonly peerAddress: HostPort;
+  /** Settles if the member stops on an unrecoverable error (e.g. a failed fsync). */
+  readonly failed: Promise<Error>;
   close(): Promise<void>;
 }
 
@@ -106,7 +108,16 @@ export async function runStart(config: StartConfig, deps: StartDeps): Promise<vo
     }
     deps.out(readyLine(config, node));
     deps.err(connectHint(node));
-    const signal = await signals.received;
+    const stop = await Promise.race([
+      signals.received.then((signal) => ({ signal })),
+      node.failed.then((error) => ({ error })),
+    ]);
+    if ("error" in stop) {
+      // The member already stopped itself; closing releases its ports and files.
+      await node.close().catch(() => undefined);
+      throw new RuntimeError(`member "${config.name}" stopped: ${stop.error.message}`, { cause: stop.error });
+    }
+    const { signal } = stop;
     deps.err(`concord: ${signal} received, closing member "${config.name}"`);
     try {
       await node.close();

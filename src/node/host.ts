@@ -287,6 +287,7 @@ export class NodeHost {
     this.tickTimer = null;
     this.options.logger.warn({ nodeId: this.nodeId, error: cause.message }, "node host failed and stopped");
     for (const replica of this.replicas.values()) replica.close(cause);
+    this.options.onFailure?.(cause);
   }
 
   private notifyIdle(): void {

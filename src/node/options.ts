@@ -54,6 +54,8 @@ export interface NodeHostOptions {
   /** Election timeouts and this incarnation's request ids. */
   readonly random: RandomSource;
   readonly logger: Logger;
+  /** Called once if the host stops on an error it cannot recover from (e.g. a failed fsync). */
+  readonly onFailure?: (error: Error) => void;
   readonly stateMachine: StateMachineFactory;
   /** Milliseconds per Raft tick (default 100). */
   readonly tickMs?: number;

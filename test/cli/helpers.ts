@@ -61,6 +61,11 @@ export class StubStarter {
   readonly started = new Promise<void>((resolve) => {
     this.markStarted = resolve;
   });
+  private markFailed: (error: Error) => void = () => {};
+  /** Makes the running node report that it stopped on an unrecoverable error. */
+  failRunningNode(error: Error): void {
+    this.markFailed(error);
+  }
   /** Runs inside the start, before it succeeds or fails (e.g. to write files like a real node). */
   duringStart: (launch: NodeLaunch) => void = () => {};
 
@@ -71,6 +76,9 @@ export class StubStarter {
     const node: RunningNode = {
       clientAddress: { host: launch.listenClient.host, port: launch.listenClient.port || 41000 },
       peerAddress: { host: launch.listenPeer.host, port: launch.listenPeer.port || 42000 },
+      failed: new Promise<Error>((resolve) => {
+        this.markFailed = resolve;
+      }),
       close: () => {
         this.closes += 1;
         return this.closeFailure === null ? Promise.resolve() : Promise.reject(this.closeFailure);

@@ -215,3 +215,16 @@ test("a node that fails to close exits 1", async () => {
     assert.match(result.stderr, /closing member "default" failed: stuck/);
   });
 });
+
+test("a member that stops on an unrecoverable error (a failed fsync) exits 1 with the reason", async () => {
+  await withTempDirAsync(async (dir) => {
+    const starter = new StubStarter();
+    const running = run(["start", "--data-dir", "d"], dir, starter, new ManualSignals());
+    await starter.started;
+    starter.failRunningNode(new Error("fsync failed: EIO"));
+    const result = await running;
+    assert.equal(result.code, EXIT_RUNTIME);
+    assert.equal(starter.closes, 1, "its ports and files are released");
+    assert.match(result.stderr, /member "default" stopped: fsync failed: EIO/);
+  });
+});
