@@ -69,6 +69,8 @@ export interface NodeHostOptions {
   readonly proposalTimeoutMs?: number;
   /** A linearizable read without a read index after this long fails with ReadTimeoutError (default 5,000 ms). */
   readonly readTimeoutMs?: number;
+  /** How often watches that asked for progress notifications get one (default 600,000 ms, as etcd). */
+  readonly watchProgressIntervalMs?: number;
   readonly raft?: RaftTuning;
 }
 
@@ -79,6 +81,7 @@ export interface ResolvedNodeConfig {
   readonly snapshotEntries: number;
   readonly proposalTimeoutMs: number;
   readonly readTimeoutMs: number;
+  readonly watchProgressIntervalMs: number;
   readonly raft: RaftTuning;
 }
 
@@ -98,6 +101,7 @@ export function resolveNodeConfig(options: NodeHostOptions): ResolvedNodeConfig 
     snapshotEntries: positive("snapshotEntries", options.snapshotEntries ?? 10_000),
     proposalTimeoutMs: positive("proposalTimeoutMs", options.proposalTimeoutMs ?? 10_000),
     readTimeoutMs: positive("readTimeoutMs", options.readTimeoutMs ?? 5_000),
+    watchProgressIntervalMs: positive("watchProgressIntervalMs", options.watchProgressIntervalMs ?? 600_000),
     raft: options.raft ?? {},
   };
   if (config.heartbeatTicks >= config.electionTicks) {

@@ -159,6 +159,7 @@ export class Replica {
       this.stateMachine.serviceSource,
       host.monotonicClock,
       host.logger,
+      { progressIntervalMs: host.config.watchProgressIntervalMs },
     );
     this.stateMachine.addListener(this.services.listener);
     this.raw = new RawNode({
@@ -381,7 +382,10 @@ export class Replica {
     for (const peer of this.unreachablePeers) this.raw.reportUnreachable(peer);
     this.unreachablePeers.clear();
     for (const m of this.inbox.splice(0)) this.stepIncoming(m);
-    if (ticks > 0) this.services.revokeExpired((command) => this.propose(command));
+    if (ticks > 0) {
+      this.services.revokeExpired((command) => this.propose(command));
+      this.services.notifyProgress(now);
+    }
     this.proposeQueued();
     this.requestReadIndex();
     this.serveReads();

@@ -32,12 +32,16 @@ export interface ServiceSource extends WatchSource, LeaseSource {}
 export interface ReplicaServicesOptions {
   readonly watch?: WatchHubOptions;
   readonly lease?: LeaseClockOptions;
+  /** How often watches that asked for progress notifications get one. */
+  readonly progressIntervalMs: number;
 }
 
 export class ReplicaServices {
   readonly listener: ApplyListener;
   private readonly hub: WatchHub;
   private readonly clock: LeaseClock;
+  private readonly progressIntervalMs: number;
+  private nextProgressAt: number;
 
   /**
    * @param source the replica's applied state
@@ -48,10 +52,12 @@ export class ReplicaServices {
     private readonly source: ServiceSource,
     monotonicNow: () => number,
     private readonly logger: Logger,
-    options: ReplicaServicesOptions = {},
+    options: ReplicaServicesOptions,
   ) {
     this.hub = new WatchHub(source, options.watch);
     this.clock = new LeaseClock(source, monotonicNow, options.lease);
+    this.progressIntervalMs = options.progressIntervalMs;
+    this.nextProgressAt = monotonicNow() + this.progressIntervalMs;
     this.listener = {
       onCommand: ({ outcome }) => {
         this.hub.publish(outcome.result.revision, outcome.events);
@@ -89,6 +95,13 @@ export class ReplicaServices {
         );
       });
     }
+  }
+
+  /** Called on every tick: sends the periodic progress notifications when they are due. */
+  notifyProgress(now: number): void {
+    if (now < this.nextProgressAt) return;
+    this.nextProgressAt = now + this.progressIntervalMs;
+    this.hub.progress();
   }
 
   /** A watch of the applied state (see WatchHub.watch for the request's rules). */

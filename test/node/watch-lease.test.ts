@@ -272,3 +272,29 @@ test("after a leader change a lease gets a full TTL from the new leader, never e
   cluster.assertHealthy();
   await cluster.shutdown();
 });
+
+test("a watch that asked for progress notifications gets one per interval, carrying the revision", async () => {
+  const cluster = new TestCluster([1, 2, 3], { watchProgressIntervalMs: 2_000 });
+  await cluster.startAll();
+  cluster.bootstrap(RANGE);
+  const leader = await cluster.elect(RANGE);
+  const follower = cluster.ids.find((id) => id !== leader)!;
+  await propose(cluster, leader, { key: b("k"), value: b("v") });
+  await cluster.runUntil(
+    () => cluster.replica(follower, RANGE).appliedIndex === cluster.replica(leader, RANGE).appliedIndex,
+    "the follower to catch up",
+  );
+  const notified = cluster.replica(follower, RANGE).watch({ key: b("k"), progressNotify: true });
+  const silent = cluster.replica(follower, RANGE).watch({ key: b("k") });
+  drain(notified, []);
+  drain(silent, []);
+  await cluster.tick(25);
+  const progress = notified.poll();
+  assert.ok(progress !== undefined, "a progress notification after the interval");
+  assert.equal(progress.events.length, 0);
+  assert.equal(progress.revision, cluster.replica(follower, RANGE).revision);
+  assert.equal(silent.poll(), undefined, "no notification for a watch that did not ask");
+  notified.cancel();
+  silent.cancel();
+  await cluster.shutdown();
+});
