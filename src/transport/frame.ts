@@ -6,7 +6,8 @@
  * `FrameDecoder` turns TCP chunks split anywhere into whole frames and rejects, before buffering
  * any payload, a frame with an unknown version or kind or a payload over the size limit. A
  * rejected stream cannot be resynchronised, so the decoder stays failed and its connection
- * must be closed.
+ * must be closed. The layout is shared by every Concord stream protocol; each names its own
+ * version and frame kinds in a `FrameFormat` (the peer protocol's is `PEER_FRAMES`).
  */
 
 export const PROTOCOL_VERSION = 1;
@@ -29,8 +30,22 @@ export enum FrameKind {
   Heartbeat = 6,
 }
 
-export interface Frame {
-  readonly kind: FrameKind;
+/** A protocol's version byte and the frame kinds it knows. */
+export interface FrameFormat<K extends number> {
+  readonly version: number;
+  /** Whether the protocol knows this frame kind. */
+  isKind(kind: number): kind is K;
+  nameOf(kind: K): string;
+}
+
+export const PEER_FRAMES: FrameFormat<FrameKind> = {
+  version: PROTOCOL_VERSION,
+  isKind: (kind): kind is FrameKind => FrameKind[kind] !== undefined,
+  nameOf: (kind) => FrameKind[kind],
+};
+
+export interface Frame<K extends number = FrameKind> {
+  readonly kind: K;
   readonly payload: Uint8Array;
 }
 
@@ -49,27 +64,29 @@ function checkMaxFrameBytes(maxFrameBytes: number): void {
 }
 
 /** One frame's bytes: header and payload in one buffer (a single socket write). */
-export function encodeFrame(kind: FrameKind, payload: Uint8Array): Uint8Array {
+export function encodeFrame(kind: number, payload: Uint8Array, version = PROTOCOL_VERSION): Uint8Array {
   if (payload.byteLength > MAX_U32)
     throw new Error(`frame payload of ${payload.byteLength} bytes is too large`);
   const frame = new Uint8Array(FRAME_HEADER_BYTES + payload.byteLength);
   new DataView(frame.buffer).setUint32(0, payload.byteLength, false);
-  frame[4] = PROTOCOL_VERSION;
+  frame[4] = version;
   frame[5] = kind;
   frame.set(payload, FRAME_HEADER_BYTES);
   return frame;
 }
 
-export class FrameDecoder {
+export class FrameDecoder<K extends number = FrameKind> {
   private readonly maxFrameBytes: number;
+  private readonly format: FrameFormat<K>;
   private readonly header = new Uint8Array(FRAME_HEADER_BYTES);
   private headerFilled = 0;
   /** The frame being assembled once its header is complete. */
-  private current: { kind: FrameKind; payload: Uint8Array; filled: number } | null = null;
+  private current: { kind: K; payload: Uint8Array; filled: number } | null = null;
   private failure: FrameError | null = null;
 
-  constructor(options: { maxFrameBytes?: number } = {}) {
+  constructor(options: { maxFrameBytes?: number; format?: FrameFormat<K> } = {}) {
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    this.format = options.format ?? (PEER_FRAMES as unknown as FrameFormat<K>);
     checkMaxFrameBytes(this.maxFrameBytes);
   }
 
@@ -79,9 +96,9 @@ export class FrameDecoder {
   }
 
   /** Whole frames completed by `chunk`, in order; throws FrameError (forever after) on a violation. */
-  push(chunk: Uint8Array): Frame[] {
+  push(chunk: Uint8Array): Frame<K>[] {
     if (this.failure !== null) throw this.failure;
-    const frames: Frame[] = [];
+    const frames: Frame<K>[] = [];
     let offset = 0;
     while (offset < chunk.length) {
       if (this.current === null) {
@@ -107,17 +124,17 @@ export class FrameDecoder {
     return frames;
   }
 
-  private startFrame(): { kind: FrameKind; payload: Uint8Array; filled: number } {
+  private startFrame(): { kind: K; payload: Uint8Array; filled: number } {
     const length = new DataView(this.header.buffer).getUint32(0, false);
     const version = this.header[4]!;
     const kind = this.header[5]!;
-    if (version !== PROTOCOL_VERSION) {
-      throw this.fail(`unsupported protocol version ${version} (this node speaks ${PROTOCOL_VERSION})`);
+    if (version !== this.format.version) {
+      throw this.fail(`unsupported protocol version ${version} (this node speaks ${this.format.version})`);
     }
-    if (FrameKind[kind] === undefined) throw this.fail(`unknown frame kind ${kind}`);
+    if (!this.format.isKind(kind)) throw this.fail(`unknown frame kind ${kind}`);
     if (length > this.maxFrameBytes) {
       throw this.fail(
-        `${FrameKind[kind]} frame of ${length} bytes exceeds the limit of ${this.maxFrameBytes}`,
+        `${this.format.nameOf(kind)} frame of ${length} bytes exceeds the limit of ${this.maxFrameBytes}`,
       );
     }
     return { kind, payload: new Uint8Array(length), filled: 0 };

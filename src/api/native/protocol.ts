@@ -24,6 +24,14 @@ import {
 } from "../../kv/results.js";
 import type { LeaseSummary } from "../../kv/leases.js";
 import type { WatchRequest, WatchResponse } from "../../kv/watch.js";
+import {
+  encodeFrame,
+  FRAME_HEADER_BYTES,
+  FrameDecoder,
+  FrameError,
+  type Frame,
+  type FrameFormat,
+} from "../../transport/frame.js";
 import { NativeProtocolError } from "./errors.js";
 import {
   leaseOfSummary,
@@ -50,7 +58,7 @@ import {
 } from "../../transport/wire.js";
 
 export const NATIVE_PROTOCOL_VERSION = 1;
-export const NATIVE_FRAME_HEADER_BYTES = 6;
+export const NATIVE_FRAME_HEADER_BYTES = FRAME_HEADER_BYTES;
 export const DEFAULT_MAX_NATIVE_FRAME_BYTES = 16 * 1024 * 1024;
 
 export enum NativeFrameKind {
@@ -230,83 +238,38 @@ const GOODBYE: MessageSchema = { name: "Goodbye", fields: { 1: { name: "reason",
 
 // ------------------------------------------------------------------------------- framing
 
-export interface NativeFrame {
-  readonly kind: NativeFrameKind;
-  readonly payload: Uint8Array;
-}
+export type NativeFrame = Frame<NativeFrameKind>;
+
+/** The native protocol uses the transport's frame layout with its own version and kinds. */
+export const NATIVE_FRAMES: FrameFormat<NativeFrameKind> = {
+  version: NATIVE_PROTOCOL_VERSION,
+  isKind: (kind): kind is NativeFrameKind => NativeFrameKind[kind] !== undefined,
+  nameOf: (kind) => NativeFrameKind[kind],
+};
 
 export function encodeNativeFrame(kind: NativeFrameKind, payload: Uint8Array): Uint8Array {
-  const frame = new Uint8Array(NATIVE_FRAME_HEADER_BYTES + payload.byteLength);
-  new DataView(frame.buffer).setUint32(0, payload.byteLength, false);
-  frame[4] = NATIVE_PROTOCOL_VERSION;
-  frame[5] = kind;
-  frame.set(payload, NATIVE_FRAME_HEADER_BYTES);
-  return frame;
+  return encodeFrame(kind, payload, NATIVE_PROTOCOL_VERSION);
 }
 
 /**
- * Turns stream chunks split anywhere into whole frames, copying each byte once. A bad header
- * (version, kind, size) fails the decoder for good, before any of that frame's payload is
- * buffered: the stream cannot be resynchronised.
+ * Turns stream chunks split anywhere into whole frames (the transport's FrameDecoder). A bad
+ * header (version, kind, size) fails the decoder for good with a NativeProtocolError: the
+ * stream cannot be resynchronised.
  */
 export class NativeFrameDecoder {
-  private readonly pending: Uint8Array[] = [];
-  private pendingBytes = 0;
-  /** The header of the frame being assembled, once read. */
-  private expected: { kind: NativeFrameKind; length: number } | null = null;
-  private failure: NativeProtocolError | null = null;
+  private readonly frames: FrameDecoder<NativeFrameKind>;
 
-  constructor(private readonly maxFrameBytes = DEFAULT_MAX_NATIVE_FRAME_BYTES) {}
+  constructor(maxFrameBytes = DEFAULT_MAX_NATIVE_FRAME_BYTES) {
+    this.frames = new FrameDecoder({ maxFrameBytes, format: NATIVE_FRAMES });
+  }
 
   push(chunk: Uint8Array): NativeFrame[] {
-    if (this.failure !== null) throw this.failure;
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.byteLength;
-    const frames: NativeFrame[] = [];
-    for (;;) {
-      if (this.expected === null) {
-        if (this.pendingBytes < NATIVE_FRAME_HEADER_BYTES) break;
-        this.expected = this.readHeader(this.take(NATIVE_FRAME_HEADER_BYTES));
-      }
-      if (this.pendingBytes < this.expected.length) break;
-      frames.push({ kind: this.expected.kind, payload: this.take(this.expected.length) });
-      this.expected = null;
+    try {
+      return this.frames.push(chunk);
+    } catch (error) {
+      if (error instanceof FrameError) throw new NativeProtocolError(error.reason);
+      throw error;
     }
-    return frames;
-  }
-
-  private readHeader(header: Uint8Array): { kind: NativeFrameKind; length: number } {
-    const length = new DataView(header.buffer, header.byteOffset).getUint32(0, false);
-    const version = header[4]!;
-    const kind = header[5]!;
-    if (version !== NATIVE_PROTOCOL_VERSION) throw this.fail(`unsupported protocol version ${version}`);
-    if (NativeFrameKind[kind] === undefined) throw this.fail(`unknown frame kind ${kind}`);
-    if (length > this.maxFrameBytes) {
-      throw this.fail(`frame of ${length} bytes exceeds the limit of ${this.maxFrameBytes}`);
-    }
-    return { kind, length };
-  }
-
-  /** The next `count` buffered bytes, removed from the buffer (the caller checked there are enough). */
-  private take(count: number): Uint8Array {
-    const out = new Uint8Array(count);
-    let filled = 0;
-    while (filled < count) {
-      const head = this.pending[0];
-      if (head === undefined) throw new Error("frame decoder took more bytes than it buffered");
-      const used = Math.min(head.byteLength, count - filled);
-      out.set(head.subarray(0, used), filled);
-      filled += used;
-      if (used === head.byteLength) this.pending.shift();
-      else this.pending[0] = head.subarray(used);
-    }
-    this.pendingBytes -= count;
-    return out;
-  }
-
-  private fail(reason: string): NativeProtocolError {
-    this.failure = new NativeProtocolError(reason);
-    return this.failure;
   }
 }
 
