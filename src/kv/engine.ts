@@ -4,7 +4,8 @@
  * pending writes on top of a read view (how a transaction reads its own writes before it
  * commits).
  *
- * Engines: `MemoryOrderedKv` (memory-engine.ts) and `LmdbOrderedKv` (lmdb-engine.ts). Everything is synchronous: the state machine applies one entry at a time
+ * Engines: `MemoryOrderedKv` (memory-engine.ts) and `LmdbOrderedKv` (lmdb-engine.ts).
+ * Everything is synchronous: the state machine applies one entry at a time
  * and must not interleave with itself.
  */
 import { compareBytes, latin1 } from "./bytes.js";

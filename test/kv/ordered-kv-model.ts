@@ -1,8 +1,9 @@
-// The reference model and generators shared by the OrderedKv engine tests (memory and lmdb):
-// a Map from latin1 key to pair, scanned by sorting, and arbitraries for keys and scans.
+// The reference model, generators and shared checks of the OrderedKv engine tests (memory and
+// lmdb): a Map from latin1 key to pair, scanned by sorting, and arbitraries for keys and scans.
+import assert from "node:assert/strict";
 import fc from "fast-check";
 import { compareBytes, latin1 } from "../../src/kv/bytes.js";
-import type { KvPair, ScanOptions, WriteBatch } from "../../src/kv/engine.js";
+import { WriteBatch, type KvPair, type OrderedKv, type ScanOptions } from "../../src/kv/engine.js";
 
 export class ModelKv {
   readonly entries = new Map<string, KvPair>();
@@ -35,3 +36,24 @@ export const scanArb = fc.record({
   reverse: fc.boolean(),
   limit: fc.option(fc.integer({ min: 1, max: 30 }), { nil: undefined }),
 });
+
+/** A view (and a scan begun in it) keeps seeing the state it was opened on, whatever is written later. */
+export function checkViewIsolation(engine: OrderedKv): void {
+  const first = new WriteBatch();
+  for (let i = 0; i < 2000; i++) first.put(Uint8Array.of(i >> 8, i & 0xff), Uint8Array.of(1));
+  engine.write(first);
+  const before = engine.view();
+  const iterator = before.scan(new Uint8Array(0), null)[Symbol.iterator]();
+  const second = new WriteBatch();
+  for (let i = 0; i < 2000; i += 2) second.delete(Uint8Array.of(i >> 8, i & 0xff));
+  second.put(Uint8Array.of(0xff), Uint8Array.of(2));
+  engine.write(second);
+  let seen = 0;
+  for (let step = iterator.next(); step.done !== true; step = iterator.next()) seen += 1;
+  assert.equal(seen, 2000, "a scan begun before the write sees the old state to the end");
+  assert.equal(before.get(Uint8Array.of(0xff)), undefined);
+  before.release();
+  const now = engine.view();
+  assert.equal([...now.scan(new Uint8Array(0), null)].length, 1001);
+  now.release();
+}
