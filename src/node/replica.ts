@@ -93,17 +93,6 @@ function isFresh(storage: ReplicaStorage): boolean {
   );
 }
 
-/**
- * A snapshot is written before the hard state that commits it (the order the core asks for), so
- * a crash between the two leaves a durable commit index below the durable snapshot, which the
- * core refuses on restart. A snapshot holds only committed entries: raise the commit index to it.
- */
-function raiseCommitToSnapshot(storage: ReplicaStorage): void {
-  const hardState = storage.hardState();
-  const snapshotIndex = storage.snapshot().metadata.index;
-  if (hardState.commit < snapshotIndex) storage.setHardState({ ...hardState, commit: snapshotIndex });
-}
-
 export class Replica {
   private readonly raw: RawNode;
   private readonly stateMachine: ReplicaStateMachine;
@@ -137,7 +126,6 @@ export class Replica {
       }
       storage.setConfState(init.bootstrap);
     }
-    raiseCommitToSnapshot(storage);
     this.clock = new HybridClock(host.wallClock);
     // Leases are enforced on every replica of every range alike: a put naming a lease that
     // is not live fails in the apply, the same way everywhere.
