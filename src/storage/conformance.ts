@@ -135,6 +135,25 @@ export function runStorageConformance(
         assert.throws(() => r.term(3), LogUnavailableError);
       });
 
+      test("append replaces a conflicting suffix that was already synced", async ({ engine }) => {
+        const r = engine.replica(1);
+        r.append(entriesFrom(1, [1, 1, 1, 1]));
+        await engine.sync();
+        assert.equal(r.term(4), 1);
+        r.append(entriesFrom(3, [2, 2, 2]));
+        await engine.sync();
+        assert.deepEqual(
+          plainEntries(r.entries(1, 6, NO_LIMIT)),
+          plainEntries(entriesFrom(1, [1, 1, 2, 2, 2])),
+        );
+        r.append(entriesFrom(2, [3]));
+        assert.equal(r.term(2), 3);
+        assert.throws(() => r.term(3), LogUnavailableError);
+        await engine.sync();
+        r.append(entriesFrom(3, [3]));
+        assert.deepEqual(plainEntries(r.entries(1, 4, NO_LIMIT)), plainEntries(entriesFrom(1, [1, 3, 3])));
+      });
+
       test("append rejects gaps, non-contiguous batches and falling terms, writing nothing", ({ engine }) => {
         const r = engine.replica(1);
         r.append(entriesFrom(1, [2, 2, 2]));

@@ -59,6 +59,9 @@ export interface ReplicaHost {
   enqueue(group: GroupState, writes: readonly StoreWrite[]): number;
 }
 
+/** Synced entries per group kept in memory for term lookups and re-reads of the log tail. */
+const RECENT_ENTRIES_CACHED = 1024;
+
 /** A value written by a batch that has not committed yet. */
 interface Unsynced<T> {
   readonly value: T;
@@ -120,6 +123,15 @@ export class GroupState implements ReplicaFacts {
   appliedIndex: number;
   snapshotMetadata: SnapshotMetadata;
   readonly unsyncedEntries = new Map<number, Unsynced<Entry>>();
+  /**
+   * The newest synced entries, as stored: the leader re-reads its log tail to send appends and
+   * Raft asks terms near the tail all the time, and an lmdb read plus decode costs far more
+   * than a map lookup. Bounded by RECENT_ENTRIES_CACHED; anything evicted is still in lmdb.
+   * A cached entry never answers wrongly: reads are bounds-checked against the log first, and
+   * an index that is rewritten goes to `unsyncedEntries` (read first) until its batch commits,
+   * when it replaces the cached entry.
+   */
+  private readonly recentEntries = new Map<number, Entry>();
   unsyncedSnapshot: Unsynced<Snapshot> | null = null;
 
   constructor(
@@ -152,16 +164,14 @@ export class GroupState implements ReplicaFacts {
     if (index < this.offset) throw new LogCompactedError(index, this.firstIndex());
     if (index > this.last) throw new LogUnavailableError(index, this.last);
     if (index === this.offset) return this.offsetTerm;
-    const unsynced = this.unsyncedEntries.get(index);
-    return unsynced !== undefined ? unsynced.value.term : decodeEntryTerm(this.storedPayload(index));
+    const held = this.unsyncedEntries.get(index)?.value ?? this.recentEntries.get(index);
+    return held !== undefined ? held.term : decodeEntryTerm(this.storedPayload(index));
   }
 
   /** The entry at `index` (within the log's bounds), as a copy the caller owns. */
   readEntry(index: number): Entry {
-    const unsynced = this.unsyncedEntries.get(index);
-    return unsynced !== undefined
-      ? copyEntryOut(unsynced.value)
-      : decodeEntry(index, this.storedPayload(index));
+    const held = this.unsyncedEntries.get(index)?.value ?? this.recentEntries.get(index);
+    return held !== undefined ? copyEntryOut(held) : decodeEntry(index, this.storedPayload(index));
   }
 
   /** The latest snapshot, as a copy the caller owns. */
@@ -184,7 +194,14 @@ export class GroupState implements ReplicaFacts {
   /** Batches up to `batch` have committed: read what they wrote from the store from now on. */
   forgetSynced(batch: number): void {
     for (const [index, unsynced] of this.unsyncedEntries) {
-      if (unsynced.batch <= batch) this.unsyncedEntries.delete(index);
+      if (unsynced.batch > batch) continue;
+      this.unsyncedEntries.delete(index);
+      this.recentEntries.set(index, unsynced.value);
+    }
+    // Oldest first: a Map iterates in insertion order, and entries are appended in index order.
+    for (const cached of this.recentEntries.keys()) {
+      if (this.recentEntries.size <= RECENT_ENTRIES_CACHED) break;
+      this.recentEntries.delete(cached);
     }
     if (this.unsyncedSnapshot !== null && this.unsyncedSnapshot.batch <= batch) this.unsyncedSnapshot = null;
   }
