@@ -1,6 +1,7 @@
 /**
  * The write commands of the MVCC state machine (etcd's Put, DeleteRange, Txn and Compact,
- * with Range as a transaction op), its lease commands (LeaseGrant, LeaseRevoke), the
+ * with Range as a transaction op), its lease commands (LeaseGrant, LeaseRevoke), the member
+ * table's commands (MemberSet, MemberRemove: their fields are members.ts's), the
  * envelope that carries one through the Raft log, and their versioned binary encoding.
  *
  * Encoding: a format byte (ENCODING_VERSION), then for an envelope the client id, sequence
@@ -16,6 +17,7 @@
  */
 import { ByteReader, ByteWriter, EMPTY } from "./bytes.js";
 import { isTimestamp } from "./hlc.js";
+import { readMemberRemove, readMemberSet, writeMemberCommand, type MemberCommand } from "./members.js";
 
 export const ENCODING_VERSION = 1;
 /** Deepest nesting of transactions inside transactions that the encoding accepts. */
@@ -143,8 +145,8 @@ export type TxnOp = RangeRequest | PutRequest | DeleteRangeRequest | TxnRequest;
 /** The key-value commands. */
 export type Command = PutRequest | DeleteRangeRequest | TxnRequest | CompactRequest;
 export type LeaseCommand = LeaseGrantRequest | LeaseRevokeRequest;
-/** Everything the state machine applies. */
-export type KvCommand = Command | LeaseCommand;
+/** Everything the state machine applies (member commands: members.ts). */
+export type KvCommand = Command | LeaseCommand | MemberCommand;
 
 /**
  * A command as proposed: who sent it (for at-most-once application of retries) and the
@@ -225,6 +227,8 @@ const Kind = {
   Compact: 5,
   LeaseGrant: 6,
   LeaseRevoke: 7,
+  MemberSet: 8,
+  MemberRemove: 9,
 } as const;
 
 const MAX_LEASE_ID = (1n << 63n) - 1n;
@@ -458,6 +462,12 @@ function writeCommand(w: ByteWriter, command: KvCommand): void {
     case "leaseRevoke":
       w.u8(Kind.LeaseRevoke);
       return writeLeaseId(w, command.id);
+    case "memberSet":
+      w.u8(Kind.MemberSet);
+      return writeMemberCommand(w, command);
+    case "memberRemove":
+      w.u8(Kind.MemberRemove);
+      return writeMemberCommand(w, command);
   }
 }
 
@@ -478,6 +488,10 @@ function readCommand(r: ByteReader): KvCommand {
     }
     case Kind.LeaseRevoke:
       return leaseRevokeRequest(readLeaseId(r));
+    case Kind.MemberSet:
+      return readMemberSet(r);
+    case Kind.MemberRemove:
+      return readMemberRemove(r);
     default:
       return r.fail("unknown-kind", `command kind ${kind}`);
   }

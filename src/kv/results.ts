@@ -7,6 +7,7 @@
 import { ByteReader, ByteWriter, DecodeError } from "./bytes.js";
 import { ENCODING_VERSION } from "./commands.js";
 import { KV_ERROR_MESSAGES, KvErrorCode, isKvErrorCode } from "./errors.js";
+import type { MemberResponse } from "./members.js";
 
 export interface KeyValue {
   readonly key: Uint8Array;
@@ -76,6 +77,7 @@ export type CommandResponse =
   | CompactResponse
   | LeaseGrantResponse
   | LeaseRevokeResponse
+  | MemberResponse
   | ErrorResponse;
 
 /** The outcome of one command, as returned to its client. */
@@ -117,6 +119,7 @@ const ResponseKind = {
   Error: 6,
   LeaseGrant: 7,
   LeaseRevoke: 8,
+  Member: 9,
 } as const;
 
 function writeKeyValue(w: ByteWriter, kv: KeyValue): void {
@@ -175,6 +178,9 @@ function writeResponse(w: ByteWriter, response: CommandResponse | OpResponse): v
     case "leaseRevoke":
       w.u8(ResponseKind.LeaseRevoke);
       return;
+    case "member":
+      w.u8(ResponseKind.Member);
+      return;
   }
 }
 
@@ -229,6 +235,8 @@ function readResponse(r: ByteReader): CommandResponse | RangeResponse {
     }
     case ResponseKind.LeaseRevoke:
       return { kind: "leaseRevoke" };
+    case ResponseKind.Member:
+      return { kind: "member" };
     default:
       return r.fail("unknown-kind", `response kind ${kind}`);
   }

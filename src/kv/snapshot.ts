@@ -71,6 +71,16 @@ export function* encodeSnapshot(
   yield flush();
 }
 
+/** How many bytes encodeSnapshot produces for `reader` (one scan, nothing copied). */
+export function encodedSnapshotBytes(reader: KvReader, layout: KeyLayout): number {
+  const strip = layout.namespace.length;
+  // Header, then per pair: tag, two lengths, key, value; then the trailer: tag, count, CRC.
+  let total = MAGIC.length + 1;
+  for (const { key, value } of reader.scan(layout.start, layout.end))
+    total += 9 + key.length - strip + value.length;
+  return total + 1 + 8 + 4;
+}
+
 function fail(failure: DecodeFailure, detail: string): never {
   throw new DecodeError("snapshot", failure, detail);
 }

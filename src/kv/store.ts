@@ -13,9 +13,11 @@
  * only reads, an error) keep the revision, as in etcd. Compaction and lease grants do not
  * create a revision; a lease revocation that deletes keys does.
  *
- * The lease table lives in the same keyspace (leases.ts), and `history` rebuilds the change
+ * The lease table and the member table live in the same keyspace (leases.ts, members.ts;
+ * member commands create no revision either), and `history` rebuilds the change
  * events of past revisions for watchers that start in the past (history.ts, watch.ts).
  */
+import { crc32 } from "node:zlib";
 import { concatBytes, DecodeError, latin1 } from "./bytes.js";
 import { checkEnvelope, type CommandEnvelope, type KvCommand, type RangeRequest } from "./commands.js";
 import { compactionError, stageCompaction } from "./compaction.js";
@@ -24,11 +26,17 @@ import { WriteBatch, type KvPair, type KvReader, type OrderedKv } from "./engine
 import { KvError, KvErrorCode } from "./errors.js";
 import { readHistory, type HistoryPage } from "./history.js";
 import { revisionForApply } from "./hlc.js";
-import { KeyLayout, LAYOUT_VERSION, MetaField } from "./keys.js";
+import { KeyLayout, LAYOUT_VERSION, MetaField, decodeDescendingRevision } from "./keys.js";
 import { LeaseTable, type LeaseChange, type LeaseInfo, type LeaseSummary } from "./leases.js";
+import { MemberTable, type MemberAttributes } from "./members.js";
 import { executeRange, keyInterval, type RevisionBounds } from "./range.js";
 import { errorResponse, type CommandResult, type KvEvent, type RangeResult } from "./results.js";
-import { DEFAULT_SNAPSHOT_CHUNK_BYTES, SnapshotDecoder, encodeSnapshot } from "./snapshot.js";
+import {
+  DEFAULT_SNAPSHOT_CHUNK_BYTES,
+  SnapshotDecoder,
+  encodeSnapshot,
+  encodedSnapshotBytes,
+} from "./snapshot.js";
 import { commandShapeError } from "./txn.js";
 import { CommandWriter } from "./writer.js";
 
@@ -82,6 +90,8 @@ export interface ApplyOutcome {
 export interface MvccSnapshot extends AsyncIterable<Uint8Array> {
   readonly appliedIndex: number;
   readonly revision: bigint;
+  /** The image's encoded size in bytes (one more scan of the same view; call before it is released). */
+  byteLength(): number;
   release(): void;
 }
 
@@ -111,6 +121,7 @@ export class MvccStore {
   private readonly layout: KeyLayout;
   private readonly dedup: DedupTable;
   private readonly leaseTable: LeaseTable;
+  private readonly memberTable: MemberTable;
   private readonly enforceLeases: boolean;
   private state: StoreState;
   private restoring = false;
@@ -122,6 +133,7 @@ export class MvccStore {
     this.layout = new KeyLayout(options.namespace ?? new Uint8Array(0));
     this.dedup = new DedupTable(this.layout, options.maxDedupClients ?? DEFAULT_MAX_DEDUP_CLIENTS);
     this.leaseTable = new LeaseTable(this.layout);
+    this.memberTable = new MemberTable(this.layout);
     this.enforceLeases = options.enforceLeases ?? false;
     const view = kv.view();
     try {
@@ -237,6 +249,42 @@ export class MvccStore {
   }
 
   /**
+   * etcd's HashKV: a CRC-32 over every stored version (key and value bytes, relative to the
+   * namespace, in key order) at or below `revision` (0: the current one). Replicas that applied
+   * the same entries hold byte-identical versions, so they answer the same hash for the same
+   * revision. Throws KvError: Compacted below the compacted revision, FutureRevision above
+   * the current one.
+   */
+  hashKv(revision = 0n): { readonly hash: number; readonly revision: bigint; readonly compacted: bigint } {
+    const { compacted } = this.state;
+    const at = revision === 0n ? this.state.revision : revision;
+    if (at > this.state.revision) throw new KvError(KvErrorCode.FutureRevision);
+    if (at < compacted) throw new KvError(KvErrorCode.Compacted);
+    const strip = this.layout.namespace.length;
+    const view = this.kv.view();
+    try {
+      let hash = 0;
+      for (const { key, value } of view.scan(this.layout.dataStart, this.layout.dataEnd)) {
+        if (decodeDescendingRevision(key, key.length - 8) > at) continue;
+        hash = crc32(value, crc32(key.subarray(strip), hash));
+      }
+      return { hash, revision: this.state.revision, compacted };
+    } finally {
+      view.release();
+    }
+  }
+
+  /** The member table's records, by id (who is a voter or learner is Raft's ConfState). */
+  members(): MemberAttributes[] {
+    const view = this.kv.view();
+    try {
+      return this.memberTable.list(view);
+    } finally {
+      view.release();
+    }
+  }
+
+  /**
    * The change events of the request's interval from its fromRevision on, as of the current
    * revision, one page at a time (see readHistory). Throws KvError(Compacted) when
    * fromRevision is not above the compacted revision: compaction may have removed a
@@ -276,6 +324,10 @@ export class MvccStore {
       appliedIndex: this.state.appliedIndex,
       revision: this.state.revision,
       release,
+      byteLength: () => {
+        if (released) throw new Error("the snapshot's read view was released");
+        return encodedSnapshotBytes(view, layout);
+      },
       [Symbol.asyncIterator]: () => {
         const chunks = encodeSnapshot(view, layout, chunkBytes);
         const finish = (): Promise<IteratorResult<Uint8Array>> => {
@@ -361,6 +413,10 @@ export class MvccStore {
         leaseChange: outcome.change,
         result: { revision: outcome.revision, response: outcome.response },
       };
+    }
+    if (command.kind === "memberSet" || command.kind === "memberRemove") {
+      const response = this.memberTable.stage(batch, command);
+      return { ...unchanged, result: { revision: bounds.current, response } };
     }
     const shapeError = commandShapeError(command);
     if (shapeError !== null) return failed(shapeError);

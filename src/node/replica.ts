@@ -48,10 +48,18 @@ import {
   ReplicaStoppedError,
 } from "./errors.js";
 import type { NodeHostCounters, ReplicaInit, ResolvedNodeConfig, StateMachineStorage } from "./options.js";
+import { LeaderTransfers, MemberPublisher, checkPromotable, joinMembers } from "./members.js";
 import { PendingReads, PendingRequests, commandKey, type Waiter } from "./requests.js";
 import { ReplicaServices } from "./services.js";
 import { ReplicaStateMachine } from "./state-machine.js";
-import type { ApplyListener, ReadConsistency, ReplicaStatus, RequestId } from "./types.js";
+import type {
+  ApplyListener,
+  LocalMemberAttributes,
+  MemberRecord,
+  ReadConsistency,
+  ReplicaStatus,
+  RequestId,
+} from "./types.js";
 
 /** What a replica uses of its host. */
 export interface ReplicaHost {
@@ -108,6 +116,8 @@ export class Replica {
   private readonly commands = new PendingRequests<CommandResult>();
   private readonly confChanges = new PendingRequests<ConfState>();
   private readonly reads = new PendingReads();
+  private readonly transfers = new LeaderTransfers();
+  private readonly publisher: MemberPublisher;
   private readSequence = 0;
   private confChangeSequence = 0;
   private closed = false;
@@ -127,6 +137,7 @@ export class Replica {
       storage.setConfState(init.bootstrap);
     }
     this.clock = new HybridClock(host.wallClock);
+    this.publisher = new MemberPublisher(host.nodeId);
     // Leases are enforced on every replica of every range alike: a put naming a lease that
     // is not live fails in the apply, the same way everywhere.
     const leaseEnforcingStorage: StateMachineStorage = {
@@ -205,6 +216,52 @@ export class Replica {
 
   removeNode(nodeId: NodeId): Promise<ConfState> {
     return this.changeMembership(ConfChangeType.RemoveNode, nodeId);
+  }
+
+  /**
+   * Promotes learner `nodeId` to voter. On the leader only (NotLeaderError elsewhere), and only
+   * a learner whose log is nearly caught up (MemberNotLearnerError, LearnerNotReadyError).
+   */
+  promote(nodeId: NodeId): Promise<ConfState> {
+    return new Promise<void>((resolve) => {
+      if (!this.accepting()) throw new ReplicaStoppedError(this.rangeId);
+      const status = this.raw.status();
+      if (status.softState.role !== StateRole.Leader) throw new NotLeaderError(this.rangeId);
+      checkPromotable(this.rangeId, this.host.nodeId, status.confState, status.progress, nodeId);
+      resolve();
+    }).then(() => this.addVoter(nodeId));
+  }
+
+  /**
+   * Hands leadership to voter `to`; resolves once this replica sees `to` lead. On the leader
+   * only (NotLeaderError elsewhere); fails with LeaderTransferError when `to` is not a voter,
+   * another node takes over, or `to` has not taken over within two election timeouts.
+   */
+  transferLeader(to: NodeId): Promise<void> {
+    if (!this.accepting()) return Promise.reject(new ReplicaStoppedError(this.rangeId));
+    const { electionTicks, tickMs } = this.host.config;
+    const deadline = this.host.monotonicClock() + 2 * electionTicks * tickMs;
+    const transfer = this.transfers.start(this.rangeId, this.host.nodeId, this.raw.status(), to, deadline);
+    this.host.requestTurn();
+    return transfer;
+  }
+
+  /** etcd's HashKV of this replica's applied state (MvccStore.hashKv; throws KvError). */
+  hashKv(revision = 0n): ReturnType<ReplicaStateMachine["hashKv"]> {
+    return this.stateMachine.hashKv(revision);
+  }
+
+  /** The group's voters and learners with their member-table records, as applied here. */
+  members(): MemberRecord[] {
+    return joinMembers(this.raw.status().confState, this.stateMachine.members());
+  }
+
+  /**
+   * Publishes this member's name and URLs to the replicated member table (when its record
+   * differs), retried on ticks until applied; once this member is in the group's configuration.
+   */
+  publishMember(attributes: LocalMemberAttributes): void {
+    this.publisher.set(attributes);
   }
 
   /** Reads at request.revision (0: current). Rejects with KvError as MvccStore.range does. */
@@ -336,6 +393,7 @@ export class Replica {
       this.snapshotReports.length > 0 ||
       this.unreachablePeers.size > 0 ||
       this.queuedProposals.length > 0 ||
+      this.transfers.hasTargets ||
       this.reads.hasQueued ||
       this.raw.hasReady()
     );
@@ -370,9 +428,18 @@ export class Replica {
     for (const peer of this.unreachablePeers) this.raw.reportUnreachable(peer);
     this.unreachablePeers.clear();
     for (const m of this.inbox.splice(0)) this.stepIncoming(m);
+    for (const to of this.transfers.takeTargets()) this.raw.transferLeader(to);
     if (ticks > 0) {
       this.services.revokeExpired((command) => this.propose(command));
       this.services.notifyProgress(now);
+      const { softState, confState } = this.raw.status();
+      this.transfers.observe(this.rangeId, this.host.nodeId, softState.lead, now);
+      this.publisher.tick(
+        softState.lead,
+        confState,
+        () => this.stateMachine.members(),
+        (command) => this.propose(command),
+      );
     }
     this.proposeQueued();
     this.requestReadIndex();
@@ -440,6 +507,7 @@ export class Replica {
     this.commands.failAll(unknown);
     this.confChanges.failAll(unknown);
     this.reads.failAll(() => new ReplicaStoppedError(this.rangeId, options));
+    this.transfers.failAll(() => new ReplicaStoppedError(this.rangeId, options));
     this.inbox = [];
     this.incomingSnapshot = null;
     this.services.leadershipChanged(false);
@@ -567,6 +635,7 @@ export class Replica {
       this.host.logger.info({ rangeId: this.rangeId, nodeId: this.host.nodeId }, "became leader");
     }
     this.services.leadershipChanged(leading);
+    this.transfers.observe(this.rangeId, this.host.nodeId, soft.lead, this.host.monotonicClock());
   }
 
   private async applyEntry(entry: Entry): Promise<void> {

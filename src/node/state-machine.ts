@@ -16,6 +16,7 @@
 import { DecodeError } from "../kv/bytes.js";
 import { decodeEnvelope, type CommandEnvelope, type KvCommand, type RangeRequest } from "../kv/commands.js";
 import type { HybridClock } from "../kv/hlc.js";
+import type { MemberAttributes } from "../kv/members.js";
 import type { CommandResult, RangeResult } from "../kv/results.js";
 import { MvccStore, type MvccSnapshot } from "../kv/store.js";
 import { decodeConfChange } from "../raft/confchange/codec.js";
@@ -87,6 +88,15 @@ export class ReplicaStateMachine {
 
   range(request: RangeRequest): RangeResult {
     return this.store.range(request);
+  }
+
+  hashKv(revision: bigint): ReturnType<MvccStore["hashKv"]> {
+    return this.store.hashKv(revision);
+  }
+
+  /** The member table's records as applied here. */
+  members(): MemberAttributes[] {
+    return this.store.members();
   }
 
   /** The applied state as the replica's watches and lease clock read it. */

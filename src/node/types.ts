@@ -65,3 +65,24 @@ export interface ReplicaStatus {
   readonly pendingProposals: number;
   readonly pendingReads: number;
 }
+
+/**
+ * One member of a replica's group as etcd's MemberList shows it: its id and learner status
+ * from the Raft configuration, its name and URLs from the replicated member table. A member
+ * that has no record yet (it has not started and published) has an empty name and no URLs
+ * beyond those MemberAdd recorded, as etcd shows an unstarted member.
+ */
+export interface MemberRecord {
+  readonly id: NodeId;
+  readonly name: string;
+  readonly peerUrls: readonly string[];
+  readonly clientUrls: readonly string[];
+  readonly isLearner: boolean;
+}
+
+/** What a member publishes about itself once it runs (MemberRecord without id and learner status). */
+export interface LocalMemberAttributes {
+  readonly name: string;
+  readonly peerUrls: readonly string[];
+  readonly clientUrls: readonly string[];
+}
