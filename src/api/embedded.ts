@@ -2,7 +2,8 @@
  * `openEmbedded` (exposed as `Concord.open`): a Concord member inside the calling process.
  * It assembles the production parts — an LmdbStorageEngine for the Raft logs and an
  * LmdbOrderedKv for the state machines under `dataDir`, a NodeHost, a TcpTransport when the
- * process is a member of a cluster (`peers`), and optionally a NativeServer for remote
+ * process is a member of a cluster (`peers`), and optionally a client port serving both the etcd
+ * v3 gRPC API and the native protocol (ClientPort) for remote
  * clients — bootstraps range 1 on first open and reopens it from disk afterwards. The handle
  * it returns is a ConcordDb whose requests go straight to the local replicas.
  */
@@ -16,7 +17,8 @@ import type { CommandResult, RangeResult } from "../kv/results.js";
 import type { WatchRequest } from "../kv/watch.js";
 import { NodeHost } from "../node/host.js";
 import type { Replica } from "../node/replica.js";
-import type { ReadConsistency, RequestId } from "../node/types.js";
+import { followMemberPeers } from "../node/members.js";
+import type { LocalMemberAttributes, ReadConsistency, RequestId } from "../node/types.js";
 import { EMPTY_CONF_STATE, type NodeId } from "../raft/types.js";
 import { LmdbStorageEngine } from "../storage/lmdb/engine.js";
 import { MemoryNetwork } from "../transport/memory.js";
@@ -26,6 +28,9 @@ import type { Logger, Transport } from "../transport/transport.js";
 import { parseAddress } from "./address.js";
 import { ConcordDb, type Backend, type RetryPolicy } from "./db.js";
 import { ReplicaStoppedError } from "./errors.js";
+import { ClientPort } from "./etcd/client-port.js";
+import { etcdClusterId } from "./etcd/context.js";
+import { EtcdServer } from "./etcd/server.js";
 import { NativeServer, rangeStatus } from "./native/server.js";
 import type { RangeStatus } from "./native/protocol.js";
 import type { ConcordWatch } from "./watch.js";
@@ -49,6 +54,14 @@ export interface OpenOptions {
   readonly listenClient?: string;
   /** Members of other clusters are refused at the peer handshake (default "concord"). */
   readonly clusterId?: string;
+  /**
+   * On an empty data dir, join a running cluster instead of founding one: wait until its
+   * leader adds this member (after MemberAdd) and catches it up. `peers` must list members
+   * to dial; the member table replicated to this member adds the rest.
+   */
+  readonly join?: boolean;
+  /** This member's name and URLs, published to the replicated member table once it runs. */
+  readonly member?: LocalMemberAttributes;
   /** Milliseconds per Raft tick (default 100). */
   readonly tickMs?: number;
   /** A write without a result after this long fails as ambiguous (the node's default: 10 s). */
@@ -89,7 +102,7 @@ class EmbeddedBackend implements Backend {
     private readonly transport: Transport,
     private readonly raftEngine: LmdbStorageEngine,
     private readonly stateMachineKv: LmdbOrderedKv,
-    readonly server: NativeServer | null,
+    readonly server: ClientPort | null,
   ) {}
 
   async write(rangeId: number, command: KvCommand, request: RequestId): Promise<CommandResult> {
@@ -150,7 +163,7 @@ export class EmbeddedConcord extends ConcordDb {
     this.nodeId = parts.host.nodeId;
   }
 
-  /** Where the native-protocol server listens, or null without `listenClient`. */
+  /** Where the client port (etcd gRPC and native protocol) listens, or null without `listenClient`. */
   clientAddress(): PeerAddress | null {
     return this.parts.server?.address() ?? null;
   }
@@ -223,18 +236,46 @@ export async function openEmbedded(options: OpenOptions): Promise<EmbeddedConcor
     ...(options.proposalTimeoutMs === undefined ? {} : { proposalTimeoutMs: options.proposalTimeoutMs }),
     ...(options.onFailure === undefined ? {} : { onFailure: options.onFailure }),
   });
-  const server = clientListen === null ? null : new NativeServer({ host, listen: clientListen, logger });
+  const server =
+    clientListen === null
+      ? null
+      : new ClientPort({
+          listen: clientListen,
+          etcd: new EtcdServer({
+            host,
+            clusterId: etcdClusterId(options.clusterId ?? "concord"),
+            dataDir: options.dataDir,
+          }),
+          native: new NativeServer({ host, logger }),
+          logger,
+        });
   const parts = new EmbeddedBackend(host, transport, raftEngine, stateMachineKv, server);
   try {
     await transport.start();
-    if (raftEngine.groups().length === 0) {
+    if (raftEngine.groups().length === 0 && options.join === true) {
+      host.createReplica(FIRST_RANGE_ID, { join: true });
+    } else if (raftEngine.groups().length === 0) {
       const voters = [...new Set([nodeId, ...peers.keys()])].sort((a, b) => a - b);
       host.createReplica(FIRST_RANGE_ID, { bootstrap: { ...EMPTY_CONF_STATE, voters } });
     } else {
       host.openStoredReplicas();
     }
+    const first = host.replica(FIRST_RANGE_ID);
+    if (first !== undefined && tcp !== null) followMemberPeers(first, tcp);
+    if (first !== undefined && options.member !== undefined) first.publishMember(options.member);
     host.start();
     await server?.start();
+    if (first !== undefined && options.member === undefined && server !== null) {
+      // Without attributes of its own, a member still publishes where clients reach it, so
+      // the others can forward leader-only requests (lease keep-alive) to it.
+      const client = server.address();
+      const peer = tcp?.address();
+      first.publishMember({
+        name: `concord-${nodeId}`,
+        peerUrls: peer === undefined ? [] : [`http://${peer.host}:${peer.port}`],
+        clientUrls: [`http://${client.host}:${client.port}`],
+      });
+    }
   } catch (error) {
     await parts.close();
     throw error;

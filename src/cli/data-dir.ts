@@ -31,8 +31,13 @@ export interface ClusterRecord {
   readonly clusterId: string;
   readonly name: string;
   readonly memberId: NodeId;
-  /** The founding members, as --initial-cluster gave them on the first start. */
+  /** The members --initial-cluster gave on the first start (the founders, unless `joined`). */
   readonly members: readonly { readonly name: string; readonly id: NodeId; readonly peerUrl: string }[];
+  /**
+   * The member joined a running cluster (`--initial-cluster-state existing` on its first start)
+   * instead of founding one: it never bootstraps the group, on any start. Absent: false.
+   */
+  readonly joined?: boolean;
 }
 
 export type DataDirState =
@@ -53,6 +58,7 @@ export function recordOf(config: StartConfig): ClusterRecord {
       id: member.id,
       peerUrl: member.peerUrl.url,
     })),
+    ...(config.clusterState === "existing" ? { joined: true } : {}),
   };
 }
 
@@ -89,7 +95,8 @@ export function parseClusterRecord(text: string, where: string): ClusterRecord {
     typeof value["name"] !== "string" ||
     !Number.isSafeInteger(value["memberId"]) ||
     !Array.isArray(value["members"]) ||
-    !value["members"].every(isMember)
+    !value["members"].every(isMember) ||
+    (value["joined"] !== undefined && typeof value["joined"] !== "boolean")
   ) {
     throw new RuntimeError(
       `${where} is not a Concord cluster file of format ${FORMAT}; the data dir is damaged`,
@@ -102,7 +109,12 @@ function describeMembers(members: ClusterRecord["members"]): string {
   return members.map((member) => `${member.name}=${member.peerUrl}`).join(",");
 }
 
-/** Throws unless `stored` (from the data dir) is this member of this cluster. */
+/**
+ * Throws unless `stored` (from the data dir) is this member of this cluster: same token and
+ * name; a founding member started with `new` must also name the same founding members (ids;
+ * peer URLs may change). The member id and cluster id of a restart are the stored ones, as
+ * etcd ignores its --initial-* flags once a member has data.
+ */
 export function checkRecord(stored: ClusterRecord, config: StartConfig): void {
   const dir = config.dataDir;
   if (stored.clusterToken !== config.clusterToken) {
@@ -110,12 +122,21 @@ export function checkRecord(stored: ClusterRecord, config: StartConfig): void {
       `data dir ${dir} belongs to another cluster: it was created with --initial-cluster-token "${stored.clusterToken}", not "${config.clusterToken}"`,
     );
   }
-  if (stored.name !== config.name || stored.memberId !== config.memberId) {
+  if (stored.name !== config.name) {
     throw new RuntimeError(
       `data dir ${dir} belongs to member "${stored.name}" (id ${formatMemberId(stored.memberId)}), not "${config.name}" (id ${formatMemberId(config.memberId)})`,
     );
   }
-  if (stored.clusterId !== config.clusterId) {
+  const ids = (members: readonly { readonly id: NodeId }[]) =>
+    members
+      .map((member) => member.id)
+      .sort((a, b) => a - b)
+      .join(",");
+  if (
+    stored.joined !== true &&
+    config.clusterState === "new" &&
+    ids(stored.members) !== ids(config.members)
+  ) {
     throw new RuntimeError(
       `data dir ${dir} belongs to another cluster: it was founded with --initial-cluster ${describeMembers(stored.members)}, not ${describeMembers(recordOf(config).members)}`,
     );

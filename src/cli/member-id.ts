@@ -7,9 +7,13 @@
  *   format's limit) while making a collision between two members of one cluster negligible
  *   (resolveStartConfig still rejects one). The token is part of the input so the same
  *   member name in two clusters gets two different ids.
- * - cluster id = hex SHA-256 of the token and the sorted member ids, truncated to 16 hex digits:
- *   two clusters differ in it as soon as their token or their founding membership differs.
- *   The peer transport refuses connections from nodes with another cluster id.
+ * - cluster id = hex SHA-256 of the token, truncated to 16 hex digits. The peer transport refuses
+ *   connections from nodes with another cluster id. It depends on the token alone so that a
+ *   member joining a running cluster (which knows the token, not the founders) can compute it;
+ *   so two clusters need different tokens, as etcd advises. (Data dirs founded when the id also
+ *   hashed the founding member ids keep the id recorded in their cluster.json.)
+ * - a member added to a running cluster gets an id from its peer URL instead (MemberAdd has no
+ *   name): `joinedMemberIdOf` in src/api/etcd/member-ids.ts, from the cluster id.
  */
 import { createHash } from "node:crypto";
 import type { NodeId } from "../raft/types.js";
@@ -24,12 +28,8 @@ export function memberIdOf(name: string, clusterToken: string): NodeId {
   return id;
 }
 
-export function clusterIdOf(clusterToken: string, memberIds: readonly NodeId[]): string {
-  const sorted = [...memberIds].sort((a, b) => a - b);
-  return createHash("sha256")
-    .update(`concord-cluster\0${clusterToken}\0${sorted.join(",")}`)
-    .digest("hex")
-    .slice(0, 16);
+export function clusterIdOf(clusterToken: string): string {
+  return createHash("sha256").update(`concord-cluster\0${clusterToken}`).digest("hex").slice(0, 16);
 }
 
 /** Member ids print in hex, as etcd prints its member ids. */

@@ -30,6 +30,12 @@ export async function startEmbeddedNode(launch: NodeLaunch, logger: Logger): Pro
     dataDir: launch.dataDir,
     nodeId: launch.memberId,
     clusterId: launch.clusterId,
+    join: launch.join,
+    member: {
+      name: launch.name,
+      peerUrls: launch.advertisePeerUrls,
+      clientUrls: launch.advertiseClientUrls,
+    },
     peers: new Map([...launch.peers].map(([id, address]) => [id, hostPortText(address)])),
     listenPeer: hostPortText(launch.listenPeer),
     listenClient: hostPortText(launch.listenClient),

@@ -4,6 +4,8 @@
  * Any problem is a UsageError naming the flag.
  */
 import { resolve } from "node:path";
+import { etcdClusterId } from "../api/etcd/context.js";
+import { joinedMemberIdOf } from "../api/etcd/member-ids.js";
 import type { NodeId } from "../raft/types.js";
 import { UsageError } from "./errors.js";
 import { clusterIdOf, memberIdOf } from "./member-id.js";
@@ -45,6 +47,10 @@ export interface ClusterMember {
 
 export interface StartConfig {
   readonly name: string;
+  /**
+   * A founding member's id derives from its name, a joining member's (`existing` on a fresh
+   * data dir) from its peer URL, as MemberAdd derived it; a restart uses the id in cluster.json.
+   */
   readonly memberId: NodeId;
   /** Absolute. */
   readonly dataDir: string;
@@ -52,7 +58,11 @@ export interface StartConfig {
   readonly advertiseClientUrls: readonly string[];
   readonly listenPeer: HostPort;
   readonly advertisePeerUrl: string;
-  /** Every founding member, this one included, in flag order. */
+  /**
+   * Every member of --initial-cluster, this one included, in flag order. Ids derive from names
+   * (founding members); a joining member's own entry has its peer-URL id. A joiner dials the
+   * others at these addresses until the member table it receives tells it better.
+   */
   readonly members: readonly ClusterMember[];
   readonly clusterState: ClusterState;
   readonly clusterToken: string;
@@ -130,7 +140,8 @@ export function resolveStartConfig(flags: StartFlags, cwd: string): StartConfig 
     "--initial-advertise-peer-urls",
     parseUrlList("--initial-advertise-peer-urls", flags.initialAdvertisePeerUrls, { allowPortZero: false }),
   );
-  const members = parseInitialCluster(flags.initialCluster ?? `${name}=${advertisePeer.url}`, clusterToken);
+  const listed = parseInitialCluster(flags.initialCluster ?? `${name}=${advertisePeer.url}`, clusterToken);
+  const members = clusterState === "new" ? listed : withJoinedSelf(listed, name, advertisePeer, clusterToken);
   const self = members.find((member) => member.name === name);
   if (self === undefined) {
     throw new UsageError(
@@ -154,9 +165,23 @@ export function resolveStartConfig(flags: StartFlags, cwd: string): StartConfig 
     members,
     clusterState,
     clusterToken,
-    clusterId: clusterIdOf(
-      clusterToken,
-      members.map((member) => member.id),
-    ),
+    clusterId: clusterIdOf(clusterToken),
   };
+}
+
+/** A joining member's entry gets the id MemberAdd gave its peer URL. */
+function withJoinedSelf(
+  members: readonly ClusterMember[],
+  name: string,
+  advertisePeer: ParsedUrl,
+  clusterToken: string,
+): ClusterMember[] {
+  const id = joinedMemberIdOf(etcdClusterId(clusterIdOf(clusterToken)), [advertisePeer.url]);
+  const clash = members.find((member) => member.id === id && member.name !== name);
+  if (clash !== undefined) {
+    throw new UsageError(
+      `--initial-cluster: members "${clash.name}" and "${name}" derive the same member id`,
+    );
+  }
+  return members.map((member) => (member.name === name ? { ...member, id } : member));
 }

@@ -1,11 +1,11 @@
 /**
  * What `concord start` does once its flags are valid: check the data dir, found it on a first
- * start, start the node through an injected NodeStarter, print its addresses, and on the first
+ * start (founding a cluster, or joining a running one), start the node through an injected NodeStarter, print its addresses, and on the first
  * SIGINT or SIGTERM close it and report success. A first start that fails is rolled back.
  */
 import type { NodeId } from "../raft/types.js";
 import { foundDataDir, inspectDataDir, type Rollback } from "./data-dir.js";
-import { RuntimeError, UsageError } from "./errors.js";
+import { RuntimeError } from "./errors.js";
 import { formatMemberId } from "./member-id.js";
 import type { StartConfig } from "./start-config.js";
 import { formatHttpUrl, type HostPort } from "./urls.js";
@@ -13,11 +13,17 @@ import { formatHttpUrl, type HostPort } from "./urls.js";
 /** What the node is started with, in the node's terms. */
 export interface NodeLaunch {
   readonly dataDir: string;
+  readonly name: string;
   readonly memberId: NodeId;
   readonly clusterId: string;
+  /** Join a running cluster (wait to be added) instead of founding one, when the data dir is empty. */
+  readonly join: boolean;
+  /** What the member publishes to the member table: where peers and clients reach it. */
+  readonly advertisePeerUrls: readonly string[];
+  readonly advertiseClientUrls: readonly string[];
   readonly listenClient: HostPort;
   readonly listenPeer: HostPort;
-  /** Every founding member's id and the address it is dialed at, this member included. */
+  /** Every --initial-cluster member's id and the address it is dialed at, this member included. */
   readonly peers: ReadonlyMap<NodeId, HostPort>;
 }
 
@@ -52,11 +58,15 @@ function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-export function launchOf(config: StartConfig): NodeLaunch {
+export function launchOf(config: StartConfig, join: boolean): NodeLaunch {
   return {
     dataDir: config.dataDir,
+    name: config.name,
     memberId: config.memberId,
     clusterId: config.clusterId,
+    join,
+    advertisePeerUrls: [config.advertisePeerUrl],
+    advertiseClientUrls: config.advertiseClientUrls,
     listenClient: config.listenClient,
     listenPeer: config.listenPeer,
     peers: new Map(
@@ -87,21 +97,26 @@ export function connectHint(node: RunningNode): string {
   ].join("\n");
 }
 
-/** Runs the node until a stop signal; resolves once it is closed. Throws RuntimeError or UsageError. */
-export async function runStart(config: StartConfig, deps: StartDeps): Promise<void> {
-  const state = inspectDataDir(config);
-  if (state.kind === "fresh" && config.clusterState === "existing") {
-    // Joining needs a running cluster to add this member first, which has no command yet.
-    throw new UsageError(
-      `--initial-cluster-state existing: joining a running cluster is not supported yet; data dir ${config.dataDir} holds no member to restart`,
-    );
-  }
+/**
+ * Runs the node until a stop signal; resolves once it is closed. Throws RuntimeError. On a
+ * fresh data dir `--initial-cluster-state existing` joins a running cluster: the member must
+ * have been added first (`etcdctl member add`), and the leader catches it up by snapshot.
+ */
+export async function runStart(flagConfig: StartConfig, deps: StartDeps): Promise<void> {
+  const state = inspectDataDir(flagConfig);
+  // A restart is the member cluster.json names, whatever ids today's flags derive.
+  const config: StartConfig =
+    state.kind === "existing"
+      ? { ...flagConfig, memberId: state.record.memberId, clusterId: state.record.clusterId }
+      : flagConfig;
+  // A joiner never bootstraps, not even when restarted before it received anything.
+  const join = state.kind === "existing" ? state.record.joined === true : config.clusterState === "existing";
   const signals = deps.waitForSignal();
   try {
     const rollback: Rollback | null = state.kind === "fresh" ? foundDataDir(config, state) : null;
     let node: RunningNode;
     try {
-      node = await deps.startNode(launchOf(config));
+      node = await deps.startNode(launchOf(config, join));
     } catch (error) {
       rollback?.();
       throw new RuntimeError(`cannot start member "${config.name}": ${errorText(error)}`, { cause: error });

@@ -124,6 +124,31 @@ test("a data dir founded with other members is refused", () => {
   });
 });
 
+test("a joined member's dir is not held to --initial-cluster, and its record says it joined", () => {
+  withTempDir((root) => {
+    const flags = {
+      dataDir: "d",
+      name: "n4",
+      initialCluster: "n1=http://127.0.0.1:1001,n4=http://127.0.0.1:1004",
+      initialAdvertisePeerUrls: "http://127.0.0.1:1004",
+      initialClusterState: "existing",
+    };
+    const config = configFor(flags, root);
+    foundDataDir(config, fresh(inspectDataDir(config)));
+    const state = inspectDataDir(configFor({ ...flags, initialCluster: "n4=http://127.0.0.1:1004" }, root));
+    assert.equal(state.kind === "existing" && state.record.joined, true);
+    const restartedAsNew = inspectDataDir(configFor({ ...flags, initialClusterState: "new" }, root));
+    assert.equal(restartedAsNew.kind === "existing" && restartedAsNew.record.memberId, config.memberId);
+  });
+});
+
+test("a record whose joined field is not a boolean is damaged", () => {
+  assert.throws(
+    () => parseClusterRecord(JSON.stringify({ ...recordOf(configFor({})), joined: "yes" }), "cluster.json"),
+    /not a Concord cluster file/,
+  );
+});
+
 test("a member's peer URL may change between starts", () => {
   withTempDir((root) => {
     const config = configFor({ dataDir: "d" }, root);

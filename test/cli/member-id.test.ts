@@ -1,8 +1,10 @@
-// Member and cluster ids derived from names: stable across runs and processes, distinct per
+// Member and cluster ids derived from names, tokens and peer URLs: stable across runs and processes, distinct per
 // name and token, always a positive safe integer.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
+import { etcdClusterId } from "../../src/api/etcd/context.js";
+import { canonicalPeerUrl, joinedMemberIdOf } from "../../src/api/etcd/member-ids.js";
 import { clusterIdOf, formatMemberId, memberIdOf } from "../../src/cli/member-id.js";
 
 test("member ids are pinned: the same name and token give the same id in every release", () => {
@@ -28,11 +30,27 @@ test("member ids are positive safe integers below 2^48", () => {
   );
 });
 
-test("the cluster id ignores member order but not the members or the token", () => {
-  assert.equal(clusterIdOf("t", [3, 1, 2]), clusterIdOf("t", [1, 2, 3]));
-  assert.notEqual(clusterIdOf("t", [1, 2]), clusterIdOf("t", [1, 2, 3]));
-  assert.notEqual(clusterIdOf("t", [1, 2, 3]), clusterIdOf("u", [1, 2, 3]));
-  assert.match(clusterIdOf("t", [1]), /^[0-9a-f]{16}$/);
+test("the cluster id depends on the token alone, so a joining member can compute it", () => {
+  assert.equal(clusterIdOf("t"), clusterIdOf("t"));
+  assert.notEqual(clusterIdOf("t"), clusterIdOf("u"));
+  assert.match(clusterIdOf("t"), /^[0-9a-f]{16}$/);
+});
+
+test("a joined member's id comes from its first canonical peer URL and the cluster id", () => {
+  const t = etcdClusterId(clusterIdOf("t"));
+  const id = joinedMemberIdOf(t, ["http://127.0.0.1:2380"]);
+  assert.ok(Number.isSafeInteger(id) && id > 0 && id < 2 ** 48);
+  // The same place spelled differently, and the order of several URLs, do not matter.
+  assert.equal(joinedMemberIdOf(t, ["HTTP://127.0.0.1:2380/"]), id);
+  assert.equal(joinedMemberIdOf(t, ["http://127.0.0.2:2380", "http://127.0.0.1:2380"]), id);
+  assert.notEqual(joinedMemberIdOf(etcdClusterId(clusterIdOf("u")), ["http://127.0.0.1:2380"]), id);
+  assert.notEqual(joinedMemberIdOf(t, ["http://127.0.0.1:2381"]), id);
+  assert.equal(canonicalPeerUrl("http://LocalHost"), "http://localhost:80");
+  assert.equal(canonicalPeerUrl("http://[::1]:7"), "http://[::1]:7");
+  for (const bad of ["", "127.0.0.1:2380", "ftp://h:1", "http://h:1/path", "http://u:p@h:1"]) {
+    assert.throws(() => joinedMemberIdOf(t, [bad]), RangeError, bad);
+  }
+  assert.throws(() => joinedMemberIdOf(t, []), RangeError);
 });
 
 test("member ids print as 12 hex digits", () => {

@@ -3,6 +3,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { UsageError } from "../../src/cli/errors.js";
+import { etcdClusterId } from "../../src/api/etcd/context.js";
+import { joinedMemberIdOf } from "../../src/api/etcd/member-ids.js";
 import { memberIdOf } from "../../src/cli/member-id.js";
 import { configFor } from "./helpers.js";
 
@@ -130,6 +132,25 @@ test("non-loopback binds are allowed when asked for explicitly", () => {
   });
   assert.deepEqual(config.listenClient, { host: "0.0.0.0", port: 2379 });
   assert.deepEqual(config.listenPeer, { host: "10.1.2.3", port: 2380 });
+});
+
+test("a joining member (existing) takes the id MemberAdd derives from its peer URL; the others keep theirs", () => {
+  const config = configFor({
+    name: "n4",
+    initialCluster: "n1=http://127.0.0.1:1001,n4=http://127.0.0.1:1004",
+    initialAdvertisePeerUrls: "http://127.0.0.1:1004",
+    initialClusterState: "existing",
+    initialClusterToken: "tok",
+  });
+  assert.equal(config.memberId, joinedMemberIdOf(etcdClusterId(config.clusterId), ["http://127.0.0.1:1004"]));
+  assert.deepEqual(
+    config.members.map((m) => [m.name, m.id]),
+    [
+      ["n1", memberIdOf("n1", "tok")],
+      ["n4", config.memberId],
+    ],
+  );
+  assert.equal(config.clusterId, configFor({ initialClusterToken: "tok" }).clusterId);
 });
 
 test("--initial-cluster-state is new or existing", () => {

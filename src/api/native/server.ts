@@ -3,7 +3,9 @@
  * (127.0.0.1 by default). Requests on one connection run concurrently and are answered by
  * request id in whatever order they finish. A member that does not lead a range serves its
  * requests anyway: the node forwards writes to the leader and reads through ReadIndex. Bad
- * bytes close only the connection they came on, with a Goodbye saying why.
+ * bytes close only the connection they came on, with a Goodbye saying why. It can also serve
+ * connections accepted elsewhere (`injectConnection`), e.g. by a port shared with the etcd
+ * gRPC API, without listening itself.
  */
 import { createServer, type Server, type Socket } from "node:net";
 import type { NodeHost } from "../../node/host.js";
@@ -31,7 +33,7 @@ export class NativeServer {
 
   constructor(private readonly options: NativeServerOptions) {
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_NATIVE_FRAME_BYTES;
-    this.server = createServer((socket) => this.accept(socket));
+    this.server = createServer((socket) => this.injectConnection(socket));
     this.server.on("error", (error) => options.logger.warn({ error: error.message }, "native server error"));
   }
 
@@ -69,7 +71,8 @@ export class NativeServer {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
-  private accept(socket: Socket): void {
+  /** Serves a native-protocol client on a connection accepted by someone else. */
+  injectConnection(socket: Socket): void {
     const session = new ClientSession(
       socket,
       this.maxFrameBytes,

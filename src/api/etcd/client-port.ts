@@ -1,0 +1,109 @@
+/**
+ * `ClientPort`: one TCP port for both client protocols. It accepts connections itself, reads
+ * the first bytes, and hands the connection (with those bytes put back) to the etcd gRPC
+ * server when they begin the HTTP/2 client preface ("PRI * HTTP/2.0"), or to the native
+ * protocol server otherwise: a native frame starts with its u32 big-endian length, whose first
+ * byte is 0x00 or 0x01 under the frame size limit, never "P". A connection that sends nothing
+ * within `firstByteTimeoutMs` is closed.
+ */
+import { createServer, type Server, type Socket } from "node:net";
+import type { NativeServer } from "../native/server.js";
+import type { Logger } from "../../transport/transport.js";
+import type { EtcdServer } from "./server.js";
+
+/** The first byte of the HTTP/2 client connection preface. */
+const HTTP2_PREFACE_FIRST_BYTE = "P".charCodeAt(0);
+
+export interface ClientPortOptions {
+  /** Where to listen (port 0: a free port, see `address()`). */
+  readonly listen: { readonly host: string; readonly port: number };
+  readonly etcd: EtcdServer;
+  readonly native: NativeServer;
+  readonly logger: Logger;
+  /** Close a connection that sends no byte for this long (default 10 s). */
+  readonly firstByteTimeoutMs?: number;
+}
+
+export class ClientPort {
+  private readonly server: Server;
+  /** Connections whose first byte has not arrived yet. */
+  private readonly undecided = new Set<Socket>();
+  private listening = false;
+
+  constructor(private readonly options: ClientPortOptions) {
+    this.server = createServer((socket) => this.accept(socket));
+    this.server.on("error", (error) => options.logger.warn({ error: error.message }, "client port error"));
+  }
+
+  async start(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(this.options.listen.port, this.options.listen.host, () => {
+        this.server.off("error", reject);
+        resolve();
+      });
+    });
+    this.listening = true;
+  }
+
+  /** The bound address; only after `start()`. */
+  address(): { host: string; port: number } {
+    const address = this.server.address();
+    if (!this.listening || address === null || typeof address === "string") {
+      throw new Error("the client port is not listening");
+    }
+    return { host: address.address, port: address.port };
+  }
+
+  /** Stops listening and closes every connection, of both protocols. */
+  async close(): Promise<void> {
+    // Stop accepting first, so no connection is handed to a server that is closing.
+    const stopped = this.listening
+      ? new Promise<void>((resolve) => this.server.close(() => resolve()))
+      : Promise.resolve();
+    this.listening = false;
+    for (const socket of this.undecided) socket.destroy();
+    this.undecided.clear();
+    await this.options.native.close();
+    await this.options.etcd.close();
+    await stopped;
+  }
+
+  private accept(socket: Socket): void {
+    this.undecided.add(socket);
+    const settle = () => {
+      this.undecided.delete(socket);
+      socket.off("readable", onReadable);
+      socket.off("error", onError);
+      socket.off("close", onClose);
+      socket.setTimeout(0);
+      socket.off("timeout", onTimeout);
+    };
+    const onReadable = () => {
+      const head = socket.read() as Buffer | null;
+      if (head === null || head.length === 0) return;
+      settle();
+      socket.unshift(head);
+      if (head[0] === HTTP2_PREFACE_FIRST_BYTE) {
+        this.options.etcd.injectConnection(socket);
+      } else {
+        this.options.native.injectConnection(socket);
+        socket.resume();
+      }
+    };
+    const onError = () => {
+      settle();
+      socket.destroy();
+    };
+    const onClose = () => settle();
+    const onTimeout = () => {
+      settle();
+      socket.destroy();
+    };
+    socket.on("readable", onReadable);
+    socket.on("error", onError);
+    socket.on("close", onClose);
+    socket.setTimeout(this.options.firstByteTimeoutMs ?? 10_000);
+    socket.on("timeout", onTimeout);
+  }
+}

@@ -1,0 +1,246 @@
+/**
+ * What every etcd v3 service module needs, and the contract between the server and the
+ * modules: `EtcdContext` (the node, the range the etcd API serves, this member's and the
+ * cluster's ids, truthful response headers, the member list and the range leader's client
+ * URL), etcd's gRPC errors (`EtcdRpcError`, `ETCD_ERRORS`) with the mapping of Concord's
+ * errors onto them (`toServiceError`), and the handler wrappers (`unary`, `serverStream`) that
+ * turn an async function over the generated messages into a grpc-js handler that never throws.
+ *
+ * A service module exports `fooService(ctx: EtcdContext): UntypedServiceImplementation` whose
+ * keys are the method names of the generated `DescService` (`Foo` in gen/rpc_pb.ts); the server
+ * (server.ts) pairs the two to build the grpc-js service definition (serialization included).
+ */
+import { createHash } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import {
+  status as GrpcStatus,
+  type ServerErrorResponse,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type UntypedServiceImplementation,
+  type handleServerStreamingCall,
+  type handleUnaryCall,
+} from "@grpc/grpc-js";
+import { KvError, KvErrorCode } from "../../kv/errors.js";
+import {
+  AmbiguousResultError,
+  NotLeaderError,
+  ProposalDroppedError,
+  ReadTimeoutError,
+  ReplicaStoppedError,
+} from "../../node/errors.js";
+import type { NodeHost } from "../../node/host.js";
+import type { Replica } from "../../node/replica.js";
+import type { MemberRecord } from "../../node/types.js";
+import { ResponseHeaderSchema, type ResponseHeader } from "./gen/rpc_pb.js";
+
+export type { MemberRecord };
+
+/** A gRPC status code and message, exactly as etcd sends them. */
+export interface EtcdErrorSpec {
+  readonly code: GrpcStatus;
+  readonly message: string;
+}
+
+const spec = (code: GrpcStatus, message: string): EtcdErrorSpec => ({ code, message });
+
+/** etcd's server-side gRPC errors (its rpctypes) that Concord can produce. */
+export const ETCD_ERRORS = {
+  emptyKey: spec(GrpcStatus.INVALID_ARGUMENT, "etcdserver: key is not provided"),
+  keyNotFound: spec(GrpcStatus.INVALID_ARGUMENT, "etcdserver: key not found"),
+  valueProvided: spec(GrpcStatus.INVALID_ARGUMENT, "etcdserver: value is provided"),
+  leaseProvided: spec(GrpcStatus.INVALID_ARGUMENT, "etcdserver: lease is provided"),
+  tooManyOps: spec(GrpcStatus.INVALID_ARGUMENT, "etcdserver: too many operations in txn request"),
+  duplicateKey: spec(GrpcStatus.INVALID_ARGUMENT, "etcdserver: duplicate key given in txn request"),
+  compacted: spec(GrpcStatus.OUT_OF_RANGE, "etcdserver: mvcc: required revision has been compacted"),
+  futureRevision: spec(GrpcStatus.OUT_OF_RANGE, "etcdserver: mvcc: required revision is a future revision"),
+  noSpace: spec(GrpcStatus.RESOURCE_EXHAUSTED, "etcdserver: mvcc: database space exceeded"),
+  leaseNotFound: spec(GrpcStatus.NOT_FOUND, "etcdserver: requested lease not found"),
+  leaseExists: spec(GrpcStatus.FAILED_PRECONDITION, "etcdserver: lease already exists"),
+  leaseTtlTooLarge: spec(GrpcStatus.OUT_OF_RANGE, "etcdserver: too large lease TTL"),
+  memberExists: spec(GrpcStatus.FAILED_PRECONDITION, "etcdserver: member ID already exist"),
+  peerUrlExists: spec(GrpcStatus.FAILED_PRECONDITION, "etcdserver: Peer URLs already exists"),
+  memberBadUrls: spec(GrpcStatus.INVALID_ARGUMENT, "etcdserver: given member URLs are invalid"),
+  memberNotFound: spec(GrpcStatus.NOT_FOUND, "etcdserver: member not found"),
+  memberNotLearner: spec(GrpcStatus.FAILED_PRECONDITION, "etcdserver: can only promote a learner member"),
+  learnerNotReady: spec(
+    GrpcStatus.FAILED_PRECONDITION,
+    "etcdserver: can only promote a learner member which is in sync with leader",
+  ),
+  requestTooLarge: spec(GrpcStatus.INVALID_ARGUMENT, "etcdserver: request is too large"),
+  authNotEnabled: spec(GrpcStatus.FAILED_PRECONDITION, "etcdserver: authentication is not enabled"),
+  noLeader: spec(GrpcStatus.UNAVAILABLE, "etcdserver: no leader"),
+  notLeader: spec(GrpcStatus.FAILED_PRECONDITION, "etcdserver: not leader"),
+  leaderChanged: spec(GrpcStatus.UNAVAILABLE, "etcdserver: leader changed"),
+  stopped: spec(GrpcStatus.UNAVAILABLE, "etcdserver: server stopped"),
+  timeout: spec(GrpcStatus.UNAVAILABLE, "etcdserver: request timed out"),
+  unhealthy: spec(GrpcStatus.UNAVAILABLE, "etcdserver: unhealthy cluster"),
+  badLeaderTransferee: spec(GrpcStatus.FAILED_PRECONDITION, "etcdserver: bad leader transferee"),
+} as const;
+
+/** An error to answer a request with: a gRPC status code and etcd's message. */
+export class EtcdRpcError extends Error {
+  readonly code: GrpcStatus;
+
+  constructor(error: EtcdErrorSpec | { code: GrpcStatus; message: string }) {
+    super(error.message);
+    this.name = "EtcdRpcError";
+    this.code = error.code;
+  }
+}
+
+const KV_ERRORS: Readonly<Record<KvErrorCode, EtcdErrorSpec>> = {
+  [KvErrorCode.Compacted]: ETCD_ERRORS.compacted,
+  [KvErrorCode.FutureRevision]: ETCD_ERRORS.futureRevision,
+  [KvErrorCode.KeyNotFound]: ETCD_ERRORS.keyNotFound,
+  [KvErrorCode.DuplicateKey]: ETCD_ERRORS.duplicateKey,
+  [KvErrorCode.EmptyKey]: ETCD_ERRORS.emptyKey,
+  [KvErrorCode.ValueProvided]: ETCD_ERRORS.valueProvided,
+  [KvErrorCode.LeaseProvided]: ETCD_ERRORS.leaseProvided,
+  // Requests of the etcd API carry no client id, so the store never answers them with it.
+  [KvErrorCode.StaleSequence]: spec(GrpcStatus.INTERNAL, "concord: stale request sequence"),
+  [KvErrorCode.LeaseNotFound]: ETCD_ERRORS.leaseNotFound,
+  [KvErrorCode.LeaseExists]: ETCD_ERRORS.leaseExists,
+  [KvErrorCode.LeaseTtlTooLarge]: ETCD_ERRORS.leaseTtlTooLarge,
+  [KvErrorCode.NotLeader]: ETCD_ERRORS.notLeader,
+  [KvErrorCode.WatchOverloaded]: spec(GrpcStatus.RESOURCE_EXHAUSTED, "etcdserver: too many requests"),
+};
+
+/** The gRPC error for a KvError code (the store's etcd wording, with etcd's gRPC code). */
+export function kvErrorSpec(code: KvErrorCode): EtcdErrorSpec {
+  return KV_ERRORS[code];
+}
+
+/**
+ * Any failure as the gRPC error etcd would answer with. Node errors: no leader known →
+ * "no leader"; a dropped proposal (refused by the core, or overwritten by a new leader, so it
+ * never applies) → "leader changed"; an ambiguous write or a read without a read index →
+ * "request timed out"; a stopped replica → "server stopped". Anything unexpected → INTERNAL
+ * with its message.
+ */
+export function toServiceError(error: unknown): ServerErrorResponse {
+  let code: GrpcStatus;
+  let message: string;
+  if (error instanceof EtcdRpcError) ({ code, message } = error);
+  else if (error instanceof KvError) ({ code, message } = KV_ERRORS[error.code]);
+  else if (error instanceof NotLeaderError) ({ code, message } = ETCD_ERRORS.noLeader);
+  else if (error instanceof ProposalDroppedError) ({ code, message } = ETCD_ERRORS.leaderChanged);
+  else if (error instanceof AmbiguousResultError) ({ code, message } = ETCD_ERRORS.timeout);
+  else if (error instanceof ReadTimeoutError) ({ code, message } = ETCD_ERRORS.timeout);
+  else if (error instanceof ReplicaStoppedError) ({ code, message } = ETCD_ERRORS.stopped);
+  else {
+    code = GrpcStatus.INTERNAL;
+    message = error instanceof Error ? error.message : String(error);
+  }
+  return Object.assign(new Error(message), { code, details: message });
+}
+
+/** etcd's cluster id for a Concord cluster id: its 16 hex digits as is, else a hash of it. */
+export function etcdClusterId(clusterId: string): bigint {
+  if (/^[0-9a-f]{16}$/.test(clusterId)) return BigInt(`0x${clusterId}`);
+  return createHash("sha256").update(clusterId).digest().readBigUInt64BE(0);
+}
+
+export interface EtcdContextOptions {
+  readonly host: NodeHost;
+  /** The cluster's id in responses (etcdClusterId of the Concord cluster id). */
+  readonly clusterId: bigint;
+  /** The range the etcd API serves (default 1: today it covers the whole keyspace). */
+  readonly rangeId?: number;
+}
+
+export class EtcdContext {
+  readonly host: NodeHost;
+  readonly rangeId: number;
+  readonly clusterId: bigint;
+  /** This member's id: the node id. */
+  readonly memberId: number;
+
+  constructor(options: EtcdContextOptions) {
+    this.host = options.host;
+    this.rangeId = options.rangeId ?? 1;
+    this.clusterId = options.clusterId;
+    this.memberId = options.host.nodeId;
+  }
+
+  /** The range's replica on this node; EtcdRpcError "server stopped" when there is none. */
+  replica(): Replica {
+    const replica = this.host.replica(this.rangeId);
+    if (replica === undefined) throw new EtcdRpcError(ETCD_ERRORS.stopped);
+    return replica;
+  }
+
+  /**
+   * A response header: this cluster and member, the replica's current Raft term, and
+   * `revision` (the operation's revision), else the revision this replica has applied.
+   */
+  header(revision?: bigint): ResponseHeader {
+    const replica = this.host.replica(this.rangeId);
+    const status = replica?.status();
+    return create(ResponseHeaderSchema, {
+      clusterId: this.clusterId,
+      memberId: BigInt(this.memberId),
+      revision: revision ?? status?.revision ?? 0n,
+      raftTerm: BigInt(status?.term ?? 0),
+    });
+  }
+
+  /** The range's voters and learners with their names and URLs, as applied on this member. */
+  members(): readonly MemberRecord[] {
+    return this.replica().members();
+  }
+
+  /** The member this replica believes leads the range; EtcdRpcError "no leader" when none. */
+  leaderId(): number {
+    const leader = this.replica().status().leader;
+    if (leader === 0) throw new EtcdRpcError(ETCD_ERRORS.noLeader);
+    return leader;
+  }
+
+  /**
+   * The first client URL the range leader published ("http://host:port"), for requests only
+   * the leader serves; null when this member leads. EtcdRpcError "no leader" when no leader is
+   * known or it has published no client URL yet.
+   */
+  leaderClientUrl(): string | null {
+    const leader = this.leaderId();
+    if (leader === this.memberId) return null;
+    const url = this.members().find((member) => member.id === leader)?.clientUrls[0];
+    if (url === undefined) throw new EtcdRpcError(ETCD_ERRORS.noLeader);
+    return url;
+  }
+}
+
+/** A service module: the handlers of one etcd service, keyed by method name. */
+export type EtcdServiceFactory = (ctx: EtcdContext) => UntypedServiceImplementation;
+
+/**
+ * A unary handler from a function returning the response or a promise of it; a throw or a
+ * rejection becomes the gRPC error etcd would send.
+ */
+export function unary<I, O>(
+  handle: (request: I, call: ServerUnaryCall<I, O>) => O | Promise<O>,
+): handleUnaryCall<I, O> {
+  return (call, callback) => {
+    new Promise<O>((resolve) => resolve(handle(call.request, call))).then(
+      (response) => callback(null, response),
+      (error: unknown) => callback(toServiceError(error)),
+    );
+  };
+}
+
+/**
+ * A server-streaming handler from an async function that writes the responses (waiting for
+ * drain when `write` returns false); the call ends when it resolves, with the gRPC error etcd
+ * would send when it rejects.
+ */
+export function serverStream<I, O>(
+  handle: (request: I, call: ServerWritableStream<I, O>) => Promise<void>,
+): handleServerStreamingCall<I, O> {
+  return (call) => {
+    new Promise<void>((resolve) => resolve(handle(call.request, call))).then(
+      () => call.end(),
+      (error: unknown) => call.emit("error", toServiceError(error)),
+    );
+  };
+}

@@ -1,0 +1,75 @@
+/**
+ * `EtcdServer`: the etcd v3 gRPC API of one Concord member — a grpc-js Server with the KV,
+ * Watch, Lease, Cluster and Maintenance services, their definitions built from the generated
+ * descriptors. It listens on no port of its own: the client port (client-port.ts) hands it
+ * the connections that start with the HTTP/2 preface (`injectConnection`).
+ */
+import type { Duplex } from "node:stream";
+import { Server, ServerCredentials, type ConnectionInjector } from "@grpc/grpc-js";
+import type { NodeHost } from "../../node/host.js";
+import { clusterService } from "./cluster-service.js";
+import { EtcdContext } from "./context.js";
+import { Cluster, KV, Lease, Maintenance, Watch } from "./gen/rpc_pb.js";
+import { grpcServiceDefinition } from "./grpc-service.js";
+import { kvService } from "./kv-service.js";
+import { LeaderForwarder, leaseService } from "./lease-service.js";
+import { maintenanceService } from "./maintenance-service.js";
+import { watchService } from "./watch-service.js";
+
+/**
+ * The largest request accepted: etcd's default request limit (1.5 MiB) plus its allowance for
+ * gRPC overhead (512 KiB). Larger requests fail with RESOURCE_EXHAUSTED before any handler.
+ */
+export const MAX_REQUEST_BYTES = 1.5 * 1024 * 1024 + 512 * 1024;
+
+export interface EtcdServerOptions {
+  readonly host: NodeHost;
+  /** The cluster id responses carry (see `etcdClusterId`). */
+  readonly clusterId: bigint;
+  /** The range the API serves (default 1). */
+  readonly rangeId?: number;
+  /** The member's data directory (Maintenance.Status reports its size). */
+  readonly dataDir?: string;
+}
+
+export class EtcdServer {
+  readonly context: EtcdContext;
+  private readonly grpc: Server;
+  private readonly injector: ConnectionInjector;
+  private readonly forwarder: LeaderForwarder;
+
+  constructor(options: EtcdServerOptions) {
+    this.context = new EtcdContext({
+      host: options.host,
+      clusterId: options.clusterId,
+      ...(options.rangeId === undefined ? {} : { rangeId: options.rangeId }),
+    });
+    this.forwarder = new LeaderForwarder(this.context);
+    this.grpc = new Server({
+      "grpc.max_receive_message_length": MAX_REQUEST_BYTES,
+      "grpc.max_send_message_length": -1,
+    });
+    const ctx = this.context;
+    this.grpc.addService(grpcServiceDefinition(KV), kvService(ctx));
+    this.grpc.addService(grpcServiceDefinition(Watch), watchService(ctx));
+    this.grpc.addService(grpcServiceDefinition(Lease), leaseService(ctx, this.forwarder));
+    this.grpc.addService(grpcServiceDefinition(Cluster), clusterService(ctx));
+    this.grpc.addService(
+      grpcServiceDefinition(Maintenance),
+      maintenanceService(ctx, options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
+    );
+    this.injector = this.grpc.createConnectionInjector(ServerCredentials.createInsecure());
+  }
+
+  /** Serves gRPC on an accepted connection (bytes already read must have been unshifted). */
+  injectConnection(connection: Duplex): void {
+    this.injector.injectConnection(connection);
+  }
+
+  /** Closes every connection at once (calls in flight end with an error) and the forwarder. */
+  async close(): Promise<void> {
+    this.injector.destroy();
+    this.grpc.forceShutdown();
+    await this.forwarder.close();
+  }
+}
