@@ -1,10 +1,15 @@
 /**
  * The `concord` command line: commander definitions of `start` (etcd's flag names, help with
- * examples) and `version`, and `runCli`, which parses argv, runs the chosen command with
- * injected I/O and returns the exit code (0 ok, 1 runtime error, 2 usage error).
+ * examples), `version` and the etcdctl-style client commands (src/cli/client), and `runCli`,
+ * which parses argv, runs the chosen command with injected I/O and returns the exit code
+ * (0 ok, 1 runtime error, 2 usage error, 3 no endpoint answered in time).
  */
 import { Command, CommanderError } from "commander";
-import { EXIT_OK, EXIT_USAGE, RuntimeError, UsageError } from "./errors.js";
+import { ClientContext, resolveGlobals, type ClientIo } from "./client/context.js";
+import { CommandError, UnavailableError } from "./client/errors.js";
+import { processClientIo } from "./client/process-io.js";
+import { GLOBAL_FLAG_NAMES, registerClientCommands, type ClientChoice } from "./client/register.js";
+import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, RuntimeError, UsageError } from "./errors.js";
 import { resolveStartConfig, START_DEFAULTS, type StartFlags } from "./start-config.js";
 import { runStart, type NodeStarter, type SignalWaiter } from "./start.js";
 import { concordVersion } from "./version.js";
@@ -16,6 +21,8 @@ export interface CliDeps {
   readonly cwd: string;
   readonly startNode: NodeStarter;
   readonly waitForSignal: () => SignalWaiter;
+  /** Client commands' stdin, environment, interrupt and TTY check (default: the process's). */
+  readonly client?: Partial<Pick<ClientIo, "stdinLines" | "env" | "interrupt" | "stderrIsTTY">>;
 }
 
 const START_FLAGS = [
@@ -60,14 +67,50 @@ const PROGRAM_EXAMPLES = `
 Examples:
   $ concord start                                   # a one-node store in ./default.concord
   $ concord start --name n1 --data-dir n1.concord   # see: concord start --help
-  $ concord version`;
+  $ concord put greeting hello                      # etcdctl's commands, against 127.0.0.1:2379
+  $ concord get greeting -w json --endpoints 127.0.0.1:2379,127.0.0.1:22379
+  $ concord status
+  $ concord version
+
+Exit codes of the client commands: 0 ok, 1 the server or the operation refused, 2 usage
+error, 3 unavailable (no endpoint answered in time). See concord <command> --help.`;
+
+/** Commands whose subcommand is the second word (global flags go after both). */
+const COMMAND_GROUPS = ["lease", "member", "endpoint", "snapshot"];
+
+/**
+ * etcdctl takes its global flags anywhere (`etcdctl --endpoints x get k`, `etcdctl lease
+ * --endpoints x grant 10`); commander takes them only on the leaf command, so global flags
+ * that come before the command words move behind them.
+ */
+function hoistGlobalFlags(argv: readonly string[]): string[] {
+  const globals: string[] = [];
+  const path: string[] = [];
+  let wanted = 1;
+  let at = 0;
+  while (at < argv.length && path.length < wanted) {
+    const arg = argv[at]!;
+    if ((GLOBAL_FLAG_NAMES as readonly string[]).includes(arg.split("=")[0]!)) {
+      const takesNext = !arg.includes("=") && at + 1 < argv.length;
+      globals.push(...argv.slice(at, takesNext ? at + 2 : at + 1));
+      at += takesNext ? 2 : 1;
+      continue;
+    }
+    if (arg.startsWith("-")) break;
+    path.push(arg);
+    if (path.length === 1 && COMMAND_GROUPS.includes(arg)) wanted = 2;
+    at += 1;
+  }
+  if (globals.length === 0) return [...argv];
+  return [...path, ...globals, ...argv.slice(at)];
+}
 
 /**
  * etcd's flag parser (Go's) also takes `-flag` and `-flag=value`; commander takes only
  * `--flag`. Rewriting the start flags makes etcd command lines work unchanged.
  */
 export function normalizeArgv(argv: readonly string[]): string[] {
-  const rewritten = argv.map((arg) => {
+  const rewritten = hoistGlobalFlags(argv).map((arg) => {
     const match = /^-([a-z][a-z-]+)(=.*)?$/.exec(arg);
     const flag = match?.[1];
     if (flag === undefined || !(START_FLAGS as readonly string[]).includes(flag)) return arg;
@@ -93,14 +136,17 @@ interface StartOptions {
   initialClusterToken: string;
 }
 
-type Chosen = { readonly kind: "start"; readonly flags: StartFlags } | { readonly kind: "version" };
+type Chosen =
+  | { readonly kind: "start"; readonly flags: StartFlags }
+  | { readonly kind: "version" }
+  | { readonly kind: "client"; readonly choice: ClientChoice };
 
 function buildProgram(deps: CliDeps, version: string, choose: (chosen: Chosen) => void): Command {
   const program = new Command("concord")
     .description("Concord: a strongly consistent, sharded key-value and coordination store.")
     .exitOverride()
     .configureOutput({ writeOut: deps.stdout, writeErr: deps.stderr })
-    .showHelpAfterError("(concord --help or concord start --help for usage)")
+    .showHelpAfterError("(concord --help or concord <command> --help for usage)")
     .version(version, "--version", "print the version and exit")
     .addHelpText("after", PROGRAM_EXAMPLES);
   program
@@ -146,6 +192,7 @@ function buildProgram(deps: CliDeps, version: string, choose: (chosen: Chosen) =
     .description("print the version and exit")
     .allowExcessArguments(false)
     .action(() => choose({ kind: "version" }));
+  registerClientCommands(program, (choice) => choose({ kind: "client", choice }));
   return program;
 }
 
@@ -177,6 +224,7 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
     deps.stdout(`concord Version: ${version}\nNode.js Version: ${process.version}\n`);
     return EXIT_OK;
   }
+  if (command.kind === "client") return runClient(command.choice, deps);
   try {
     const config = resolveStartConfig(command.flags, deps.cwd);
     await runStart(config, {
@@ -196,5 +244,35 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<nu
       return error.exitCode;
     }
     throw error;
+  }
+}
+
+/** Runs a client command; its errors print as etcdctl prints them, `Error: <reason>`. */
+async function runClient(choice: ClientChoice, deps: CliDeps): Promise<number> {
+  let context: ClientContext | null = null;
+  try {
+    const io: ClientIo = {
+      ...processClientIo(),
+      ...deps.client,
+      stdout: deps.stdout,
+      stderr: deps.stderr,
+      cwd: deps.cwd,
+    };
+    context = new ClientContext(io, resolveGlobals(choice.globals, io.env));
+    await choice.run(context);
+    return EXIT_OK;
+  } catch (error) {
+    deps.stderr(`Error: ${errorText(error)}\n`);
+    if (
+      error instanceof UsageError ||
+      error instanceof RuntimeError ||
+      error instanceof CommandError ||
+      error instanceof UnavailableError
+    ) {
+      return error.exitCode;
+    }
+    return EXIT_RUNTIME;
+  } finally {
+    context?.close();
   }
 }

@@ -6,7 +6,9 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { CLUSTER_FILE } from "../../src/cli/data-dir.js";
 import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE } from "../../src/cli/errors.js";
-import { memberIdOf } from "../../src/cli/member-id.js";
+import { etcdClusterId } from "../../src/api/etcd/context.js";
+import { joinedMemberIdOf } from "../../src/api/etcd/member-ids.js";
+import { clusterIdOf, memberIdOf } from "../../src/cli/member-id.js";
 import { normalizeArgv, runCli } from "../../src/cli/program.js";
 import { concordVersion } from "../../src/cli/version.js";
 import { ManualSignals, snapshotTree, StubStarter, withTempDirAsync } from "./helpers.js";
@@ -191,17 +193,59 @@ test("a node that fails to restart leaves its existing data dir alone", async ()
   });
 });
 
-test("joining with --initial-cluster-state existing is refused on a fresh dir, allowed on a restart", async () => {
+test("--initial-cluster-state existing on a fresh dir joins with the peer-URL id, and restarts as a joiner", async () => {
   await withTempDirAsync(async (dir) => {
-    const refused = await run(["start", "--data-dir", "d", "--initial-cluster-state", "existing"], dir);
-    assert.equal(refused.code, EXIT_USAGE);
-    assert.match(refused.stderr, /not supported yet/);
-    assert.deepEqual([...snapshotTree(dir).keys()], ["."]);
+    const cluster = "n1=http://127.0.0.1:1001,n4=http://127.0.0.1:1004";
+    const argv = [
+      "start",
+      "--name",
+      "n4",
+      "--data-dir",
+      "d",
+      "--initial-cluster",
+      cluster,
+      "--initial-advertise-peer-urls",
+      "http://127.0.0.1:1004",
+      "--advertise-client-urls",
+      "http://127.0.0.1:2004",
+      "--initial-cluster-state",
+      "existing",
+    ];
+    const starter = new StubStarter();
+    const joined = await run(argv, dir, starter);
+    assert.equal(joined.code, EXIT_OK, joined.stderr);
+    const id = joinedMemberIdOf(etcdClusterId(clusterIdOf("concord-cluster")), ["http://127.0.0.1:1004"]);
+    const [launch] = starter.launches;
+    assert.equal(launch?.join, true);
+    assert.equal(launch?.memberId, id);
+    assert.deepEqual(launch?.advertisePeerUrls, ["http://127.0.0.1:1004"]);
+    assert.deepEqual(launch?.advertiseClientUrls, ["http://127.0.0.1:2004"]);
+    assert.deepEqual([...(launch?.peers.keys() ?? [])], [memberIdOf("n1", "concord-cluster"), id]);
+    const record = JSON.parse(readFileSync(join(dir, "d", CLUSTER_FILE), "utf8")) as Record<string, unknown>;
+    assert.equal(record["joined"], true);
+    assert.equal(record["memberId"], id);
+
+    // A restart with `new` keeps the stored identity and still never bootstraps.
+    const again = new StubStarter();
+    const newState = argv.map((arg) => (arg === "existing" ? "new" : arg));
+    assert.equal((await run(newState, dir, again)).code, EXIT_OK);
+    assert.equal(again.launches[0]?.join, true);
+    assert.equal(again.launches[0]?.memberId, id);
+  });
+});
+
+test("a founding member restarted with --initial-cluster-state existing keeps its id and founds nothing", async () => {
+  await withTempDirAsync(async (dir) => {
     assert.equal((await run(["start", "--data-dir", "d"], dir)).code, EXIT_OK);
-    assert.equal(
-      (await run(["start", "--data-dir", "d", "--initial-cluster-state", "existing"], dir)).code,
-      EXIT_OK,
+    const starter = new StubStarter();
+    const restart = await run(
+      ["start", "--data-dir", "d", "--initial-cluster-state", "existing"],
+      dir,
+      starter,
     );
+    assert.equal(restart.code, EXIT_OK, restart.stderr);
+    assert.equal(starter.launches[0]?.join, false);
+    assert.equal(starter.launches[0]?.memberId, memberIdOf("default", "concord-cluster"));
   });
 });
 
