@@ -1,17 +1,21 @@
 /**
- * `npm run bench -- <workload> [--ops N] [--seconds S]`: runs a named workload, prints the
- * machine, the date and a table of results, and writes the same figures as JSON to
- * bench/results/<YYYY-MM-DD>-<workload>.json.
+ * `npm run bench -- <workload> [flags]`: runs a named workload (`embedded`, `etcd-compare`),
+ * prints the machine, the date and a table of results, and writes the same figures as JSON to
+ * bench/results/<YYYY-MM-DD>-<workload>.json (etcd-compare also draws an SVG chart beside it).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { DEFAULT_BUDGET, runEmbeddedBench, VALUE_BYTES } from "./embedded.js";
+import { runEtcdCompareCommand } from "./etcd-compare/command.js";
 import type { RowBudget } from "./load.js";
 import { formatTable } from "./stats.js";
 
-const USAGE =
-  "usage: npm run bench -- embedded [--ops <per row, default 3000>] [--seconds <per row, default 20>]";
+const USAGE = [
+  "usage: npm run bench -- embedded [--ops <per row, default 3000>] [--seconds <per row, default 20>]",
+  "       npm run bench -- etcd-compare [--seconds <per row, default 4>] [--reps <default 3>]",
+  "                                     [--only put,get,txn,watch,perf] [--systems concord,etcd]",
+].join("\n");
 const RESULTS_DIR = fileURLToPath(new URL("./results/", import.meta.url));
 
 function positiveNumber(text: string | undefined, fallback: number, flag: string): number {
@@ -29,11 +33,23 @@ function jsonReplacer(_key: string, value: unknown): unknown {
 async function main(): Promise<number> {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
-    options: { ops: { type: "string" }, seconds: { type: "string" } },
+    options: {
+      ops: { type: "string" },
+      seconds: { type: "string" },
+      reps: { type: "string" },
+      only: { type: "string" },
+      systems: { type: "string" },
+    },
   });
   const [workload, ...extra] = positionals;
-  if (workload !== "embedded" || extra.length > 0) {
-    console.error(workload === undefined ? USAGE : `unknown workload "${positionals.join(" ")}"\n${USAGE}`);
+  if (workload === "etcd-compare" && extra.length === 0 && values.ops === undefined)
+    return runEtcdCompareCommand(values, RESULTS_DIR);
+  const embeddedFlagsOnly =
+    values.reps === undefined && values.only === undefined && values.systems === undefined;
+  if (workload !== "embedded" || extra.length > 0 || !embeddedFlagsOnly) {
+    console.error(
+      workload === undefined ? USAGE : `unknown workload or flag for "${positionals.join(" ")}"\n${USAGE}`,
+    );
     return 2;
   }
   const budget: RowBudget = {

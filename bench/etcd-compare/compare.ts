@@ -1,0 +1,189 @@
+/**
+ * The `etcd-compare` workload: a 3-member Concord cluster and (when `etcd` is on PATH) a
+ * 3-member etcd cluster side by side on loopback, fsync on, the same rows run through the
+ * same client against each, alternating which system goes first, repeated, medians and
+ * Concord/etcd ratios reported; then `etcdctl check perf` against each. Also the result
+ * file's shape and the SVG chart it is drawn as.
+ */
+import { loadavg } from "node:os";
+import { describeMachine, type Machine } from "../embedded.js";
+import { formatCheckPerf, runCheckPerf, type CheckPerfRun } from "./check-perf.js";
+import { binaryVersion, startServerCluster, type ServerCluster, type ServerKind } from "./servers.js";
+import { rowGroup, summarizeRow, SYSTEMS, type Measurement, type RowSpec, type RowSummary } from "./stats.js";
+import {
+  closeTarget,
+  KEY_COUNT,
+  measureRow,
+  openTarget,
+  VALUE_BYTES,
+  WATCH_PUTS_PER_SECOND,
+  WATCHERS,
+  type Target,
+} from "./workloads.js";
+
+export const ROW_GROUPS = ["put", "get", "txn", "watch", "perf"] as const;
+export type RowGroup = (typeof ROW_GROUPS)[number];
+
+export const DEFAULT_SECONDS = 4;
+export const DEFAULT_REPS = 3;
+const CONCURRENCIES = [1, 16, 64, 256] as const;
+const OFFERED_RATES = [1_000, 2_000] as const;
+const CAS_CONCURRENCY = 16;
+/** Unmeasured closed-loop traffic per system before the first row, so JIT and connections are warm. */
+const WARM_UP_SECONDS = 2;
+
+/** Every row, in the order they run within a repetition. */
+export const ROWS: readonly RowSpec[] = [
+  ...CONCURRENCIES.map((c): RowSpec => ({ id: `put c=${c}`, workload: "closed-put", concurrency: c })),
+  ...CONCURRENCIES.map((c): RowSpec => ({ id: `get c=${c}`, workload: "closed-get", concurrency: c })),
+  ...OFFERED_RATES.map((r): RowSpec => ({ id: `put @${r}/s`, workload: "open-put", offeredPerSecond: r })),
+  ...OFFERED_RATES.map((r): RowSpec => ({ id: `get @${r}/s`, workload: "open-get", offeredPerSecond: r })),
+  { id: `txn cas c=${CAS_CONCURRENCY}`, workload: "cas", concurrency: CAS_CONCURRENCY },
+  { id: `watch 1w/${WATCHERS}r`, workload: "watch" },
+];
+
+export interface CompareOptions {
+  readonly seconds: number;
+  readonly reps: number;
+  readonly only: ReadonlySet<RowGroup>;
+  readonly systems: ReadonlySet<ServerKind>;
+  readonly progress: (line: string) => void;
+}
+
+export interface CompareReport {
+  readonly workload: "etcd-compare";
+  readonly date: string;
+  readonly machine: Machine;
+  readonly client: string;
+  /** The first line each etcd binary prints about its version. */
+  readonly versions: Readonly<Record<string, string>>;
+  /** The 1-minute load average before and after the run: other work on the machine skews every figure. */
+  readonly loadAverage: { readonly before: number; readonly after: number };
+  readonly settings: {
+    readonly seconds: number;
+    readonly reps: number;
+    readonly valueBytes: number;
+    readonly keys: number;
+    readonly watchers: number;
+    readonly watchPutsPerSecond: number;
+    /** Comma-separated, as the flags take them (and a one-line JSON value, as prettier writes it). */
+    readonly systems: string;
+    readonly only: string;
+  };
+  /** Systems that were asked for and could not run, and why. */
+  readonly skipped: Readonly<Partial<Record<ServerKind, string>>>;
+  readonly rows: readonly RowSummary[];
+  readonly checkPerf: Readonly<Partial<Record<ServerKind, CheckPerfRun>>>;
+}
+
+export const CLIENT_DESCRIPTION =
+  "etcd3 npm client (grpc-js), one connection to the leader for load, one for watchers; " +
+  "linearizable gets (the client's default)";
+
+/** The systems that can run (etcd only when its binary is on PATH) and the etcd binaries' versions. */
+async function availableSystems(wanted: ReadonlySet<ServerKind>): Promise<{
+  systems: ServerKind[];
+  skipped: Partial<Record<ServerKind, string>>;
+  versions: Record<string, string>;
+}> {
+  const skipped: Partial<Record<ServerKind, string>> = {};
+  const etcdctlVersion = await binaryVersion("etcdctl", ["version"]);
+  if (etcdctlVersion === undefined)
+    throw new Error("etcdctl is not on PATH: it is needed to probe both clusters (Debian etcd-client)");
+  const versions: Record<string, string> = { etcdctl: etcdctlVersion };
+  const systems = SYSTEMS.filter((system) => wanted.has(system));
+  const etcdVersion = systems.includes("etcd") ? await binaryVersion("etcd", ["--version"]) : undefined;
+  if (etcdVersion !== undefined) versions.etcd = etcdVersion;
+  else if (systems.includes("etcd")) {
+    skipped.etcd = "no etcd binary on PATH (Debian etcd-server)";
+    systems.splice(systems.indexOf("etcd"), 1);
+  }
+  return { systems, skipped, versions };
+}
+
+export async function runEtcdCompare(options: CompareOptions): Promise<CompareReport> {
+  const { seconds, reps, only, progress } = options;
+  const loadBefore = loadavg()[0] ?? NaN;
+  const { systems, skipped, versions } = await availableSystems(options.systems);
+  if (systems.length === 0) throw new Error(`nothing to run: ${JSON.stringify(skipped)}`);
+  const rows = ROWS.filter((spec) => only.has(rowGroup(spec)));
+  const clusters: ServerCluster[] = [];
+  const targets = new Map<ServerKind, Target>();
+  const measured = new Map<string, Partial<Record<ServerKind, Measurement[]>>>();
+  const checkPerf: Partial<Record<ServerKind, CheckPerfRun>> = {};
+  // Ctrl-C or a kill still stops the members and removes their data dirs before exiting.
+  const stopOnSignal = (signal: NodeJS.Signals): void => {
+    progress(`${signal}: stopping the clusters`);
+    void Promise.all(clusters.map((cluster) => cluster.close())).finally(() => process.exit(130));
+  };
+  process.once("SIGINT", stopOnSignal);
+  process.once("SIGTERM", stopOnSignal);
+  try {
+    for (const system of systems) {
+      progress(`starting 3-member ${system} cluster`);
+      const cluster = await startServerCluster(system);
+      clusters.push(cluster);
+      const leader = cluster.leaderKnown ? `leader at ${cluster.leaderEndpoint}` : "leader unknown";
+      progress(`  ${system} ready, ${leader}`);
+      if (rows.length === 0) continue;
+      progress(`  writing ${KEY_COUNT} keys, warming up`);
+      const target = await openTarget(cluster);
+      targets.set(system, target);
+      await measureRow(target, { id: "warm-up", workload: "closed-put", concurrency: 16 }, WARM_UP_SECONDS);
+      await measureRow(target, { id: "warm-up", workload: "closed-get", concurrency: 16 }, WARM_UP_SECONDS);
+    }
+    for (let rep = 0; rep < reps; rep++) {
+      for (const [rowIndex, spec] of rows.entries()) {
+        // Alternate who goes first, row by row and repetition by repetition.
+        const order = (rep + rowIndex) % 2 === 0 ? systems : [...systems].reverse();
+        for (const system of order) {
+          const target = targets.get(system);
+          if (target === undefined) throw new Error(`no client for ${system}`);
+          const measurement = await measureRow(target, spec, seconds);
+          const perSystem = measured.get(spec.id) ?? {};
+          (perSystem[system] ??= []).push(measurement);
+          measured.set(spec.id, perSystem);
+          progress(
+            `  rep ${rep + 1}/${reps} ${spec.id} ${system}: ${measurement.opsPerSecond.toFixed(0)} ops/s, ` +
+              `p99 ${measurement.p99Ms.toFixed(1)} ms, server ${measurement.serverCpuUsPerOp.toFixed(0)} µs/op`,
+          );
+        }
+      }
+    }
+    if (only.has("perf")) {
+      for (const target of targets.values()) closeTarget(target);
+      targets.clear();
+      for (const cluster of clusters) {
+        progress(`etcdctl check perf --load=s against ${cluster.kind} (60 s)`);
+        checkPerf[cluster.kind] = await runCheckPerf(cluster);
+        progress(`  ${formatCheckPerf(cluster.kind, checkPerf[cluster.kind] ?? { load: "s" })}`);
+      }
+    }
+  } finally {
+    for (const target of targets.values()) closeTarget(target);
+    await Promise.all(clusters.map((cluster) => cluster.close()));
+    process.off("SIGINT", stopOnSignal);
+    process.off("SIGTERM", stopOnSignal);
+  }
+  return {
+    workload: "etcd-compare",
+    date: new Date().toISOString(),
+    machine: describeMachine(),
+    client: CLIENT_DESCRIPTION,
+    versions,
+    loadAverage: { before: loadBefore, after: loadavg()[0] ?? NaN },
+    settings: {
+      seconds,
+      reps,
+      valueBytes: VALUE_BYTES,
+      keys: KEY_COUNT,
+      watchers: WATCHERS,
+      watchPutsPerSecond: WATCH_PUTS_PER_SECOND,
+      systems: systems.join(","),
+      only: ROW_GROUPS.filter((group) => only.has(group)).join(","),
+    },
+    skipped,
+    rows: rows.map((spec) => summarizeRow(spec, measured.get(spec.id) ?? {})),
+    checkPerf,
+  };
+}

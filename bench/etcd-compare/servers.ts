@@ -1,0 +1,187 @@
+/**
+ * The two 3-member clusters the comparison runs against: `etcd` (the Debian `etcd-server`
+ * binary, when on PATH) and `bin/concord start`, both started with the same etcd-style flags
+ * on free loopback ports, fsync on (each one's default), data dirs under one temp dir.
+ * A cluster is ready when `etcdctl put` through all its endpoints succeeds; it is found out
+ * which member leads (`etcdctl endpoint status`) so clients can talk to the leader. Stopping
+ * sends SIGTERM, then SIGKILL after a bound, and removes the data dirs either way.
+ */
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { freePort, makeTempRoot } from "../cluster.js";
+
+const execFileAsync = promisify(execFile);
+const CONCORD_BIN = fileURLToPath(new URL("../../bin/concord", import.meta.url));
+const MEMBER_NAMES = ["m1", "m2", "m3"] as const;
+const READY_LIMIT_MS = 90_000;
+const EXIT_LIMIT_MS = 10_000;
+const ETCDCTL_TIMEOUT_MS = 10_000;
+
+export type ServerKind = "concord" | "etcd";
+
+/** A running 3-member cluster of one kind. */
+export interface ServerCluster {
+  readonly kind: ServerKind;
+  /** Every member's client endpoint, "127.0.0.1:port". */
+  readonly endpoints: readonly string[];
+  /** The leader's client endpoint, or the first member's if no member said who leads. */
+  readonly leaderEndpoint: string;
+  /** Whether `etcdctl endpoint status` named the leader (else leaderEndpoint is just the first). */
+  readonly leaderKnown: boolean;
+  /** The pid of every member process (each the root of its own process tree). */
+  readonly pids: readonly number[];
+  /** Stops every member and removes its data; never throws. */
+  close(): Promise<void>;
+}
+
+interface Member {
+  readonly child: ChildProcess;
+  readonly exited: Promise<void>;
+  output: string;
+}
+
+/** The first line `binary <versionArgs>` prints, or undefined if it does not run (not on PATH). */
+export async function binaryVersion(
+  binary: string,
+  versionArgs: readonly string[],
+): Promise<string | undefined> {
+  try {
+    const { stdout } = await execFileAsync(binary, versionArgs, { timeout: ETCDCTL_TIMEOUT_MS });
+    return stdout.split("\n")[0]?.trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs etcdctl (API v3) against `endpoints`; its stdout, or an error with its stderr. */
+export async function etcdctl(
+  endpoints: readonly string[],
+  args: readonly string[],
+  timeoutMs = ETCDCTL_TIMEOUT_MS,
+): Promise<string> {
+  const { stdout } = await execFileAsync("etcdctl", [`--endpoints=${endpoints.join(",")}`, ...args], {
+    timeout: timeoutMs,
+    env: { ...process.env, ETCDCTL_API: "3" },
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  return stdout;
+}
+
+function isRunning(member: Member): boolean {
+  return member.child.exitCode === null && member.child.signalCode === null;
+}
+
+async function stopMember(member: Member): Promise<void> {
+  if (!isRunning(member)) return;
+  member.child.kill("SIGTERM");
+  const exitedInTime = await Promise.race([member.exited.then(() => true), sleep(EXIT_LIMIT_MS, false)]);
+  if (!exitedInTime) {
+    member.child.kill("SIGKILL");
+    await member.exited;
+  }
+}
+
+/** Keeps the last part of a member's output: enough to say why it died. */
+function appendOutput(member: Member, chunk: Buffer): void {
+  member.output = (member.output + chunk.toString()).slice(-8_000);
+}
+
+/**
+ * The leader's endpoint per `etcdctl endpoint status -w json`: the endpoint whose member id
+ * equals the leader id its status reports. Undefined if the answer names no such endpoint.
+ * Ids are 64-bit, beyond a JSON number's exact range, so they are compared as digit strings.
+ */
+export function leaderFromEndpointStatus(json: string): string | undefined {
+  const entry = /"Endpoint":"([^"]+)".*?"member_id":(\d+).*?"leader":(\d+)/g;
+  for (const [, endpoint, memberId, leader] of json.matchAll(entry))
+    if (endpoint !== undefined && memberId === leader) return endpoint;
+  return undefined;
+}
+
+async function findLeader(endpoints: readonly string[]): Promise<string | undefined> {
+  try {
+    return leaderFromEndpointStatus(await etcdctl(endpoints, ["endpoint", "status", "-w", "json"]));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Starts a 3-member cluster of `kind`; fails (after stopping what it started) if it is not ready in time. */
+export async function startServerCluster(kind: ServerKind): Promise<ServerCluster> {
+  const root = makeTempRoot();
+  const members: Member[] = [];
+  const close = async (): Promise<void> => {
+    await Promise.all(members.map(stopMember));
+    rmSync(root, { recursive: true, force: true });
+  };
+  try {
+    const ports: { name: string; client: number; peer: number }[] = [];
+    for (const name of MEMBER_NAMES) ports.push({ name, client: await freePort(), peer: await freePort() });
+    const initialCluster = ports.map((p) => `${p.name}=http://127.0.0.1:${p.peer}`).join(",");
+    for (const p of ports) {
+      const flags = [
+        "--name",
+        p.name,
+        "--data-dir",
+        join(root, p.name),
+        "--listen-client-urls",
+        `http://127.0.0.1:${p.client}`,
+        "--advertise-client-urls",
+        `http://127.0.0.1:${p.client}`,
+        "--listen-peer-urls",
+        `http://127.0.0.1:${p.peer}`,
+        "--initial-advertise-peer-urls",
+        `http://127.0.0.1:${p.peer}`,
+        "--initial-cluster",
+        initialCluster,
+        "--initial-cluster-state",
+        "new",
+        "--initial-cluster-token",
+        `bench-${kind}`,
+      ];
+      const child =
+        kind === "etcd"
+          ? spawn("etcd", [...flags, "--log-level", "warn"], { stdio: ["ignore", "pipe", "pipe"] })
+          : spawn(CONCORD_BIN, ["start", ...flags], { stdio: ["ignore", "pipe", "pipe"] });
+      const member: Member = {
+        child,
+        exited: new Promise((resolve) => child.once("exit", () => resolve())),
+        output: "",
+      };
+      child.stdout?.on("data", (chunk: Buffer) => appendOutput(member, chunk));
+      child.stderr?.on("data", (chunk: Buffer) => appendOutput(member, chunk));
+      members.push(member);
+    }
+    const endpoints = ports.map((p) => `127.0.0.1:${p.client}`);
+    const deadline = performance.now() + READY_LIMIT_MS;
+    let lastError = "";
+    for (;;) {
+      const died = members.find((member) => !isRunning(member));
+      if (died !== undefined) throw new Error(`a ${kind} member exited before it was ready:\n${died.output}`);
+      try {
+        await etcdctl(endpoints, ["put", "bench/ready", "yes"], 5_000);
+        break;
+      } catch (error) {
+        lastError = error instanceof Error ? error.message : String(error);
+      }
+      if (performance.now() > deadline)
+        throw new Error(`${kind} did not accept a put within ${READY_LIMIT_MS} ms: ${lastError}`);
+      await sleep(250);
+    }
+    const leader = await findLeader(endpoints);
+    const leaderEndpoint = leader ?? endpoints[0];
+    if (leaderEndpoint === undefined) throw new Error("a cluster without endpoints");
+    const pids = members.map((member) => {
+      if (member.child.pid === undefined) throw new Error(`a ${kind} member has no pid`);
+      return member.child.pid;
+    });
+    return { kind, endpoints, leaderEndpoint, leaderKnown: leader !== undefined, pids, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
