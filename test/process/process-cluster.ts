@@ -1,7 +1,8 @@
 // A cluster of real `bin/concord` processes on 127.0.0.1 for crash tests: fixed free ports and
 // data dirs per member, start (waiting for the ready line), SIGKILL, SIGTERM, restart on the
-// same data dir, and finding the leader by polling every running member's status. Every wait
-// is bounded so a test fails instead of hanging; nothing here measures how long anything took.
+// same data dir, members that join later (`--initial-cluster-state existing`), and finding the
+// leader by polling every running member's status. Every wait is bounded so a test fails
+// instead of hanging; nothing here measures how long anything took.
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
@@ -48,6 +49,8 @@ interface MemberSpec {
   readonly clientPort: number;
   readonly peerPort: number;
   readonly dataDir: string;
+  /** False for the founding members; true for one added later that starts as `existing`. */
+  readonly joiner: boolean;
 }
 
 /** One run of a member's process, from spawn to exit. */
@@ -70,31 +73,66 @@ export interface LeaderInfo {
   readonly term: number;
 }
 
+async function newMember(root: string, name: string, joiner: boolean): Promise<Member> {
+  return {
+    name,
+    clientPort: await freePort(),
+    peerPort: await freePort(),
+    dataDir: `${root}/${name}`,
+    joiner,
+    nodeId: null,
+    running: null,
+    log: "",
+  };
+}
+
+function peerUrlOf(member: MemberSpec): string {
+  return `http://127.0.0.1:${member.peerPort}`;
+}
+
+function clientUrlOf(member: MemberSpec): string {
+  return `http://127.0.0.1:${member.clientPort}`;
+}
+
 export class ProcessCluster {
   private constructor(
-    readonly members: readonly Member[],
+    private readonly root: string,
+    private readonly memberList: Member[],
     private readonly token: string,
   ) {}
 
   /** Picks free ports for `names`; starts nothing. */
   static async create(root: string, names: readonly string[], token: string): Promise<ProcessCluster> {
     const members: Member[] = [];
-    for (const name of names) {
-      members.push({
-        name,
-        clientPort: await freePort(),
-        peerPort: await freePort(),
-        dataDir: `${root}/${name}`,
-        nodeId: null,
-        running: null,
-        log: "",
-      });
-    }
-    return new ProcessCluster(members, token);
+    for (const name of names) members.push(await newMember(root, name, false));
+    return new ProcessCluster(root, members, token);
+  }
+
+  get members(): readonly Member[] {
+    return this.memberList;
   }
 
   get clientEndpoints(): string[] {
     return this.members.map((m) => `127.0.0.1:${m.clientPort}`);
+  }
+
+  /**
+   * Picks ports for a member that joins the running cluster later (after the cluster was told
+   * about it, e.g. by `etcdctl member add`); `start` runs it with `--initial-cluster-state
+   * existing`. Starts nothing.
+   */
+  async addJoiner(name: string): Promise<Member> {
+    if (this.memberList.some((m) => m.name === name)) throw new Error(`a member named ${name} exists`);
+    const member = await newMember(this.root, name, true);
+    this.memberList.push(member);
+    return member;
+  }
+
+  /** Forgets a stopped member (after it was removed from the cluster). */
+  forget(name: string): void {
+    const member = this.member(name);
+    if (member.running !== null) throw new Error(`${name} is still running`);
+    this.memberList.splice(this.memberList.indexOf(member), 1);
   }
 
   member(name: string): Member {
@@ -111,7 +149,10 @@ export class ProcessCluster {
   async start(name: string): Promise<void> {
     const member = this.member(name);
     if (member.running !== null) throw new Error(`${name} is already running`);
-    const initialCluster = this.members.map((m) => `${m.name}=http://127.0.0.1:${m.peerPort}`).join(",");
+    // Founders keep naming the founding membership (their data dirs record it); a joiner names
+    // everyone it will find, itself included, as etcd's `member add` tells it to.
+    const named = member.joiner ? this.members : this.members.filter((m) => !m.joiner);
+    const initialCluster = named.map((m) => `${m.name}=${peerUrlOf(m)}`).join(",");
     const child = spawn(
       BIN,
       [
@@ -121,13 +162,17 @@ export class ProcessCluster {
         "--data-dir",
         member.dataDir,
         "--listen-client-urls",
-        `http://127.0.0.1:${member.clientPort}`,
+        clientUrlOf(member),
+        "--advertise-client-urls",
+        clientUrlOf(member),
         "--listen-peer-urls",
-        `http://127.0.0.1:${member.peerPort}`,
+        peerUrlOf(member),
         "--initial-advertise-peer-urls",
-        `http://127.0.0.1:${member.peerPort}`,
+        peerUrlOf(member),
         "--initial-cluster",
         initialCluster,
+        "--initial-cluster-state",
+        member.joiner ? "existing" : "new",
         "--initial-cluster-token",
         this.token,
       ],
