@@ -4,58 +4,21 @@
  * members follow as failover endpoints). Stopping sends SIGTERM and, if a member has not
  * exited within a bound, SIGKILL; the data dirs are removed either way.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { rmSync } from "node:fs";
-import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { Concord, type ConcordDb } from "../src/api/index.js";
-import { freePort, makeTempRoot, waitFor, type BenchCluster } from "./cluster.js";
+import { makeTempRoot, waitFor, type BenchCluster } from "./cluster.js";
+import { isRunning, planMembers, spawnMember, stopMember, type MemberProcess } from "./member-process.js";
 
 const BIN = fileURLToPath(new URL("../bin/concord", import.meta.url));
 const MEMBER_NAMES = ["n1", "n2", "n3"] as const;
 const READY_LIMIT_MS = 60_000;
-const EXIT_LIMIT_MS = 10_000;
-
-interface MemberProcess {
-  readonly child: ChildProcess;
-  readonly clientEndpoint: string;
-  readonly exited: Promise<void>;
-  output: string;
-}
-
-function spawnMember(args: readonly string[], clientEndpoint: string): MemberProcess {
-  const child = spawn(BIN, args, { stdio: ["ignore", "pipe", "pipe"] });
-  const member: MemberProcess = {
-    child,
-    clientEndpoint,
-    exited: new Promise((resolve) => child.once("exit", () => resolve())),
-    output: "",
-  };
-  child.stdout?.on("data", (chunk: Buffer) => (member.output += chunk.toString()));
-  child.stderr?.on("data", (chunk: Buffer) => (member.output += chunk.toString()));
-  return member;
-}
 
 /** The member id in the member's ready line, once it has printed one. */
 function readyMemberId(member: MemberProcess): number | null {
   const line = member.output.split("\n").find((l) => l.startsWith("concord ready: "));
   const hex = line === undefined ? undefined : /member-id=([0-9a-f]+)/.exec(line)?.[1];
   return hex === undefined ? null : parseInt(hex, 16);
-}
-
-function isRunning(member: MemberProcess): boolean {
-  return member.child.exitCode === null && member.child.signalCode === null;
-}
-
-async function stopMember(member: MemberProcess): Promise<void> {
-  if (!isRunning(member)) return;
-  member.child.kill("SIGTERM");
-  const exitedInTime = await Promise.race([member.exited.then(() => true), sleep(EXIT_LIMIT_MS, false)]);
-  if (!exitedInTime) {
-    member.child.kill("SIGKILL");
-    await member.exited;
-  }
 }
 
 export async function startProcessCluster(): Promise<BenchCluster> {
@@ -66,31 +29,8 @@ export async function startProcessCluster(): Promise<BenchCluster> {
     rmSync(root, { recursive: true, force: true });
   };
   try {
-    const ports: { name: string; client: number; peer: number }[] = [];
-    for (const name of MEMBER_NAMES) ports.push({ name, client: await freePort(), peer: await freePort() });
-    const initialCluster = ports.map((p) => `${p.name}=http://127.0.0.1:${p.peer}`).join(",");
-    for (const p of ports) {
-      const args = [
-        "start",
-        "--name",
-        p.name,
-        "--data-dir",
-        join(root, p.name),
-        "--listen-client-urls",
-        `http://127.0.0.1:${p.client}`,
-        "--advertise-client-urls",
-        `http://127.0.0.1:${p.client}`,
-        "--listen-peer-urls",
-        `http://127.0.0.1:${p.peer}`,
-        "--initial-advertise-peer-urls",
-        `http://127.0.0.1:${p.peer}`,
-        "--initial-cluster",
-        initialCluster,
-        "--initial-cluster-token",
-        "bench",
-      ];
-      members.push(spawnMember(args, `127.0.0.1:${p.client}`));
-    }
+    for (const plan of await planMembers(root, MEMBER_NAMES, "bench"))
+      members.push(spawnMember(BIN, ["start", ...plan.flags], plan.clientEndpoint));
     await waitFor(
       () => {
         const died = members.find((member) => !isRunning(member));

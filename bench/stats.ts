@@ -60,10 +60,17 @@ export function formatTable(rows: readonly RowResult[]): string {
     row.p50Ms.toFixed(2),
     row.p99Ms.toFixed(2),
   ]);
-  const widths = COLUMNS.map((title, column) =>
-    Math.max(title.length, ...cells.map((line) => line[column]?.length ?? 0)),
+  return renderTable(COLUMNS, cells);
+}
+
+/**
+ * A plain-text table: a head, a rule, the lines; every column as wide as its widest cell. The
+ * first two columns are text and read left-aligned, the rest are numbers, right-aligned.
+ */
+export function renderTable(head: readonly string[], lines: readonly (readonly string[])[]): string {
+  const widths = head.map((title, column) =>
+    Math.max(title.length, ...lines.map((line) => line[column]?.length ?? 0)),
   );
-  // Text columns read left-aligned, numbers right-aligned.
   const render = (line: readonly string[]): string =>
     line
       .map((cell, column) => {
@@ -73,5 +80,5 @@ export function formatTable(rows: readonly RowResult[]): string {
       .join("  ")
       .trimEnd();
   const rule = widths.map((width) => "-".repeat(width)).join("  ");
-  return [render(COLUMNS), rule, ...cells.map(render)].join("\n");
+  return [render(head), rule, ...lines.map(render)].join("\n");
 }

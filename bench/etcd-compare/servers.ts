@@ -6,19 +6,19 @@
  * which member leads (`etcdctl endpoint status`) so clients can talk to the leader. Stopping
  * sends SIGTERM, then SIGKILL after a bound, and removes the data dirs either way.
  */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile } from "node:child_process";
 import { rmSync } from "node:fs";
-import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { freePort, makeTempRoot } from "../cluster.js";
+import { makeTempRoot } from "../cluster.js";
+import { isRunning, planMembers, spawnMember, stopMember, type MemberProcess } from "../member-process.js";
 
 const execFileAsync = promisify(execFile);
 const CONCORD_BIN = fileURLToPath(new URL("../../bin/concord", import.meta.url));
 const MEMBER_NAMES = ["m1", "m2", "m3"] as const;
 const READY_LIMIT_MS = 90_000;
-const EXIT_LIMIT_MS = 10_000;
+const OUTPUT_KEPT_CHARS = 8_000;
 const ETCDCTL_TIMEOUT_MS = 10_000;
 
 export type ServerKind = "concord" | "etcd";
@@ -36,12 +36,6 @@ export interface ServerCluster {
   readonly pids: readonly number[];
   /** Stops every member and removes its data; never throws. */
   close(): Promise<void>;
-}
-
-interface Member {
-  readonly child: ChildProcess;
-  readonly exited: Promise<void>;
-  output: string;
 }
 
 /** The first line `binary <versionArgs>` prints, or undefined if it does not run (not on PATH). */
@@ -71,25 +65,6 @@ export async function etcdctl(
   return stdout;
 }
 
-function isRunning(member: Member): boolean {
-  return member.child.exitCode === null && member.child.signalCode === null;
-}
-
-async function stopMember(member: Member): Promise<void> {
-  if (!isRunning(member)) return;
-  member.child.kill("SIGTERM");
-  const exitedInTime = await Promise.race([member.exited.then(() => true), sleep(EXIT_LIMIT_MS, false)]);
-  if (!exitedInTime) {
-    member.child.kill("SIGKILL");
-    await member.exited;
-  }
-}
-
-/** Keeps the last part of a member's output: enough to say why it died. */
-function appendOutput(member: Member, chunk: Buffer): void {
-  member.output = (member.output + chunk.toString()).slice(-8_000);
-}
-
 /**
  * The leader's endpoint per `etcdctl endpoint status -w json`: the endpoint whose member id
  * equals the leader id its status reports. Undefined if the answer names no such endpoint.
@@ -113,50 +88,22 @@ async function findLeader(endpoints: readonly string[]): Promise<string | undefi
 /** Starts a 3-member cluster of `kind`; fails (after stopping what it started) if it is not ready in time. */
 export async function startServerCluster(kind: ServerKind): Promise<ServerCluster> {
   const root = makeTempRoot();
-  const members: Member[] = [];
+  const members: MemberProcess[] = [];
   const close = async (): Promise<void> => {
     await Promise.all(members.map(stopMember));
     rmSync(root, { recursive: true, force: true });
   };
   try {
-    const ports: { name: string; client: number; peer: number }[] = [];
-    for (const name of MEMBER_NAMES) ports.push({ name, client: await freePort(), peer: await freePort() });
-    const initialCluster = ports.map((p) => `${p.name}=http://127.0.0.1:${p.peer}`).join(",");
-    for (const p of ports) {
-      const flags = [
-        "--name",
-        p.name,
-        "--data-dir",
-        join(root, p.name),
-        "--listen-client-urls",
-        `http://127.0.0.1:${p.client}`,
-        "--advertise-client-urls",
-        `http://127.0.0.1:${p.client}`,
-        "--listen-peer-urls",
-        `http://127.0.0.1:${p.peer}`,
-        "--initial-advertise-peer-urls",
-        `http://127.0.0.1:${p.peer}`,
-        "--initial-cluster",
-        initialCluster,
-        "--initial-cluster-state",
-        "new",
-        "--initial-cluster-token",
-        `bench-${kind}`,
-      ];
-      const child =
+    const plans = await planMembers(root, MEMBER_NAMES, `bench-${kind}`);
+    for (const plan of plans) {
+      const [command, args] =
         kind === "etcd"
-          ? spawn("etcd", [...flags, "--log-level", "warn"], { stdio: ["ignore", "pipe", "pipe"] })
-          : spawn(CONCORD_BIN, ["start", ...flags], { stdio: ["ignore", "pipe", "pipe"] });
-      const member: Member = {
-        child,
-        exited: new Promise((resolve) => child.once("exit", () => resolve())),
-        output: "",
-      };
-      child.stdout?.on("data", (chunk: Buffer) => appendOutput(member, chunk));
-      child.stderr?.on("data", (chunk: Buffer) => appendOutput(member, chunk));
-      members.push(member);
+          ? ["etcd", [...plan.flags, "--log-level", "warn"]]
+          : [CONCORD_BIN, ["start", ...plan.flags]];
+      // Only the tail is kept: enough to say why a member died.
+      members.push(spawnMember(command, args, plan.clientEndpoint, OUTPUT_KEPT_CHARS));
     }
-    const endpoints = ports.map((p) => `127.0.0.1:${p.client}`);
+    const endpoints = plans.map((plan) => plan.clientEndpoint);
     const deadline = performance.now() + READY_LIMIT_MS;
     let lastError = "";
     for (;;) {

@@ -3,7 +3,7 @@
  * repetition of a row measured, medians over repetitions, the Concord/etcd ratio of every
  * metric, and the text table. Pure functions (tested in test/bench/etcd-compare-stats.test.ts).
  */
-import { percentile } from "../stats.js";
+import { percentile, renderTable } from "../stats.js";
 import type { ServerKind } from "./servers.js";
 
 /** Table and chart order. */
@@ -172,18 +172,5 @@ export function formatComparisonTable(rows: readonly RowSummary[]): string {
     if (ratio !== undefined)
       lines.push([label(), "concord/etcd", ...METRICS.map((metric) => formatRatio(ratio[metric]))]);
   }
-  const widths = TABLE_HEAD.map((title, column) =>
-    Math.max(title.length, ...lines.map((line) => line[column]?.length ?? 0)),
-  );
-  // Text columns read left-aligned, numbers right-aligned.
-  const render = (line: readonly string[]): string =>
-    line
-      .map((cell, column) => {
-        const width = widths[column] ?? 0;
-        return column < 2 ? cell.padEnd(width) : cell.padStart(width);
-      })
-      .join("  ")
-      .trimEnd();
-  const rule = widths.map((width) => "-".repeat(width)).join("  ");
-  return [render(TABLE_HEAD), rule, ...lines.map(render)].join("\n");
+  return renderTable(TABLE_HEAD, lines);
 }

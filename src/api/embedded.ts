@@ -174,8 +174,11 @@ export class EmbeddedConcord extends ConcordDb {
   }
 }
 
+/** Where a member keeps its state machines' store, under its data dir. */
+export const STATE_MACHINE_DIR = "state";
+
 /** A fixed-width namespace per range, so no range's keys are a prefix of another's. */
-function rangeNamespace(rangeId: number): Uint8Array {
+export function rangeNamespace(rangeId: number): Uint8Array {
   const namespace = new Uint8Array(4);
   new DataView(namespace.buffer).setUint32(0, rangeId, false);
   return namespace;
@@ -198,7 +201,7 @@ export async function openEmbedded(options: OpenOptions): Promise<EmbeddedConcor
   });
   let stateMachineKv: LmdbOrderedKv;
   try {
-    stateMachineKv = LmdbOrderedKv.open({ path: join(options.dataDir, "state") });
+    stateMachineKv = LmdbOrderedKv.open({ path: join(options.dataDir, STATE_MACHINE_DIR) });
   } catch (error) {
     await raftEngine.close();
     throw error;

@@ -312,6 +312,18 @@ export class Replica {
     return this.stateMachine.addListener(listener);
   }
 
+  /**
+   * The current term, the known leader (NONE: none) and the applied revision: what every API
+   * response needs, without `status()`'s progress list and snapshot read.
+   */
+  termLeaderRevision(): { readonly term: number; readonly leader: NodeId; readonly revision: bigint } {
+    return {
+      term: this.raw.hardState().term,
+      leader: this.raw.softState().lead,
+      revision: this.stateMachine.revision,
+    };
+  }
+
   status(): ReplicaStatus {
     const raft = this.raw.status();
     return {

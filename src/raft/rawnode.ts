@@ -174,6 +174,16 @@ export class RawNode {
     if (rd.committedEntries.length > 0) r.reduceUncommittedSize(entriesSize(rd.committedEntries));
   }
 
+  /** Term, vote and commit now, without building a whole status. */
+  hardState(): HardState {
+    return this.raft.hardState();
+  }
+
+  /** Leader and role now, without building a whole status. */
+  softState(): SoftState {
+    return this.raft.softState();
+  }
+
   status(): RaftStatus {
     const r = this.raft;
     const progress = new Map<NodeId, ProgressStatus>();

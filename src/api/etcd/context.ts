@@ -176,12 +176,12 @@ export class EtcdContext {
    */
   header(revision?: bigint): ResponseHeader {
     const replica = this.host.replica(this.rangeId);
-    const status = replica?.status();
+    const now = replica?.termLeaderRevision();
     return create(ResponseHeaderSchema, {
       clusterId: this.clusterId,
       memberId: BigInt(this.memberId),
-      revision: revision ?? status?.revision ?? 0n,
-      raftTerm: BigInt(status?.term ?? 0),
+      revision: revision ?? now?.revision ?? 0n,
+      raftTerm: BigInt(now?.term ?? 0),
     });
   }
 
@@ -192,7 +192,7 @@ export class EtcdContext {
 
   /** The member this replica believes leads the range; EtcdRpcError "no leader" when none. */
   leaderId(): number {
-    const leader = this.replica().status().leader;
+    const leader = this.replica().termLeaderRevision().leader;
     if (leader === 0) throw new EtcdRpcError(ETCD_ERRORS.noLeader);
     return leader;
   }

@@ -22,7 +22,7 @@ import { WriteBatch, type KvPair } from "../../kv/engine.js";
 import { KeyLayout, MetaField } from "../../kv/keys.js";
 import { LmdbOrderedKv } from "../../kv/lmdb-engine.js";
 import { SnapshotDecoder } from "../../kv/snapshot.js";
-import { FIRST_RANGE_ID } from "../../api/embedded.js";
+import { FIRST_RANGE_ID, rangeNamespace, STATE_MACHINE_DIR } from "../../api/embedded.js";
 import { imageOfSnapshotFile, SNAPSHOT_FILE_ALIGNMENT } from "../../api/etcd/snapshot-file.js";
 import { foundDataDir, inspectDataDir } from "../data-dir.js";
 import { RuntimeError } from "../errors.js";
@@ -50,18 +50,8 @@ const SHA256_BYTES = 32;
 const DECODE_CHUNK_BYTES = 1024 * 1024;
 const PAIRS_PER_BATCH = 10_000;
 
-/**
- * Range 1's namespace in the state machine's store, as src/api/embedded.ts lays it out (a
- * 4-byte big-endian range id); the end-to-end test (restore, then start and read) guards it.
- */
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-function firstRangeNamespace(): Uint8Array {
-  const namespace = new Uint8Array(4);
-  new DataView(namespace.buffer).setUint32(0, FIRST_RANGE_ID, false);
-  return namespace;
 }
 
 /**
@@ -151,9 +141,9 @@ export async function runSnapshotRestore(
   const bar = progressBar(ctx.io.stderrIsTTY, "snapshot restore");
   let store: LmdbOrderedKv | null = null;
   try {
-    store = LmdbOrderedKv.open({ path: join(config.dataDir, "state") });
+    store = LmdbOrderedKv.open({ path: join(config.dataDir, STATE_MACHINE_DIR) });
     const target = store;
-    const namespace = firstRangeNamespace();
+    const namespace = rangeNamespace(FIRST_RANGE_ID);
     let batch = new WriteBatch();
     decodeImage(
       file,
