@@ -5,8 +5,8 @@
  * commits).
  *
  * Engines: `MemoryOrderedKv` (memory-engine.ts) and `LmdbOrderedKv` (lmdb-engine.ts).
- * Everything is synchronous: the state machine applies one entry at a time
- * and must not interleave with itself.
+ * Everything is synchronous: the state machine applies a batch of entries in one write and
+ * must not interleave with itself.
  */
 import { compareBytes, latin1 } from "./bytes.js";
 
@@ -59,10 +59,15 @@ export interface WriteOp {
  * Pending puts and deletes, at most one per key (the last call wins). The batch, and after
  * the write the engine, keep the key and value arrays given to it (copying every one would
  * double the allocations of a large batch): callers must not modify them afterwards.
+ *
+ * Once `sortedOps()` has been asked for, the order is kept up to date on every later change
+ * (a binary-search insert), so a batch that is read through a `BatchOverlay` while it grows
+ * (many log entries applied in one write) is never sorted again from scratch.
  */
 export class WriteBatch {
   private readonly ops = new Map<string, WriteOp>();
-  private sorted: WriteOp[] | null = null;
+  /** When present: the ops in ascending key order, and their keys as latin1 strings. */
+  private sorted: { readonly ops: WriteOp[]; readonly names: string[] } | null = null;
 
   get size(): number {
     return this.ops.size;
@@ -76,6 +81,11 @@ export class WriteBatch {
     this.record({ key, value: null });
   }
 
+  /** Stages every op of `other` on top of this batch's (`other`'s win on the same key). */
+  absorb(other: WriteBatch): void {
+    for (const [name, op] of other.ops) this.recordNamed(name, op);
+  }
+
   /** The pending value for `key`: bytes, null when deleted, undefined when untouched. */
   pending(key: Uint8Array): Uint8Array | null | undefined {
     return this.ops.get(latin1(key))?.value;
@@ -84,16 +94,35 @@ export class WriteBatch {
   /** The pending operations in ascending key order. */
   sortedOps(): readonly WriteOp[] {
     if (this.sorted === null) {
-      this.sorted = [...this.ops.entries()]
-        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-        .map(([, op]) => op);
+      // latin1 strings compare like the bytes they came from.
+      const entries = [...this.ops.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+      this.sorted = { ops: entries.map(([, op]) => op), names: entries.map(([name]) => name) };
     }
-    return this.sorted;
+    return this.sorted.ops;
   }
 
   private record(op: WriteOp): void {
-    this.ops.set(latin1(op.key), op);
-    this.sorted = null;
+    this.recordNamed(latin1(op.key), op);
+  }
+
+  private recordNamed(name: string, op: WriteOp): void {
+    const existed = this.ops.has(name);
+    this.ops.set(name, op);
+    if (this.sorted === null) return;
+    const { ops, names } = this.sorted;
+    let lo = 0;
+    let hi = names.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (names[mid]! < name) lo = mid + 1;
+      else hi = mid;
+    }
+    if (existed) {
+      ops[lo] = op;
+    } else {
+      ops.splice(lo, 0, op);
+      names.splice(lo, 0, name);
+    }
   }
 }
 

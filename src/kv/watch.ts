@@ -10,8 +10,9 @@
  *   revision was compacted away, or it left more events unread than the hub keeps for it.
  *
  * The contract with the node: call `publish(revision, events)` with each ApplyOutcome that
- * has events, in apply order, before applying the next entry (a missed publish would be a
- * gap in every live watch); call `resync()` after restoring a snapshot (the events in
+ * has events, in apply order, right after the store write that applied it and before the
+ * next write (a missed publish would be a gap in every live watch; a watcher that catches up
+ * from history meanwhile reads through the store's revision and skips what it already read); call `resync()` after restoring a snapshot (the events in
  * between were never published: live watchers catch up from the history instead); call
  * `progress()` periodically for the watches that asked for progress notifications.
  */

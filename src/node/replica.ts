@@ -51,7 +51,7 @@ import type { NodeHostCounters, ReplicaInit, ResolvedNodeConfig, StateMachineSto
 import { LeaderTransfers, MemberPublisher, checkPromotable, joinMembers } from "./members.js";
 import { PendingReads, PendingRequests, commandKey, type Waiter } from "./requests.js";
 import { ReplicaServices } from "./services.js";
-import { ReplicaStateMachine } from "./state-machine.js";
+import { ReplicaStateMachine, type AppliedEntry } from "./state-machine.js";
 import type {
   ApplyListener,
   LocalMemberAttributes,
@@ -481,7 +481,10 @@ export class Replica {
       this.confChanges.passed(metadata.index, unknown);
     }
     for (const rs of rd.readStates) this.reads.indexKnown(decoder.decode(rs.context), rs.index);
-    for (const entry of rd.committedEntries) await this.applyEntry(entry);
+    const applied = await this.stateMachine.apply(rd.committedEntries, (change) =>
+      this.raw.applyConfChange(change),
+    );
+    rd.committedEntries.forEach((entry, i) => this.answer(entry, applied[i]!));
     this.serveReads();
   }
 
@@ -650,8 +653,8 @@ export class Replica {
     this.transfers.observe(this.rangeId, this.host.nodeId, soft.lead, this.host.monotonicClock());
   }
 
-  private async applyEntry(entry: Entry): Promise<void> {
-    const applied = await this.stateMachine.apply(entry, (change) => this.raw.applyConfChange(change));
+  /** Settles the requests waiting on `entry`, which has been applied. */
+  private answer(entry: Entry, applied: AppliedEntry): void {
     if (applied.kind === "command" && applied.key !== null) {
       if (applied.result !== null) this.commands.resolve(applied.key, applied.result);
       else {

@@ -3,8 +3,9 @@
  * state machine. The replica registers `listener` with its state machine and reports every
  * change of leadership; the services do the rest:
  *
- * - Watches: every applied command's events are published to the replica's WatchHub before
- *   the next entry is applied (the listener runs synchronously inside the apply), and a
+ * - Watches: every applied command's events are published to the replica's WatchHub, in log
+ *   order, right after the store write that applied them and before anything else is applied
+ *   (the listener runs synchronously inside the apply), and a
  *   restored snapshot image sends every live watch back to history (`resync`), so a watch on
  *   any replica sees each revision once, in order, across leader changes and snapshots.
  * - Leases: the LeaseClock runs on the leader only. It starts afresh, with a full TTL for

@@ -14,7 +14,7 @@
  * transfer starts, at or past the snapshot's index.
  */
 import { DecodeError } from "../kv/bytes.js";
-import { decodeEnvelope, type CommandEnvelope, type KvCommand, type RangeRequest } from "../kv/commands.js";
+import { decodeEnvelope, type RangeRequest } from "../kv/commands.js";
 import type { HybridClock } from "../kv/hlc.js";
 import type { MemberAttributes } from "../kv/members.js";
 import type { CommandResult, RangeResult } from "../kv/results.js";
@@ -110,49 +110,87 @@ export class ReplicaStateMachine {
   }
 
   /**
-   * Applies one committed entry. `applyConfChange` hands a membership change to the core and
-   * returns the resulting membership, which is recorded with the entry's index.
+   * Applies committed entries in log order. Runs of entries without a membership change are
+   * applied in ONE store write (`MvccStore.applyEntries`); the listeners then hear of each
+   * command in order, before the next run or change is applied. A membership change is handed
+   * to the core by `applyConfChange`, which returns the resulting membership; it is recorded
+   * with the entry's index once the state machine is synced.
    */
-  async apply(entry: Entry, applyConfChange: (change: ConfChange) => ConfState): Promise<AppliedEntry> {
-    const { index } = entry;
-    const held = index <= this.store.appliedIndex;
-    if (!held && index !== this.store.appliedIndex + 1) {
-      throw new Error(
-        `range ${this.rangeId}: entry ${index} follows applied index ${this.store.appliedIndex}`,
-      );
+  async apply(
+    entries: readonly Entry[],
+    applyConfChange: (change: ConfChange) => ConfState,
+  ): Promise<AppliedEntry[]> {
+    const applied: AppliedEntry[] = [];
+    let run: Entry[] = [];
+    // The first index the state machine does not hold; entries below it are skipped.
+    let next = this.store.appliedIndex + 1;
+    for (const entry of entries) {
+      if (entry.index > next) {
+        throw new Error(`range ${this.rangeId}: entry ${entry.index} follows applied index ${next - 1}`);
+      }
+      if (entry.index === next) next++;
+      if (entry.type !== EntryType.ConfChange) {
+        run.push(entry);
+        continue;
+      }
+      applied.push(...this.applyRun(run));
+      run = [];
+      applied.push(await this.applyConfChangeEntry(entry, applyConfChange));
     }
-    this.appliedSinceSnapshot++;
-    if (entry.type === EntryType.ConfChange) {
-      const change = decodeConfChange(entry.data);
-      const confState = applyConfChange(change);
-      this.appliedConfState = confState;
-      // Snapshot right after every membership change: the core sends a lagging or new member
-      // only a snapshot whose membership includes it, so one must exist without waiting for
-      // `snapshotEntries` more writes (simulator --runtime membership seed 2).
-      this.membershipChangedSinceSnapshot = true;
-      if (!held) this.store.markApplied(index);
-      await this.storage.sync();
-      if (index > this.raftStorage.appliedIndex()) this.raftStorage.setAppliedIndex(index, confState);
-      const key = change.context.length === 0 ? null : decoder.decode(change.context);
-      return { kind: "confChange", key, confState };
-    }
-    if (entry.data.length === 0) {
-      // A new leader's empty entry.
-      if (!held) this.store.markApplied(index);
-      return { kind: "empty" };
-    }
-    const envelope = decodeEnvelope(entry.data);
-    const key = envelope.clientId === "" ? null : commandKey(envelope.clientId, envelope.sequence);
-    if (held) return { kind: "command", key, result: null };
-    return { kind: "command", key, result: this.applyCommand(index, envelope) };
+    applied.push(...this.applyRun(run));
+    return applied;
   }
 
-  private applyCommand(index: number, envelope: CommandEnvelope<KvCommand>): CommandResult {
-    const outcome = this.store.apply(index, envelope);
-    // Any replica may lead next: its stamps must not fall below revisions already applied.
-    this.clock.observe(outcome.result.revision);
-    this.notify((l) => l.onCommand?.({ rangeId: this.rangeId, index, envelope, outcome }));
-    return outcome.result;
+  private async applyConfChangeEntry(
+    entry: Entry,
+    applyConfChange: (change: ConfChange) => ConfState,
+  ): Promise<AppliedEntry> {
+    const { index } = entry;
+    this.appliedSinceSnapshot++;
+    const change = decodeConfChange(entry.data);
+    const confState = applyConfChange(change);
+    this.appliedConfState = confState;
+    // Snapshot right after every membership change: the core sends a lagging or new member
+    // only a snapshot whose membership includes it, so one must exist without waiting for
+    // `snapshotEntries` more writes (simulator --runtime membership seed 2).
+    this.membershipChangedSinceSnapshot = true;
+    if (index > this.store.appliedIndex) this.store.markApplied(index);
+    await this.storage.sync();
+    if (index > this.raftStorage.appliedIndex()) this.raftStorage.setAppliedIndex(index, confState);
+    const key = change.context.length === 0 ? null : decoder.decode(change.context);
+    return { kind: "confChange", key, confState };
+  }
+
+  /**
+   * Commands and empty entries, in one store write. Entries the state machine already holds
+   * (replayed after a restart, or covered by a newer snapshot image) are skipped: their results
+   * are not known here.
+   */
+  private applyRun(run: readonly Entry[]): AppliedEntry[] {
+    if (run.length === 0) return [];
+    this.appliedSinceSnapshot += run.length;
+    const held = this.store.appliedIndex;
+    // An empty entry is a new leader's; it only moves the applied index.
+    const decoded = run.map((entry) => ({
+      index: entry.index,
+      envelope: entry.data.length === 0 ? null : decodeEnvelope(entry.data),
+    }));
+    const fresh = decoded.filter(({ index }) => index > held);
+    const outcomes = this.store.applyEntries(fresh);
+    const results = new Map<number, CommandResult>();
+    fresh.forEach(({ index, envelope }, i) => {
+      const outcome = outcomes[i];
+      if (envelope === null || outcome === null || outcome === undefined) return;
+      // Any replica may lead next: its stamps must not fall below revisions already applied.
+      this.clock.observe(outcome.result.revision);
+      this.notify((l) => l.onCommand?.({ rangeId: this.rangeId, index, envelope, outcome }));
+      results.set(index, outcome.result);
+    });
+    return decoded.map(({ index, envelope }): AppliedEntry => {
+      if (envelope === null) return { kind: "empty" };
+      const key = envelope.clientId === "" ? null : commandKey(envelope.clientId, envelope.sequence);
+      return { kind: "command", key, result: results.get(index) ?? null };
+    });
   }
 
   /**

@@ -1,6 +1,7 @@
 // MemoryOrderedKv against a plain sorted model: gets and scans (both directions, bounds,
 // limits) after random batches, views that never see later writes, atomic batches, 100k keys;
-// and BatchOverlay, which must read exactly like the batch committed.
+// and BatchOverlay, which must read exactly like the batch committed, also while the batch
+// grows between reads (WriteBatch keeps its order incrementally) and absorbs other batches.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
@@ -162,6 +163,54 @@ describe("BatchOverlay", () => {
         },
       ),
       { numRuns: 300 },
+    );
+  });
+
+  it("keeps reading like the committed batch while the batch grows and absorbs others", () => {
+    fc.assert(
+      fc.property(
+        fc.array(op, { maxLength: 60 }),
+        fc.array(fc.array(op, { maxLength: 12 }), { maxLength: 8 }),
+        fc.array(scanArb, { minLength: 1, maxLength: 4 }),
+        (baseOps, steps, scans) => {
+          const engine = new MemoryOrderedKv();
+          const model = new ModelKv();
+          const base = batchOf(baseOps, model);
+          engine.write(base);
+          model.apply(base);
+          const growing = new WriteBatch();
+          const overlay = new BatchOverlay(engine.view(), growing);
+          const committed = new MemoryOrderedKv();
+          committed.write(base);
+          steps.forEach((stepOps, i) => {
+            const step = batchOf(stepOps, model);
+            // Half the steps arrive op by op, half as one absorbed batch.
+            if (i % 2 === 0) growing.absorb(step);
+            else
+              for (const o of step.sortedOps())
+                if (o.value === null) growing.delete(o.key);
+                else growing.put(o.key, o.value);
+            committed.write(step);
+            const expected = committed.view();
+            for (const s of scans) {
+              const options = { reverse: s.reverse, limit: s.limit };
+              assert.deepEqual(
+                collect(overlay, s.start, s.end, options),
+                collect(expected, s.start, s.end, options),
+              );
+            }
+            expected.release();
+          });
+          const written = new MemoryOrderedKv();
+          written.write(base);
+          written.write(growing);
+          assert.deepEqual(
+            collect(written.view(), new Uint8Array(0), null, {}),
+            collect(committed.view(), new Uint8Array(0), null, {}),
+          );
+        },
+      ),
+      { numRuns: 200 },
     );
   });
 });

@@ -2,8 +2,9 @@
 // several clients, with retries and stale requests, and leader stamps that jump or lag) are
 // applied to the store and to a simple reference model. Every result and event must match,
 // and afterwards every range read at every revision — full scans and random ranges — must
-// give the model's answer or the model's error. A second store applying the same entries
-// must end byte-identical.
+// give the model's answer or the model's error. A second store applying the same entries in
+// batches of random sizes (applyEntries: one engine write per batch) must give the same
+// outcomes and end byte-identical, also with a dedup table small enough to evict mid-batch.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
@@ -97,24 +98,40 @@ function modelRange(model: ModelStore, request: RangeRequest): unknown {
   return isFailure(answer) ? { error: answer.code } : answer;
 }
 
+const replica = () => new MemoryOrderedKv();
+
+/** Applies `entries` (indexes 1, 2, ...) with applyEntries, in consecutive batches of the given sizes (cycled). */
+function applyInBatches(store: MvccStore, entries: readonly CommandEnvelope[], sizes: readonly number[]) {
+  const outcomes = [];
+  for (let at = 0, turn = 0; at < entries.length; turn++) {
+    const batch = entries.slice(at, at + sizes[turn % sizes.length]!);
+    const applied = store.applyEntries(batch.map((envelope, i) => ({ index: at + i + 1, envelope })));
+    outcomes.push(...applied);
+    at += batch.length;
+  }
+  return outcomes;
+}
+
 describe("MvccStore against the reference model", () => {
   it("gives the model's results, events and reads at every revision, and replicas stay byte-identical", () => {
     fc.assert(
       fc.property(
         fc.array(stepArb, { minLength: 1, maxLength: 40 }),
         fc.array(rangeArb(SMALL), { maxLength: 6 }),
-        (steps, ranges) => {
+        fc.array(fc.integer({ min: 1, max: 12 }), { minLength: 1, maxLength: 10 }),
+        (steps, ranges, batchSizes) => {
           const model = new ModelStore();
           const kv = new MemoryOrderedKv();
           const store = new MvccStore(kv);
           const entries = envelopes(steps);
-          entries.forEach((envelope, i) => {
+          const outcomes = entries.map((envelope, i) => {
             const expected = model.apply(envelope);
             const actual = store.apply(i + 1, envelope);
             assert.deepEqual(actual.result, expected.result, `entry ${i + 1}`);
             assert.deepEqual(actual.events, expected.events, `events of entry ${i + 1}`);
             assert.equal(store.revision, model.revision);
             assert.equal(store.compactedRevision, model.compacted);
+            return actual;
           });
           const everything = rangeRequest({ key: Uint8Array.of(0), rangeEnd: Uint8Array.of(0) });
           for (let revision = 0n; revision <= store.revision + 1n; revision++) {
@@ -130,10 +147,21 @@ describe("MvccStore against the reference model", () => {
           for (const request of ranges)
             assert.deepEqual(storeRange(store, request), modelRange(model, request));
 
-          const replica = new MemoryOrderedKv();
-          const replicaStore = new MvccStore(replica);
-          entries.forEach((envelope, i) => replicaStore.apply(i + 1, envelope));
-          assert.deepEqual(dump(replica), dump(kv));
+          assert.deepEqual(applyInBatches(new MvccStore(replica()), entries, batchSizes), outcomes);
+          const batched = replica();
+          applyInBatches(new MvccStore(batched), entries, batchSizes);
+          assert.deepEqual(dump(batched), dump(kv));
+
+          const oneByOne = replica();
+          const evicting = { maxDedupClients: 1 };
+          const oneByOneStore = new MvccStore(oneByOne, evicting);
+          const singly = entries.map((envelope, i) => oneByOneStore.apply(i + 1, envelope));
+          const evictingBatched = replica();
+          assert.deepEqual(
+            applyInBatches(new MvccStore(evictingBatched, evicting), entries, batchSizes),
+            singly,
+          );
+          assert.deepEqual(dump(evictingBatched), dump(oneByOne));
         },
       ),
       { numRuns: 200 },
