@@ -33,13 +33,21 @@ function encodeRecord(record: DedupRecord): Uint8Array {
     .finish();
 }
 
-function decodeRecord(bytes: Uint8Array): DedupRecord {
+/** A stored record; its result is decoded only when asked for (only a retry needs it). */
+export interface StoredDedupRecord {
+  readonly sequence: number;
+  readonly entryIndex: number;
+  result(): CommandResult;
+}
+
+function decodeRecord(bytes: Uint8Array): StoredDedupRecord {
   const r = new ByteReader(bytes, "dedup record");
   const format = r.u8();
   if (format !== RECORD_FORMAT) r.fail("unknown-version", `dedup record format ${format}`);
   const sequence = r.count();
   const entryIndex = r.count();
-  return { sequence, entryIndex, result: decodeCommandResult(r.rest()) };
+  const resultBytes = r.rest();
+  return { sequence, entryIndex, result: () => decodeCommandResult(resultBytes) };
 }
 
 export class DedupTable {
@@ -52,7 +60,7 @@ export class DedupTable {
     }
   }
 
-  lookup(reader: KvReader, clientId: string): DedupRecord | undefined {
+  lookup(reader: KvReader, clientId: string): StoredDedupRecord | undefined {
     const bytes = reader.get(this.layout.dedupClientKey(clientId));
     return bytes === undefined ? undefined : decodeRecord(bytes);
   }
@@ -67,7 +75,7 @@ export class DedupTable {
     batch: WriteBatch,
     clientId: string,
     record: DedupRecord,
-    previous: DedupRecord | undefined,
+    previous: StoredDedupRecord | undefined,
     clients: number,
   ): number {
     if (previous !== undefined) batch.delete(this.layout.dedupOrderKey(previous.entryIndex));

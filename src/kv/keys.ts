@@ -152,7 +152,10 @@ export class KeyLayout {
   }
 
   dedupOrderKey(entryIndex: number): Uint8Array {
-    return concatBytes(this.dedupOrderStart, new ByteWriter(8).count(entryIndex).finish());
+    const key = new Uint8Array(this.dedupOrderStart.length + 8);
+    key.set(this.dedupOrderStart);
+    new DataView(key.buffer).setBigUint64(this.dedupOrderStart.length, BigInt(entryIndex));
+    return key;
   }
 
   private tagged(tag: number): Uint8Array {

@@ -233,7 +233,7 @@ export class MvccStore {
     if (previous !== undefined && sequence <= previous.sequence) {
       const result =
         sequence === previous.sequence
-          ? previous.result
+          ? previous.result()
           : { revision: before.revision, response: errorResponse(KvErrorCode.StaleSequence) };
       return { batch: new WriteBatch(), outcome: { result, events: [], duplicate: true }, state: after };
     }
