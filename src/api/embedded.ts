@@ -70,6 +70,11 @@ export interface OpenOptions {
   readonly retry?: Partial<RetryPolicy>;
   /** Called once if the member stops on an error it cannot recover from (e.g. a failed fsync). */
   readonly onFailure?: (error: Error) => void;
+  /**
+   * Called once when this member is removed from the cluster (MemberRemove applied here). The
+   * member keeps running until closed; `concord start` exits, as an etcd member does.
+   */
+  readonly onRemoved?: () => void;
 }
 
 const SILENT_LOGGER: Logger = { warn: () => {}, info: () => {} };
@@ -265,6 +270,7 @@ export async function openEmbedded(options: OpenOptions): Promise<EmbeddedConcor
     }
     const first = host.replica(FIRST_RANGE_ID);
     if (first !== undefined && tcp !== null) followMemberPeers(first, tcp);
+    if (first !== undefined && options.onRemoved !== undefined) first.onRemoved(options.onRemoved);
     if (first !== undefined && options.member !== undefined) first.publishMember(options.member);
     host.start();
     await server?.start();

@@ -26,6 +26,10 @@ export async function startEmbeddedNode(launch: NodeLaunch, logger: Logger): Pro
   const failed = new Promise<Error>((resolve) => {
     reportFailure = resolve;
   });
+  let reportRemoval: () => void = () => {};
+  const removed = new Promise<void>((resolve) => {
+    reportRemoval = resolve;
+  });
   const db = await Concord.open({
     dataDir: launch.dataDir,
     nodeId: launch.memberId,
@@ -41,6 +45,7 @@ export async function startEmbeddedNode(launch: NodeLaunch, logger: Logger): Pro
     listenClient: hostPortText(launch.listenClient),
     logger,
     onFailure: (error) => reportFailure(error),
+    onRemoved: () => reportRemoval(),
   });
   const clientAddress = db.clientAddress();
   const peerAddress = db.peerAddress();
@@ -48,5 +53,5 @@ export async function startEmbeddedNode(launch: NodeLaunch, logger: Logger): Pro
     await db.close();
     throw new Error("the member opened without a client or peer port although both were asked for");
   }
-  return { clientAddress, peerAddress, failed, close: () => db.close() };
+  return { clientAddress, peerAddress, failed, removed, close: () => db.close() };
 }

@@ -33,6 +33,8 @@ export interface RunningNode {
   readonly peerAddress: HostPort;
   /** Settles if the member stops on an unrecoverable error (e.g. a failed fsync). */
   readonly failed: Promise<Error>;
+  /** Settles when the member is removed from the cluster (it then closes and exits, as etcd's do). */
+  readonly removed: Promise<void>;
   close(): Promise<void>;
 }
 
@@ -126,11 +128,18 @@ export async function runStart(flagConfig: StartConfig, deps: StartDeps): Promis
     const stop = await Promise.race([
       signals.received.then((signal) => ({ signal })),
       node.failed.then((error) => ({ error })),
+      node.removed.then(() => ({ removed: true as const })),
     ]);
     if ("error" in stop) {
       // The member already stopped itself; closing releases its ports and files.
       await node.close().catch(() => undefined);
       throw new RuntimeError(`member "${config.name}" stopped: ${stop.error.message}`, { cause: stop.error });
+    }
+    if ("removed" in stop) {
+      deps.err(`concord: member "${config.name}" was removed from the cluster; closing`);
+      await node.close();
+      deps.err("concord: closed");
+      return;
     }
     const { signal } = stop;
     deps.err(`concord: ${signal} received, closing member "${config.name}"`);

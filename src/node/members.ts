@@ -271,3 +271,47 @@ export function followMemberPeers(source: MemberSource, directory: PeerDirectory
     onRestore: sync,
   });
 }
+
+/** Whether `node` is in `conf` in any role (voter, learner, either side of a joint configuration). */
+export function inConfiguration(conf: ConfState, node: NodeId): boolean {
+  return (
+    conf.voters.includes(node) ||
+    conf.learners.includes(node) ||
+    conf.votersOutgoing.includes(node) ||
+    conf.learnersNext.includes(node)
+  );
+}
+
+/**
+ * Tells listeners, once, that this node was removed from its group: an applied membership
+ * (a configuration change, or a snapshot's) no longer holds it, after one did. A joining node
+ * is not yet a member, so it is not "removed" before it was added.
+ */
+export class RemovalWatch {
+  private member: boolean;
+  private removed = false;
+  private readonly listeners = new Set<() => void>();
+
+  constructor(
+    private readonly nodeId: NodeId,
+    initial: ConfState,
+  ) {
+    this.member = inConfiguration(initial, nodeId);
+  }
+
+  onRemoved(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** The membership just applied. */
+  observe(conf: ConfState): void {
+    if (inConfiguration(conf, this.nodeId)) {
+      this.member = true;
+      return;
+    }
+    if (!this.member || this.removed) return;
+    this.removed = true;
+    for (const listener of this.listeners) listener();
+  }
+}

@@ -48,7 +48,7 @@ import {
   ReplicaStoppedError,
 } from "./errors.js";
 import type { NodeHostCounters, ReplicaInit, ResolvedNodeConfig, StateMachineStorage } from "./options.js";
-import { LeaderTransfers, MemberPublisher, checkPromotable, joinMembers } from "./members.js";
+import { LeaderTransfers, MemberPublisher, RemovalWatch, checkPromotable, joinMembers } from "./members.js";
 import { PendingReads, PendingRequests, commandKey, type Waiter } from "./requests.js";
 import { ReplicaServices } from "./services.js";
 import { ReplicaStateMachine, type AppliedEntry } from "./state-machine.js";
@@ -118,6 +118,7 @@ export class Replica {
   private readonly reads = new PendingReads();
   private readonly transfers = new LeaderTransfers();
   private readonly publisher: MemberPublisher;
+  private readonly removal: RemovalWatch;
   private readSequence = 0;
   private confChangeSequence = 0;
   private closed = false;
@@ -138,6 +139,7 @@ export class Replica {
     }
     this.clock = new HybridClock(host.wallClock);
     this.publisher = new MemberPublisher(host.nodeId);
+    this.removal = new RemovalWatch(host.nodeId, storage.confState());
     // Leases are enforced on every replica of every range alike: a put naming a lease that
     // is not live fails in the apply, the same way everywhere.
     const leaseEnforcingStorage: StateMachineStorage = {
@@ -459,6 +461,15 @@ export class Replica {
     if (ticks > 0) this.expireRequests(now);
   }
 
+  /**
+   * Calls `listener` once when this node is removed from the group (an applied membership no
+   * longer holds it). The replica keeps running: what to do (etcd's members exit) is the
+   * owner's choice. Returns a function that unregisters the listener.
+   */
+  onRemoved(listener: () => void): () => void {
+    return this.removal.onRemoved(listener);
+  }
+
   takeReady(): Ready | null {
     return this.raw.hasReady() ? this.raw.ready() : null;
   }
@@ -485,6 +496,9 @@ export class Replica {
       this.raw.applyConfChange(change),
     );
     rd.committedEntries.forEach((entry, i) => this.answer(entry, applied[i]!));
+    let membership = rd.snapshot?.metadata.confState ?? null;
+    for (const entry of applied) if (entry.kind === "confChange") membership = entry.confState;
+    if (membership !== null) this.removal.observe(membership);
     this.serveReads();
   }
 

@@ -66,6 +66,11 @@ export class StubStarter {
   failRunningNode(error: Error): void {
     this.markFailed(error);
   }
+  private markRemoved: () => void = () => {};
+  /** Makes the running node report that it was removed from the cluster. */
+  removeRunningNode(): void {
+    this.markRemoved();
+  }
   /** Runs inside the start, before it succeeds or fails (e.g. to write files like a real node). */
   duringStart: (launch: NodeLaunch) => void = () => {};
 
@@ -78,6 +83,9 @@ export class StubStarter {
       peerAddress: { host: launch.listenPeer.host, port: launch.listenPeer.port || 42000 },
       failed: new Promise<Error>((resolve) => {
         this.markFailed = resolve;
+      }),
+      removed: new Promise<void>((resolve) => {
+        this.markRemoved = resolve;
       }),
       close: () => {
         this.closes += 1;

@@ -272,3 +272,16 @@ test("a member that stops on an unrecoverable error (a failed fsync) exits 1 wit
     assert.match(result.stderr, /member "default" stopped: fsync failed: EIO/);
   });
 });
+
+test("a member removed from the cluster closes and exits 0, as an etcd member does", async () => {
+  await withTempDirAsync(async (dir) => {
+    const starter = new StubStarter();
+    const running = run(["start", "--data-dir", "d"], dir, starter, new ManualSignals());
+    await starter.started;
+    starter.removeRunningNode();
+    const result = await running;
+    assert.equal(result.code, 0);
+    assert.equal(starter.closes, 1);
+    assert.match(result.stderr, /member "default" was removed from the cluster; closing/);
+  });
+});

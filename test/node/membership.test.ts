@@ -1,5 +1,5 @@
 // Configuration changes through a running cluster: a joining node is added as a learner (and
-// caught up by snapshot), promoted to voter, an old member removed; the membership is
+// caught up by snapshot), promoted to voter, an old member removed (and only it is told so); the membership is
 // recorded with the applied index, so a restarted node starts with it.
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -39,11 +39,16 @@ test("a node joins as a learner, is promoted to voter, and an old member is remo
   assert.deepEqual(promoted.learners, []);
 
   const removed = cluster.ids.find((id) => id !== leader && id !== follower)!;
+  const toldRemoved = new Set<number>();
+  for (const id of [...cluster.ids, 4]) cluster.replica(id, RANGE).onRemoved(() => toldRemoved.add(id));
   const afterRemoval = await answered(cluster, cluster.replica(leader, RANGE).removeNode(removed), "remove");
   assert.deepEqual(
     [...afterRemoval.voters].sort(),
     [1, 2, 3, 4].filter((id) => id !== removed),
   );
+  // The removed member hears it from the commit the leader sends it; nobody else is told.
+  await cluster.runUntil(() => toldRemoved.has(removed), "the removed member applies its removal");
+  assert.deepEqual([...toldRemoved], [removed]);
   await cluster.stopNode(removed);
 
   await answered(
