@@ -48,7 +48,15 @@ import {
   ReplicaStoppedError,
 } from "./errors.js";
 import type { NodeHostCounters, ReplicaInit, ResolvedNodeConfig, StateMachineStorage } from "./options.js";
-import { LeaderTransfers, MemberPublisher, RemovalWatch, checkPromotable, joinMembers } from "./members.js";
+import {
+  LeaderTransfers,
+  MemberPublisher,
+  RemovalWatch,
+  checkPromotable,
+  joinMembers,
+  reconfigurationRefusal,
+  type ReconfigurationRefusal,
+} from "./members.js";
 import { PendingReads, PendingRequests, commandKey, type Waiter } from "./requests.js";
 import { ReplicaServices } from "./services.js";
 import { ReplicaStateMachine, type AppliedEntry } from "./state-machine.js";
@@ -256,6 +264,15 @@ export class Replica {
   /** The group's voters and learners with their member-table records, as applied here. */
   members(): MemberRecord[] {
     return joinMembers(this.raw.status().confState, this.stateMachine.members());
+  }
+
+  /** etcd's strict reconfiguration check of `change` as this member sees the group (see reconfigurationRefusal). */
+  reconfigurationRefusal(change: {
+    readonly kind: "addVoter" | "addLearner" | "remove";
+    readonly id: NodeId;
+  }): ReconfigurationRefusal | null {
+    const { confState, progress } = this.raw.status();
+    return reconfigurationRefusal(change, this.host.nodeId, confState, this.stateMachine.members(), progress);
   }
 
   /**

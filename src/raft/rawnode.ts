@@ -25,6 +25,8 @@ export interface ProgressStatus {
   readonly match: number;
   readonly next: number;
   readonly state: string;
+  /** Heard from within the last election timeout (check-quorum resets it each timeout). */
+  readonly recentActive: boolean;
 }
 
 export interface RaftStatus {
@@ -188,7 +190,9 @@ export class RawNode {
     const r = this.raft;
     const progress = new Map<NodeId, ProgressStatus>();
     if (r.lead === r.id) {
-      r.tracker.visit((id, pr) => progress.set(id, { match: pr.match, next: pr.next, state: pr.state }));
+      r.tracker.visit((id, pr) =>
+        progress.set(id, { match: pr.match, next: pr.next, state: pr.state, recentActive: pr.recentActive }),
+      );
     }
     return {
       id: r.id,

@@ -1,7 +1,8 @@
 // Member records through a running three-node group: every member publishes its name and URLs
 // into the replicated member table; a fourth joins as a learner (its record written first, as
 // MemberAdd does), is refused promotion while behind and promoted once caught up; a member is
-// removed; leadership is transferred on request and refused where it cannot be.
+// removed; leadership is transferred on request and refused where it cannot be; and etcd's
+// strict reconfiguration check, case by case.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { memberRemoveRequest, memberSetRequest } from "../../src/kv/members.js";
@@ -11,6 +12,7 @@ import {
   LearnerNotReadyError,
   MemberNotLearnerError,
   checkPromotable,
+  reconfigurationRefusal,
 } from "../../src/node/members.js";
 import type { Replica } from "../../src/node/replica.js";
 import type { MemberRecord } from "../../src/node/types.js";
@@ -153,9 +155,9 @@ test("a learner is promotable only within a tenth of the leader's log", () => {
   const conf = { ...EMPTY_CONF_STATE, voters: [1, 2], learners: [3] };
   const progress = (learnerMatch: number) =>
     new Map([
-      [1, { match: 100, next: 101, state: "Replicate" }],
-      [2, { match: 100, next: 101, state: "Replicate" }],
-      [3, { match: learnerMatch, next: learnerMatch + 1, state: "Replicate" }],
+      [1, { match: 100, next: 101, state: "Replicate", recentActive: true }],
+      [2, { match: 100, next: 101, state: "Replicate", recentActive: true }],
+      [3, { match: learnerMatch, next: learnerMatch + 1, state: "Replicate", recentActive: true }],
     ]);
   assert.doesNotThrow(() => checkPromotable(RANGE, 1, conf, progress(90), 3));
   assert.throws(() => checkPromotable(RANGE, 1, conf, progress(89), 3), LearnerNotReadyError);
@@ -163,4 +165,45 @@ test("a learner is promotable only within a tenth of the leader's log", () => {
     () => checkPromotable(RANGE, 1, conf, progress(100), 7),
     (error: unknown) => error instanceof MemberNotLearnerError && !error.isMember,
   );
+});
+
+test("etcd's strict reconfiguration check: started members for a new voter, reachable quorum", () => {
+  const conf = { ...EMPTY_CONF_STATE, voters: [1, 2, 3] };
+  const named = (ids: number[]) => ids.map((id) => ({ id, name: `m${id}`, peerUrls: [], clientUrls: [] }));
+  const reach = (active: Record<number, boolean>) =>
+    new Map(
+      [1, 2, 3].map((id) => [
+        id,
+        { match: 9, next: 10, state: "Replicate", recentActive: active[id] ?? true },
+      ]),
+    );
+  const everyoneUp = reach({});
+  const follower = new Map<number, never>();
+  // Adding a 4th voter needs 3 started voters; a learner needs none.
+  assert.equal(
+    reconfigurationRefusal({ kind: "addVoter", id: 4 }, 1, conf, named([1, 2, 3]), everyoneUp),
+    null,
+  );
+  assert.equal(
+    reconfigurationRefusal({ kind: "addVoter", id: 4 }, 1, conf, named([1, 2]), everyoneUp),
+    "not-enough-started",
+  );
+  assert.equal(reconfigurationRefusal({ kind: "addLearner", id: 4 }, 1, conf, [], everyoneUp), null);
+  // The leader knows who is reachable: every voter must be, for a new voter.
+  assert.equal(
+    reconfigurationRefusal({ kind: "addVoter", id: 4 }, 1, conf, named([1, 2, 3]), reach({ 3: false })),
+    "unhealthy",
+  );
+  // A follower does not know: only the started-members rule applies.
+  assert.equal(
+    reconfigurationRefusal({ kind: "addVoter", id: 4 }, 2, conf, named([1, 2, 3]), follower),
+    null,
+  );
+  // Removing a voter: the reachable voters left must be a quorum of those left.
+  assert.equal(reconfigurationRefusal({ kind: "remove", id: 3 }, 1, conf, [], reach({ 3: false })), null);
+  assert.equal(
+    reconfigurationRefusal({ kind: "remove", id: 2 }, 1, conf, [], reach({ 3: false })),
+    "unhealthy",
+  );
+  assert.equal(reconfigurationRefusal({ kind: "remove", id: 9 }, 1, conf, [], reach({ 3: false })), null);
 });

@@ -15,9 +15,11 @@
  * - MemberList serves the member's applied state; with `linearizable` it first waits for a
  *   ReadIndex (etcd 3.4's MemberList is always local; 3.5 added the flag).
  *
- * Not done: etcd's "unhealthy cluster" refusal of a voter whose addition would lose quorum
- * (its --strict-reconfig-check), and its refusal to re-add a removed member's id (an id
- * derives from a peer URL, so a removed member re-added at the same URL gets its old id).
+ * - MemberAdd of a voter and MemberRemove pass etcd's strict reconfiguration check first
+ *   (Replica.reconfigurationRefusal): "not enough started members", "unhealthy cluster".
+ *
+ * Not done: etcd's refusal to re-add a removed member's id (an id derives from a peer URL, so
+ * a removed member re-added at the same URL gets its old id).
  */
 import { create } from "@bufbuild/protobuf";
 import {
@@ -32,6 +34,7 @@ import { rangeRequest } from "../../kv/commands.js";
 import { memberRemoveRequest, memberSetRequest, type MemberCommand } from "../../kv/members.js";
 import { NotLeaderError } from "../../node/errors.js";
 import { LearnerNotReadyError, MemberNotLearnerError, peerAddressOf } from "../../node/members.js";
+import type { Replica } from "../../node/replica.js";
 import type { MemberRecord } from "../../node/types.js";
 import { ETCD_ERRORS, EtcdRpcError, unary, type EtcdContext } from "./context.js";
 import {
@@ -158,6 +161,15 @@ async function promote(ctx: EtcdContext, id: number): Promise<void> {
   }
 }
 
+function checkReconfiguration(
+  ctx: EtcdContext,
+  change: Parameters<Replica["reconfigurationRefusal"]>[0],
+): void {
+  const refusal = ctx.replica().reconfigurationRefusal(change);
+  if (refusal === "not-enough-started") throw new EtcdRpcError(ETCD_ERRORS.notEnoughStartedMembers);
+  if (refusal === "unhealthy") throw new EtcdRpcError(ETCD_ERRORS.unhealthy);
+}
+
 export function clusterService(ctx: EtcdContext): UntypedServiceImplementation {
   const list = (): Member[] => ctx.members().map(toMember);
   return {
@@ -175,6 +187,7 @@ export function clusterService(ctx: EtcdContext): UntypedServiceImplementation {
       checkPeerUrlsFree(members, peerUrls);
       const id = joinedMemberIdOf(ctx.clusterId, peerUrls);
       if (members.some((member) => member.id === id)) throw new EtcdRpcError(ETCD_ERRORS.memberExists);
+      checkReconfiguration(ctx, { kind: request.isLearner ? "addLearner" : "addVoter", id });
       // The record first: every member learns where to reach the new one before it is added.
       await proposeMemberCommand(ctx, memberSetRequest({ id, name: "", peerUrls, clientUrls: [] }));
       const replica = ctx.replica();
@@ -190,6 +203,7 @@ export function clusterService(ctx: EtcdContext): UntypedServiceImplementation {
     MemberRemove: unary<MemberRemoveRequest, MemberRemoveResponse>(async (request) => {
       const id = memberIdOf(request.ID);
       findMember(ctx.members(), id);
+      checkReconfiguration(ctx, { kind: "remove", id });
       await ctx.replica().removeNode(id);
       await proposeMemberCommand(ctx, memberRemoveRequest(id));
       return create(MemberRemoveResponseSchema, { header: ctx.header(), members: list() });

@@ -75,6 +75,10 @@ export const ETCD_ERRORS = {
   stopped: spec(GrpcStatus.UNAVAILABLE, "etcdserver: server stopped"),
   timeout: spec(GrpcStatus.UNAVAILABLE, "etcdserver: request timed out"),
   unhealthy: spec(GrpcStatus.UNAVAILABLE, "etcdserver: unhealthy cluster"),
+  notEnoughStartedMembers: spec(
+    GrpcStatus.FAILED_PRECONDITION,
+    "etcdserver: re-configuration failed due to not enough started members",
+  ),
   badLeaderTransferee: spec(GrpcStatus.FAILED_PRECONDITION, "etcdserver: bad leader transferee"),
 } as const;
 
