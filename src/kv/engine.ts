@@ -91,6 +91,15 @@ export class WriteBatch {
     return this.ops.get(latin1(key))?.value;
   }
 
+  /** The pending operation with the smallest key in [start, end), if any. */
+  firstOpIn(start: Uint8Array, end: Uint8Array): WriteOp | undefined {
+    if (this.ops.size === 0) return undefined;
+    const ops = this.sortedOps();
+    const at = lowerBound(ops, start);
+    const op = ops[at];
+    return op !== undefined && compareBytes(op.key, end) < 0 ? op : undefined;
+  }
+
   /** The pending operations in ascending key order. */
   sortedOps(): readonly WriteOp[] {
     if (this.sorted === null) {

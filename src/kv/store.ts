@@ -27,7 +27,14 @@ import { BatchOverlay, WriteBatch, type KvPair, type KvReader, type OrderedKv } 
 import { KvError, KvErrorCode } from "./errors.js";
 import { readHistory, type HistoryPage } from "./history.js";
 import { revisionForApply } from "./hlc.js";
-import { KeyLayout, LAYOUT_VERSION, MetaField, decodeDescendingRevision } from "./keys.js";
+import {
+  KeyLayout,
+  LAYOUT_VERSION,
+  MetaField,
+  decodeDescendingRevision,
+  decodeStoredVersion,
+} from "./keys.js";
+import { NewestVersions, type NewestVersionsLimits } from "./newest.js";
 import { LeaseTable, type LeaseChange, type LeaseInfo, type LeaseSummary } from "./leases.js";
 import { MemberTable, type MemberAttributes } from "./members.js";
 import { executeRange, keyInterval, type RevisionBounds } from "./range.js";
@@ -39,7 +46,7 @@ import {
   encodedSnapshotBytes,
 } from "./snapshot.js";
 import { commandShapeError } from "./txn.js";
-import { CommandWriter } from "./writer.js";
+import { CommandWriter, type NewestVersionLookup } from "./writer.js";
 
 export interface MvccStoreOptions {
   /**
@@ -56,6 +63,8 @@ export interface MvccStoreOptions {
    * attached only to live leases. Every replica of a group must use the same setting.
    */
   readonly enforceLeases?: boolean;
+  /** Bounds of the in-memory index of newest versions (default DEFAULT_NEWEST_VERSIONS_LIMITS). */
+  readonly newestVersions?: NewestVersionsLimits;
 }
 
 /** Which changes `history` reads: etcd's key / range end, from a revision on. */
@@ -130,6 +139,8 @@ export class MvccStore {
   private readonly leaseTable: LeaseTable;
   private readonly memberTable: MemberTable;
   private readonly enforceLeases: boolean;
+  /** The newest committed version of recently written keys: what a put replaces, without a seek. */
+  private readonly newestVersions: NewestVersions;
   private state: StoreState;
   private restoring = false;
 
@@ -142,6 +153,11 @@ export class MvccStore {
     this.leaseTable = new LeaseTable(this.layout);
     this.memberTable = new MemberTable(this.layout);
     this.enforceLeases = options.enforceLeases ?? false;
+    this.newestVersions = new NewestVersions(
+      this.layout.dataStart,
+      this.layout.dataEnd,
+      options.newestVersions,
+    );
     const view = kv.view();
     try {
       this.state = this.readState((key) => view.get(key));
@@ -194,6 +210,11 @@ export class MvccStore {
     try {
       const pending = new WriteBatch();
       const reader = new BatchOverlay(view, pending);
+      const newestVersion: NewestVersionLookup = (userKey, own) => {
+        const prefix = this.layout.versionsPrefix(userKey);
+        const pair = this.newestVersions.newestVersion(view, [own, pending], prefix);
+        return pair === undefined ? undefined : decodeStoredVersion(pair.value);
+      };
       const before = this.state;
       let state = before;
       const outcomes = entries.map(({ index, envelope }) => {
@@ -204,13 +225,14 @@ export class MvccStore {
           state = { ...state, appliedIndex: index };
           return null;
         }
-        const applied = this.applyCommand(reader, state, index, envelope);
+        const applied = this.applyCommand(reader, newestVersion, state, index, envelope);
         pending.absorb(applied.batch);
         state = applied.state;
         return applied.outcome;
       });
       this.stageState(pending, before, state);
       this.kv.write(pending);
+      this.newestVersions.committed(pending);
       this.state = state;
       return outcomes;
     } finally {
@@ -221,6 +243,7 @@ export class MvccStore {
   /** One command on top of `reader` (the state `before` describes): its effects, outcome and new state. */
   private applyCommand(
     reader: KvReader,
+    newestVersion: NewestVersionLookup,
     before: StoreState,
     entryIndex: number,
     envelope: CommandEnvelope<KvCommand>,
@@ -237,7 +260,7 @@ export class MvccStore {
           : { revision: before.revision, response: errorResponse(KvErrorCode.StaleSequence) };
       return { batch: new WriteBatch(), outcome: { result, events: [], duplicate: true }, state: after };
     }
-    const executed = this.execute(reader, envelope, bounds, entryIndex);
+    const executed = this.execute(reader, envelope, bounds, entryIndex, newestVersion);
     let outcome: ApplyOutcome = { result: executed.result, events: executed.events, duplicate: false };
     if (executed.leaseChange !== null) outcome = { ...outcome, leaseChange: executed.leaseChange };
     let state: StoreState = { ...after, revision: executed.revision, compacted: executed.compacted };
@@ -415,6 +438,7 @@ export class MvccStore {
       }
       for (const { key, value } of pairs) batch.put(concatBytes(this.layout.namespace, key), value);
       this.kv.write(batch);
+      this.newestVersions.clear();
       this.state = restored;
     } finally {
       this.restoring = false;
@@ -427,6 +451,7 @@ export class MvccStore {
     envelope: CommandEnvelope<KvCommand>,
     bounds: RevisionBounds,
     entryIndex: number,
+    newestVersion: NewestVersionLookup,
   ): Executed {
     const batch = new WriteBatch();
     const unchanged = {
@@ -472,7 +497,7 @@ export class MvccStore {
       };
     }
     const revision = revisionForApply(bounds.current, envelope.timestamp);
-    const writer = new CommandWriter(view, batch, this.layout, revision, bounds);
+    const writer = new CommandWriter(view, batch, this.layout, revision, bounds, newestVersion);
     const response = writer.run(command);
     const wrote = writer.events.length > 0;
     if (response.kind === "error" && (wrote || batch.size > 0)) {

@@ -1,0 +1,133 @@
+/**
+ * NewestVersions: an in-memory index of the newest committed version of recently written (or
+ * looked up) keys, so that a write finds the version it replaces without an engine seek. That
+ * lookup is the most frequent read of the apply path: every put makes one, on every replica.
+ *
+ * Entries are keyed by a key's versions prefix (its data key without the 8 revision bytes) and
+ * hold the newest data pair, or null when the key has no stored version. They are kept right
+ * by the store: `committed` is told of every batch it writes (a put of a data key is always at
+ * a revision above every stored one, so it becomes the newest; a delete — compaction — makes
+ * the entry unknown again), and `clear` of a restore. The index is bounded by entries and by
+ * bytes; the oldest entries go first.
+ *
+ * `newestVersion` answers for a reader that has pending batches on top of the committed state
+ * (the store's batch of entries, the command's own writes): their puts are newer than anything
+ * committed, so the first pending put in the key's versions range is the newest; without one,
+ * the committed newest comes from this index.
+ */
+import { compareBytes, latin1, prefixEnd } from "./bytes.js";
+import { BatchOverlay, type KvPair, type KvReader, type WriteBatch } from "./engine.js";
+
+/** Revision bytes at the end of every data key. */
+const REVISION_BYTES = 8;
+
+export interface NewestVersionsLimits {
+  readonly maxEntries: number;
+  /** Keys and values together. */
+  readonly maxBytes: number;
+}
+
+export const DEFAULT_NEWEST_VERSIONS_LIMITS: NewestVersionsLimits = {
+  maxEntries: 100_000,
+  maxBytes: 32 * 1024 * 1024,
+};
+
+function pairBytes(pair: KvPair | null): number {
+  return pair === null ? 0 : pair.key.length + pair.value.length;
+}
+
+export class NewestVersions {
+  private readonly entries = new Map<string, KvPair | null>();
+  private bytes = 0;
+
+  constructor(
+    private readonly dataStart: Uint8Array,
+    private readonly dataEnd: Uint8Array,
+    private readonly limits: NewestVersionsLimits = DEFAULT_NEWEST_VERSIONS_LIMITS,
+  ) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /**
+   * The newest data pair under `prefix` (a key's versions prefix) as `committed` (the store's
+   * committed state) with `pending` batches on top (newest first) shows it; undefined when
+   * the key has no version.
+   */
+  newestVersion(committed: KvReader, pending: readonly WriteBatch[], prefix: Uint8Array): KvPair | undefined {
+    const end = prefixEnd(prefix);
+    if (end === null) throw new Error("invariant violated: a versions prefix has no successor");
+    for (const batch of pending) {
+      const op = batch.firstOpIn(prefix, end);
+      if (op === undefined) continue;
+      if (op.value !== null) return { key: op.key, value: op.value };
+      // A pending delete (compaction) of some version: read through the batches the slow way.
+      return this.scanThrough(committed, pending, prefix, end);
+    }
+    const name = latin1(prefix);
+    const known = this.entries.get(name);
+    if (known !== undefined) return known ?? undefined;
+    let found: KvPair | undefined;
+    for (const pair of committed.scan(prefix, end, { limit: 1 })) found = pair;
+    this.remember(name, found ?? null);
+    return found;
+  }
+
+  /** `batch` was written: its data puts are the newest versions of their keys; deletes unknown. */
+  committed(batch: WriteBatch): void {
+    let previous: string | null = null;
+    for (const op of batch.sortedOps()) {
+      if (compareBytes(op.key, this.dataStart) < 0 || compareBytes(op.key, this.dataEnd) >= 0) continue;
+      const name = latin1(op.key.subarray(0, op.key.length - REVISION_BYTES));
+      if (op.value === null) {
+        this.forget(name);
+        previous = name;
+        continue;
+      }
+      // Ops come in key order, newest version of a key first: only the first one counts.
+      if (name === previous) continue;
+      previous = name;
+      this.forget(name);
+      this.remember(name, { key: op.key, value: op.value });
+    }
+  }
+
+  clear(): void {
+    this.entries.clear();
+    this.bytes = 0;
+  }
+
+  private scanThrough(
+    committed: KvReader,
+    pending: readonly WriteBatch[],
+    prefix: Uint8Array,
+    end: Uint8Array,
+  ): KvPair | undefined {
+    // Pending batches are newest first; overlay them oldest first on the committed state.
+    const visible = [...pending]
+      .reverse()
+      .reduce<KvReader>((reader, batch) => new BatchOverlay(reader, batch), committed);
+    for (const pair of visible.scan(prefix, end, { limit: 1 })) return pair;
+    return undefined;
+  }
+
+  private remember(name: string, pair: KvPair | null): void {
+    const size = pairBytes(pair);
+    if (size > this.limits.maxBytes) return;
+    this.entries.set(name, pair);
+    this.bytes += size;
+    for (const [oldest, value] of this.entries) {
+      if (this.entries.size <= this.limits.maxEntries && this.bytes <= this.limits.maxBytes) break;
+      this.entries.delete(oldest);
+      this.bytes -= pairBytes(value);
+    }
+  }
+
+  private forget(name: string): void {
+    const known = this.entries.get(name);
+    if (known === undefined) return;
+    this.entries.delete(name);
+    this.bytes -= pairBytes(known);
+  }
+}
