@@ -27,13 +27,6 @@ const TEST_TIMEOUT_MS = 300_000;
 const TXN_PROMPTS = "compares:\nsuccess requests (get, put, del):\nfailure requests (get, put, del):\n";
 
 const skip = etcdctlSkipReason();
-/**
- * Known gap, reported to the server's owners: Node's HTTP/2 layer (nghttp2) resets a stream
- * whose :authority is a whole URL ("http://127.0.0.1:PORT", which etcdctl's --cluster sends)
- * before grpc-js sees it. A todo test runs and reports but does not fail the suite; drop the
- * todo once the server accepts such streams.
- */
-const CLUSTER_FLAG_TODO = "Node's HTTP/2 server resets streams whose :authority is a URL (etcdctl --cluster)";
 
 describe(`etcdctl against three ${TARGET} processes`, { skip }, () => {
   let cluster: ClientCluster;
@@ -80,12 +73,12 @@ describe(`etcdctl against three ${TARGET} processes`, { skip }, () => {
   });
 
   /** A test whose failure also prints the members' logs when the file ends. */
-  const check = (name: string, body: () => Promise<void>, todo?: string): void => {
-    void test(name, { timeout: TEST_TIMEOUT_MS, ...(todo === undefined ? {} : { todo }) }, async () => {
+  const check = (name: string, body: () => Promise<void>): void => {
+    void test(name, { timeout: TEST_TIMEOUT_MS }, async () => {
       try {
         await body();
       } catch (error) {
-        if (todo === undefined) failed = true;
+        failed = true;
         throw error;
       }
     });
@@ -380,21 +373,17 @@ describe(`etcdctl against three ${TARGET} processes`, { skip }, () => {
   });
 
   // --cluster dials the client URLs of member list, as grpc-go's passthrough target (the
-  // :authority is the whole URL, http:// included).
-  check(
-    "endpoint status and health --cluster reach every member by its advertised client URL",
-    async () => {
-      const clusterRows = (await ok(["endpoint", "status", "--cluster"])).trimEnd().split("\n");
-      assert.deepEqual(
-        clusterRows.map((r) => r.split(", ")[0]).sort(),
-        FOUNDERS.map((n) => `http://${cluster.endpoint(n)}`).sort(),
-      );
-      const clusterHealth = await run(["endpoint", "health", "--cluster"]);
-      assert.equal(clusterHealth.code, 0, explain(["endpoint", "health", "--cluster"], clusterHealth));
-      assert.equal((clusterHealth.stdout + clusterHealth.stderr).match(/ is healthy: /g)?.length, 3);
-    },
-    TARGET === "concord" ? CLUSTER_FLAG_TODO : undefined,
-  );
+  // :authority is the whole URL, http:// included, which the client port must accept).
+  check("endpoint status and health --cluster reach every member by its advertised client URL", async () => {
+    const clusterRows = (await ok(["endpoint", "status", "--cluster"])).trimEnd().split("\n");
+    assert.deepEqual(
+      clusterRows.map((r) => r.split(", ")[0]).sort(),
+      FOUNDERS.map((n) => `http://${cluster.endpoint(n)}`).sort(),
+    );
+    const clusterHealth = await run(["endpoint", "health", "--cluster"]);
+    assert.equal(clusterHealth.code, 0, explain(["endpoint", "health", "--cluster"], clusterHealth));
+    assert.equal((clusterHealth.stdout + clusterHealth.stderr).match(/ is healthy: /g)?.length, 3);
+  });
 
   check(
     "member list, add a fourth member that joins with --initial-cluster-state existing, remove it",

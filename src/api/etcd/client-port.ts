@@ -1,7 +1,8 @@
 /**
  * `ClientPort`: one TCP port for both client protocols. It accepts connections itself, reads
  * the first bytes, and hands the connection (with those bytes put back) to the etcd gRPC
- * server when they begin the HTTP/2 client preface ("PRI * HTTP/2.0"), or to the native
+ * server when they begin the HTTP/2 client preface ("PRI * HTTP/2.0"), read through the
+ * `:authority` rewriting of authority-rewrite.ts (etcdctl --cluster), or to the native
  * protocol server otherwise: a native frame starts with its u32 big-endian length, whose first
  * byte is 0x00 or 0x01 under the frame size limit, never "P". A connection that sends nothing
  * within `firstByteTimeoutMs` is closed.
@@ -9,6 +10,7 @@
 import { createServer, type Server, type Socket } from "node:net";
 import type { NativeServer } from "../native/server.js";
 import type { Logger } from "../../transport/transport.js";
+import { withLenientAuthority } from "./authority-rewrite.js";
 import type { EtcdServer } from "./server.js";
 
 /** The first byte of the HTTP/2 client connection preface. */
@@ -85,7 +87,9 @@ export class ClientPort {
       settle();
       socket.unshift(head);
       if (head[0] === HTTP2_PREFACE_FIRST_BYTE) {
-        this.options.etcd.injectConnection(socket);
+        // Read through the authority rewriting so that etcdctl's URL-shaped :authority
+        // (--cluster) is not refused by Node's HTTP/2 layer (see authority-rewrite.ts).
+        this.options.etcd.injectConnection(withLenientAuthority(socket));
       } else {
         this.options.native.injectConnection(socket);
         socket.resume();

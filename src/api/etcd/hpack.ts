@@ -1,0 +1,146 @@
+/**
+ * The few HPACK (RFC 7541) pieces the client port's authority rewriting needs: prefixed
+ * integers, string literals, and the static Huffman code (decoding, to read a header value a
+ * client compressed). No dynamic table and no encoder of whole header lists live here: the
+ * rewriting copies every representation it does not change byte for byte.
+ */
+
+/** A header block that is not valid HPACK (truncated, overlong integer, bad Huffman code). */
+export class HpackError extends Error {}
+
+/**
+ * The bit length of each symbol's code (bytes 0..255, then EOS = 256), RFC 7541 Appendix B.
+ * The code is canonical: codes of one length are consecutive in symbol order and each length
+ * starts at (last code of the shorter length + 1) shifted left, so the lengths define it.
+ */
+const HUFFMAN_CODE_LENGTHS: readonly number[] = [
+  13, 23, 28, 28, 28, 28, 28, 28, 28, 24, 30, 28, 28, 30, 28, 28, 28, 28, 28, 28, 28, 28, 30, 28, 28, 28, 28,
+  28, 28, 28, 28, 28, 6, 10, 10, 12, 13, 6, 8, 11, 10, 10, 8, 11, 8, 6, 6, 6, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 7,
+  8, 15, 6, 12, 10, 13, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 8, 7, 8, 13, 19,
+  13, 14, 6, 15, 5, 6, 5, 6, 5, 6, 6, 6, 5, 7, 7, 6, 6, 6, 5, 6, 7, 6, 5, 5, 6, 7, 7, 7, 7, 7, 15, 11, 14, 13,
+  28, 20, 22, 20, 20, 22, 22, 22, 23, 22, 23, 23, 23, 23, 23, 24, 23, 24, 24, 22, 23, 24, 23, 23, 23, 23, 21,
+  22, 23, 22, 23, 23, 24, 22, 21, 20, 22, 22, 23, 23, 21, 23, 22, 22, 24, 21, 22, 23, 23, 21, 21, 22, 21, 23,
+  22, 23, 23, 20, 22, 22, 22, 23, 22, 22, 23, 26, 26, 20, 19, 22, 23, 22, 25, 26, 26, 26, 27, 27, 26, 24, 25,
+  19, 21, 26, 27, 27, 26, 27, 24, 21, 21, 26, 26, 28, 27, 27, 27, 20, 24, 20, 21, 22, 21, 21, 23, 22, 22, 25,
+  25, 24, 24, 26, 23, 26, 27, 26, 26, 27, 27, 27, 27, 27, 28, 27, 27, 27, 27, 27, 26, 30,
+];
+const HUFFMAN_EOS = 256;
+const HUFFMAN_MAX_CODE_LENGTH = 30;
+
+/** Canonical decoding tables: per code length, its first code, how many codes, and where its symbols start. */
+interface HuffmanDecoder {
+  readonly firstCode: readonly number[];
+  readonly count: readonly number[];
+  readonly firstSymbolIndex: readonly number[];
+  /** Symbols ordered by (code length, symbol). */
+  readonly symbols: readonly number[];
+}
+
+function buildHuffmanDecoder(): HuffmanDecoder {
+  const symbols = HUFFMAN_CODE_LENGTHS.map((_, symbol) => symbol).sort(
+    (a, b) => (HUFFMAN_CODE_LENGTHS[a] ?? 0) - (HUFFMAN_CODE_LENGTHS[b] ?? 0) || a - b,
+  );
+  const count = new Array<number>(HUFFMAN_MAX_CODE_LENGTH + 1).fill(0);
+  for (const length of HUFFMAN_CODE_LENGTHS) count[length] = (count[length] ?? 0) + 1;
+  const firstCode = new Array<number>(HUFFMAN_MAX_CODE_LENGTH + 1).fill(0);
+  const firstSymbolIndex = new Array<number>(HUFFMAN_MAX_CODE_LENGTH + 1).fill(0);
+  let code = 0;
+  let index = 0;
+  for (let length = 1; length <= HUFFMAN_MAX_CODE_LENGTH; length++) {
+    code = length === 1 ? 0 : (code + (count[length - 1] ?? 0)) * 2;
+    firstCode[length] = code;
+    firstSymbolIndex[length] = index;
+    index += count[length] ?? 0;
+  }
+  return { firstCode, count, firstSymbolIndex, symbols };
+}
+
+const huffman = buildHuffmanDecoder();
+
+/**
+ * Decodes a Huffman-coded string literal (as latin1 text). The padding after the last symbol
+ * must be fewer than 8 bits, all ones (a prefix of EOS), and EOS itself must not appear.
+ */
+export function decodeHuffman(bytes: Uint8Array): string {
+  const out: number[] = [];
+  let code = 0;
+  let length = 0;
+  for (const byte of bytes) {
+    for (let bit = 7; bit >= 0; bit--) {
+      code = code * 2 + ((byte >> bit) & 1);
+      length++;
+      const offset = code - (huffman.firstCode[length] ?? 0);
+      if (offset >= 0 && offset < (huffman.count[length] ?? 0)) {
+        const symbol = huffman.symbols[(huffman.firstSymbolIndex[length] ?? 0) + offset] ?? HUFFMAN_EOS;
+        if (symbol === HUFFMAN_EOS) throw new HpackError("Huffman string contains EOS");
+        out.push(symbol);
+        code = 0;
+        length = 0;
+      } else if (length >= HUFFMAN_MAX_CODE_LENGTH) {
+        throw new HpackError("invalid Huffman code");
+      }
+    }
+  }
+  if (length >= 8 || code !== 2 ** length - 1) throw new HpackError("invalid Huffman padding");
+  return Buffer.from(out).toString("latin1");
+}
+
+/** An integer with an N-bit prefix (RFC 7541 5.1) read at `offset`, and the offset after it. */
+export function readInteger(
+  block: Uint8Array,
+  offset: number,
+  prefixBits: number,
+): { value: number; next: number } {
+  const first = block[offset];
+  if (first === undefined) throw new HpackError("header block truncated in an integer");
+  const prefixMax = 2 ** prefixBits - 1;
+  let value = first & prefixMax;
+  let next = offset + 1;
+  if (value < prefixMax) return { value, next };
+  for (let shift = 0; ; shift += 7) {
+    // Anything beyond 2^28 is far past any header block or table size a peer may use.
+    if (shift > 21) throw new HpackError("HPACK integer too large");
+    const byte = block[next++];
+    if (byte === undefined) throw new HpackError("header block truncated in an integer");
+    value += (byte & 0x7f) * 2 ** shift;
+    if ((byte & 0x80) === 0) return { value, next };
+  }
+}
+
+/** Encodes `value` with an N-bit prefix; `firstByteBits` are the representation's pattern bits. */
+export function encodeInteger(value: number, prefixBits: number, firstByteBits: number): number[] {
+  const prefixMax = 2 ** prefixBits - 1;
+  if (value < prefixMax) return [firstByteBits | value];
+  const bytes = [firstByteBits | prefixMax];
+  let rest = value - prefixMax;
+  while (rest >= 0x80) {
+    bytes.push((rest % 0x80) | 0x80);
+    rest = Math.floor(rest / 0x80);
+  }
+  bytes.push(rest);
+  return bytes;
+}
+
+/** A string literal (RFC 7541 5.2) at `offset`: its bytes as sent, whether Huffman-coded, the offset after it. */
+export function readStringLiteral(
+  block: Uint8Array,
+  offset: number,
+): { bytes: Uint8Array; huffman: boolean; next: number } {
+  const first = block[offset];
+  if (first === undefined) throw new HpackError("header block truncated in a string");
+  const { value: length, next: start } = readInteger(block, offset, 7);
+  const end = start + length;
+  if (end > block.length) throw new HpackError("header block truncated in a string");
+  return { bytes: block.subarray(start, end), huffman: (first & 0x80) !== 0, next: end };
+}
+
+/** The text of a string literal read by `readStringLiteral`. */
+export function stringLiteralText(literal: { bytes: Uint8Array; huffman: boolean }): string {
+  return literal.huffman ? decodeHuffman(literal.bytes) : Buffer.from(literal.bytes).toString("latin1");
+}
+
+/** A string literal without Huffman coding. */
+export function encodeRawStringLiteral(text: string): Buffer {
+  const bytes = Buffer.from(text, "latin1");
+  return Buffer.concat([Buffer.from(encodeInteger(bytes.length, 7, 0x00)), bytes]);
+}
