@@ -101,16 +101,29 @@ export interface LiveKey {
   readonly encoded: Uint8Array;
 }
 
-/** The keys of `interval` that exist at `revision`, in key order (descending when `reverse`). */
+/**
+ * A faster way to a key's newest stored version (encoded, tombstones too) than a seek of the
+ * reader: the store's NewestVersions index. Only valid for reads at the reader's newest revision.
+ */
+export type NewestEncodedVersion = (userKey: Uint8Array) => Uint8Array | undefined;
+
+/**
+ * The keys of `interval` that exist at `revision`, in key order (descending when `reverse`).
+ * `newest`, when given, must answer for `revision` (the reader's newest state).
+ */
 export function* liveKeysAt(
   reader: KvReader,
   layout: KeyLayout,
   interval: KeyInterval,
   revision: bigint,
   reverse = false,
+  newest?: NewestEncodedVersion,
 ): Generator<LiveKey> {
   if (interval.single) {
-    const encoded = encodedVersionAt(reader, layout, interval.start, revision);
+    const encoded =
+      newest === undefined
+        ? encodedVersionAt(reader, layout, interval.start, revision)
+        : newest(interval.start);
     if (encoded !== undefined && !isTombstone(encoded)) yield { userKey: interval.start, encoded };
     return;
   }
@@ -182,16 +195,19 @@ function passesFilters(kv: KeyValue, r: RangeRequest): boolean {
 /**
  * etcd's Range over `reader`. `count` is the number of keys in the range at the read revision
  * before the revision filters and the limit, as in etcd. Ties in a sort keep key order.
- * Throws KvError for an empty key and for revisions outside `bounds`.
+ * Throws KvError for an empty key and for revisions outside `bounds`. `newestAtCurrent`, when
+ * given, answers single-key reads at `bounds.current` (the reader's newest state).
  */
 export function executeRange(
   reader: KvReader,
   layout: KeyLayout,
   request: RangeRequest,
   bounds: RevisionBounds,
+  newestAtCurrent?: NewestEncodedVersion,
 ): RangeResponse {
   if (request.key.length === 0) throw new KvError(KvErrorCode.EmptyKey);
   const revision = resolveReadRevision(request.revision, bounds);
+  const newest = revision === bounds.current ? newestAtCurrent : undefined;
   const interval = keyInterval(request.key, request.rangeEnd);
   const limit = request.limit > 0 ? request.limit : Infinity;
   const present = (live: LiveKey): KeyValue => {
@@ -201,7 +217,7 @@ export function executeRange(
 
   if (request.countOnly) {
     let count = 0;
-    for (const _ of liveKeysAt(reader, layout, interval, revision)) count += 1;
+    for (const _ of liveKeysAt(reader, layout, interval, revision, false, newest)) count += 1;
     return { kind: "range", kvs: [], more: false, count };
   }
 
@@ -219,7 +235,7 @@ export function executeRange(
     const reverse = order === SortOrder.Descend;
     const kvs: KeyValue[] = [];
     let count = 0;
-    for (const live of liveKeysAt(reader, layout, interval, revision, reverse)) {
+    for (const live of liveKeysAt(reader, layout, interval, revision, reverse, newest)) {
       count += 1;
       if (kvs.length < limit) kvs.push(present(live));
     }
@@ -228,7 +244,7 @@ export function executeRange(
 
   let count = 0;
   let kvs: KeyValue[] = [];
-  for (const live of liveKeysAt(reader, layout, interval, revision)) {
+  for (const live of liveKeysAt(reader, layout, interval, revision, false, newest)) {
     count += 1;
     const kv = toKeyValue(live.userKey, decodeStoredVersion(live.encoded));
     if (passesFilters(kv, request)) kvs.push(kv);

@@ -284,7 +284,9 @@ export class MvccStore {
     const view = this.kv.view();
     try {
       const bounds = { current: this.state.revision, compacted: this.state.compacted };
-      return { ...executeRange(view, this.layout, request, bounds), revision: bounds.current };
+      const newest = (userKey: Uint8Array) =>
+        this.newestVersions.newestVersion(view, [], this.layout.versionsPrefix(userKey))?.value;
+      return { ...executeRange(view, this.layout, request, bounds, newest), revision: bounds.current };
     } finally {
       view.release();
     }
