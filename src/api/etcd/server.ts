@@ -1,18 +1,23 @@
 /**
  * `EtcdServer`: the etcd v3 gRPC API of one Concord member — a grpc-js Server with the KV,
- * Watch, Lease, Cluster and Maintenance services, their definitions built from the generated
- * descriptors. It listens on no port of its own: the client port (client-port.ts) hands it
- * the connections that start with the HTTP/2 preface (`injectConnection`).
+ * Watch, Lease, Cluster and Maintenance services and etcd's Election and Lock services, their
+ * definitions built from the generated descriptors. It listens on no port of its own: the
+ * client port (client-port.ts) hands it the connections that start with the HTTP/2 preface
+ * (`injectConnection`).
  */
 import type { Duplex } from "node:stream";
 import { Server, ServerCredentials, type ConnectionInjector } from "@grpc/grpc-js";
 import type { NodeHost } from "../../node/host.js";
 import { clusterService } from "./cluster-service.js";
 import { EtcdContext } from "./context.js";
+import { electionService } from "./election-service.js";
 import { Cluster, KV, Lease, Maintenance, Watch } from "./gen/rpc_pb.js";
+import { Election } from "./gen/v3election_pb.js";
+import { Lock } from "./gen/v3lock_pb.js";
 import { grpcServiceDefinition } from "./grpc-service.js";
 import { kvService } from "./kv-service.js";
 import { LeaderForwarder, leaseService } from "./lease-service.js";
+import { lockService } from "./lock-service.js";
 import { maintenanceService } from "./maintenance-service.js";
 import { watchService } from "./watch-service.js";
 
@@ -58,6 +63,8 @@ export class EtcdServer {
       grpcServiceDefinition(Maintenance),
       maintenanceService(ctx, options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
     );
+    this.grpc.addService(grpcServiceDefinition(Election), electionService(ctx));
+    this.grpc.addService(grpcServiceDefinition(Lock), lockService(ctx));
     this.injector = this.grpc.createConnectionInjector(ServerCredentials.createInsecure());
   }
 
