@@ -158,9 +158,12 @@ class NativeConnection {
     let id = 0;
     const watch = new RemoteWatch(() => {
       if (!this.waiting.has(id)) return;
-      this.waiting.delete(id);
-      // Answered with watchCancelled; nothing more arrives for the watch after that answer.
-      this.request({ method: Method.WatchCancel, rangeId, targetId: id }).catch(() => undefined);
+      // Responses the server sent before it saw the cancel may still arrive: drop them. The
+      // cancel's answer comes after all of them, and nothing for the watch follows it.
+      this.waiting.set(id, { deliver: () => false, fail: () => undefined });
+      this.request({ method: Method.WatchCancel, rangeId, targetId: id })
+        .catch(() => undefined)
+        .finally(() => this.forget(id));
     });
     id = this.send(
       { method: Method.Watch, rangeId, watch: request },
@@ -178,6 +181,11 @@ class NativeConnection {
       },
     );
     return watch;
+  }
+
+  private forget(id: number): void {
+    this.waiting.delete(id);
+    if (this.retired && this.waiting.size === 0) this.close();
   }
 
   /** Sends a request registered with `waiting`; returns its id. */
