@@ -41,8 +41,16 @@ function watchResponse(watchId: number, revision: bigint): ResponseBody {
  * more watch response for the cancelled watch (as if it had been on the wire already), then
  * the cancel's answer, then the held write's answer. Counts the connections it accepted.
  */
-async function scriptedServer(): Promise<{ endpoint: string; connections: () => number }> {
+async function scriptedServer(): Promise<{
+  endpoint: string;
+  connections: () => number;
+  writeReceived: Promise<void>;
+}> {
   let connections = 0;
+  let markWriteReceived: () => void = () => undefined;
+  const writeReceived = new Promise<void>((resolve) => {
+    markWriteReceived = resolve;
+  });
   const server = createServer((socket: Socket) => {
     connections += 1;
     let watchId = 0;
@@ -59,6 +67,7 @@ async function scriptedServer(): Promise<{ endpoint: string; connections: () => 
             return;
           case Method.Write:
             heldWrite = request;
+            markWriteReceived();
             return;
           case Method.WatchCancel:
             respond(watchId, watchResponse(watchId, 6n));
@@ -81,7 +90,7 @@ async function scriptedServer(): Promise<{ endpoint: string; connections: () => 
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address();
   if (address === null || typeof address === "string") throw new Error("no address");
-  return { endpoint: `127.0.0.1:${address.port}`, connections: () => connections };
+  return { endpoint: `127.0.0.1:${address.port}`, connections: () => connections, writeReceived };
 }
 
 test("watch responses in flight when a watch is cancelled do not break the connection", async () => {
@@ -93,6 +102,7 @@ test("watch responses in flight when a watch is cancelled do not break the conne
     const first = await iterator.next();
     assert.equal(first.done === true ? null : first.value.revision, 5n);
     const write = db.put("k", "v");
+    await server.writeReceived;
     // Leaving the watch sends WatchCancel; the server answers the write only after it.
     await iterator.return?.();
     assert.equal((await write).revision, 7n, "the write in flight is answered, not failed as ambiguous");
