@@ -145,6 +145,14 @@ export interface LeaseGrantResult {
 /** Which range holds a key. */
 export type KeyRouter = (key: Uint8Array) => number;
 
+/** What a handle takes from its process; injectable so the simulator can run it on virtual time. */
+export interface ClientEnvironment {
+  /** The handle's client id (default: a random UUID). */
+  readonly clientId?: string;
+  /** Waits `ms` milliseconds between retries (default: node:timers/promises setTimeout). */
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
 /**
  * One range covers the whole keyspace until the placement layer's route cache exists; every
  * request already carries the range id it was routed to.
@@ -193,7 +201,8 @@ function responseOf<K extends CommandResponse["kind"]>(
 
 export class ConcordDb {
   /** Sent with every write; the store deduplicates retries by (clientId, sequence). */
-  readonly clientId = randomUUID();
+  readonly clientId: string;
+  private readonly sleep: (ms: number) => Promise<void>;
   private sequence = 0;
   /** Writes run one at a time: the store's dedup table expects one outstanding request per client. */
   private writeChain: Promise<unknown> = Promise.resolve();
@@ -205,8 +214,11 @@ export class ConcordDb {
     retryPolicy: Partial<RetryPolicy> = {},
     /** The range holding a key (default: range 1 holds every key). */
     private readonly rangeOf: KeyRouter = singleRange,
+    environment: ClientEnvironment = {},
   ) {
     this.retryPolicy = { ...DEFAULT_RETRY_POLICY, ...retryPolicy };
+    this.clientId = environment.clientId ?? randomUUID();
+    this.sleep = environment.sleep ?? ((ms) => sleep(ms));
   }
 
   async put(key: Bytes, value: Bytes, options: PutOptions = {}): Promise<PutResult> {
@@ -383,7 +395,7 @@ export class ConcordDb {
         return await attempt();
       } catch (error) {
         if (!isRetryable(error) || failures >= maxAttempts || this.closed) throw error;
-        await sleep(Math.min(maxBackoffMs, initialBackoffMs * 2 ** (failures - 1)));
+        await this.sleep(Math.min(maxBackoffMs, initialBackoffMs * 2 ** (failures - 1)));
       }
     }
   }

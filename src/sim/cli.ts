@@ -15,6 +15,7 @@ import { describeFailure, formatStatsTable, sweep } from "./sweep.js";
 import { formatTraceLine } from "./trace.js";
 import { RUNTIME_PROFILES, isRuntimeProfile } from "./runtime/runtime-run.js";
 import { describeRuntimeFailure, sweepRuntime } from "./runtime/runtime-sweep.js";
+import { electionMain } from "./election/cli.js";
 
 interface CliOptions {
   seeds?: number;
@@ -27,6 +28,10 @@ interface CliOptions {
   duration?: number;
   crashInterval?: number;
   ackBeforeSync: boolean;
+  election: boolean;
+  electionBug?: string;
+  electionPinned: boolean;
+  electionCheckQuorumOff: boolean;
 }
 
 const BUG_NAMES: readonly (keyof InjectedBugs)[] = [
@@ -142,15 +147,31 @@ function main(argv: readonly string[]): number | Promise<number> {
       bugsOption,
     )
     .option("--runtime", "simulate the node runtime (NodeHost) instead of raw Raft cores", false)
-    .option("--duration <ms>", "with --runtime: virtual milliseconds of the faulty phase", positiveInteger)
+    .option(
+      "--duration <ms>",
+      "with --runtime or --election: virtual milliseconds of the faulty phase",
+      positiveInteger,
+    )
     .option(
       "--crash-interval <ms>",
       "with --runtime: mean virtual milliseconds between crashes (crashes profile)",
       positiveInteger,
     )
     .option("--ack-before-sync", "with --runtime: disks acknowledge syncs early (a deliberate bug)", false)
+    .option("--election", "simulate the leader-election recipe against the node runtime", false)
+    .option(
+      "--election-bug <name>",
+      "with --election: a deliberately broken candidate (term-reset, grab, slow-clock)",
+    )
+    .option("--election-pinned", "with --election: each client talks to one node only (no fail-over)", false)
+    .option(
+      "--election-check-quorum-off",
+      "with --election: half the seeds run Raft without check-quorum",
+      false,
+    )
     .parse(argv, { from: "user" });
   const options = program.opts<CliOptions>();
+  if (options.election) return electionMain(options);
   if (options.runtime) return runtimeMain(options);
   const firstSeed = options.seed ?? 1;
   const seeds = options.seeds ?? (options.seed !== undefined ? 1 : 100);
