@@ -43,7 +43,7 @@ class MemberBackend implements Backend {
   }
 
   leaseKeepAlive(rangeId: number, id: bigint) {
-    return Promise.resolve(this.replica(rangeId).leaseKeepAlive(id));
+    return this.replica(rangeId).leaseKeepAlive(id);
   }
 
   leaseTimeToLive(rangeId: number, id: bigint, withKeys: boolean) {

@@ -127,7 +127,7 @@ class EmbeddedBackend implements Backend {
   }
 
   leaseKeepAlive(rangeId: number, id: bigint): Promise<number | null> {
-    return settle(() => this.replica(rangeId).leaseKeepAlive(id));
+    return settle(() => this.replica(rangeId)).then((replica) => replica.leaseKeepAlive(id));
   }
 
   leaseTimeToLive(rangeId: number, id: bigint, withKeys: boolean): Promise<TimeToLive | null> {

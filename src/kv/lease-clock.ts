@@ -150,14 +150,18 @@ export class LeaseClock {
   }
 
   /**
-   * etcd's LeaseKeepAlive: the lease's deadline becomes now + its TTL. Returns the granted
-   * TTL, or null when the lease does not exist or has already expired (its revocation is on
-   * its way; renewing it now would let a client believe in a lease about to vanish).
+   * etcd's LeaseKeepAlive: the lease's deadline becomes `asOf` + its TTL (never earlier than
+   * it was). `asOf` (default now) is when this replica last knew it led: a caller that
+   * confirms leadership with a quorum first passes the time the confirmation started, so a
+   * deposed leader cannot stretch a lease past what its successor grants it. Returns the
+   * granted TTL, or null when the lease does not exist or has already expired (its revocation
+   * is on its way; renewing it now would let a client believe in a lease about to vanish).
    * Throws KvError(NotLeader) on a replica that does not lead.
    */
-  keepAlive(id: bigint): number | null {
+  keepAlive(id: bigint, asOf?: number): number | null {
     this.requireLeader();
     const now = this.now();
+    const from = Math.min(asOf ?? now, now);
     const deadline = this.deadlines.get(id);
     if (deadline !== undefined && deadline.expiresAt <= now) return null;
     const lease = this.source.lease(id);
@@ -165,8 +169,8 @@ export class LeaseClock {
       this.deadlines.delete(id);
       return null;
     }
-    if (deadline === undefined) this.track(id, lease.ttlSeconds, now);
-    else deadline.expiresAt = now + deadline.ttlMs;
+    if (deadline === undefined) this.track(id, lease.ttlSeconds, from);
+    else deadline.expiresAt = Math.max(deadline.expiresAt, from + deadline.ttlMs);
     return lease.ttlSeconds;
   }
 

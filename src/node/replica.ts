@@ -10,7 +10,13 @@
  * one ReadIndex request per turn and are served once the state machine reaches the index.
  */
 import { DecodeError } from "../kv/bytes.js";
-import { decodeEnvelope, encodeEnvelope, type KvCommand, type RangeRequest } from "../kv/commands.js";
+import {
+  decodeEnvelope,
+  encodeEnvelope,
+  rangeRequest,
+  type KvCommand,
+  type RangeRequest,
+} from "../kv/commands.js";
 import { HybridClock } from "../kv/hlc.js";
 import type { TimeToLive } from "../kv/lease-clock.js";
 import type { LeaseSummary } from "../kv/leases.js";
@@ -97,6 +103,8 @@ type QueuedProposal =
   | { readonly kind: "confChange"; readonly change: ConfChange; readonly waiter: Waiter<ConfState> };
 
 const encoder = new TextEncoder();
+/** A linearizable read of nothing: its ReadIndex round confirms the leadership. */
+const LEADERSHIP_CONFIRMATION = rangeRequest({ key: Uint8Array.of(0), countOnly: true });
 const decoder = new TextDecoder();
 
 function isFresh(storage: ReplicaStorage): boolean {
@@ -308,11 +316,18 @@ export class Replica {
 
   /**
    * etcd's LeaseKeepAlive on the leader (NotLeaderError elsewhere): the granted TTL, or null
-   * when the lease does not exist or has already expired (LeaseClock.keepAlive).
+   * when the lease does not exist or has already expired (LeaseClock.keepAlive). The leader
+   * first confirms with a quorum that it still leads (a ReadIndex round, as etcd does since
+   * 3.5.8), and renews from the time it started asking: a leader cut off from its majority
+   * fails the request (ReadTimeoutError) instead of renewing a lease its successor may
+   * already have let expire (simulator: sim --election seeds 168 and 172).
    */
-  leaseKeepAlive(id: bigint): number | null {
+  async leaseKeepAlive(id: bigint): Promise<number | null> {
     this.requireLeaseClock();
-    return this.services.keepAlive(id);
+    const asOf = this.host.monotonicClock();
+    await this.range(LEADERSHIP_CONFIRMATION);
+    this.requireLeaseClock();
+    return this.services.keepAlive(id, asOf);
   }
 
   /** etcd's LeaseTimeToLive on the leader (NotLeaderError elsewhere); null for no such lease. */

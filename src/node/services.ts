@@ -111,8 +111,8 @@ export class ReplicaServices {
   }
 
   /** Leader only (KvError NotLeader otherwise): see LeaseClock.keepAlive. */
-  keepAlive(id: bigint): number | null {
-    return this.clock.keepAlive(id);
+  keepAlive(id: bigint, asOf: number): number | null {
+    return this.clock.keepAlive(id, asOf);
   }
 
   /** Leader only (KvError NotLeader otherwise): see LeaseClock.timeToLive. */

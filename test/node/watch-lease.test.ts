@@ -61,6 +61,14 @@ async function startCluster(): Promise<{ cluster: TestCluster; leader: NodeId }>
 type PutFields = Parameters<typeof putRequest>[0];
 
 /** Proposes (a put given by its fields, or any command) through `node`; runs until it settles. */
+/** A keep-alive on `node`, run until it settles (its leadership check needs a ReadIndex round). */
+async function keepAlive(cluster: TestCluster, node: NodeId, id: bigint): Promise<number | null> {
+  const renewal = track(cluster.replica(node, RANGE).leaseKeepAlive(id));
+  await cluster.runUntil(() => renewal.settled, "the keep-alive to settle");
+  if (renewal.error !== undefined) throw new Error("the keep-alive failed", { cause: renewal.error });
+  return renewal.value!;
+}
+
 async function propose(
   cluster: TestCluster,
   node: NodeId,
@@ -211,12 +219,12 @@ test("keep-alives on the leader hold a lease; keep-alive and time-to-live are le
   const follower = cluster.ids.find((id) => id !== leader)!;
   const id = grantedId(await propose(cluster, leader, leaseGrantRequest(3)));
   await propose(cluster, leader, { key: b("held"), value: b("yes"), lease: id });
-  assert.throws(() => cluster.replica(follower, RANGE).leaseKeepAlive(id), NotLeaderError);
+  await assert.rejects(cluster.replica(follower, RANGE).leaseKeepAlive(id), NotLeaderError);
   assert.throws(() => cluster.replica(follower, RANGE).leaseTimeToLive(id), NotLeaderError);
 
   // Ten seconds, more than three TTLs, with a keep-alive every second.
   for (let second = 0; second < 10; second++) {
-    assert.equal(cluster.replica(leader, RANGE).leaseKeepAlive(id), 3);
+    assert.equal(await keepAlive(cluster, leader, id), 3);
     await cluster.tick(1000 / cluster.tickMs);
   }
   await converge(cluster);
@@ -296,5 +304,20 @@ test("a watch that asked for progress notifications gets one per interval, carry
   assert.equal(silent.poll(), undefined, "no notification for a watch that did not ask");
   notified.cancel();
   silent.cancel();
+  await cluster.shutdown();
+});
+
+test("a leader cut off from its majority does not renew leases: its keep-alive fails", async () => {
+  const { cluster, leader } = await startCluster();
+  const id = grantedId(await propose(cluster, leader, leaseGrantRequest(5)));
+  assert.equal(await keepAlive(cluster, leader, id), 5);
+  for (const id of cluster.ids) {
+    if (id === leader) continue;
+    cluster.network.cut(id, leader);
+    cluster.network.cut(leader, id);
+  }
+  const renewal = track(cluster.replica(leader, RANGE).leaseKeepAlive(id));
+  await cluster.runUntil(() => renewal.settled, "the isolated leader's keep-alive to settle", 600);
+  assert.ok(renewal.error !== undefined, "no renewal without a quorum confirming the leadership");
   await cluster.shutdown();
 });

@@ -63,31 +63,19 @@ test("a seed replays exactly: the same history, trace and stats", async () => {
   assert.equal(render(again), render(first));
 });
 
-test(
-  "a holder renewing through a deposed Raft leader loses before its successor wins",
-  {
-    todo:
-      "node layer: a leader cut off from its majority answers lease keep-alives until it steps down " +
-      "(never without check-quorum; with it, for up to ~2 election timeouts, longer than the deadline " +
-      "margin), while the new leader refreshes leases to a plain TTL: the holder's deadline passes the " +
-      "lease's real expiry and a successor is elected first. Replays: npm run sim -- --election --seed 172 " +
-      "--duration 2000 --election-check-quorum-off; --seed 68 --duration 6000 --election-pinned " +
-      "--election-check-quorum-off; --seed 168 --duration 5000 --election-pinned. Reported by task C2.",
-  },
-  async () => {
-    const runs = [
-      { seed: 172, durationMs: DURATION_MS, checkQuorumOff: true },
-      { seed: 68, durationMs: 6_000, pinnedClients: true, checkQuorumOff: true },
-      { seed: 168, durationMs: 5_000, pinnedClients: true },
-    ];
-    const failures: string[] = [];
-    for (const run of runs) {
-      const result = await runElectionSimulation({ ...run, settleMicrotasks });
-      if (result.violations.length > 0) failures.push(`seed ${run.seed}: ${result.violations[0]!.detail}`);
-    }
-    assert.deepEqual(failures, []);
-  },
-);
+test("a holder renewing through a deposed Raft leader loses before its successor wins", async () => {
+  const runs = [
+    { seed: 172, durationMs: DURATION_MS, checkQuorumOff: true },
+    { seed: 68, durationMs: 6_000, pinnedClients: true, checkQuorumOff: true },
+    { seed: 168, durationMs: 5_000, pinnedClients: true },
+  ];
+  const failures: string[] = [];
+  for (const run of runs) {
+    const result = await runElectionSimulation({ ...run, settleMicrotasks });
+    if (result.violations.length > 0) failures.push(`seed ${run.seed}: ${result.violations[0]!.detail}`);
+  }
+  assert.deepEqual(failures, []);
+});
 
 /** The first seed in 1..`seeds` on which the oracle reports `check`, or null. */
 async function caughtOn(bug: ElectionBug, check: string, seeds: number): Promise<number | null> {

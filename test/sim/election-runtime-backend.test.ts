@@ -175,68 +175,59 @@ test("a process cut off the network gets no answers: writes end ambiguous, then 
   assert.ok(put.revision > 0n);
 });
 
-test(
-  "a deposed leader cut off from the majority does not renew a lease the majority revoked",
-  {
-    todo:
-      "node layer: Replica.leaseKeepAlive answers on a leader that lost its majority without noticing " +
-      "(checkQuorum off), so a holder's deadline moves past the real expiry; etcd confirms leadership " +
-      "before renewing (ensureLeadership). Reported by task C2.",
-  },
-  async () => {
-    const scheduler = new Scheduler();
-    const cluster = new ElectionCluster(
-      scheduler,
-      new SeededRandom(5),
-      {
-        size: 3,
-        preVote: false,
-        checkQuorum: false,
-        network: { minDelay: 1, maxDelay: 5, lossRate: 0, duplicateRate: 0, slowRate: 0, slowMaxDelay: 0 },
-        diskLatencyMs: [1, 3],
-        snapshotEvery: 1000,
-      },
-      () => undefined,
-      () => undefined,
-      () => undefined,
+test("a deposed leader cut off from the majority does not renew a lease the majority revoked", async () => {
+  const scheduler = new Scheduler();
+  const cluster = new ElectionCluster(
+    scheduler,
+    new SeededRandom(5),
+    {
+      size: 3,
+      preVote: false,
+      checkQuorum: false,
+      network: { minDelay: 1, maxDelay: 5, lossRate: 0, duplicateRate: 0, slowRate: 0, slowMaxDelay: 0 },
+      diskLatencyMs: [1, 3],
+      snapshotEvery: 1000,
+    },
+    () => undefined,
+    () => undefined,
+    () => undefined,
+  );
+  cluster.start();
+  const afterEvent = (): void => cluster.checkAfterEvent();
+  assert.ok(
+    await runUntil(scheduler, settleMicrotasks, afterEvent, () => cluster.leader() !== undefined, LIMIT_MS),
+  );
+  const old = cluster.leader()!;
+  const process = new SimClientProcess("p", scheduler);
+  const { db } = simConcordDb("client-p", {
+    process,
+    endpoints: () => cluster.endpoints(),
+    firstNode: old.id,
+    requestTimeoutMs: 2_000,
+  });
+  const lease = await value(scheduler, cluster, db.leaseGrant(1));
+  const majority = cluster.nodes.filter((n) => n.id !== old.id);
+  cluster.hub.network.partition(
+    [old.id],
+    majority.map((n) => n.id),
+  );
+  const revoked = (): boolean =>
+    majority.every(
+      (n) =>
+        !n
+          .replica()!
+          .leases()
+          .some((l) => l.id === lease.id),
     );
-    cluster.start();
-    const afterEvent = (): void => cluster.checkAfterEvent();
-    assert.ok(
-      await runUntil(scheduler, settleMicrotasks, afterEvent, () => cluster.leader() !== undefined, LIMIT_MS),
-    );
-    const old = cluster.leader()!;
-    const process = new SimClientProcess("p", scheduler);
-    const { db } = simConcordDb("client-p", {
-      process,
-      endpoints: () => cluster.endpoints(),
-      firstNode: old.id,
-      requestTimeoutMs: 2_000,
-    });
-    const lease = await value(scheduler, cluster, db.leaseGrant(1));
-    const majority = cluster.nodes.filter((n) => n.id !== old.id);
-    cluster.hub.network.partition(
-      [old.id],
-      majority.map((n) => n.id),
-    );
-    const revoked = (): boolean =>
-      majority.every(
-        (n) =>
-          !n
-            .replica()!
-            .leases()
-            .some((l) => l.id === lease.id),
-      );
-    // The holder keeps renewing through the old leader, as a client given one endpoint would.
-    for (let i = 0; i < 12 && !revoked(); i++) {
-      await runUntil(scheduler, settleMicrotasks, afterEvent, () => false, 250);
-      try {
-        old.replica()!.leaseKeepAlive(lease.id);
-      } catch {
-        // NotLeaderError: the old leader noticed; nothing renewed.
-      }
+  // The holder keeps renewing through the old leader, as a client given one endpoint would.
+  for (let i = 0; i < 12 && !revoked(); i++) {
+    await runUntil(scheduler, settleMicrotasks, afterEvent, () => false, 250);
+    try {
+      old.replica()!.leaseKeepAlive(lease.id);
+    } catch {
+      // NotLeaderError: the old leader noticed; nothing renewed.
     }
-    assert.ok(revoked(), "the majority revoked the lease");
-    assert.notEqual(old.replica()!.leaseKeepAlive(lease.id), 1, "the deposed leader still renews it");
-  },
-);
+  }
+  assert.ok(revoked(), "the majority revoked the lease");
+  assert.notEqual(old.replica()!.leaseKeepAlive(lease.id), 1, "the deposed leader still renews it");
+});

@@ -117,7 +117,7 @@ function toTtlSeconds(ttl: bigint): number {
 export function leaseService(ctx: EtcdContext, forwarder: LeaderForwarder): UntypedServiceImplementation {
   const keepAlive = async (id: bigint): Promise<number | null> => {
     try {
-      return ctx.replica().leaseKeepAlive(id);
+      return await ctx.replica().leaseKeepAlive(id);
     } catch (error) {
       if (!(error instanceof NotLeaderError)) throw error;
       return forwarder.keepAlive(id);

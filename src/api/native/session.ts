@@ -180,7 +180,7 @@ export class ClientSession {
         case Method.Leases:
           return { kind: "leases", leases: replica.leases() };
         case Method.LeaseKeepAlive: {
-          const ttl = replica.leaseKeepAlive(request.leaseId);
+          const ttl = await replica.leaseKeepAlive(request.leaseId);
           const lease =
             ttl === null
               ? null

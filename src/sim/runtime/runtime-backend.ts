@@ -203,12 +203,12 @@ export class RuntimeBackend implements Backend {
   leaseKeepAlive(rangeId: number, id: bigint): Promise<number | null> {
     return this.call(
       rangeId,
-      (replica) => {
-        const ttl = replica.leaseKeepAlive(id);
+      async (replica) => {
+        const ttl = await replica.leaseKeepAlive(id);
         this.options.trace?.(
           () => `${this.options.process.name} keep-alive ${id} at n${replica.nodeId}: ${ttl}`,
         );
-        return Promise.resolve(ttl);
+        return ttl;
       },
       () => new ReadTimeoutError(rangeId),
     );
