@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- <workload> [flags]`: runs a named workload (`embedded`, `etcd-compare`),
+ * `npm run bench -- <workload> [flags]`: runs a named workload (`embedded`, `etcd-compare`, `idle-ranges`),
  * prints the machine, the date and a table of results, and writes the same figures as JSON to
  * bench/results/<YYYY-MM-DD>-<workload>.json (etcd-compare also draws an SVG chart beside it).
  */
@@ -8,13 +8,15 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { DEFAULT_BUDGET, runEmbeddedBench, VALUE_BYTES } from "./embedded.js";
 import { runEtcdCompareCommand } from "./etcd-compare/command.js";
+import { runIdleRangesBench, type IdleRangesReport } from "./idle-ranges.js";
 import type { RowBudget } from "./load.js";
-import { formatTable } from "./stats.js";
+import { formatTable, renderTable } from "./stats.js";
 
 const USAGE = [
   "usage: npm run bench -- embedded [--ops <per row, default 3000>] [--seconds <per row, default 20>]",
   "       npm run bench -- etcd-compare [--seconds <per row, default 4>] [--reps <default 3>]",
   "                                     [--only put,get,txn,watch,perf] [--systems concord,etcd]",
+  "       npm run bench -- idle-ranges [--ranges <default 1000>] [--seconds <idle window, default 10>]",
 ].join("\n");
 const RESULTS_DIR = fileURLToPath(new URL("./results/", import.meta.url));
 
@@ -30,6 +32,61 @@ function jsonReplacer(_key: string, value: unknown): unknown {
   return typeof value === "number" && !Number.isInteger(value) ? Math.round(value * 100) / 100 : value;
 }
 
+/** The idle-ranges workload: quiescence on and off, one table, one JSON file. */
+async function runIdleRanges(
+  rangesText: string | undefined,
+  secondsText: string | undefined,
+): Promise<number> {
+  const ranges = positiveNumber(rangesText, 1_000, "--ranges");
+  if (!Number.isSafeInteger(ranges))
+    throw new RangeError(`--ranges must be a whole number, not "${rangesText}"`);
+  const seconds = positiveNumber(secondsText, 10, "--seconds");
+  console.log(
+    `concord bench idle-ranges: 3 nodes in this process (lmdb, TCP on 127.0.0.1), ${ranges} ranges, ` +
+      `CPU over ${seconds} s idle, quiescence on then off`,
+  );
+  const report: IdleRangesReport = await runIdleRangesBench({ ranges, seconds }, (line) =>
+    console.log(`  ${line}`),
+  );
+  const { machine } = report;
+  console.log(`\ndate: ${report.date}`);
+  console.log(
+    `machine: ${machine.cores} cores (${machine.cpuModel}), ${machine.memoryGiB} GiB, ${machine.platform}`,
+  );
+  console.log(`node: ${machine.node}\n`);
+  console.log(
+    renderTable(
+      [
+        "quiesce",
+        "ranges",
+        "CPU ms/s (3 nodes)",
+        "per node",
+        "raft msgs/s",
+        "liveness msgs/s",
+        "dormant",
+        "wake-ups",
+        "ticks/s per node",
+      ],
+      report.rows.map((row) => [
+        row.quiesce ? "on" : "off",
+        String(row.ranges),
+        row.cpuMsPerS.toFixed(1),
+        row.cpuMsPerSPerNode.toFixed(1),
+        row.raftMessagesPerS.toFixed(0),
+        row.livenessMessagesPerS.toFixed(0),
+        `${row.dormantReplicas}/${row.ranges * 3}`,
+        String(row.wakeUps),
+        row.ticksPerSPerNode.toFixed(1),
+      ]),
+    ),
+  );
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = `${RESULTS_DIR}${report.date.slice(0, 10)}-${report.workload}.json`;
+  writeFileSync(file, `${JSON.stringify(report, jsonReplacer, 2)}\n`);
+  console.log(`\nwritten to ${file}`);
+  return 0;
+}
+
 async function main(): Promise<number> {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
@@ -39,13 +96,30 @@ async function main(): Promise<number> {
       reps: { type: "string" },
       only: { type: "string" },
       systems: { type: "string" },
+      ranges: { type: "string" },
     },
   });
   const [workload, ...extra] = positionals;
+  if (workload === "idle-ranges") {
+    const idleFlagsOnly =
+      extra.length === 0 &&
+      values.ops === undefined &&
+      values.reps === undefined &&
+      values.only === undefined &&
+      values.systems === undefined;
+    if (!idleFlagsOnly) {
+      console.error(`unknown workload or flag for "${positionals.join(" ")}"\n${USAGE}`);
+      return 2;
+    }
+    return runIdleRanges(values.ranges, values.seconds);
+  }
   if (workload === "etcd-compare" && extra.length === 0 && values.ops === undefined)
     return runEtcdCompareCommand(values, RESULTS_DIR);
   const embeddedFlagsOnly =
-    values.reps === undefined && values.only === undefined && values.systems === undefined;
+    values.reps === undefined &&
+    values.only === undefined &&
+    values.systems === undefined &&
+    values.ranges === undefined;
   if (workload !== "embedded" || extra.length > 0 || !embeddedFlagsOnly) {
     console.error(
       workload === undefined ? USAGE : `unknown workload or flag for "${positionals.join(" ")}"\n${USAGE}`,

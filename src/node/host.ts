@@ -10,9 +10,13 @@
  * touched between its `ready()` and `advance()`. Turns run back to back while work remains,
  * never two at once; requests made together (in one synchronous stretch, or while a turn
  * waits for the disk) share the next turn.
+ *
+ * Quiescence: only awake replicas are fed and asked for a Ready; a replica whose Raft group
+ * quiesced with nothing pending goes dormant until a message, a request or a report arrives
+ * for it, or the liveness rule (quiesce.ts) wakes it because its leader's node went silent.
  */
-import type { Message, NodeId } from "../raft/types.js";
-import { MessageType } from "../raft/types.js";
+import type { Message, NodeId, Ready } from "../raft/types.js";
+import { MessageType, NONE } from "../raft/types.js";
 import type { TimerHandle } from "../transport/timers.js";
 import type { Envelope } from "../transport/transport.js";
 import {
@@ -23,6 +27,7 @@ import {
   type ReplicaInit,
   type ResolvedNodeConfig,
 } from "./options.js";
+import { LIVENESS_GROUP, PeerLiveness, livenessMessage } from "./quiesce.js";
 import { Replica, type ReplicaHost } from "./replica.js";
 
 type HostState = "new" | "running" | "stopping" | "stopped" | "failed";
@@ -32,6 +37,11 @@ export class NodeHost {
   readonly counters: NodeHostCounters = newNodeHostCounters();
   private readonly config: ResolvedNodeConfig;
   private readonly replicas = new Map<number, Replica>();
+  /** Replicas fed at every turn; the others are dormant. */
+  private readonly awake = new Set<Replica>();
+  private readonly dormant = new Set<Replica>();
+  private readonly liveness: PeerLiveness<Replica>;
+  private tickCount = 0;
   private readonly replicaHost: ReplicaHost;
   private state: HostState = "new";
   private failureCause: Error | null = null;
@@ -58,8 +68,9 @@ export class NodeHost {
       incarnation,
       nextSequence: () => ++this.sequence,
       isAccepting: () => this.state === "new" || this.state === "running",
-      requestTurn: () => this.requestTurn(),
+      requestTurn: (replica) => this.wake(replica),
     };
+    this.liveness = new PeerLiveness<Replica>(this.config.electionTicks * this.config.tickMs);
     options.transport.onReceive((envelope) => this.receive(envelope));
     options.transport.onUnreachable((peer) => this.peerUnreachable(peer));
   }
@@ -90,6 +101,7 @@ export class NodeHost {
       this.replicaHost,
     );
     this.replicas.set(rangeId, replica);
+    this.awake.add(replica);
     this.requestTurn();
     return replica;
   }
@@ -108,6 +120,11 @@ export class NodeHost {
 
   rangeIds(): number[] {
     return [...this.replicas.keys()].sort((a, b) => a - b);
+  }
+
+  /** Replicas not fed every tick: quiesced, with nothing pending. */
+  get dormantReplicas(): number {
+    return this.dormant.size;
   }
 
   /** The error that stopped the host, if one did (a storage failure, a broken invariant). */
@@ -162,6 +179,8 @@ export class NodeHost {
       this.counters.dropped.notRunning += count;
       return;
     }
+    this.liveness.heard(envelope.from, this.options.monotonicClock());
+    if (envelope.groupId === LIVENESS_GROUP) return;
     const replica = this.replicas.get(envelope.groupId);
     if (replica === undefined) {
       this.counters.dropped.unknownRange += count;
@@ -171,19 +190,82 @@ export class NodeHost {
     this.counters.dropped.misaddressed += count - messages.length;
     this.counters.messagesReceived += messages.length;
     replica.receive(messages);
+    this.wake(replica);
+  }
+
+  /**
+   * Awake replicas are told; dormant ones are not woken for it (transports repeat it on every
+   * flush while a peer is down): a quiesced leader has nothing in flight to the peer, and a
+   * quiesced follower whose leader's node is gone is woken by the liveness rule.
+   */
+  private peerUnreachable(peer: NodeId): void {
+    for (const replica of this.awake) replica.peerUnreachable(peer);
     this.requestTurn();
   }
 
-  private peerUnreachable(peer: NodeId): void {
-    for (const replica of this.replicas.values()) replica.peerUnreachable(peer);
+  /** `replica` has work: feed it again from the next turn on. */
+  private wake(replica: Replica): void {
+    if (this.dormant.delete(replica)) this.counters.wakeUps++;
+    this.awake.add(replica);
     this.requestTurn();
+  }
+
+  /**
+   * Once per turn that has ticks: the liveness heartbeat to every peer, the liveness rule, and
+   * (every election timeout's worth of ticks) the dormant replicas' replica-level tick work.
+   */
+  private onTicks(ticks: number, now: number): void {
+    if (this.config.quiesce) this.sendLiveness();
+    for (const replica of this.liveness.silentLeaderFollowers(now)) {
+      replica.requestWake();
+      this.counters.livenessWakeUps++;
+      this.wake(replica);
+    }
+    const before = this.tickCount;
+    this.tickCount += ticks;
+    const sweepTicks = this.config.electionTicks;
+    if (Math.floor(this.tickCount / sweepTicks) !== Math.floor(before / sweepTicks)) {
+      for (const replica of [...this.dormant]) replica.serviceTick(now);
+    }
+  }
+
+  /** Only a node whose leaders quiesce owes its peers liveness messages. */
+  private sendLiveness(): void {
+    for (const peer of this.liveness.peers()) {
+      this.options.transport.send(peer, {
+        groupId: LIVENESS_GROUP,
+        from: this.nodeId,
+        to: peer,
+        messages: [livenessMessage(this.nodeId, peer)],
+      });
+      this.counters.livenessSent++;
+    }
+    this.options.transport.flush();
+  }
+
+  /**
+   * After a turn: every quiesced follower waits on its leader's node (dormant or not: one
+   * with a request pending still ignores ticks), and replicas that quiesced with nothing
+   * pending stop being fed. This runs whatever `quiesce` says here: it only decides whether
+   * this node's leaders quiesce, and another node's leader may quiesce our followers.
+   */
+  private settle(replicas: readonly Replica[]): void {
+    for (const replica of replicas) {
+      const leader = replica.quiescedUnder();
+      if (leader === NONE) this.liveness.forget(replica);
+      else this.liveness.follows(replica, leader);
+      if (!replica.dormant) continue;
+      this.awake.delete(replica);
+      this.dormant.add(replica);
+      this.counters.quiesces++;
+    }
   }
 
   // ------------------------------------------------------------------ turns
 
   private hasWork(): boolean {
     if (this.pendingTicks > 0) return true;
-    for (const replica of this.replicas.values()) if (replica.hasWork()) return true;
+    for (const replica of this.awake) if (replica.hasWork()) return true;
     return false;
   }
 
@@ -213,14 +295,20 @@ export class NodeHost {
     const ticks = this.pendingTicks;
     this.pendingTicks = 0;
     const now = this.options.monotonicClock();
-    const replicas = [...this.replicas.values()];
+    if (ticks > 0) this.onTicks(ticks, now);
+    const replicas = [...this.awake];
     for (const replica of replicas) await replica.installIncomingSnapshot();
     for (const replica of replicas) replica.feed(ticks, now);
     const work = replicas.flatMap((replica) => {
       const rd = replica.takeReady();
       return rd === null ? [] : [{ replica, rd }];
     });
-    if (work.length === 0) return;
+    if (work.length > 0) await this.runReadies(work);
+    for (const replica of replicas) if (replica.snapshotDue) await replica.takeSnapshot();
+    this.settle(replicas);
+  }
+
+  private async runReadies(work: readonly { replica: Replica; rd: Ready }[]): Promise<void> {
     this.counters.turns++;
     for (const { replica, rd } of work) replica.persist(rd);
     // Votes and append acknowledgements promise durability: sync before any message leaves.
@@ -232,11 +320,11 @@ export class NodeHost {
     this.options.transport.flush();
     for (const { replica, rd } of work) await replica.apply(rd);
     for (const { replica, rd } of work) replica.advance(rd);
-    for (const replica of replicas) if (replica.snapshotDue) await replica.takeSnapshot();
   }
 
   private send(replica: Replica, messages: readonly Message[]): void {
     const byPeer = new Map<NodeId, Message[]>();
+    for (const m of messages) this.liveness.addPeer(m.to);
     for (const m of messages) {
       if (m.type === MessageType.Snap) {
         this.sendSnapshot(replica, m);
@@ -264,7 +352,7 @@ export class NodeHost {
     const settle = (ok: boolean): void => {
       image.release();
       replica.snapshotSent(m.to, ok);
-      this.requestTurn();
+      this.wake(replica);
     };
     void this.options.transport.sendSnapshot(m.to, replica.rangeId, m, image).then(
       () => settle(true),

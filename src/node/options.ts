@@ -71,6 +71,12 @@ export interface NodeHostOptions {
   readonly readTimeoutMs?: number;
   /** How often watches that asked for progress notifications get one (default 600,000 ms, as etcd). */
   readonly watchProgressIntervalMs?: number;
+  /**
+   * Idle ranges quiesce: a range's leader with nothing in flight stops heartbeating and its
+   * followers stop their election timers, until anything happens to the range (default true).
+   * See the node README, "Quiescence".
+   */
+  readonly quiesce?: boolean;
   readonly raft?: RaftTuning;
 }
 
@@ -82,6 +88,7 @@ export interface ResolvedNodeConfig {
   readonly proposalTimeoutMs: number;
   readonly readTimeoutMs: number;
   readonly watchProgressIntervalMs: number;
+  readonly quiesce: boolean;
   readonly raft: RaftTuning;
 }
 
@@ -102,8 +109,12 @@ export function resolveNodeConfig(options: NodeHostOptions): ResolvedNodeConfig 
     proposalTimeoutMs: positive("proposalTimeoutMs", options.proposalTimeoutMs ?? 10_000),
     readTimeoutMs: positive("readTimeoutMs", options.readTimeoutMs ?? 5_000),
     watchProgressIntervalMs: positive("watchProgressIntervalMs", options.watchProgressIntervalMs ?? 600_000),
+    quiesce: options.quiesce ?? true,
     raft: options.raft ?? {},
   };
+  if (typeof config.quiesce !== "boolean") {
+    throw new RangeError(`quiesce must be true or false, got ${String(options.quiesce)}`);
+  }
   if (config.heartbeatTicks >= config.electionTicks) {
     throw new RangeError("heartbeatTicks must be less than electionTicks");
   }
@@ -137,6 +148,14 @@ export interface NodeHostCounters {
   readsTimedOut: number;
   /** Errors thrown by apply listeners (logged, never allowed to stop the apply). */
   listenerErrors: number;
+  /** Replicas that went dormant: quiesced, nothing pending, no longer fed every tick. */
+  quiesces: number;
+  /** Dormant replicas woken: by a message, a request, a report, or a silent leader node. */
+  wakeUps: number;
+  /** Of those, woken because their leader's node was silent for an election timeout. */
+  livenessWakeUps: number;
+  /** Node-level liveness heartbeats sent (one per peer per tick while quiescence is on). */
+  livenessSent: number;
 }
 
 export function newNodeHostCounters(): NodeHostCounters {
@@ -156,5 +175,9 @@ export function newNodeHostCounters(): NodeHostCounters {
     proposalsTimedOut: 0,
     readsTimedOut: 0,
     listenerErrors: 0,
+    quiesces: 0,
+    wakeUps: 0,
+    livenessWakeUps: 0,
+    livenessSent: 0,
   };
 }

@@ -89,8 +89,8 @@ export interface ReplicaHost {
   nextSequence(): number;
   /** Whether new requests are taken (the host runs). */
   isAccepting(): boolean;
-  /** There is work for a turn. */
-  requestTurn(): void;
+  /** `replica` has work for a turn (a dormant replica is woken for it). */
+  requestTurn(replica: Replica): void;
 }
 
 type QueuedProposal =
@@ -138,6 +138,8 @@ export class Replica {
   private readSequence = 0;
   private confChangeSequence = 0;
   private closed = false;
+  /** The host's liveness rule asked this quiesced replica to resume ticking (see requestWake). */
+  private wakeRequested = false;
 
   constructor(
     readonly rangeId: number,
@@ -260,7 +262,7 @@ export class Replica {
     const { electionTicks, tickMs } = this.host.config;
     const deadline = this.host.monotonicClock() + 2 * electionTicks * tickMs;
     const transfer = this.transfers.start(this.rangeId, this.host.nodeId, this.raw.status(), to, deadline);
-    this.host.requestTurn();
+    this.host.requestTurn(this);
     return transfer;
   }
 
@@ -301,7 +303,7 @@ export class Replica {
     return new Promise((resolve, reject) => {
       const deadline = this.host.monotonicClock() + this.host.config.readTimeoutMs;
       this.reads.add({ request, deadline, resolve, reject });
-      this.host.requestTurn();
+      this.host.requestTurn(this);
     });
   }
 
@@ -394,7 +396,7 @@ export class Replica {
     return new Promise<T>((resolve, reject) => {
       const deadline = this.host.monotonicClock() + this.host.config.proposalTimeoutMs;
       this.queuedProposals.push(queued({ key, deadline, expectedIndex: 0, resolve, reject }));
-      this.host.requestTurn();
+      this.host.requestTurn(this);
     });
   }
 
@@ -441,8 +443,68 @@ export class Replica {
       this.queuedProposals.length > 0 ||
       this.transfers.hasTargets ||
       this.reads.hasQueued ||
+      this.wakeRequested ||
       this.raw.hasReady()
     );
+  }
+
+  // ------------------------------------------------------------------ quiescence
+
+  /**
+   * True when the host may stop feeding this replica until something arrives for it: its core
+   * is quiesced and nothing waits here (no input, no request awaiting an answer or a deadline).
+   */
+  get dormant(): boolean {
+    return (
+      this.raw.quiesced &&
+      this.commands.size === 0 &&
+      this.confChanges.size === 0 &&
+      this.reads.size === 0 &&
+      !this.hasWork()
+    );
+  }
+
+  /** The leader whose quiesce heartbeat quiesced this follower; NONE unless it is one. */
+  quiescedUnder(): NodeId {
+    if (!this.raw.quiesced) return NONE;
+    const { lead, role } = this.raw.softState();
+    return role === StateRole.Follower && lead !== this.host.nodeId ? lead : NONE;
+  }
+
+  /** The core resumes ticking at the next turn (its leader's node went silent). */
+  requestWake(): void {
+    this.wakeRequested = true;
+  }
+
+  /**
+   * The replica-level work a tick does besides the core's: lease revocations on the leader,
+   * watch progress notifications, leadership-transfer deadlines, member publishing. The host
+   * calls it on every tick for replicas it feeds, and now and then for dormant ones.
+   */
+  serviceTick(now: number): void {
+    this.services.revokeExpired((command) => this.propose(command));
+    this.services.notifyProgress(now);
+    const softState = this.raw.softState();
+    this.transfers.observe(this.rangeId, this.host.nodeId, softState.lead, now);
+    this.publisher.tick(
+      softState.lead,
+      this.raw.confState(),
+      () => this.stateMachine.members(),
+      (command) => this.propose(command),
+    );
+  }
+
+  /**
+   * A leader with nothing pending here asks its core to quiesce (the core checks the rest).
+   * Not while it holds leases: a ticking leader revokes expired ones on time, and steps down
+   * (check-quorum) when it is cut off from its majority instead of leading on, unaware.
+   */
+  private maybeQuiesce(): void {
+    if (!this.host.config.quiesce || this.raw.softState().role !== StateRole.Leader) return;
+    if (this.commands.size > 0 || this.confChanges.size > 0 || this.reads.size > 0) return;
+    if (this.queuedProposals.length > 0 || this.transfers.hasTargets) return;
+    if (this.services.leases().length > 0) return;
+    this.raw.quiesce();
   }
 
   // ------------------------------------------------------------------ the turn
@@ -469,28 +531,25 @@ export class Replica {
 
   /** Feeds the core what arrived since the last turn: ticks, messages, reports, requests. */
   feed(ticks: number, now: number): void {
-    for (let i = 0; i < ticks; i++) this.raw.tick();
+    if (this.wakeRequested) {
+      this.wakeRequested = false;
+      this.raw.unquiesce();
+    }
+    // A quiesced core ignores ticks: skip the calls.
+    if (!this.raw.quiesced) for (let i = 0; i < ticks; i++) this.raw.tick();
     for (const [peer, ok] of this.snapshotReports.splice(0)) this.raw.reportSnapshot(peer, ok);
     for (const peer of this.unreachablePeers) this.raw.reportUnreachable(peer);
     this.unreachablePeers.clear();
     for (const m of this.inbox.splice(0)) this.stepIncoming(m);
     for (const to of this.transfers.takeTargets()) this.raw.transferLeader(to);
-    if (ticks > 0) {
-      this.services.revokeExpired((command) => this.propose(command));
-      this.services.notifyProgress(now);
-      const { softState, confState } = this.raw.status();
-      this.transfers.observe(this.rangeId, this.host.nodeId, softState.lead, now);
-      this.publisher.tick(
-        softState.lead,
-        confState,
-        () => this.stateMachine.members(),
-        (command) => this.propose(command),
-      );
-    }
+    if (ticks > 0) this.serviceTick(now);
     this.proposeQueued();
     this.requestReadIndex();
     this.serveReads();
-    if (ticks > 0) this.expireRequests(now);
+    if (ticks > 0) {
+      this.expireRequests(now);
+      this.maybeQuiesce();
+    }
   }
 
   /**

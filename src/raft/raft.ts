@@ -57,6 +57,16 @@ function isTransferContext(context: Uint8Array): boolean {
   return context.length === 1 && context[0] === TRANSFER_CONTEXT[0];
 }
 
+/**
+ * Heartbeat context of a leader's last heartbeat before it quiesces; `readIndex` refuses it as
+ * a read context, so the marker cannot be mistaken for one.
+ */
+export const QUIESCE_CONTEXT = new Uint8Array([0x71]);
+
+function isQuiesceContext(context: Uint8Array): boolean {
+  return context.length === 1 && context[0] === QUIESCE_CONTEXT[0];
+}
+
 function voteResponseType(type: MessageType): MessageType {
   return type === MessageType.PreVote ? MessageType.PreVoteResp : MessageType.VoteResp;
 }
@@ -106,6 +116,11 @@ export class Raft {
   private tickCount = 0;
   /** Leader: per voter, when (tickCount + 1) the newest heartbeat it answered was sent. */
   private heartbeatAckTick = new Map<NodeId, number>();
+  /**
+   * Quiesced: ticks are ignored (no heartbeats, no election timer) until any other input
+   * arrives. A leader quiesces by `quiesce()`, a follower on its leader's quiesce heartbeat.
+   */
+  quiesced = false;
 
   constructor(config: RaftConfig) {
     this.config = resolveConfig(config);
@@ -243,6 +258,7 @@ export class Raft {
       this.vote = NONE;
     }
     this.lead = NONE;
+    this.quiesced = false;
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
     this.resetRandomizedElectionTimeout();
@@ -320,6 +336,8 @@ export class Raft {
   // ---------------------------------------------------------------- ticks
 
   tick(): void {
+    // A quiesced group's clocks stand still; the caller wakes it (any input) to resume them.
+    if (this.quiesced) return;
     this.tickCount++;
     if (this.role === StateRole.Leader) this.tickLeader();
     else this.tickElection();
@@ -363,6 +381,7 @@ export class Raft {
 
   /** Start an election now (the application's "campaign", or an election timeout). */
   campaign(): void {
+    this.quiesced = false;
     this.hup(this.config.preVote ? CampaignKind.PreElection : CampaignKind.Election);
   }
 
@@ -432,6 +451,8 @@ export class Raft {
    * arrived over the network is dropped quietly, even if it originated here and bounced back.
    */
   step(m: Message, local = false): void {
+    // Any message wakes a quiesced node; only its leader's quiesce heartbeat quiesces it again.
+    this.quiesced = false;
     if (m.term > this.term) {
       if (!this.acceptHigherTerm(m)) return;
     } else if (m.term < this.term && m.term !== 0) {
@@ -659,6 +680,21 @@ export class Raft {
 
   private handleHeartbeat(m: Message): void {
     this.log.commitTo(m.commit);
+    if (isQuiesceContext(m.context)) {
+      // Quiesce only with a log that ends exactly at the leader's (committed) last entry; the
+      // leader expects no answer. Otherwise answer as to any heartbeat, so it learns more.
+      if (
+        this.role === StateRole.Follower &&
+        this.lead === m.from &&
+        this.log.lastIndex() === m.commit &&
+        this.log.matchTerm(m.commit, m.logTerm)
+      ) {
+        this.quiesced = true;
+        return;
+      }
+      this.send({ type: MessageType.HeartbeatResp, to: m.from, index: m.index });
+      return;
+    }
     // Echo the heartbeat's send tick (index) and read context so the leader can match answers.
     this.send({ type: MessageType.HeartbeatResp, to: m.from, index: m.index, context: m.context });
   }
@@ -905,6 +941,9 @@ export class Raft {
 
   /** A local ReadIndex request; the answer arrives as a ReadState. */
   readIndex(context: Uint8Array): void {
+    if (isQuiesceContext(context)) {
+      throw new RangeError('the one-byte read context "q" is reserved for quiesce heartbeats');
+    }
     this.step(message({ type: MessageType.ReadIndex, to: this.id, from: this.id, context }), true);
   }
 
@@ -991,12 +1030,79 @@ export class Raft {
     }
   }
 
+  /**
+   * A leader with nothing in flight quiesces: no pending proposal, read, conf change or
+   * transfer, its log persisted, committed and applied to the end, every follower matching it
+   * (none waiting for a snapshot), and not in a joint configuration. It sends each follower a
+   * last heartbeat marked QUIESCE_CONTEXT (carrying the last index as commit and its term as
+   * logTerm) and ignores ticks until woken. Its lease is given up: after waking, lease reads
+   * wait for a fresh heartbeat round, as tick time stood still while real time did not.
+   * Returns whether it quiesced.
+   */
+  quiesce(): boolean {
+    if (this.role !== StateRole.Leader) return false;
+    if (this.quiesced) return true;
+    const last = this.log.lastIndex();
+    if (
+      this.leadTransferee !== NONE ||
+      this.readBroadcastPending ||
+      this.readOnly.size > 0 ||
+      this.pendingReadIndexMessages.length > 0 ||
+      this.tracker.isJoint() ||
+      this.pendingConfIndex > this.log.applied ||
+      this.log.persistedLastIndex() !== last ||
+      this.log.hasPendingSnapshot() ||
+      this.log.committed !== last ||
+      this.log.applied !== last
+    ) {
+      return false;
+    }
+    let caughtUp = true;
+    this.tracker.visit((_, pr) => {
+      if (pr.match !== last || pr.state === ProgressState.Snapshot) caughtUp = false;
+    });
+    if (!caughtUp) return false;
+    const logTerm = this.log.term(last);
+    // The quiesce heartbeat supersedes plain ones still queued (their answers would wake us).
+    this.messages = this.messages.filter((m) => m.type !== MessageType.Heartbeat || m.context.length > 0);
+    this.forEachPeer((to) =>
+      this.send({
+        type: MessageType.Heartbeat,
+        to,
+        commit: last,
+        logTerm,
+        index: this.tickCount + 1,
+        context: QUIESCE_CONTEXT,
+      }),
+    );
+    // Tick time stands still while quiesced, real time does not: move the lease clock on by
+    // a whole election timeout, so that no answer to a heartbeat sent before now (even one
+    // arriving after we wake) can count toward a lease again.
+    this.heartbeatAckTick = new Map();
+    this.tickCount += this.config.electionTick;
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.quiesced = true;
+    return true;
+  }
+
+  /** Resumes ticking (the caller's liveness rule: a quiesced follower's leader went silent). */
+  unquiesce(): void {
+    this.quiesced = false;
+  }
+
+  /**
+   * Does not wake a quiesced core: with nothing in flight there is nothing to resend, and a
+   * transport reports a down peer over and over (each flush); the caller's liveness rule
+   * decides when a leader is gone.
+   */
   reportUnreachable(id: NodeId): void {
     const pr = this.tracker.progress.get(id);
     if (this.role === StateRole.Leader && pr?.state === ProgressState.Replicate) pr.becomeProbe();
   }
 
   reportSnapshot(id: NodeId, ok: boolean): void {
+    this.quiesced = false;
     const pr = this.tracker.progress.get(id);
     if (this.role !== StateRole.Leader || pr?.state !== ProgressState.Snapshot) return;
     if (!ok) pr.pendingSnapshot = 0;

@@ -106,6 +106,25 @@ export class RawNode {
     this.raft.transferLeader(transferee);
   }
 
+  /**
+   * Leader only: quiesce if nothing is in flight (see Raft.quiesce), queueing the quiesce
+   * heartbeats; returns whether the group is quiesced. A quiesced core ignores ticks; any
+   * other input wakes it.
+   */
+  quiesce(): boolean {
+    return this.raft.quiesce();
+  }
+
+  /** Wakes a quiesced core: its ticks count again. */
+  unquiesce(): void {
+    this.raft.unquiesce();
+  }
+
+  /** True while ticks are ignored: a leader that quiesced, or a follower its leader quiesced. */
+  get quiesced(): boolean {
+    return this.raft.quiesced;
+  }
+
   reportUnreachable(id: NodeId): void {
     this.raft.reportUnreachable(id);
   }
@@ -184,6 +203,11 @@ export class RawNode {
   /** Leader and role now, without building a whole status. */
   softState(): SoftState {
     return this.raft.softState();
+  }
+
+  /** The current membership, without building a whole status. */
+  confState(): ConfState {
+    return this.raft.tracker.confState();
   }
 
   status(): RaftStatus {

@@ -1,0 +1,87 @@
+/**
+ * The node-level liveness rule that keeps quiesced ranges live.
+ *
+ * A quiesced follower's election timer stands still, so it cannot notice on its own that its
+ * leader died or was cut off. Instead the host sends every peer one small liveness message
+ * per tick (on group LIVENESS_GROUP, never a range's group: range ids are positive), and
+ * remembers when it last heard anything from each peer — a liveness message or any Raft
+ * message. When a peer has been silent for an election timeout, every replica here that its
+ * leader on that peer quiesced is woken: its core ticks again, times out and elects a new
+ * leader, exactly as an unquiesced follower would have. This file owns that bookkeeping.
+ */
+import { message, MessageType, type Message, type NodeId } from "../raft/types.js";
+
+/** The envelope group of liveness messages; ranges are numbered from 1. */
+export const LIVENESS_GROUP = 0;
+
+/** One liveness message (a term-0 heartbeat on LIVENESS_GROUP, never stepped into a core). */
+export function livenessMessage(from: NodeId, to: NodeId): Message {
+  return message({ type: MessageType.Heartbeat, from, to });
+}
+
+/** Who this node talks to, when it last heard from each, and which quiesced followers wait on whom. */
+export class PeerLiveness<Follower = unknown> {
+  private readonly knownPeers = new Set<NodeId>();
+  private readonly lastHeard = new Map<NodeId, number>();
+  private readonly followersOf = new Map<NodeId, Set<Follower>>();
+  private readonly leaderOf = new Map<Follower, NodeId>();
+
+  /** @param silenceMs how long a leader's node may stay silent before its followers wake */
+  constructor(private readonly silenceMs: number) {
+    if (!Number.isFinite(silenceMs) || silenceMs <= 0) {
+      throw new RangeError(`liveness silence must be a positive number of milliseconds, got ${silenceMs}`);
+    }
+  }
+
+  /** A peer this node sent Raft messages to: it gets liveness messages from now on. */
+  addPeer(peer: NodeId): void {
+    this.knownPeers.add(peer);
+  }
+
+  /** Anything arrived from `peer` at monotonic time `now`. */
+  heard(peer: NodeId, now: number): void {
+    this.knownPeers.add(peer);
+    this.lastHeard.set(peer, now);
+  }
+
+  peers(): Iterable<NodeId> {
+    return this.knownPeers;
+  }
+
+  /** `follower` was quiesced by its leader on node `leader`. */
+  follows(follower: Follower, leader: NodeId): void {
+    this.forget(follower);
+    this.leaderOf.set(follower, leader);
+    let followers = this.followersOf.get(leader);
+    if (followers === undefined) this.followersOf.set(leader, (followers = new Set()));
+    followers.add(follower);
+  }
+
+  /** `follower` is awake again (or gone): no longer waits on anyone. */
+  forget(follower: Follower): void {
+    const leader = this.leaderOf.get(follower);
+    if (leader === undefined) return;
+    this.leaderOf.delete(follower);
+    const followers = this.followersOf.get(leader)!;
+    followers.delete(follower);
+    if (followers.size === 0) this.followersOf.delete(leader);
+  }
+
+  /**
+   * The followers whose leader's node has been silent for `silenceMs` (or was never heard
+   * from); they stop waiting on it. The caller wakes them.
+   */
+  silentLeaderFollowers(now: number): Follower[] {
+    const woken: Follower[] = [];
+    for (const [leader, followers] of this.followersOf) {
+      const last = this.lastHeard.get(leader);
+      if (last !== undefined && now - last < this.silenceMs) continue;
+      for (const follower of followers) {
+        woken.push(follower);
+        this.leaderOf.delete(follower);
+      }
+      this.followersOf.delete(leader);
+    }
+    return woken;
+  }
+}

@@ -1,0 +1,46 @@
+// PeerLiveness, the bookkeeping of the node-level liveness rule: followers wait on their
+// leader's node, and are handed back once that node has been silent for the whole window.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { PeerLiveness, livenessMessage } from "../../src/node/quiesce.js";
+import { MessageType } from "../../src/raft/types.js";
+
+test("followers of a silent leader node are woken once; those of a heard one are not", () => {
+  const liveness = new PeerLiveness<string>(1_000);
+  liveness.heard(2, 0);
+  liveness.heard(3, 0);
+  liveness.follows("range 1", 2);
+  liveness.follows("range 2", 2);
+  liveness.follows("range 3", 3);
+  assert.deepEqual(liveness.silentLeaderFollowers(999), []);
+  liveness.heard(3, 900);
+  assert.deepEqual(liveness.silentLeaderFollowers(1_000), ["range 1", "range 2"]);
+  assert.deepEqual(liveness.silentLeaderFollowers(1_500), [], "handed back once");
+  assert.deepEqual(liveness.silentLeaderFollowers(1_900), ["range 3"]);
+});
+
+test("a follower forgotten or moved to another leader is not woken for the old one", () => {
+  const liveness = new PeerLiveness<string>(1_000);
+  liveness.heard(2, 0);
+  liveness.heard(3, 5_000);
+  liveness.follows("moved", 2);
+  liveness.follows("moved", 3);
+  liveness.follows("awake", 2);
+  liveness.forget("awake");
+  liveness.forget("never followed");
+  assert.deepEqual(liveness.silentLeaderFollowers(5_500), []);
+});
+
+test("a leader never heard from counts as silent; peers are those heard from or sent to", () => {
+  const liveness = new PeerLiveness<string>(1_000);
+  liveness.follows("orphan", 4);
+  assert.deepEqual(liveness.silentLeaderFollowers(0), ["orphan"]);
+  liveness.addPeer(5);
+  liveness.heard(6, 0);
+  assert.deepEqual([...liveness.peers()].sort(), [5, 6]);
+  assert.throws(() => new PeerLiveness(0), /positive number of milliseconds/);
+  const m = livenessMessage(1, 5);
+  assert.equal(m.type, MessageType.Heartbeat);
+  assert.equal(m.term, 0);
+  assert.deepEqual([m.from, m.to], [1, 5]);
+});
