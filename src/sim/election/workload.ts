@@ -108,16 +108,16 @@ const EXPECTED_ERRORS = new Set([
 const FENCED_RETRIES = 3;
 
 /** The "slow-clock" bug: the process's clock and timers as seen on a clock at half speed. */
-function halfSpeed(process: SimClientProcess): RecipeRuntime {
-  const start = process.monotonicNow();
+function halfSpeed(clientProcess: SimClientProcess): RecipeRuntime {
+  const start = clientProcess.monotonicNow();
   return {
-    monotonicNow: () => start + (process.monotonicNow() - start) / 2,
-    setTimeout: (callback, delayMs) => process.setTimeout(callback, delayMs * 2),
+    monotonicNow: () => start + (clientProcess.monotonicNow() - start) / 2,
+    setTimeout: (callback, delayMs) => clientProcess.setTimeout(callback, delayMs * 2),
   };
 }
 
 class CandidateProcess {
-  readonly process: SimClientProcess;
+  readonly clientProcess: SimClientProcess;
   readonly db: ConcordDb;
   readonly election: Election;
   private writes = 0;
@@ -128,11 +128,11 @@ class CandidateProcess {
     private readonly context: WorkloadContext,
     firstNode: number,
   ) {
-    this.process = new SimClientProcess(name, context.scheduler);
+    this.clientProcess = new SimClientProcess(name, context.scheduler);
     this.db = simConcordDb(
       name,
       {
-        process: this.process,
+        clientProcess: this.clientProcess,
         endpoints: () =>
           context.settings.pinnedClients
             ? context.endpoints().filter((e) => e.id === firstNode)
@@ -146,12 +146,12 @@ class CandidateProcess {
     this.election = new Election(this.db, {
       subspace: context.settings.subspace,
       candidateId: candidate.id,
-      runtime: context.settings.bug === "slow-clock" ? halfSpeed(this.process) : this.process,
+      runtime: context.settings.bug === "slow-clock" ? halfSpeed(this.clientProcess) : this.clientProcess,
     });
   }
 
   get holding(): boolean {
-    return this.election.leadership !== null && !this.process.crashed;
+    return this.election.leadership !== null && !this.clientProcess.crashed;
   }
 
   private record(event: Parameters<ElectionRecorder["event"]>[0]): void {
@@ -171,16 +171,16 @@ class CandidateProcess {
         break;
       } catch (error) {
         this.unexpected(error);
-        await this.process.sleep(100);
+        await this.clientProcess.sleep(100);
       }
     }
     for (;;) {
-      await this.process.sleep(random.intBetween(0, 300));
+      await this.clientProcess.sleep(random.intBetween(0, 300));
       try {
         await this.round(random);
       } catch (error) {
         this.unexpected(error);
-        await this.process.sleep(100);
+        await this.clientProcess.sleep(100);
       }
     }
   }
@@ -189,7 +189,7 @@ class CandidateProcess {
   private async round(random: SeededRandom): Promise<void> {
     const priority = random.intBetween(1, 3);
     const patience = new AbortController();
-    const giveUp = this.process.setTimeout(() => patience.abort(), random.intBetween(1_000, 6_000));
+    const giveUp = this.clientProcess.setTimeout(() => patience.abort(), random.intBetween(1_000, 6_000));
     let leadership: Leadership;
     try {
       leadership =
@@ -206,7 +206,7 @@ class CandidateProcess {
     this.elected(leadership);
     const writes = random.intBetween(1, 6);
     for (let i = 0; i < writes && !leadership.lost.aborted; i++) {
-      await this.process.sleep(random.intBetween(30, 400));
+      await this.clientProcess.sleep(random.intBetween(30, 400));
       if (!leadership.lost.aborted) await this.fencedWrite(leadership);
     }
     if (leadership.lost.aborted) return;
@@ -347,24 +347,29 @@ export class Candidate {
     const endpoints = this.context.endpoints();
     const firstNode = this.random.pick(endpoints).id;
     const name = `${this.id}#${++this.incarnations}`;
-    const process = new CandidateProcess(this, name, this.context, firstNode);
-    this.current = process;
-    process
+    const candidateProcess = new CandidateProcess(this, name, this.context, firstNode);
+    this.current = candidateProcess;
+    candidateProcess
       .life(this.random.fork(name))
       .catch((error: unknown) => this.context.fail(`${name}: ${String(error)}`));
   }
 
   freeze(ms: number): void {
-    const process = this.current;
-    if (process === null || process.process.crashed || process.process.frozen) return;
+    const candidateProcess = this.current;
+    if (
+      candidateProcess === null ||
+      candidateProcess.clientProcess.crashed ||
+      candidateProcess.clientProcess.frozen
+    )
+      return;
     this.context.counters.freezes++;
-    this.context.trace(`${process.name} frozen for ${ms} ms`);
-    this.context.recorder.event({ kind: "frozen", candidate: this.id, process: process.name });
-    process.process.freeze(ms);
+    this.context.trace(`${candidateProcess.name} frozen for ${ms} ms`);
+    this.context.recorder.event({ kind: "frozen", candidate: this.id, process: candidateProcess.name });
+    candidateProcess.clientProcess.freeze(ms);
     this.context.scheduler.after(ms, () => {
-      if (process.process.crashed) return;
-      this.context.trace(`${process.name} thawed`);
-      this.context.recorder.event({ kind: "thawed", candidate: this.id, process: process.name });
+      if (candidateProcess.clientProcess.crashed) return;
+      this.context.trace(`${candidateProcess.name} thawed`);
+      this.context.recorder.event({ kind: "thawed", candidate: this.id, process: candidateProcess.name });
     });
   }
 
@@ -374,11 +379,11 @@ export class Candidate {
   }
 
   isolate(ms: number): void {
-    const process = this.current;
-    if (process === null || process.process.crashed) return;
+    const candidateProcess = this.current;
+    if (candidateProcess === null || candidateProcess.clientProcess.crashed) return;
     this.context.counters.isolations++;
-    this.context.trace(`${process.name} cut off the network for ${ms} ms`);
-    process.process.isolate(ms);
+    this.context.trace(`${candidateProcess.name} cut off the network for ${ms} ms`);
+    candidateProcess.clientProcess.isolate(ms);
   }
 
   crash(): void {
@@ -386,11 +391,11 @@ export class Candidate {
   }
 
   private kill(): boolean {
-    const process = this.current;
-    if (process === null || process.process.crashed) return false;
-    this.context.trace(`${process.name} crashed`);
-    process.process.crash();
-    this.context.recorder.event({ kind: "crashed", candidate: this.id, process: process.name });
+    const candidateProcess = this.current;
+    if (candidateProcess === null || candidateProcess.clientProcess.crashed) return false;
+    this.context.trace(`${candidateProcess.name} crashed`);
+    candidateProcess.clientProcess.crash();
+    this.context.recorder.event({ kind: "crashed", candidate: this.id, process: candidateProcess.name });
     return true;
   }
 }

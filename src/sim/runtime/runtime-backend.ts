@@ -141,7 +141,7 @@ export interface SimEndpoint {
 }
 
 export interface RuntimeBackendOptions {
-  readonly process: SimClientProcess;
+  readonly clientProcess: SimClientProcess;
   /** The nodes a client may contact (read at every request: membership may change). */
   readonly endpoints: () => readonly SimEndpoint[];
   /** The node tried first. */
@@ -206,7 +206,7 @@ export class RuntimeBackend implements Backend {
       async (replica) => {
         const ttl = await replica.leaseKeepAlive(id);
         this.options.trace?.(
-          () => `${this.options.process.name} keep-alive ${id} at n${replica.nodeId}: ${ttl}`,
+          () => `${this.options.clientProcess.name} keep-alive ${id} at n${replica.nodeId}: ${ttl}`,
         );
         return ttl;
       },
@@ -253,7 +253,7 @@ export class RuntimeBackend implements Backend {
     attempt: (replica: Replica) => Promise<T>,
     timeoutError: () => ReplicaRequestError,
   ): Promise<T> {
-    const { process } = this.options;
+    const { clientProcess } = this.options;
     return new Promise<T>((resolve, reject) => {
       if (this.closed) {
         reject(new ReplicaStoppedError(rangeId));
@@ -267,21 +267,21 @@ export class RuntimeBackend implements Backend {
         return;
       }
       let settled = false;
-      const timer = process.setTimeout(() => {
+      const timer = clientProcess.setTimeout(() => {
         if (settled) return;
         settled = true;
         this.failOver(replica);
         reject(timeoutError());
       }, this.options.requestTimeoutMs);
       const answer = (run: () => void): void =>
-        process.deliver(() => {
+        clientProcess.deliver(() => {
           if (settled) return;
           settled = true;
           timer.cancel();
           run();
         });
       // Cut off: the request is lost on the way; the timeout above ends it.
-      if (process.isolated) return;
+      if (clientProcess.isolated) return;
       let pending: Promise<T>;
       try {
         pending = attempt(replica);
@@ -290,10 +290,10 @@ export class RuntimeBackend implements Backend {
       }
       pending.then(
         (value) => {
-          if (!process.isolated) answer(() => resolve(value));
+          if (!clientProcess.isolated) answer(() => resolve(value));
         },
         (error: unknown) => {
-          if (process.isolated) return;
+          if (clientProcess.isolated) return;
           answer(() => {
             if (failsOver(error)) this.failOver(replica);
             reject(asError(error));
@@ -368,42 +368,49 @@ class ProcessWatch implements ConcordWatch {
 
   /** The next response, delivered through the process; rejects once the node is gone. */
   private nextOrBroken(source: AsyncIterator<WatchResponse>): Promise<IteratorResult<WatchResponse>> {
-    const { process } = this.options;
+    const { clientProcess } = this.options;
     const checkMs = this.options.watchCheckMs ?? 250;
     return new Promise((resolve, reject) => {
       let settled = false;
       let check: TimerHandle | null = null;
       const settle = (run: () => void): void =>
-        process.deliver(() => {
+        clientProcess.deliver(() => {
           if (settled) return;
           settled = true;
           check?.cancel();
           run();
         });
       const watchNode = (): void => {
-        check = process.setTimeout(() => {
+        check = clientProcess.setTimeout(() => {
           if (settled) return;
-          if (this.nodeAlive() && !process.isolated) watchNode();
+          if (this.nodeAlive() && !clientProcess.isolated) watchNode();
           else settle(() => reject(new ReplicaStoppedError(this.rangeId)));
         }, checkMs);
       };
       watchNode();
       source.next().then(
         (result) =>
-          settle(() => (process.isolated ? reject(new ReplicaStoppedError(this.rangeId)) : resolve(result))),
+          settle(() =>
+            clientProcess.isolated ? reject(new ReplicaStoppedError(this.rangeId)) : resolve(result),
+          ),
         (error: unknown) => settle(() => reject(asError(error))),
       );
     });
   }
 }
 
-/** A ConcordDb in `process`, talking to the simulated cluster through a RuntimeBackend. */
+/** A ConcordDb in `backend.clientProcess`, talking to the simulated cluster through a RuntimeBackend. */
 export function simConcordDb(
   clientId: string,
   backend: RuntimeBackendOptions,
   retryPolicy: Partial<RetryPolicy> = {},
 ): { readonly db: ConcordDb; readonly backend: RuntimeBackend } {
   const runtimeBackend = new RuntimeBackend(backend);
-  const db = new ConcordDb(runtimeBackend, retryPolicy, undefined, backend.process.environment(clientId));
+  const db = new ConcordDb(
+    runtimeBackend,
+    retryPolicy,
+    undefined,
+    backend.clientProcess.environment(clientId),
+  );
   return { db, backend: runtimeBackend };
 }
