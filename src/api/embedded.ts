@@ -231,6 +231,8 @@ export async function openEmbedded(options: OpenOptions): Promise<EmbeddedConcor
     engine: raftEngine,
     transport,
     timers: systemTimers,
+    // One turn for all the requests read in one event-loop pass (see NodeHostOptions.deferTurn).
+    deferTurn: (run) => setImmediate(run),
     monotonicClock: () => performance.now(),
     wallClock: () => Date.now(),
     random: systemRandom,

@@ -8,8 +8,9 @@
  * proposals and reads, and advances each core. Inputs that arrive meanwhile (ticks, messages,
  * requests) are queued and fed to the cores at the start of the next turn, so a core is never
  * touched between its `ready()` and `advance()`. Turns run back to back while work remains,
- * never two at once; requests made together (in one synchronous stretch, or while a turn
- * waits for the disk) share the next turn.
+ * never two at once; requests made together (in one synchronous stretch — with `deferTurn`
+ * set to setImmediate, as Concord.open does, in one event-loop pass — or while a turn waits
+ * for the disk) share the next turn.
  *
  * Quiescence: only awake replicas are fed and asked for a Ready; a replica whose Raft group
  * quiesced with nothing pending goes dormant until a message, a request or a report arrives
@@ -272,8 +273,12 @@ export class NodeHost {
   private requestTurn(): void {
     this.turnRequested = true;
     if (this.loop !== null || this.state !== "running") return;
-    // A microtask later, so that requests made in the same synchronous stretch share the turn.
-    this.loop = Promise.resolve().then(() => this.runTurns());
+    // Deferred, so that requests made in the same synchronous stretch (or, with setImmediate,
+    // the same event-loop pass) share the turn.
+    const defer = this.options.deferTurn;
+    const deferred =
+      defer === undefined ? Promise.resolve() : new Promise<void>((resolve) => defer(() => resolve()));
+    this.loop = deferred.then(() => this.runTurns());
   }
 
   private async runTurns(): Promise<void> {

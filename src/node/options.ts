@@ -78,6 +78,13 @@ export interface NodeHostOptions {
    */
   readonly quiesce?: boolean;
   readonly raft?: RaftTuning;
+  /**
+   * Defers a requested turn (default: a microtask, so requests made in one synchronous stretch
+   * share it). Production passes `setImmediate`: Node's HTTP/2 layer on a native socket calls
+   * JS once per stream event, with a microtask checkpoint after each call, so with a microtask
+   * every gRPC request of one socket read would get a turn (and a ReadIndex round) of its own.
+   */
+  readonly deferTurn?: (run: () => void) => void;
 }
 
 export interface ResolvedNodeConfig {

@@ -4,9 +4,11 @@
  * `:authority` of its requests. Node's HTTP/2 layer (nghttp2, which grpc-js's server runs on)
  * checks a server's incoming `:authority` against the RFC 3986 authority characters and
  * resets the stream (PROTOCOL_ERROR) before grpc-js sees it; Node offers no option to relax
- * that check. So the client port reads each gRPC connection through this module, which
- * replaces such a URL-shaped `:authority` by the URL's `host[:port]` inside the HEADERS
- * frames, before nghttp2 parses them. Nothing else of the connection changes.
+ * that check. So the client port reads a gRPC connection whose first request carries such an
+ * `:authority` (http2-preface.ts decides) through this module, which replaces a URL-shaped
+ * `:authority` by the URL's `host[:port]` inside the HEADERS frames, before nghttp2 parses
+ * them. Nothing else of the connection changes. The module also lends that decision its frame
+ * constants, `headersFrameParts` and `needsLenientAuthority`.
  *
  * Keeping HPACK's dynamic table in step: the rewritten value is never longer than the one the
  * client sent, and every other representation is copied byte for byte. So each entry of the
@@ -26,12 +28,16 @@ import {
   stringLiteralText,
 } from "./hpack.js";
 
-const CLIENT_PREFACE_LENGTH = 24;
-const FRAME_HEADER_LENGTH = 9;
-const FRAME_HEADERS = 0x1;
-const FRAME_CONTINUATION = 0x9;
+/** The HTTP/2 client connection preface (RFC 7540 3.5). */
+export const CLIENT_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+export const FRAME_HEADER_LENGTH = 9;
+export const FRAME_HEADERS = 0x1;
+export const FRAME_SETTINGS = 0x4;
+export const FRAME_CONTINUATION = 0x9;
 const FLAG_END_STREAM = 0x1;
-const FLAG_END_HEADERS = 0x4;
+/** SETTINGS' ACK flag (the same bit as END_STREAM on HEADERS / DATA). */
+export const FLAG_ACK = 0x1;
+export const FLAG_END_HEADERS = 0x4;
 const FLAG_PADDED = 0x8;
 const FLAG_PRIORITY = 0x20;
 const PRIORITY_FIELDS_LENGTH = 5;
@@ -63,6 +69,39 @@ export function lenientAuthority(value: string): string | undefined {
   const host = new URL(value).host;
   if (host === "" || host.length > value.length || !AUTHORITY_CHARACTERS.test(host)) return undefined;
   return host;
+}
+
+/**
+ * A HEADERS frame's payload split into its priority fields (when flagged) and its header block
+ * fragment (padding removed), or undefined when the padding does not fit (nghttp2 refuses it).
+ */
+export function headersFrameParts(
+  flags: number,
+  payload: Buffer,
+): { priority: Buffer | undefined; fragment: Buffer } | undefined {
+  let start = 0;
+  let padding = 0;
+  if ((flags & FLAG_PADDED) !== 0) {
+    padding = payload[0] ?? 0;
+    start = 1;
+  }
+  let priority: Buffer | undefined;
+  if ((flags & FLAG_PRIORITY) !== 0) {
+    priority = payload.subarray(start, start + PRIORITY_FIELDS_LENGTH);
+    start += PRIORITY_FIELDS_LENGTH;
+  }
+  if (start + padding > payload.length) return undefined;
+  return { priority, fragment: payload.subarray(start, payload.length - padding) };
+}
+
+/**
+ * Whether a connection's first header block carries a URL-shaped `:authority` that
+ * `withLenientAuthority` would rewrite. Only reads: the block is decoded by a rewriter of its
+ * own, so nothing of the connection's later HPACK state depends on this call.
+ * Throws HpackError for a block that is not valid HPACK.
+ */
+export function needsLenientAuthority(firstHeaderBlock: Uint8Array): boolean {
+  return new HeaderBlockRewriter().rewrite(firstHeaderBlock) !== null;
 }
 
 /**
@@ -140,7 +179,7 @@ interface PendingHeaderBlock {
  */
 export class AuthorityRewritingParser {
   private readonly headerBlocks = new HeaderBlockRewriter();
-  private prefaceLeft = CLIENT_PREFACE_LENGTH;
+  private prefaceLeft = CLIENT_PREFACE.length;
   /** Bytes of a frame header or header-block frame that has not fully arrived. */
   private partial: Buffer = Buffer.alloc(0);
   /** Payload bytes still to come of a frame passed through as it arrives. */
@@ -213,18 +252,8 @@ export class AuthorityRewritingParser {
     const payload = frame.subarray(FRAME_HEADER_LENGTH);
     const block = this.block;
     if (block === undefined && type === FRAME_HEADERS) {
-      let start = 0;
-      let padding = 0;
-      if ((flags & FLAG_PADDED) !== 0) {
-        padding = payload[0] ?? 0;
-        start = 1;
-      }
-      let priority: Buffer | undefined;
-      if ((flags & FLAG_PRIORITY) !== 0) {
-        priority = payload.subarray(start, start + PRIORITY_FIELDS_LENGTH);
-        start += PRIORITY_FIELDS_LENGTH;
-      }
-      if (start + padding > payload.length) {
+      const parts = headersFrameParts(flags, payload);
+      if (parts === undefined) {
         out.push(frame);
         this.passingThrough = true;
         return;
@@ -232,9 +261,9 @@ export class AuthorityRewritingParser {
       this.block = {
         streamId,
         endStream: (flags & FLAG_END_STREAM) !== 0,
-        priority,
+        priority: parts.priority,
         rawFrames: [frame],
-        fragments: [payload.subarray(start, payload.length - padding)],
+        fragments: [parts.fragment],
         size: payload.length,
       };
     } else if (block !== undefined && type === FRAME_CONTINUATION && streamId === block.streamId) {
