@@ -24,6 +24,7 @@ import {
   type SortTarget,
   type TxnOp,
 } from "../kv/commands.js";
+import { prefixRangeEnd } from "../kv/bytes.js";
 import { KvError } from "../kv/errors.js";
 import type { TimeToLive } from "../kv/lease-clock.js";
 import type { LeaseSummary } from "../kv/leases.js";
@@ -166,17 +167,7 @@ export function toBytes(value: Bytes): Uint8Array {
 }
 
 /** The smallest key above every key starting with `prefix` (etcd's prefix range end). */
-export function prefixEnd(prefix: Uint8Array): Uint8Array {
-  const end = Uint8Array.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i]! += 1;
-      return end.subarray(0, i + 1);
-    }
-  }
-  // Every byte is 0xff (or the prefix is empty): the range reaches the end of the keyspace.
-  return Uint8Array.of(0);
-}
+export const prefixEnd = prefixRangeEnd;
 
 function rangeEndOf(key: Uint8Array, options: { rangeEnd?: Bytes; prefix?: boolean }): Uint8Array {
   if (options.prefix === true) {

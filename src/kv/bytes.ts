@@ -69,6 +69,14 @@ export function prefixEnd(prefix: Uint8Array): Uint8Array | null {
 }
 
 /**
+ * etcd's range end for a prefix: prefixEnd, or "\0" (every key from the prefix on) when there
+ * is none.
+ */
+export function prefixRangeEnd(prefix: Uint8Array): Uint8Array {
+  return prefixEnd(prefix) ?? Uint8Array.of(0);
+}
+
+/**
  * Bytes as a string of char codes 0..255. JavaScript compares such strings code unit by code
  * unit, so their order is exactly the byte order: usable as Map keys and for sorting.
  */

@@ -5,6 +5,7 @@
  * simulator can run the same code on virtual time. Also the small byte helpers the recipes share
  * and the test for a write whose outcome is unknown.
  */
+import { prefixRangeEnd } from "../kv/bytes.js";
 import type { Compare, TxnOp } from "../kv/commands.js";
 import type { KeyValue, OpResponse, RangeResult } from "../kv/results.js";
 import type { WatchResponse } from "../kv/watch.js";
@@ -99,17 +100,7 @@ export function textOf(bytes: Uint8Array): string {
 }
 
 /** The smallest key above every key starting with `prefix` (etcd's prefix range end). */
-export function prefixEnd(prefix: Uint8Array): Uint8Array {
-  const end = Uint8Array.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i]! += 1;
-      return end.subarray(0, i + 1);
-    }
-  }
-  // Every byte is 0xff: the range reaches the end of the keyspace.
-  return Uint8Array.of(0);
-}
+export const prefixEnd = prefixRangeEnd;
 
 /** Resolves after `delayMs` on the runtime's clock. */
 export function sleep(runtime: RecipeRuntime, delayMs: number): Promise<void> {
