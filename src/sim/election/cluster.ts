@@ -21,6 +21,7 @@ import { Scheduler } from "../scheduler.js";
 import type { SimEndpoint } from "../runtime/runtime-backend.js";
 import { RuntimeNode } from "../runtime/runtime-node.js";
 import { SimTransportHub } from "../runtime/sim-transport.js";
+import { startCrashLoop, startPartitionLoop, type FaultLoopCluster } from "../runtime/fault-loops.js";
 
 export interface ClusterShape {
   readonly size: number;
@@ -147,9 +148,31 @@ export class ElectionCluster {
 
   startFaults(faults: ClusterFaults): void {
     this.faultsActive = true;
-    if (faults.partitions !== null)
-      this.partitionLoop(faults.partitions, this.random.fork("faults/partitions"));
-    if (faults.crashes !== null) this.crashLoop(faults.crashes, this.random.fork("faults/crashes"));
+    const cluster: FaultLoopCluster = {
+      scheduler: this.scheduler,
+      network: this.hub.network,
+      faultsActive: () => this.faultsActive,
+      partitionable: () => this.nodes,
+      crashable: () => this.nodes,
+      size: () => this.nodes.length,
+      leader: () => this.leader(),
+      trace: (text) => this.trace(text),
+    };
+    if (faults.partitions !== null) {
+      startPartitionLoop(cluster, faults.partitions, this.random.fork("faults/partitions"), () => {
+        this.counters.partitions++;
+      });
+    }
+    if (faults.crashes !== null) {
+      startCrashLoop(cluster, faults.crashes, this.random.fork("faults/crashes"), {
+        crashed: () => {
+          this.counters.crashes++;
+        },
+        restart: (node) => {
+          if (this.faultsActive) this.restart(node);
+        },
+      });
+    }
     if (faults.transfers !== null) this.transferLoop(faults.transfers, this.random.fork("faults/transfers"));
   }
 
@@ -170,55 +193,6 @@ export class ElectionCluster {
     } catch (error) {
       this.violation("restart", `n${node.id} could not reopen its storage: ${String(error)}`);
     }
-  }
-
-  private partitionLoop(partitions: PartitionFaults, random: SeededRandom): void {
-    this.scheduler.after(random.exponential(partitions.meanIntervalMs), () => {
-      if (!this.faultsActive) return;
-      const ids = random.shuffled(this.nodes.map((n) => n.id));
-      const leader = this.leader();
-      if (leader !== undefined && random.chance(0.5)) {
-        ids.splice(ids.indexOf(leader.id), 1);
-        ids.unshift(leader.id);
-      }
-      if (random.chance(partitions.oneWayChance)) {
-        const [from, to] = ids;
-        if (from !== undefined && to !== undefined) this.hub.network.cut(from, to);
-      } else {
-        const size = random.intBetween(1, Math.max(1, Math.floor(ids.length / 2)));
-        this.hub.network.partition(ids.slice(0, size), ids.slice(size));
-      }
-      this.counters.partitions++;
-      this.trace(`cuts ${this.hub.network.describeCuts()}`);
-      const [low, high] = partitions.durationMs;
-      this.scheduler.after(random.intBetween(low, high), () => {
-        if (!this.faultsActive) return;
-        this.hub.network.heal();
-        this.trace("partition healed");
-        this.partitionLoop(partitions, random);
-      });
-    });
-  }
-
-  private crashLoop(crashes: CrashFaults, random: SeededRandom): void {
-    this.scheduler.after(random.exponential(crashes.meanIntervalMs), () => {
-      if (!this.faultsActive) return;
-      const running = this.nodes.filter((n) => n.running);
-      const maxDown = Math.floor((this.nodes.length - 1) / 2);
-      if (this.nodes.length - running.length < maxDown && running.length > 0) {
-        const leader = this.leader();
-        const victim =
-          leader !== undefined && random.chance(crashes.leaderBias) ? leader : random.pick(running);
-        const lost = victim.crash();
-        this.counters.crashes++;
-        this.trace(`n${victim.id} crashed, ${lost} unsynced write(s) lost`);
-        const [low, high] = crashes.downtimeMs;
-        this.scheduler.after(random.intBetween(low, high), () => {
-          if (this.faultsActive) this.restart(victim);
-        });
-      }
-      this.crashLoop(crashes, random);
-    });
   }
 
   private transferLoop(transfers: TransferFaults, random: SeededRandom): void {

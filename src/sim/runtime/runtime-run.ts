@@ -24,6 +24,7 @@ import { TraceBuffer, type TraceLine } from "../trace.js";
 import { RuntimeClient, type AcknowledgedPut, type RuntimeClientCounters } from "./runtime-client.js";
 import { RuntimeNode, type RuntimeNodeSettings } from "./runtime-node.js";
 import { SimTransportHub } from "./sim-transport.js";
+import { startCrashLoop, startPartitionLoop, type FaultLoopCluster } from "./fault-loops.js";
 
 /**
  * The profiles the runtime simulation covers. Of "membership" it injects the membership
@@ -283,60 +284,30 @@ class RuntimeRun {
   startFaults(): void {
     const { partitions, crashes, membership } = this.profile;
     if (membership !== null) this.startMembershipChanges(membership.meanIntervalMs);
+    const cluster: FaultLoopCluster = {
+      scheduler: this.scheduler,
+      network: this.hub.network,
+      faultsActive: () => this.faultsActive,
+      partitionable: () => this.nodes,
+      crashable: () => this.live(),
+      size: () => this.clusterSize,
+      leader: () => this.leader(),
+      trace: (text) => this.trace.add(this.scheduler.now, text),
+    };
     if (partitions !== null) {
-      const random = this.random.fork("faults/partitions");
-      const next = (): void => {
-        this.scheduler.after(random.exponential(partitions.meanIntervalMs), () => {
-          if (!this.faultsActive) return;
-          const ids = random.shuffled(this.nodes.map((n) => n.id));
-          const leader = this.leader();
-          if (leader !== undefined && random.chance(0.5)) {
-            ids.splice(ids.indexOf(leader.id), 1);
-            ids.unshift(leader.id);
-          }
-          if (random.chance(partitions.oneWayChance)) {
-            const [from, to] = ids;
-            if (from !== undefined && to !== undefined) this.hub.network.cut(from, to);
-          } else {
-            const size = random.intBetween(1, Math.max(1, Math.floor(ids.length / 2)));
-            this.hub.network.partition(ids.slice(0, size), ids.slice(size));
-          }
-          this.stats.partitions++;
-          this.trace.add(this.scheduler.now, `cuts ${this.hub.network.describeCuts()}`);
-          const [low, high] = partitions.durationMs;
-          this.scheduler.after(random.intBetween(low, high), () => {
-            if (!this.faultsActive) return;
-            this.hub.network.heal();
-            this.trace.add(this.scheduler.now, "partition healed");
-            next();
-          });
-        });
-      };
-      next();
+      startPartitionLoop(cluster, partitions, this.random.fork("faults/partitions"), () => {
+        this.stats.partitions++;
+      });
     }
     if (crashes !== null) {
       const meanIntervalMs = this.options.crashMeanIntervalMs ?? crashes.meanIntervalMs;
-      const random = this.random.fork("faults/crashes");
-      const next = (): void => {
-        this.scheduler.after(random.exponential(meanIntervalMs), () => {
-          if (!this.faultsActive) return;
-          const running = this.live().filter((n) => n.running);
-          const maxDown = Math.floor((this.clusterSize - 1) / 2);
-          if (this.live().length - running.length < maxDown && running.length > 0) {
-            const leader = this.leader();
-            const victim =
-              leader !== undefined && random.chance(crashes.leaderBias) ? leader : random.pick(running);
-            const lost = victim.crash();
-            this.stats.crashes++;
-            this.stats.lostUnsyncedWrites += lost;
-            this.trace.add(this.scheduler.now, `n${victim.id} crashed, ${lost} unsynced write(s) lost`);
-            const [low, high] = crashes.downtimeMs;
-            this.scheduler.after(random.intBetween(low, high), () => this.restart(victim));
-          }
-          next();
-        });
-      };
-      next();
+      startCrashLoop(cluster, { ...crashes, meanIntervalMs }, this.random.fork("faults/crashes"), {
+        crashed: (lost) => {
+          this.stats.crashes++;
+          this.stats.lostUnsyncedWrites += lost;
+        },
+        restart: (node) => this.restart(node),
+      });
     }
   }
 

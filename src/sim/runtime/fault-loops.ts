@@ -1,0 +1,98 @@
+/**
+ * The partition and crash loops of simulated node-runtime clusters, shared by the runtime run
+ * (runtime-run.ts) and the election workload's cluster (../election/cluster.ts). Each loop
+ * draws from its own forked random source in a fixed order, so a seed replays exactly.
+ */
+import type { CrashFaults, PartitionFaults } from "../profiles.js";
+import type { SeededRandom } from "../random.js";
+import type { Scheduler } from "../scheduler.js";
+import type { SimNetwork } from "../network.js";
+import type { RuntimeNode } from "./runtime-node.js";
+
+/** What a fault loop needs of the cluster it breaks. */
+export interface FaultLoopCluster {
+  readonly scheduler: Scheduler;
+  readonly network: SimNetwork;
+  /** False once the faulty phase is over: pending faults then do nothing. */
+  faultsActive(): boolean;
+  /** The nodes a partition may separate. */
+  partitionable(): readonly RuntimeNode[];
+  /** The nodes that may crash (a node removed for good may not). */
+  crashable(): readonly RuntimeNode[];
+  /** How many members the cluster has: at most a minority of them is down at once. */
+  size(): number;
+  leader(): RuntimeNode | undefined;
+  trace(text: string): void;
+}
+
+/**
+ * Every so often a partition: the leader is put first half the time, then either a one-way
+ * cut between the first two nodes or a split after a random minority; healed after a while.
+ */
+export function startPartitionLoop(
+  cluster: FaultLoopCluster,
+  partitions: PartitionFaults,
+  random: SeededRandom,
+  onPartition: () => void,
+): void {
+  const next = (): void => {
+    cluster.scheduler.after(random.exponential(partitions.meanIntervalMs), () => {
+      if (!cluster.faultsActive()) return;
+      const ids = random.shuffled(cluster.partitionable().map((n) => n.id));
+      const leader = cluster.leader();
+      if (leader !== undefined && random.chance(0.5)) {
+        ids.splice(ids.indexOf(leader.id), 1);
+        ids.unshift(leader.id);
+      }
+      if (random.chance(partitions.oneWayChance)) {
+        const [from, to] = ids;
+        if (from !== undefined && to !== undefined) cluster.network.cut(from, to);
+      } else {
+        const size = random.intBetween(1, Math.max(1, Math.floor(ids.length / 2)));
+        cluster.network.partition(ids.slice(0, size), ids.slice(size));
+      }
+      onPartition();
+      cluster.trace(`cuts ${cluster.network.describeCuts()}`);
+      const [low, high] = partitions.durationMs;
+      cluster.scheduler.after(random.intBetween(low, high), () => {
+        if (!cluster.faultsActive()) return;
+        cluster.network.heal();
+        cluster.trace("partition healed");
+        next();
+      });
+    });
+  };
+  next();
+}
+
+/**
+ * Every so often a crash of a running node (the leader with the profile's bias) while fewer
+ * than a minority are down; `restart` brings it back after its downtime.
+ */
+export function startCrashLoop(
+  cluster: FaultLoopCluster,
+  crashes: CrashFaults,
+  random: SeededRandom,
+  events: { readonly crashed: (lostWrites: number) => void; readonly restart: (node: RuntimeNode) => void },
+): void {
+  const next = (): void => {
+    cluster.scheduler.after(random.exponential(crashes.meanIntervalMs), () => {
+      if (!cluster.faultsActive()) return;
+      const nodes = cluster.crashable();
+      const running = nodes.filter((n) => n.running);
+      const maxDown = Math.floor((cluster.size() - 1) / 2);
+      if (nodes.length - running.length < maxDown && running.length > 0) {
+        const leader = cluster.leader();
+        const victim =
+          leader !== undefined && random.chance(crashes.leaderBias) ? leader : random.pick(running);
+        const lost = victim.crash();
+        events.crashed(lost);
+        cluster.trace(`n${victim.id} crashed, ${lost} unsynced write(s) lost`);
+        const [low, high] = crashes.downtimeMs;
+        cluster.scheduler.after(random.intBetween(low, high), () => events.restart(victim));
+      }
+      next();
+    });
+  };
+  next();
+}
