@@ -4,10 +4,7 @@
 // (AmbiguousWriteError, then retried once with its original id), and malformed frames.
 // Waits are bounded polls; nothing asserts on how long anything took.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, test } from "node:test";
 import {
   AmbiguousWriteError,
@@ -18,11 +15,10 @@ import {
   type EmbeddedConcord,
 } from "../../src/api/index.js";
 import { decodeGoodbye, NativeFrameDecoder, NativeFrameKind } from "../../src/api/native/protocol.js";
-import { freePort, text, waitFor } from "./helpers.js";
+import { openLoopbackCluster, text, waitFor } from "./helpers.js";
 
 const IDS = [1, 2, 3] as const;
 const members = new Map<number, EmbeddedConcord>();
-const dirs: string[] = [];
 const clients: ConcordDb[] = [];
 
 function endpoint(id: number): string {
@@ -37,34 +33,21 @@ function client(endpoints: string[]): ConcordDb {
   return db;
 }
 
+let closeCluster: () => Promise<void> = () => Promise.resolve();
+
 before(async () => {
-  const peers = new Map<number, string>();
-  for (const id of IDS) peers.set(id, `127.0.0.1:${await freePort()}`);
-  const opened = await Promise.all(
-    IDS.map((nodeId) => {
-      const dataDir = mkdtempSync(join(tmpdir(), `concord-api-${nodeId}-`));
-      dirs.push(dataDir);
-      return Concord.open({
-        dataDir,
-        nodeId,
-        peers,
-        listenClient: "127.0.0.1:0",
-        tickMs: 20,
-        clusterId: "api-test",
-      });
-    }),
-  );
-  for (const member of opened) members.set(member.nodeId, member);
-  await waitFor(async () => {
-    const statuses = await Promise.all(opened.map((m) => m.status()));
-    return statuses.every((s) => s.leader !== 0 && s.leader === statuses[0]?.leader);
-  }, "a leader known to every member");
+  const cluster = await openLoopbackCluster(IDS, "api-test");
+  for (const [id, member] of cluster.members) members.set(id, member);
+  closeCluster = async () => {
+    // Members a test closed itself are gone from `members` and stay closed.
+    for (const id of cluster.members.keys()) if (!members.has(id)) cluster.members.delete(id);
+    await cluster.close();
+  };
 });
 
 after(async () => {
   for (const db of clients) await db.close();
-  for (const member of members.values()) await member.close();
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  await closeCluster();
 });
 
 test("every member accepts writes and serves them linearizably", async () => {

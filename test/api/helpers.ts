@@ -1,6 +1,11 @@
-// Shared pieces of the client API tests: decoding values, free ports, bounded waits.
+// Shared pieces of the client API tests: decoding values, free ports, bounded waits, a
+// cluster of members in this process.
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { Concord, type EmbeddedConcord } from "../../src/api/index.js";
 
 const decoder = new TextDecoder();
 
@@ -25,4 +30,34 @@ export async function waitFor(condition: () => boolean | Promise<boolean>, what:
     await sleep(10);
   }
   throw new Error(`gave up waiting for ${what}`);
+}
+
+/**
+ * `ids.length` Concord.open members with static peers on 127.0.0.1, client ports and 20 ms
+ * ticks, each in a fresh temp dir; resolves once every member knows the same leader. `close`
+ * closes the members still in `members` (a test may close and delete one itself) and removes
+ * the dirs.
+ */
+export async function openLoopbackCluster(
+  ids: readonly number[],
+  clusterId: string,
+): Promise<{ members: Map<number, EmbeddedConcord>; close: () => Promise<void> }> {
+  const peers = new Map<number, string>();
+  for (const id of ids) peers.set(id, `127.0.0.1:${await freePort()}`);
+  const dirs = ids.map((nodeId) => mkdtempSync(join(tmpdir(), `concord-${clusterId}-${nodeId}-`)));
+  const opened = await Promise.all(
+    ids.map((nodeId, i) =>
+      Concord.open({ dataDir: dirs[i]!, nodeId, peers, listenClient: "127.0.0.1:0", tickMs: 20, clusterId }),
+    ),
+  );
+  const members = new Map(opened.map((member) => [member.nodeId, member]));
+  await waitFor(async () => {
+    const statuses = await Promise.all(opened.map((m) => m.status()));
+    return statuses.every((s) => s.leader !== 0 && s.leader === statuses[0]?.leader);
+  }, "a leader known to every member");
+  const close = async (): Promise<void> => {
+    for (const member of members.values()) await member.close();
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  };
+  return { members, close };
 }
