@@ -8,6 +8,7 @@ import {
   CampaignAbortedError,
   Election,
   LeadershipLostError,
+  Session,
   type Leadership,
 } from "../../src/recipes/index.js";
 import { FaultyClient, puts } from "./faulty-client.js";
@@ -167,5 +168,28 @@ test("close ends a waiting campaign and a held leadership", async () => {
     await a.close();
     assert.equal(lossReason(held), "closed");
     assert.equal(await db.get("svc/leader"), null, "the revoked lease took the leader record");
+  });
+});
+
+test("a campaign under a lease the store no longer has aborts as lease-gone", async () => {
+  await withStore(async (db) => {
+    const granted = await db.leaseGrant(5);
+    const session = await Session.attach(db, granted.id, {
+      ttlSeconds: granted.ttlSeconds,
+      keepAlive: false,
+    });
+    const a = new Election(db, { subspace: "svc", candidateId: "a", session });
+    try {
+      await a.configure(SHORT);
+      await db.leaseRevoke(granted.id);
+      await assert.rejects(within(a.campaign("a"), "the campaign to end"), (error: unknown) => {
+        assert.ok(error instanceof CampaignAbortedError, String(error));
+        assert.equal(error.reason, "lease-gone");
+        return true;
+      });
+      assert.equal(await db.get("svc/candidates/a"), null, "nothing registered");
+    } finally {
+      await a.close();
+    }
   });
 });

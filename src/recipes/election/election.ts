@@ -10,6 +10,7 @@
  */
 import type { TxnOp, TxnRequest } from "../../kv/commands.js";
 import { deleteRangeRequest, putRequest, txnRequest } from "../../kv/commands.js";
+import { KvError, KvErrorCode } from "../../kv/errors.js";
 import {
   bytesOf,
   isAmbiguousWrite,
@@ -403,12 +404,21 @@ export class Election {
     return this.session;
   }
 
-  /** Writes (or rewrites) this candidate's record, attached to the session's lease. */
+  /**
+   * Writes (or rewrites) this candidate's record, attached to the session's lease. A lease the
+   * store no longer has (it expired, e.g. while the write was retried) loses the session.
+   */
   private async register(session: Session, priority: number, value: Uint8Array): Promise<void> {
     const record = encodeCandidateRecord({ id: this.candidateId, priority, lease: session.leaseId, value });
-    await this.writeIdempotent({
-      success: [putRequest({ key: this.candidateKey, value: record, lease: session.leaseId })],
-    });
+    try {
+      await this.writeIdempotent({
+        success: [putRequest({ key: this.candidateKey, value: record, lease: session.leaseId })],
+      });
+    } catch (error) {
+      if (!(error instanceof KvError) || error.code !== KvErrorCode.LeaseNotFound) throw error;
+      session.markLost("lease-gone");
+      throw new CampaignAbortedError("lease-gone", { cause: error });
+    }
   }
 
   /** Deletes this candidate's record if it is still attached to `session`. */
