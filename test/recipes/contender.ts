@@ -3,7 +3,7 @@
 // election recipe, and once elected makes fenced writes (each carries the leadership's guard)
 // to `<log>/<term>/<id>/<n>` until its leadership is lost; then it tries one more write under
 // the stale term and exits. Everything it learns is one line on stdout:
-//   ready | elected term=T | write term=T n=N ok|rejected | lost term=T reason=R |
+//   ready | elected term=T | write-start term=T n=N | write term=T n=N ok|rejected | lost term=T reason=R |
 //   stale-write term=T ok|rejected | error <message>
 // Usage: contender.ts --id ID --endpoints host:port,... --subspace S --log PREFIX
 import { setTimeout as sleep } from "node:timers/promises";
@@ -75,6 +75,7 @@ async function lead(leadership: Leadership): Promise<void> {
     say(`lost term=${term} reason=${reason}`);
   });
   for (let n = 0; n < MAX_WRITES && !leadership.lost.aborted; n++) {
+    say(`write-start term=${term} n=${n}`);
     const ok = await fencedWrite(leadership, n);
     say(`write term=${term} n=${n} ${ok ? "ok" : "rejected"}`);
     await sleep(WRITE_PAUSE_MS);
