@@ -36,13 +36,7 @@ function client(endpoints: string[]): ConcordDb {
 let closeCluster: () => Promise<void> = () => Promise.resolve();
 
 before(async () => {
-  const cluster = await openLoopbackCluster(IDS, "api-test");
-  for (const [id, member] of cluster.members) members.set(id, member);
-  closeCluster = async () => {
-    // Members a test closed itself are gone from `members` and stay closed.
-    for (const id of cluster.members.keys()) if (!members.has(id)) cluster.members.delete(id);
-    await cluster.close();
-  };
+  closeCluster = await openLoopbackCluster(IDS, "api-test", members);
 });
 
 after(async () => {

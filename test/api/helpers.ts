@@ -34,14 +34,15 @@ export async function waitFor(condition: () => boolean | Promise<boolean>, what:
 
 /**
  * `ids.length` Concord.open members with static peers on 127.0.0.1, client ports and 20 ms
- * ticks, each in a fresh temp dir; resolves once every member knows the same leader. `close`
- * closes the members still in `members` (a test may close and delete one itself) and removes
- * the dirs.
+ * ticks, each in a fresh temp dir, put into `members` by id; resolves once every member knows
+ * the same leader. The returned `close` closes the members still in `members` (a test that
+ * closes one itself deletes it there) and removes the dirs.
  */
 export async function openLoopbackCluster(
   ids: readonly number[],
   clusterId: string,
-): Promise<{ members: Map<number, EmbeddedConcord>; close: () => Promise<void> }> {
+  members: Map<number, EmbeddedConcord>,
+): Promise<() => Promise<void>> {
   const peers = new Map<number, string>();
   for (const id of ids) peers.set(id, `127.0.0.1:${await freePort()}`);
   const dirs = ids.map((nodeId) => mkdtempSync(join(tmpdir(), `concord-${clusterId}-${nodeId}-`)));
@@ -50,14 +51,13 @@ export async function openLoopbackCluster(
       Concord.open({ dataDir: dirs[i]!, nodeId, peers, listenClient: "127.0.0.1:0", tickMs: 20, clusterId }),
     ),
   );
-  const members = new Map(opened.map((member) => [member.nodeId, member]));
+  for (const member of opened) members.set(member.nodeId, member);
   await waitFor(async () => {
     const statuses = await Promise.all(opened.map((m) => m.status()));
     return statuses.every((s) => s.leader !== 0 && s.leader === statuses[0]?.leader);
   }, "a leader known to every member");
-  const close = async (): Promise<void> => {
+  return async () => {
     for (const member of members.values()) await member.close();
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   };
-  return { members, close };
 }
