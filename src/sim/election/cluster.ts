@@ -22,6 +22,7 @@ import type { SimEndpoint } from "../runtime/runtime-backend.js";
 import { RuntimeNode } from "../runtime/runtime-node.js";
 import { SimTransportHub } from "../runtime/sim-transport.js";
 import { startCrashLoop, startPartitionLoop, type FaultLoopCluster } from "../runtime/fault-loops.js";
+import { LeaderCheck } from "../runtime/leader-check.js";
 
 export interface ClusterShape {
   readonly size: number;
@@ -59,7 +60,14 @@ export class ElectionCluster {
   readonly nodes: RuntimeNode[] = [];
   readonly counters: ClusterCounters = { crashes: 0, partitions: 0, transfers: 0, leaderChanges: 0 };
   private readonly fingerprints = new Map<number, { readonly nodeId: NodeId; readonly text: string }>();
-  private readonly leaderOfTerm = new Map<number, NodeId>();
+  private readonly leaderCheck = new LeaderCheck({
+    electionSafetyKind: "raft election safety",
+    violation: (kind, detail) => this.violation(kind, detail),
+    newLeader: (node, term) => {
+      this.counters.leaderChanges++;
+      this.trace(`n${node.id} leads raft term ${term}`);
+    },
+  });
   private faultsActive = false;
 
   /**
@@ -126,24 +134,7 @@ export class ElectionCluster {
 
   /** After every event: no host failed, at most one Raft leader per term. */
   checkAfterEvent(): void {
-    for (const node of this.nodes) {
-      const failure = node.failure();
-      if (failure !== null) {
-        this.violation("host failure", `n${node.id}: ${failure.message}`);
-        node.crash();
-        continue;
-      }
-      const view = node.replica()?.termLeaderRevision();
-      if (view?.leader !== node.id) continue;
-      const known = this.leaderOfTerm.get(view.term);
-      if (known === undefined) {
-        this.leaderOfTerm.set(view.term, node.id);
-        this.counters.leaderChanges++;
-        this.trace(`n${node.id} leads raft term ${view.term}`);
-      } else if (known !== node.id) {
-        this.violation("raft election safety", `n${known} and n${node.id} both lead term ${view.term}`);
-      }
-    }
+    this.leaderCheck.afterEvent(this.nodes);
   }
 
   startFaults(faults: ClusterFaults): void {

@@ -25,6 +25,7 @@ import { RuntimeClient, type AcknowledgedPut, type RuntimeClientCounters } from 
 import { RuntimeNode, type RuntimeNodeSettings } from "./runtime-node.js";
 import { SimTransportHub } from "./sim-transport.js";
 import { startCrashLoop, startPartitionLoop, type FaultLoopCluster } from "./fault-loops.js";
+import { LeaderCheck } from "./leader-check.js";
 
 /**
  * The profiles the runtime simulation covers. Of "membership" it injects the membership
@@ -135,7 +136,14 @@ class RuntimeRun {
     readsTimedOut: 0,
   };
   private readonly appliedAt = new Map<number, AppliedAt>();
-  private readonly leaderOfTerm = new Map<number, NodeId>();
+  private readonly leaderCheck = new LeaderCheck({
+    electionSafetyKind: "election safety",
+    violation: (kind, detail) => this.violation(kind, detail),
+    newLeader: (node, term) => {
+      this.stats.leaderChanges++;
+      this.trace.add(this.scheduler.now, `n${node.id} leads term ${term}`);
+    },
+  });
   private nextOperationId = 0;
   private faultsActive = true;
   readonly clusterSize: number;
@@ -250,24 +258,7 @@ class RuntimeRun {
 
   /** After every event: no host failed, at most one leader per term. */
   checkAfterEvent(): void {
-    for (const node of this.nodes) {
-      const failure = node.failure();
-      if (failure !== null) {
-        this.violation("host failure", `n${node.id}: ${failure.message}`);
-        node.crash();
-        continue;
-      }
-      const status = node.replica()?.status();
-      if (status?.role !== StateRole.Leader) continue;
-      const known = this.leaderOfTerm.get(status.term);
-      if (known === undefined) {
-        this.leaderOfTerm.set(status.term, node.id);
-        this.stats.leaderChanges++;
-        this.trace.add(this.scheduler.now, `n${node.id} leads term ${status.term}`);
-      } else if (known !== node.id) {
-        this.violation("election safety", `n${known} and n${node.id} both lead term ${status.term}`);
-      }
-    }
+    this.leaderCheck.afterEvent(this.nodes);
   }
 
   leader(): RuntimeNode | undefined {
