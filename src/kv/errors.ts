@@ -22,6 +22,12 @@ export enum KvErrorCode {
   NotLeader = 12,
   /** Concord's own: a watcher left more events unread than the hub keeps for it. */
   WatchOverloaded = 13,
+  /** Concord's own: the range no longer holds the key (split or merged); reload routes, retry. */
+  KeyOutsideRange = 14,
+  /** Concord's own: the range refuses writes while a split or merge of it commits; retry. */
+  RangeFenced = 15,
+  /** Concord's own: a transaction's keys live in more than one range. */
+  CrossRangeTxn = 16,
 }
 
 export const KV_ERROR_MESSAGES: Readonly<Record<KvErrorCode, string>> = {
@@ -40,6 +46,10 @@ export const KV_ERROR_MESSAGES: Readonly<Record<KvErrorCode, string>> = {
   [KvErrorCode.NotLeader]: "etcdserver: not leader",
   [KvErrorCode.WatchOverloaded]:
     "concord: watch overloaded: too many events left unread; watch again from the last response's revision + 1",
+  [KvErrorCode.KeyOutsideRange]:
+    "concord: key is outside this range (it was split or merged); reload routes and retry",
+  [KvErrorCode.RangeFenced]: "concord: range is fenced while a split or merge commits; retry",
+  [KvErrorCode.CrossRangeTxn]: "concord: cross-range transactions not yet supported",
 };
 
 export function isKvErrorCode(value: number): value is KvErrorCode {

@@ -21,7 +21,7 @@ import {
   type handleServerStreamingCall,
   type handleUnaryCall,
 } from "@grpc/grpc-js";
-import { KvError, KvErrorCode } from "../../kv/errors.js";
+import { KV_ERROR_MESSAGES, KvError, KvErrorCode } from "../../kv/errors.js";
 import {
   AmbiguousResultError,
   NotLeaderError,
@@ -108,6 +108,10 @@ const KV_ERRORS: Readonly<Record<KvErrorCode, EtcdErrorSpec>> = {
   [KvErrorCode.LeaseTtlTooLarge]: ETCD_ERRORS.leaseTtlTooLarge,
   [KvErrorCode.NotLeader]: ETCD_ERRORS.notLeader,
   [KvErrorCode.WatchOverloaded]: spec(GrpcStatus.RESOURCE_EXHAUSTED, "etcdserver: too many requests"),
+  // The server's router retries these two itself; a client sees them only when retries ran out.
+  [KvErrorCode.KeyOutsideRange]: spec(GrpcStatus.UNAVAILABLE, KV_ERROR_MESSAGES[KvErrorCode.KeyOutsideRange]),
+  [KvErrorCode.RangeFenced]: spec(GrpcStatus.UNAVAILABLE, KV_ERROR_MESSAGES[KvErrorCode.RangeFenced]),
+  [KvErrorCode.CrossRangeTxn]: spec(GrpcStatus.UNIMPLEMENTED, KV_ERROR_MESSAGES[KvErrorCode.CrossRangeTxn]),
 };
 
 /** The gRPC error for a KvError code (the store's etcd wording, with etcd's gRPC code). */
