@@ -1,8 +1,8 @@
 /**
  * The write commands of the MVCC state machine (etcd's Put, DeleteRange, Txn and Compact,
  * with Range as a transaction op), its lease commands (LeaseGrant, LeaseRevoke), the member
- * table's commands (MemberSet, MemberRemove: their fields are members.ts's), the
- * envelope that carries one through the Raft log, and their versioned binary encoding.
+ * table's commands (MemberSet, MemberRemove: their fields are members.ts's), the range
+ * commands of splits and cross-range reads (Fence, Split, RevisionFloor), the envelope that carries one through the Raft log, and their versioned binary encoding.
  *
  * Encoding: a format byte (ENCODING_VERSION), then for an envelope the client id, sequence
  * and timestamp, then the command: a kind byte and its fields. Integers are big-endian fixed
@@ -141,12 +141,42 @@ export interface LeaseRevokeRequest {
   readonly id: bigint;
 }
 
+/**
+ * Fences the range's writes for a planned split at `splitKey` into range `rhsRangeId`: writes
+ * answer RangeFenced until the split applies. Idempotent for the same plan; refused
+ * (RangeFenced) while fenced for another one, and (KeyOutsideRange) unless `splitKey` lies
+ * strictly inside the range's bounds.
+ */
+export interface FenceRequest {
+  readonly kind: "fence";
+  readonly splitKey: Uint8Array;
+  readonly rhsRangeId: number;
+}
+
+/**
+ * Splits the range at `splitKey`: every key >= splitKey moves, with all its versions, into a
+ * new store for range `rhsRangeId`, in the same engine write (split.ts). Refused like a fence.
+ */
+export interface SplitRequest {
+  readonly kind: "split";
+  readonly splitKey: Uint8Array;
+  readonly rhsRangeId: number;
+}
+
+/** Raises the range's revision to at least `revision`, so every later write is above it. */
+export interface RevisionFloorRequest {
+  readonly kind: "revision-floor";
+  readonly revision: bigint;
+}
+
 export type TxnOp = RangeRequest | PutRequest | DeleteRangeRequest | TxnRequest;
 /** The key-value commands. */
 export type Command = PutRequest | DeleteRangeRequest | TxnRequest | CompactRequest;
 export type LeaseCommand = LeaseGrantRequest | LeaseRevokeRequest;
+/** The commands that change what a range is rather than what it holds. */
+export type RangeCommand = FenceRequest | SplitRequest | RevisionFloorRequest;
 /** Everything the state machine applies (member commands: members.ts). */
-export type KvCommand = Command | LeaseCommand | MemberCommand;
+export type KvCommand = Command | LeaseCommand | MemberCommand | RangeCommand;
 
 /**
  * A command as proposed: who sent it (for at-most-once application of retries) and the
@@ -219,6 +249,36 @@ export function leaseRevokeRequest(id: bigint): LeaseRevokeRequest {
   return { kind: "leaseRevoke", id };
 }
 
+export function fenceRequest(splitKey: Uint8Array, rhsRangeId: number): FenceRequest {
+  return { kind: "fence", splitKey, rhsRangeId };
+}
+
+export function splitRequest(splitKey: Uint8Array, rhsRangeId: number): SplitRequest {
+  return { kind: "split", splitKey, rhsRangeId };
+}
+
+export function revisionFloorRequest(revision: bigint): RevisionFloorRequest {
+  return { kind: "revision-floor", revision };
+}
+
+/** Largest range id: range namespaces are 4 bytes (keys.ts rangeNamespace). */
+export const MAX_RANGE_ID = 0xffff_ffff;
+
+/** Why a range command's fields are invalid, or null. */
+export function rangeCommandProblem(command: RangeCommand): string | null {
+  if (command.kind === "revision-floor") {
+    return isTimestamp(command.revision) ? null : `revision floor ${command.revision} is not in 0..2^63-1`;
+  }
+  if (!(command.splitKey instanceof Uint8Array) || command.splitKey.length === 0) {
+    return `${command.kind}: the split key must not be empty`;
+  }
+  const id = command.rhsRangeId;
+  if (!Number.isSafeInteger(id) || id < 1 || id > MAX_RANGE_ID) {
+    return `${command.kind}: range id ${id} is not in 1..${MAX_RANGE_ID}`;
+  }
+  return null;
+}
+
 const Kind = {
   Range: 1,
   Put: 2,
@@ -229,6 +289,9 @@ const Kind = {
   LeaseRevoke: 7,
   MemberSet: 8,
   MemberRemove: 9,
+  Fence: 10,
+  Split: 11,
+  RevisionFloor: 12,
 } as const;
 
 const MAX_LEASE_ID = (1n << 63n) - 1n;
@@ -468,7 +531,35 @@ function writeCommand(w: ByteWriter, command: KvCommand): void {
     case "memberRemove":
       w.u8(Kind.MemberRemove);
       return writeMemberCommand(w, command);
+    case "fence":
+    case "split":
+    case "revision-floor":
+      return writeRangeCommand(w, command);
   }
+}
+
+function writeRangeCommand(w: ByteWriter, command: RangeCommand): void {
+  const problem = rangeCommandProblem(command);
+  if (problem !== null) throw new RangeError(problem);
+  if (command.kind === "revision-floor") {
+    w.u8(Kind.RevisionFloor).u64(command.revision);
+    return;
+  }
+  w.u8(command.kind === "fence" ? Kind.Fence : Kind.Split);
+  w.bytes(command.splitKey).u32(command.rhsRangeId);
+}
+
+function readRangeCommand(r: ByteReader, kind: number): RangeCommand {
+  let command: RangeCommand;
+  if (kind === Kind.RevisionFloor) command = revisionFloorRequest(r.u64());
+  else {
+    const splitKey = r.bytes();
+    const rhsRangeId = r.u32();
+    command = kind === Kind.Fence ? fenceRequest(splitKey, rhsRangeId) : splitRequest(splitKey, rhsRangeId);
+  }
+  const problem = rangeCommandProblem(command);
+  if (problem !== null) r.fail("invalid-field", problem);
+  return command;
 }
 
 function readCommand(r: ByteReader): KvCommand {
@@ -492,6 +583,10 @@ function readCommand(r: ByteReader): KvCommand {
       return readMemberSet(r);
     case Kind.MemberRemove:
       return readMemberRemove(r);
+    case Kind.Fence:
+    case Kind.Split:
+    case Kind.RevisionFloor:
+      return readRangeCommand(r, kind);
     default:
       return r.fail("unknown-kind", `command kind ${kind}`);
   }
@@ -525,9 +620,17 @@ function checkEnvelopeHeader(clientId: string, sequence: number, timestamp: bigi
   return null;
 }
 
-/** Throws RangeError unless the envelope's client id, sequence and timestamp are well formed. */
+/**
+ * Throws RangeError unless the envelope's client id, sequence and timestamp, and a range
+ * command's fields, are well formed.
+ */
 export function checkEnvelope(envelope: CommandEnvelope<KvCommand>): void {
-  const problem = checkEnvelopeHeader(envelope.clientId, envelope.sequence, envelope.timestamp);
+  const { command } = envelope;
+  const problem =
+    checkEnvelopeHeader(envelope.clientId, envelope.sequence, envelope.timestamp) ??
+    (command.kind === "fence" || command.kind === "split" || command.kind === "revision-floor"
+      ? rangeCommandProblem(command)
+      : null);
   if (problem !== null) throw new RangeError(`invalid command envelope: ${problem}`);
 }
 

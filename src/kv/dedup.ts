@@ -9,15 +9,25 @@
  * is oldest (lowest entry index) is evicted. An evicted client's retry is indistinguishable
  * from a new request and would apply again, so the bound must comfortably exceed the clients
  * that are active within a retry window.
+ *
+ * Inherited records (entry index 0): a split copies the table into the new right-hand range,
+ * whose entry indexes start afresh, so the copies cannot keep their place in the eviction
+ * order. They carry entry index 0, have no order row, are not counted against the bound and
+ * are never evicted; the client's next command on the new range replaces its record with an
+ * ordinary one. So a split never makes a retry apply twice, and the table of a range exceeds
+ * its bound by at most what it inherited.
  */
 import { ByteReader, ByteWriter, fromUtf8, utf8 } from "./bytes.js";
 import { BatchOverlay, type KvReader, type WriteBatch } from "./engine.js";
 import type { KeyLayout } from "./keys.js";
 import { decodeCommandResult, encodeCommandResult, type CommandResult } from "./results.js";
 
+/** The entry index of a record inherited from the range this one was split from. */
+export const INHERITED_ENTRY_INDEX = 0;
+
 export interface DedupRecord {
   readonly sequence: number;
-  /** Raft index of the entry that applied the command; orders clients for eviction. */
+  /** Raft index of the entry that applied the command (orders clients for eviction); 0: inherited. */
   readonly entryIndex: number;
   readonly result: CommandResult;
 }
@@ -78,10 +88,11 @@ export class DedupTable {
     previous: StoredDedupRecord | undefined,
     clients: number,
   ): number {
-    if (previous !== undefined) batch.delete(this.layout.dedupOrderKey(previous.entryIndex));
+    const counted = previous !== undefined && previous.entryIndex !== INHERITED_ENTRY_INDEX;
+    if (counted) batch.delete(this.layout.dedupOrderKey(previous.entryIndex));
     batch.put(this.layout.dedupClientKey(clientId), encodeRecord(record));
     batch.put(this.layout.dedupOrderKey(record.entryIndex), utf8(clientId));
-    let size = previous === undefined ? clients + 1 : clients;
+    let size = counted ? clients : clients + 1;
     const staged = new BatchOverlay(reader, batch);
     while (size > this.maxClients) {
       const oldest = this.oldest(staged);
@@ -93,6 +104,20 @@ export class DedupTable {
       size -= 1;
     }
     return size;
+  }
+
+  /**
+   * Stages a copy of every record of this table in `target`'s table as an inherited record
+   * (see the file comment), leaving target's order rows and count alone.
+   */
+  stageInheritedCopy(reader: KvReader, batch: WriteBatch, target: DedupTable): void {
+    const prefix = this.layout.dedupClientsStart.length;
+    for (const { key, value } of reader.scan(this.layout.dedupClientsStart, this.layout.dedupClientsEnd)) {
+      const clientId = fromUtf8(key.subarray(prefix), "dedup client key");
+      const record = decodeRecord(value);
+      const inherited = { ...record, entryIndex: INHERITED_ENTRY_INDEX, result: record.result() };
+      batch.put(target.layout.dedupClientKey(clientId), encodeRecord(inherited));
+    }
   }
 
   private oldest(reader: KvReader): { orderKey: Uint8Array; clientId: string } | undefined {

@@ -1,8 +1,19 @@
 /**
  * The public surface of the kv layer: the MVCC state machine, its commands and results, the
  * HLC that stamps them, leases (the replicated table and the leader's clock), the watch hub,
- * and the ordered-KV engine contract with its in-memory implementation.
+ * and the ordered-KV engine contract with its in-memory implementation; range bounds, fences,
+ * splits and revision floors.
  */
+export {
+  FULL_BOUNDS,
+  boundsContainKey,
+  boundsContainSpan,
+  boundsEqual,
+  commandInsideBounds,
+  spanOfRequest,
+  type KeySpan,
+  type RangeBounds,
+} from "./bounds.js";
 export { DecodeError, type DecodeFailure } from "./bytes.js";
 export {
   CompareResult,
@@ -18,23 +29,30 @@ export {
   deleteRangeRequest,
   encodeCommand,
   encodeEnvelope,
+  fenceRequest,
   leaseGrantRequest,
   leaseRevokeRequest,
   putRequest,
   rangeRequest,
+  revisionFloorRequest,
+  splitRequest,
   txnRequest,
   type Command,
   type CommandEnvelope,
   type CompactRequest,
   type Compare,
   type DeleteRangeRequest,
+  type FenceRequest,
   type KvCommand,
   type LeaseCommand,
   type LeaseGrantRequest,
   type LeaseRevokeRequest,
   type NumberCompare,
   type PutRequest,
+  type RangeCommand,
   type RangeRequest,
+  type RevisionFloorRequest,
+  type SplitRequest,
   type TxnOp,
   type TxnRequest,
   type ValueCompare,
@@ -74,6 +92,7 @@ export {
   type LeaseInfo,
   type LeaseSummary,
 } from "./leases.js";
+export { rangeNamespace } from "./keys.js";
 export { MemoryOrderedKv } from "./memory-engine.js";
 export {
   decodeCommandResult,
@@ -83,6 +102,7 @@ export {
   type CompactResponse,
   type DeleteRangeResponse,
   type ErrorResponse,
+  type FenceResponse,
   type KeyValue,
   type KvEvent,
   type LeaseGrantResponse,
@@ -91,8 +111,11 @@ export {
   type PutResponse,
   type RangeResponse,
   type RangeResult,
+  type RevisionFloorResponse,
+  type SplitResponse,
   type TxnResponse,
 } from "./results.js";
+export { RHS_INITIAL_INDEX, type AppliedSplit, type RangeState, type SplitOutcome } from "./split.js";
 export {
   DEFAULT_MAX_DEDUP_CLIENTS,
   MvccStore,

@@ -66,7 +66,7 @@ export function decodeDescendingRevision(bytes: Uint8Array, offset = 0): bigint 
   return ~new DataView(bytes.buffer, bytes.byteOffset + offset, REVISION_BYTES).getBigUint64(0) & U64_MASK;
 }
 
-/** Fields of the meta area; each holds one u64. */
+/** Fields of the meta area; each holds one u64, except the range's bounds and state (bounds.ts, split.ts). */
 export enum MetaField {
   /** Version of this key layout and value format; a store refuses to open another. */
   LayoutVersion = 0,
@@ -78,9 +78,28 @@ export enum MetaField {
   CompactedRevision = 3,
   /** Number of clients in the dedup table. */
   DedupClients = 4,
+  /** The keys the store holds (encodeRangeBounds); absent: the whole keyspace. */
+  Bounds = 5,
+  /** Whether writes are fenced for a planned split (encodeRangeState); absent: active. */
+  RangeState = 6,
+  /** The last split this store applied (encodeAppliedSplit); absent: none. */
+  LastSplit = 7,
 }
 
 export const LAYOUT_VERSION = 1n;
+
+/**
+ * The namespace of range `rangeId`'s store in an engine shared by every range of a node: the
+ * id as 4 big-endian bytes, fixed width so that no range's namespace is a prefix of another's.
+ */
+export function rangeNamespace(rangeId: number): Uint8Array {
+  if (!Number.isSafeInteger(rangeId) || rangeId < 0 || rangeId > 0xffff_ffff) {
+    throw new RangeError(`range id must be in 0..2^32-1, got ${rangeId}`);
+  }
+  const namespace = new Uint8Array(4);
+  new DataView(namespace.buffer).setUint32(0, rangeId, false);
+  return namespace;
+}
 
 const TAG_META = 0x01;
 const TAG_DEDUP_CLIENT = 0x02;

@@ -13,8 +13,9 @@
  * or the revocation of the lease detaches it. So the attached keys are exactly the live keys
  * whose current version names the lease, and revoking deletes them all in one revision.
  */
-import { ByteReader, ByteWriter, EMPTY, concatBytes, prefixEnd } from "./bytes.js";
+import { ByteReader, ByteWriter, EMPTY, compareBytes, concatBytes, prefixEnd } from "./bytes.js";
 import { deleteRangeRequest, type LeaseGrantRequest, type LeaseRevokeRequest } from "./commands.js";
+import { FULL_BOUNDS, boundsContainKey, type RangeBounds } from "./bounds.js";
 import type { KvReader, WriteBatch } from "./engine.js";
 import { KvErrorCode } from "./errors.js";
 import { revisionForApply } from "./hlc.js";
@@ -169,8 +170,8 @@ export class LeaseTable {
   }
 
   /**
-   * LeaseRevoke: deletes every attached key at one new revision (none when no key is
-   * attached, as in etcd) and then the lease. `timestamp` is the envelope's stamp.
+   * LeaseRevoke: deletes every attached key inside `keyBounds` at one new revision (none when
+   * no key is attached, as in etcd) and then the lease. `timestamp` is the envelope's stamp.
    */
   revoke(
     reader: KvReader,
@@ -178,6 +179,7 @@ export class LeaseTable {
     request: LeaseRevokeRequest,
     timestamp: bigint,
     bounds: RevisionBounds,
+    keyBounds: RangeBounds = FULL_BOUNDS,
   ): LeaseOutcome {
     const { id } = request;
     if (this.lookup(reader, id) === undefined) {
@@ -188,7 +190,12 @@ export class LeaseTable {
         change: null,
       };
     }
-    const keys = this.attachedKeys(reader, id);
+    // Only keys of this range are deleted; a split moved the attachments of the others away
+    // (an attachment outside the bounds is dropped with the lease, never followed).
+    const attached = this.attachedKeys(reader, id);
+    const keys = attached.filter((key) => boundsContainKey(keyBounds, key));
+    for (const key of attached)
+      if (!boundsContainKey(keyBounds, key)) batch.delete(this.attachedKey(id, key));
     let events: readonly KvEvent[] = [];
     let revision = bounds.current;
     if (keys.length > 0) {
@@ -207,6 +214,33 @@ export class LeaseTable {
     }
     batch.delete(this.leaseKey(id));
     return { response: { kind: "leaseRevoke" }, events, revision, change: { kind: "revoked", id } };
+  }
+
+  /**
+   * Stages a split's share of the lease table in `rhs` (another store's table): every lease
+   * record is copied, and each attached key at or above `splitKey` moves there (the left
+   * keeps the rest). With `copy` false (the right-hand store exists already) the attachments
+   * of moved keys are only removed here.
+   */
+  stageSplit(
+    reader: KvReader,
+    batch: WriteBatch,
+    rhs: LeaseTable,
+    splitKey: Uint8Array,
+    copy: boolean,
+  ): void {
+    if (copy) {
+      for (const { key, value } of reader.scan(this.leasesStart, this.leasesEnd)) {
+        batch.put(concatBytes(rhs.leasesStart, key.subarray(this.leasesStart.length)), value);
+      }
+    }
+    const attachedEnd = prefixEnd(this.attachedStart);
+    for (const { key } of reader.scan(this.attachedStart, attachedEnd)) {
+      const userKey = key.subarray(this.attachedStart.length + ID_BYTES);
+      if (compareBytes(userKey, splitKey) < 0) continue;
+      batch.delete(key);
+      if (copy) batch.put(concatBytes(rhs.attachedStart, key.subarray(this.attachedStart.length)), EMPTY);
+    }
   }
 
   private leaseKey(id: bigint): Uint8Array {

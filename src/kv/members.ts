@@ -196,6 +196,13 @@ export class MemberTable {
     return { kind: "member" };
   }
 
+  /** Stages a copy of every record in `target` (a split's new range starts with the same table). */
+  stageCopy(reader: KvReader, batch: WriteBatch, target: MemberTable): void {
+    for (const { key, value } of reader.scan(this.start, this.end)) {
+      batch.put(concatBytes(target.start, key.subarray(this.start.length)), value);
+    }
+  }
+
   private key(id: number): Uint8Array {
     return concatBytes(this.start, new ByteWriter(ID_BYTES).u64(BigInt(id)).finish());
   }

@@ -63,6 +63,21 @@ export interface LeaseRevokeResponse {
   readonly kind: "leaseRevoke";
 }
 
+/** A fence applied (or was already in place for the same plan). */
+export interface FenceResponse {
+  readonly kind: "fence";
+}
+
+/** A split applied; the result's revision is the split's (ApplyOutcome.split says what it made). */
+export interface SplitResponse {
+  readonly kind: "split";
+}
+
+/** A revision floor applied; the result's revision is the range's revision now (>= the floor). */
+export interface RevisionFloorResponse {
+  readonly kind: "revision-floor";
+}
+
 export interface ErrorResponse {
   readonly kind: "error";
   readonly code: KvErrorCode;
@@ -78,6 +93,9 @@ export type CommandResponse =
   | LeaseGrantResponse
   | LeaseRevokeResponse
   | MemberResponse
+  | FenceResponse
+  | SplitResponse
+  | RevisionFloorResponse
   | ErrorResponse;
 
 /** The outcome of one command, as returned to its client. */
@@ -120,6 +138,9 @@ const ResponseKind = {
   LeaseGrant: 7,
   LeaseRevoke: 8,
   Member: 9,
+  Fence: 10,
+  Split: 11,
+  RevisionFloor: 12,
 } as const;
 
 function writeKeyValue(w: ByteWriter, kv: KeyValue): void {
@@ -181,6 +202,15 @@ function writeResponse(w: ByteWriter, response: CommandResponse | OpResponse): v
     case "member":
       w.u8(ResponseKind.Member);
       return;
+    case "fence":
+      w.u8(ResponseKind.Fence);
+      return;
+    case "split":
+      w.u8(ResponseKind.Split);
+      return;
+    case "revision-floor":
+      w.u8(ResponseKind.RevisionFloor);
+      return;
   }
 }
 
@@ -237,6 +267,12 @@ function readResponse(r: ByteReader): CommandResponse | RangeResponse {
       return { kind: "leaseRevoke" };
     case ResponseKind.Member:
       return { kind: "member" };
+    case ResponseKind.Fence:
+      return { kind: "fence" };
+    case ResponseKind.Split:
+      return { kind: "split" };
+    case ResponseKind.RevisionFloor:
+      return { kind: "revision-floor" };
     default:
       return r.fail("unknown-kind", `response kind ${kind}`);
   }

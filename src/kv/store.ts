@@ -17,10 +17,31 @@
  * The lease table and the member table live in the same keyspace (leases.ts, members.ts;
  * member commands create no revision either), and `history` rebuilds the change
  * events of past revisions for watchers that start in the past (history.ts, watch.ts).
+ *
+ * The store holds one range's keys (`bounds`, meta data like the revision): a command naming
+ * a key outside them applies as a KeyOutsideRange error, a write touching the part of a range
+ * fenced for a split that moves (keys >= the split key) as RangeFenced — neither recorded for dedup, so the client retries the same request
+ * on the right range. Fence, Split and RevisionFloor are split.ts's.
  */
 import { crc32 } from "node:zlib";
 import { concatBytes, DecodeError, latin1 } from "./bytes.js";
-import { checkEnvelope, type CommandEnvelope, type KvCommand, type RangeRequest } from "./commands.js";
+import {
+  FULL_BOUNDS,
+  boundsContainSpan,
+  commandInsideBounds,
+  commandWrites,
+  decodeRangeBounds,
+  encodeRangeBounds,
+  spanOfRequest,
+  type RangeBounds,
+} from "./bounds.js";
+import {
+  checkEnvelope,
+  type CommandEnvelope,
+  type KvCommand,
+  type RangeCommand,
+  type RangeRequest,
+} from "./commands.js";
 import { compactionError, stageCompaction } from "./compaction.js";
 import { DedupTable } from "./dedup.js";
 import { BatchOverlay, WriteBatch, type KvPair, type KvReader, type OrderedKv } from "./engine.js";
@@ -33,6 +54,7 @@ import {
   MetaField,
   decodeDescendingRevision,
   decodeStoredVersion,
+  rangeNamespace,
 } from "./keys.js";
 import { NewestVersions, type NewestVersionsLimits } from "./newest.js";
 import { LeaseTable, type LeaseChange, type LeaseInfo, type LeaseSummary } from "./leases.js";
@@ -45,6 +67,18 @@ import {
   encodeSnapshot,
   encodedSnapshotBytes,
 } from "./snapshot.js";
+import {
+  ACTIVE_RANGE,
+  applyRangeCommand,
+  decodeAppliedSplit,
+  decodeRangeState,
+  encodeAppliedSplit,
+  encodeRangeState,
+  type AppliedSplit,
+  type RangeState,
+  type SplitOutcome,
+  type SplitSide,
+} from "./split.js";
 import { commandShapeError } from "./txn.js";
 import { CommandWriter, type NewestVersionLookup } from "./writer.js";
 
@@ -65,6 +99,11 @@ export interface MvccStoreOptions {
   readonly enforceLeases?: boolean;
   /** Bounds of the in-memory index of newest versions (default DEFAULT_NEWEST_VERSIONS_LIMITS). */
   readonly newestVersions?: NewestVersionsLimits;
+  /**
+   * The namespace of range `rangeId`'s store in the same engine, where a split puts its
+   * right-hand side (default rangeNamespace). Must match how the node opens that range.
+   */
+  readonly namespaceOf?: (rangeId: number) => Uint8Array;
 }
 
 /** Which changes `history` reads: etcd's key / range end, from a revision on. */
@@ -90,6 +129,8 @@ export interface ApplyOutcome {
   readonly duplicate: boolean;
   /** Present when the command granted or revoked a lease: the leader's LeaseClock follows it. */
   readonly leaseChange?: LeaseChange;
+  /** Present when the command split the range: the node starts the right-hand range's replica. */
+  readonly split?: SplitOutcome;
 }
 
 /**
@@ -116,6 +157,9 @@ interface StoreState {
   readonly revision: bigint;
   readonly compacted: bigint;
   readonly dedupClients: number;
+  readonly bounds: RangeBounds;
+  readonly rangeState: RangeState;
+  readonly lastSplit: AppliedSplit | null;
 }
 
 interface Executed {
@@ -125,6 +169,20 @@ interface Executed {
   readonly revision: bigint;
   readonly compacted: bigint;
   readonly leaseChange: LeaseChange | null;
+  readonly bounds: RangeBounds;
+  readonly rangeState: RangeState;
+  readonly split: SplitOutcome | null;
+  /** Present when the command changed the store's last split. */
+  readonly lastSplit?: AppliedSplit;
+}
+
+/** Error results that are not recorded for dedup: the client retries the same request on the right range. */
+function isRoutingError(result: CommandResult): boolean {
+  const { response } = result;
+  return (
+    response.kind === "error" &&
+    (response.code === KvErrorCode.KeyOutsideRange || response.code === KvErrorCode.RangeFenced)
+  );
 }
 
 function u64Bytes(value: bigint): Uint8Array {
@@ -139,6 +197,7 @@ export class MvccStore {
   private readonly leaseTable: LeaseTable;
   private readonly memberTable: MemberTable;
   private readonly enforceLeases: boolean;
+  private readonly namespaceOf: (rangeId: number) => Uint8Array;
   /** The newest committed version of recently written keys: what a put replaces, without a seek. */
   private readonly newestVersions: NewestVersions;
   private state: StoreState;
@@ -153,6 +212,7 @@ export class MvccStore {
     this.leaseTable = new LeaseTable(this.layout);
     this.memberTable = new MemberTable(this.layout);
     this.enforceLeases = options.enforceLeases ?? false;
+    this.namespaceOf = options.namespaceOf ?? rangeNamespace;
     this.newestVersions = new NewestVersions(
       this.layout.dataStart,
       this.layout.dataEnd,
@@ -179,6 +239,21 @@ export class MvccStore {
   /** Reads below this revision fail with ErrCompacted (0: nothing compacted). */
   get compactedRevision(): bigint {
     return this.state.compacted;
+  }
+
+  /** The keys this store holds (FULL_BOUNDS until a split shrinks them). */
+  get bounds(): RangeBounds {
+    return this.state.bounds;
+  }
+
+  /** Active, or write-fenced for a planned split. */
+  get rangeState(): RangeState {
+    return this.state.rangeState;
+  }
+
+  /** The last split this store applied (its plan and revision), or null. */
+  get lastSplit(): AppliedSplit | null {
+    return this.state.lastSplit;
   }
 
   /**
@@ -249,7 +324,6 @@ export class MvccStore {
     envelope: CommandEnvelope<KvCommand>,
   ): { batch: WriteBatch; outcome: ApplyOutcome; state: StoreState } {
     checkEnvelope(envelope);
-    const bounds: RevisionBounds = { current: before.revision, compacted: before.compacted };
     const { clientId, sequence } = envelope;
     const previous = clientId === "" ? undefined : this.dedup.lookup(reader, clientId);
     const after: StoreState = { ...before, appliedIndex: entryIndex };
@@ -260,11 +334,19 @@ export class MvccStore {
           : { revision: before.revision, response: errorResponse(KvErrorCode.StaleSequence) };
       return { batch: new WriteBatch(), outcome: { result, events: [], duplicate: true }, state: after };
     }
-    const executed = this.execute(reader, envelope, bounds, entryIndex, newestVersion);
+    const executed = this.execute(reader, envelope, before, entryIndex, newestVersion);
     let outcome: ApplyOutcome = { result: executed.result, events: executed.events, duplicate: false };
     if (executed.leaseChange !== null) outcome = { ...outcome, leaseChange: executed.leaseChange };
-    let state: StoreState = { ...after, revision: executed.revision, compacted: executed.compacted };
-    if (clientId !== "") {
+    if (executed.split !== null) outcome = { ...outcome, split: executed.split };
+    let state: StoreState = {
+      ...after,
+      revision: executed.revision,
+      compacted: executed.compacted,
+      bounds: executed.bounds,
+      rangeState: executed.rangeState,
+      lastSplit: executed.lastSplit ?? before.lastSplit,
+    };
+    if (clientId !== "" && !isRoutingError(executed.result)) {
       const record = { sequence, entryIndex, result: executed.result };
       const dedupClients = this.dedup.record(
         reader,
@@ -279,8 +361,16 @@ export class MvccStore {
     return { batch: executed.batch, outcome, state };
   }
 
-  /** etcd's Range at request.revision (0: current). Throws KvError (compacted, future revision, empty key). */
+  /**
+   * etcd's Range at request.revision (0: current). Throws KvError (compacted, future revision,
+   * empty key; KeyOutsideRange for a span not inside the bounds).
+   */
   range(request: RangeRequest): RangeResult {
+    const span = spanOfRequest(request.key, request.rangeEnd);
+    const named = request.key.length > 0 || request.rangeEnd.length > 0;
+    if (named && !boundsContainSpan(this.state.bounds, span.start, span.end)) {
+      throw new KvError(KvErrorCode.KeyOutsideRange);
+    }
     const view = this.kv.view();
     try {
       const bounds = { current: this.state.revision, compacted: this.state.compacted };
@@ -447,14 +537,19 @@ export class MvccStore {
     }
   }
 
-  /** Runs a (non-duplicate) command; the returned batch holds its effects and nothing else. */
+  /**
+   * Runs a (non-duplicate) command on the state `before` describes; the returned batch holds
+   * its effects and nothing else. Key-value commands must name only keys inside the bounds
+   * (else KeyOutsideRange) and may not write while the range is fenced (RangeFenced).
+   */
   private execute(
     view: KvReader,
     envelope: CommandEnvelope<KvCommand>,
-    bounds: RevisionBounds,
+    before: StoreState,
     entryIndex: number,
     newestVersion: NewestVersionLookup,
   ): Executed {
+    const bounds: RevisionBounds = { current: before.revision, compacted: before.compacted };
     const batch = new WriteBatch();
     const unchanged = {
       batch,
@@ -462,18 +557,27 @@ export class MvccStore {
       revision: bounds.current,
       compacted: bounds.compacted,
       leaseChange: null,
+      bounds: before.bounds,
+      rangeState: before.rangeState,
+      split: null,
     };
     const failed = (code: KvErrorCode): Executed => ({
       ...unchanged,
       batch: new WriteBatch(),
       result: { revision: bounds.current, response: errorResponse(code) },
     });
+    const fenced = before.rangeState.kind === "write-fenced";
     const { command } = envelope;
+    if (command.kind === "fence" || command.kind === "split" || command.kind === "revision-floor") {
+      return this.executeRangeCommand(view, batch, command, envelope.timestamp, before, failed);
+    }
     if (command.kind === "leaseGrant" || command.kind === "leaseRevoke") {
+      // A revocation deletes keys: a write like any other.
+      if (command.kind === "leaseRevoke" && fenced) return failed(KvErrorCode.RangeFenced);
       const outcome =
         command.kind === "leaseGrant"
           ? this.leaseTable.grant(view, batch, command, entryIndex, bounds.current)
-          : this.leaseTable.revoke(view, batch, command, envelope.timestamp, bounds);
+          : this.leaseTable.revoke(view, batch, command, envelope.timestamp, bounds, before.bounds);
       return {
         ...unchanged,
         events: outcome.events,
@@ -486,6 +590,8 @@ export class MvccStore {
       const response = this.memberTable.stage(batch, command);
       return { ...unchanged, result: { revision: bounds.current, response } };
     }
+    // Keys first: a request for another range is routed there, where it is validated.
+    if (!commandInsideBounds(before.bounds, command)) return failed(KvErrorCode.KeyOutsideRange);
     const shapeError = commandShapeError(command);
     if (shapeError !== null) return failed(shapeError);
     if (command.kind === "compact") {
@@ -497,6 +603,12 @@ export class MvccStore {
         compacted: command.revision,
         result: { revision: bounds.current, response: { kind: "compact" } },
       };
+    }
+    if (before.rangeState.kind === "write-fenced" && commandWrites(command)) {
+      // Only the part that moves is fenced: writes below the split key stay in this range,
+      // so they go on (among them the route catalog's, which a split of range 1 saves here).
+      const staying = { start: before.bounds.start, end: before.rangeState.splitKey };
+      if (!commandInsideBounds(staying, command)) return failed(KvErrorCode.RangeFenced);
     }
     const revision = revisionForApply(bounds.current, envelope.timestamp);
     const writer = new CommandWriter(view, batch, this.layout, revision, bounds, newestVersion);
@@ -520,6 +632,59 @@ export class MvccStore {
     };
   }
 
+  /** Fence, Split, RevisionFloor (see commands.ts and split.ts). */
+  private executeRangeCommand(
+    reader: KvReader,
+    batch: WriteBatch,
+    command: RangeCommand,
+    timestamp: bigint,
+    before: StoreState,
+    failed: (code: KvErrorCode) => Executed,
+  ): Executed {
+    const lhs = {
+      layout: this.layout,
+      dedup: this.dedup,
+      leases: this.leaseTable,
+      members: this.memberTable,
+    };
+    const effect = applyRangeCommand({
+      reader,
+      batch,
+      command,
+      timestamp,
+      revision: before.revision,
+      compacted: before.compacted,
+      bounds: before.bounds,
+      rangeState: before.rangeState,
+      lhs,
+      sideOf: (rangeId) => this.splitSide(rangeId),
+    });
+    if (effect.kind === "refused") return failed(effect.code);
+    return {
+      batch,
+      events: [],
+      revision: effect.revision,
+      compacted: before.compacted,
+      leaseChange: null,
+      bounds: effect.bounds,
+      rangeState: effect.rangeState,
+      split: effect.split,
+      ...(effect.lastSplit === null ? {} : { lastSplit: effect.lastSplit }),
+      result: { revision: effect.revision, response: effect.response },
+    };
+  }
+
+  /** The layout and tables of range `rangeId`'s store in this engine. */
+  private splitSide(rangeId: number): SplitSide {
+    const layout = new KeyLayout(this.namespaceOf(rangeId));
+    return {
+      layout,
+      dedup: new DedupTable(layout, this.dedup.maxClients),
+      leases: new LeaseTable(layout),
+      members: new MemberTable(layout),
+    };
+  }
+
   /** Stages the meta fields that differ between `before` and `after` (the applied index always moves). */
   private stageState(batch: WriteBatch, before: StoreState, after: StoreState): void {
     const meta = (field: MetaField, value: bigint) => batch.put(this.layout.metaKey(field), u64Bytes(value));
@@ -528,6 +693,15 @@ export class MvccStore {
     if (after.revision !== before.revision) meta(MetaField.Revision, after.revision);
     if (after.compacted !== before.compacted) meta(MetaField.CompactedRevision, after.compacted);
     if (after.dedupClients !== before.dedupClients) meta(MetaField.DedupClients, BigInt(after.dedupClients));
+    if (after.bounds !== before.bounds) {
+      batch.put(this.layout.metaKey(MetaField.Bounds), encodeRangeBounds(after.bounds));
+    }
+    if (after.rangeState !== before.rangeState) {
+      batch.put(this.layout.metaKey(MetaField.RangeState), encodeRangeState(after.rangeState));
+    }
+    if (after.lastSplit !== before.lastSplit && after.lastSplit !== null) {
+      batch.put(this.layout.metaKey(MetaField.LastSplit), encodeAppliedSplit(after.lastSplit));
+    }
   }
 
   private readState(get: (key: Uint8Array) => Uint8Array | undefined): StoreState {
@@ -542,11 +716,17 @@ export class MvccStore {
     if (layoutVersion !== 0n && layoutVersion !== LAYOUT_VERSION) {
       throw new DecodeError("store meta", "unknown-version", `store layout version ${layoutVersion}`);
     }
+    const bounds = get(this.layout.metaKey(MetaField.Bounds));
+    const rangeState = get(this.layout.metaKey(MetaField.RangeState));
+    const lastSplit = get(this.layout.metaKey(MetaField.LastSplit));
     return {
       appliedIndex: Number(field(MetaField.AppliedIndex)),
       revision: field(MetaField.Revision),
       compacted: field(MetaField.CompactedRevision),
       dedupClients: Number(field(MetaField.DedupClients)),
+      bounds: bounds === undefined ? FULL_BOUNDS : decodeRangeBounds(bounds),
+      rangeState: rangeState === undefined ? ACTIVE_RANGE : decodeRangeState(rangeState),
+      lastSplit: lastSplit === undefined ? null : decodeAppliedSplit(lastSplit),
     };
   }
 
@@ -560,6 +740,9 @@ export class MvccStore {
         MetaField.Revision,
         MetaField.CompactedRevision,
         MetaField.DedupClients,
+        MetaField.Bounds,
+        MetaField.RangeState,
+        MetaField.LastSplit,
       ].map((f) => latin1(this.layout.metaKey(f).subarray(strip))),
     );
     const meta = new Map<string, Uint8Array>();

@@ -16,6 +16,7 @@
  * between were never published: live watchers catch up from the history instead); call
  * `progress()` periodically for the watches that asked for progress notifications.
  */
+import { boundsContainSpan, spanOfRequest, type RangeBounds } from "./bounds.js";
 import { compareBytes, latin1 } from "./bytes.js";
 import { KvError, KvErrorCode } from "./errors.js";
 import type { HistoryPage } from "./history.js";
@@ -80,6 +81,8 @@ export interface Watch extends AsyncIterable<WatchResponse> {
 /** What the hub reads from the applied state (MvccStore implements it). */
 export interface WatchSource {
   readonly revision: bigint;
+  /** The keys the range holds (absent: all of them); watches must stay inside. */
+  readonly bounds?: RangeBounds;
   readonly compactedRevision: bigint;
   history(request: HistoryRequest): HistoryPage;
 }
@@ -141,10 +144,14 @@ export class WatchHub {
     return this.publishedRevision;
   }
 
-  /** Throws KvError(EmptyKey) for an empty key without a range end, RangeError for a negative start. */
+  /**
+   * Throws KvError(EmptyKey) for an empty key without a range end, KvError(KeyOutsideRange)
+   * for a span not inside the range's bounds, RangeError for a negative start.
+   */
   watch(request: WatchRequest): Watch {
     const rangeEnd = request.rangeEnd ?? new Uint8Array(0);
     if (request.key.length === 0 && rangeEnd.length === 0) throw new KvError(KvErrorCode.EmptyKey);
+    if (!this.insideBounds(request.key, rangeEnd)) throw new KvError(KvErrorCode.KeyOutsideRange);
     const startRevision = request.startRevision ?? 0n;
     if (startRevision < 0n) throw new RangeError(`startRevision must not be negative, got ${startRevision}`);
     const filters = request.filters ?? [];
@@ -172,7 +179,15 @@ export class WatchHub {
    * in apply order for every outcome with events; an empty list is ignored.
    */
   publish(revision: bigint, events: readonly KvEvent[]): void {
-    if (events.length === 0) return;
+    if (events.length === 0) {
+      // A command that moved the revision without changing a key (a revision floor, the left
+      // side of a split): nothing to deliver, but progress reports it from now on, so a
+      // routed watch waiting on this range's progress is not held back.
+      if (revision > this.publishedRevision && revision <= this.source.revision) {
+        this.publishedRevision = revision;
+      }
+      return;
+    }
     if (revision <= this.publishedRevision || revision > this.source.revision) {
       throw new Error(
         `invariant violated: published revision ${revision} is not above the last one ` +
@@ -223,6 +238,26 @@ export class WatchHub {
     this.liveRanges.clear();
     this.liveByKey.clear();
     for (const watcher of live) watcher.fallBehind(before);
+    this.boundsChanged();
+  }
+
+  /**
+   * The range's bounds shrank (a split applied, or a restored image holds fewer keys): every
+   * watch whose span is no longer inside them ends with a cancelled response carrying
+   * KeyOutsideRange and the revision to resume after, on the ranges that hold its keys now.
+   * Call after the write that changed the bounds, before the next publish.
+   */
+  boundsChanged(): void {
+    for (const watcher of [...this.watchers.values()]) {
+      if (!this.insideBounds(watcher.spec.key, watcher.spec.rangeEnd)) watcher.endOutsideRange();
+    }
+  }
+
+  private insideBounds(key: Uint8Array, rangeEnd: Uint8Array): boolean {
+    const bounds = this.source.bounds;
+    if (bounds === undefined) return true;
+    const span = spanOfRequest(key, rangeEnd);
+    return boundsContainSpan(bounds, span.start, span.end);
   }
 
   private index(watcher: Watcher): void {

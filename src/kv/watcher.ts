@@ -75,7 +75,7 @@ export class Watcher implements Watch {
 
   constructor(
     readonly id: number,
-    private readonly spec: WatcherSpec,
+    readonly spec: WatcherSpec,
     private readonly host: WatcherHost,
   ) {
     this.interval = keyInterval(spec.key, spec.rangeEnd);
@@ -251,6 +251,24 @@ export class Watcher implements Watch {
     const revision = maxOf(this.host.published, this.queuedThrough);
     this.queue.push(this.response([], revision, false));
     this.queuedThrough = revision;
+  }
+
+  /**
+   * Ends the watch because its range no longer holds all its keys (a split): what is queued
+   * stays (those events are complete), then a cancelled response with KeyOutsideRange whose
+   * revision is the last one queued, so watching again from revision + 1 on the ranges that
+   * hold the keys now misses nothing and repeats nothing.
+   */
+  endOutsideRange(): void {
+    if (this.phase === "closing" || this.phase === "closed") return;
+    this.queue.push({
+      ...this.response([], this.queuedThrough, false),
+      canceled: true,
+      cancelReason: KV_ERROR_MESSAGES[KvErrorCode.KeyOutsideRange],
+    });
+    this.phase = "closing";
+    this.host.detach(this);
+    this.pump();
   }
 
   /** Cancels the watch from the hub's side: what is unread goes, one cancelled response stays. */

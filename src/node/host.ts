@@ -28,8 +28,11 @@ import {
   type ReplicaInit,
   type ResolvedNodeConfig,
 } from "./options.js";
+import { MvccStore } from "../kv/store.js";
+import type { ConfState } from "../raft/types.js";
 import { LIVENESS_GROUP, PeerLiveness, livenessMessage } from "./quiesce.js";
 import { Replica, type ReplicaHost } from "./replica.js";
+import { initialiseSplitRange } from "./split-range.js";
 
 type HostState = "new" | "running" | "stopping" | "stopped" | "failed";
 
@@ -70,6 +73,7 @@ export class NodeHost {
       nextSequence: () => ++this.sequence,
       isAccepting: () => this.state === "new" || this.state === "running",
       requestTurn: (replica) => this.wake(replica),
+      splitApplied: (_rangeId, rhsRangeId, confState) => this.hostSplitRange(rhsRangeId, confState),
     };
     this.liveness = new PeerLiveness<Replica>(this.config.electionTicks * this.config.tickMs);
     options.transport.onReceive((envelope) => this.receive(envelope));
@@ -113,6 +117,25 @@ export class NodeHost {
       .groups()
       .filter((rangeId) => !this.replicas.has(rangeId))
       .map((rangeId) => this.createReplica(rangeId, { join: true }));
+  }
+
+  /**
+   * A split into `rhsRangeId` applied here (or was held already after a restart), its state
+   * machine synced. Hosts the right-hand range unless it is hosted already (a replica made by
+   * `createReplica(id, { join: true })`, caught up by a snapshot, is left alone). Without Raft
+   * storage for it, the storage starts as of the split (split-range.ts) — but only when the
+   * state machine holds the range's store: a refused split, or one this node knows only from
+   * a snapshot past it, leaves nothing to host.
+   */
+  private hostSplitRange(rhsRangeId: number, confState: ConfState): void {
+    if (this.state !== "new" && this.state !== "running") return;
+    if (this.replicas.has(rhsRangeId)) return;
+    if (!this.options.engine.groups().includes(rhsRangeId)) {
+      const storage = this.options.stateMachine(rhsRangeId);
+      if (new MvccStore(storage.kv, storage.storeOptions).appliedIndex === 0) return;
+      initialiseSplitRange(this.options.engine.replica(rhsRangeId), confState);
+    }
+    this.createReplica(rhsRangeId, { join: true });
   }
 
   replica(rangeId: number): Replica | undefined {

@@ -1,6 +1,7 @@
 /** Public surface of the node runtime: the host, its replicas, their options, errors and values. */
 export { NodeHost } from "./host.js";
 export { Replica } from "./replica.js";
+export { LEASE_RANGE_ID, RHS_INITIAL_TERM } from "./split-range.js";
 export {
   AmbiguousResultError,
   NotLeaderError,

@@ -9,18 +9,25 @@
  * another entry applied there tells it the proposal was overwritten. Linearizable reads share
  * one ReadIndex request per turn and are served once the state machine reaches the index.
  */
+import type { RangeBounds } from "../kv/bounds.js";
 import { DecodeError } from "../kv/bytes.js";
 import {
   decodeEnvelope,
   encodeEnvelope,
+  fenceRequest,
   rangeRequest,
+  revisionFloorRequest,
+  splitRequest,
   type KvCommand,
+  type RangeCommand,
   type RangeRequest,
 } from "../kv/commands.js";
+import { KvError } from "../kv/errors.js";
 import { HybridClock } from "../kv/hlc.js";
 import type { TimeToLive } from "../kv/lease-clock.js";
 import type { LeaseSummary } from "../kv/leases.js";
 import type { CommandResult, RangeResult } from "../kv/results.js";
+import type { AppliedSplit, RangeState } from "../kv/split.js";
 import type { MvccSnapshot } from "../kv/store.js";
 import type { Watch, WatchRequest } from "../kv/watch.js";
 import { ProposalDroppedError as RaftProposalDroppedError } from "../raft/raft.js";
@@ -65,6 +72,7 @@ import {
 } from "./members.js";
 import { PendingReads, PendingRequests, commandKey, type Waiter } from "./requests.js";
 import { ReplicaServices } from "./services.js";
+import { LEASE_RANGE_ID } from "./split-range.js";
 import { ReplicaStateMachine, type AppliedEntry } from "./state-machine.js";
 import type {
   ApplyListener,
@@ -91,6 +99,11 @@ export interface ReplicaHost {
   isAccepting(): boolean;
   /** `replica` has work for a turn (a dormant replica is woken for it). */
   requestTurn(replica: Replica): void;
+  /**
+   * Range `rangeId` applied a split into `rhsRangeId` (or held one after a restart) and its
+   * state machine is synced: host the right-hand range if it is not hosted yet.
+   */
+  splitApplied(rangeId: number, rhsRangeId: number, confState: ConfState): void;
 }
 
 type QueuedProposal =
@@ -178,7 +191,7 @@ export class Replica {
       this.stateMachine.serviceSource,
       host.monotonicClock,
       host.logger,
-      { progressIntervalMs: host.config.watchProgressIntervalMs },
+      { progressIntervalMs: host.config.watchProgressIntervalMs, expiresLeases: rangeId === LEASE_RANGE_ID },
     );
     this.stateMachine.addListener(this.services.listener);
     this.raw = new RawNode({
@@ -205,6 +218,57 @@ export class Replica {
     return this.stateMachine.revision;
   }
 
+  /** The keys this range holds, as applied here. */
+  get bounds(): RangeBounds {
+    return this.stateMachine.bounds;
+  }
+
+  /** "write-fenced" while a planned split commits (writes answer RangeFenced), else "active". */
+  get rangeState(): RangeState["kind"] {
+    return this.stateMachine.rangeState.kind;
+  }
+
+  /** The split the range is fenced for, or null when it is active. */
+  get plannedSplit(): { readonly splitKey: Uint8Array; readonly rhsRangeId: number } | null {
+    const state = this.stateMachine.rangeState;
+    return state.kind === "write-fenced" ? { splitKey: state.splitKey, rhsRangeId: state.rhsRangeId } : null;
+  }
+
+  /**
+   * The last split this range applied (plan and revision), or null: what a split coordinator
+   * needs to finish a split that applied before its catalog save did.
+   */
+  get lastSplit(): AppliedSplit | null {
+    return this.stateMachine.lastSplit;
+  }
+
+  /**
+   * Fences the range's writes for a split at `splitKey` into range `rhsRangeId`; resolves with
+   * the range's revision once applied here. Rejects with KvError: RangeFenced (fenced for
+   * another plan), KeyOutsideRange (the key is not strictly inside the bounds).
+   */
+  fence(splitKey: Uint8Array, rhsRangeId: number, request?: RequestId): Promise<bigint> {
+    return this.proposeRangeCommand(fenceRequest(splitKey, rhsRangeId), request);
+  }
+
+  /**
+   * Splits the range at `splitKey`: keys from it on move to the new range `rhsRangeId`, which
+   * every node that applies the split starts hosting (same members). Resolves with the split's
+   * revision once applied here (the right-hand replica then exists on this node). Rejects
+   * with KvError as fence() does.
+   */
+  split(splitKey: Uint8Array, rhsRangeId: number, request?: RequestId): Promise<bigint> {
+    return this.proposeRangeCommand(splitRequest(splitKey, rhsRangeId), request);
+  }
+
+  /**
+   * Raises the range's revision to at least `revision`, so every later write of it is above;
+   * resolves with the range's revision once applied here.
+   */
+  floorRevision(revision: bigint, request?: RequestId): Promise<bigint> {
+    return this.proposeRangeCommand(revisionFloorRequest(revision), request);
+  }
+
   // ------------------------------------------------------------------ requests
 
   /**
@@ -223,6 +287,12 @@ export class Replica {
       command,
       waiter,
     }));
+  }
+
+  private async proposeRangeCommand(command: RangeCommand, request?: RequestId): Promise<bigint> {
+    const result = await this.propose(command, request);
+    if (result.response.kind === "error") throw new KvError(result.response.code);
+    return result.revision;
   }
 
   /** Adds `nodeId` as a voter; resolves with the new membership once applied here. */
@@ -503,7 +573,7 @@ export class Replica {
     if (!this.host.config.quiesce || this.raw.softState().role !== StateRole.Leader) return;
     if (this.commands.size > 0 || this.confChanges.size > 0 || this.reads.size > 0) return;
     if (this.queuedProposals.length > 0 || this.transfers.hasTargets) return;
-    if (this.services.leases().length > 0) return;
+    if (this.services.holdsExpiringLeases) return;
     this.raw.quiesce();
   }
 
@@ -583,8 +653,10 @@ export class Replica {
       this.confChanges.passed(metadata.index, unknown);
     }
     for (const rs of rd.readStates) this.reads.indexKnown(decoder.decode(rs.context), rs.index);
-    const applied = await this.stateMachine.apply(rd.committedEntries, (change) =>
-      this.raw.applyConfChange(change),
+    const applied = await this.stateMachine.apply(
+      rd.committedEntries,
+      (change) => this.raw.applyConfChange(change),
+      (rhsRangeId, confState) => this.host.splitApplied(this.rangeId, rhsRangeId, confState),
     );
     rd.committedEntries.forEach((entry, i) => this.answer(entry, applied[i]!));
     let membership = rd.snapshot?.metadata.confState ?? null;

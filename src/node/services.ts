@@ -13,6 +13,11 @@
  *   leader change), forgets everything when it steps down, follows the grants and revocations
  *   the log applies, and on each tick proposes a LeaseRevoke for every lease whose deadline
  *   has passed. Replicas never expire leases on their own: every one applies the revocation.
+ *   Only the lease range (range 1, `expiresLeases`) expires leases by its clock: a split
+ *   copies the lease table into the new range, which keeps its copies (and their attached
+ *   keys) until a revocation is applied there, proposed by whoever revokes the lease.
+ * - Splits: a split shrinks the range's bounds; watches no longer inside them end with
+ *   KeyOutsideRange (WatchHub.boundsChanged), so a router re-opens them on the new ranges.
  */
 import { leaseRevokeRequest, type KvCommand } from "../kv/commands.js";
 import { LeaseClock, type LeaseClockOptions, type LeaseSource, type TimeToLive } from "../kv/lease-clock.js";
@@ -35,6 +40,8 @@ export interface ReplicaServicesOptions {
   readonly lease?: LeaseClockOptions;
   /** How often watches that asked for progress notifications get one. */
   readonly progressIntervalMs: number;
+  /** Whether this replica's leader expires leases by its clock (the lease range's only). */
+  readonly expiresLeases: boolean;
 }
 
 export class ReplicaServices {
@@ -42,6 +49,7 @@ export class ReplicaServices {
   private readonly hub: WatchHub;
   private readonly clock: LeaseClock;
   private readonly progressIntervalMs: number;
+  private readonly expiresLeases: boolean;
   private nextProgressAt: number;
 
   /**
@@ -58,11 +66,13 @@ export class ReplicaServices {
     this.hub = new WatchHub(source, options.watch);
     this.clock = new LeaseClock(source, monotonicNow, options.lease);
     this.progressIntervalMs = options.progressIntervalMs;
+    this.expiresLeases = options.expiresLeases;
     this.nextProgressAt = monotonicNow() + this.progressIntervalMs;
     this.listener = {
       onCommand: ({ outcome }) => {
         this.hub.publish(outcome.result.revision, outcome.events);
         this.clock.applied(outcome.leaseChange);
+        if (outcome.split !== undefined) this.hub.boundsChanged();
       },
       onRestore: () => this.hub.resync(),
     };
@@ -87,7 +97,7 @@ export class ReplicaServices {
    * while the lease exists and this replica leads.
    */
   revokeExpired(propose: (command: KvCommand) => Promise<unknown>): void {
-    if (!this.clock.isLeader) return;
+    if (!this.expiresLeases || !this.clock.isLeader) return;
     for (const id of this.clock.expired()) {
       propose(leaseRevokeRequest(id)).catch((error: unknown) => {
         this.logger.info(
@@ -118,6 +128,11 @@ export class ReplicaServices {
   /** Leader only (KvError NotLeader otherwise): see LeaseClock.timeToLive. */
   timeToLive(id: bigint, withKeys: boolean): TimeToLive | null {
     return this.clock.timeToLive(id, withKeys);
+  }
+
+  /** Whether the leader must keep ticking to expire leases on time (it expires leases and has some). */
+  get holdsExpiringLeases(): boolean {
+    return this.expiresLeases && this.source.leases().length > 0;
   }
 
   /** Every live lease of the applied state, on any replica. */

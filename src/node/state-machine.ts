@@ -12,11 +12,18 @@
  * still applied to the core). The same skip covers a snapshot image that is newer than the
  * snapshot metadata it travelled with: a leader streams its state machine as it is when the
  * transfer starts, at or past the snapshot's index.
+ *
+ * Splits: an applied split (or, after a restart, a split entry the state machine already held
+ * when the core handed it out again) is reported to `splitApplied` once the state machine is
+ * synced and before any later entry is applied, with the membership as of that entry, so the
+ * node can start the right-hand range from durable state (see host.ts).
  */
 import { DecodeError } from "../kv/bytes.js";
 import { decodeEnvelope, type RangeRequest } from "../kv/commands.js";
 import type { HybridClock } from "../kv/hlc.js";
+import type { RangeBounds } from "../kv/bounds.js";
 import type { MemberAttributes } from "../kv/members.js";
+import type { AppliedSplit, RangeState } from "../kv/split.js";
 import type { CommandResult, RangeResult } from "../kv/results.js";
 import { MvccStore, type MvccSnapshot } from "../kv/store.js";
 import { decodeConfChange } from "../raft/confchange/codec.js";
@@ -90,6 +97,19 @@ export class ReplicaStateMachine {
     return this.store.range(request);
   }
 
+  /** The keys the range holds, as applied here. */
+  get bounds(): RangeBounds {
+    return this.store.bounds;
+  }
+
+  get rangeState(): RangeState {
+    return this.store.rangeState;
+  }
+
+  get lastSplit(): AppliedSplit | null {
+    return this.store.lastSplit;
+  }
+
   hashKv(revision: bigint): ReturnType<MvccStore["hashKv"]> {
     return this.store.hashKv(revision);
   }
@@ -114,11 +134,13 @@ export class ReplicaStateMachine {
    * applied in ONE store write (`MvccStore.applyEntries`); the listeners then hear of each
    * command in order, before the next run or change is applied. A membership change is handed
    * to the core by `applyConfChange`, which returns the resulting membership; it is recorded
-   * with the entry's index once the state machine is synced.
+   * with the entry's index once the state machine is synced. Each split is reported to
+   * `splitApplied` (the right-hand range id, the membership) after the state machine is synced.
    */
   async apply(
     entries: readonly Entry[],
     applyConfChange: (change: ConfChange) => ConfState,
+    splitApplied: (rhsRangeId: number, confState: ConfState) => void,
   ): Promise<AppliedEntry[]> {
     const applied: AppliedEntry[] = [];
     let run: Entry[] = [];
@@ -133,11 +155,23 @@ export class ReplicaStateMachine {
         run.push(entry);
         continue;
       }
-      applied.push(...this.applyRun(run));
+      applied.push(...(await this.applyRunAndSplits(run, splitApplied)));
       run = [];
       applied.push(await this.applyConfChangeEntry(entry, applyConfChange));
     }
-    applied.push(...this.applyRun(run));
+    applied.push(...(await this.applyRunAndSplits(run, splitApplied)));
+    return applied;
+  }
+
+  private async applyRunAndSplits(
+    run: readonly Entry[],
+    splitApplied: (rhsRangeId: number, confState: ConfState) => void,
+  ): Promise<AppliedEntry[]> {
+    const { applied, splits } = this.applyRun(run);
+    if (splits.length === 0) return applied;
+    // The right-hand range's Raft storage may only exist once its state machine is durable.
+    await this.storage.sync();
+    for (const rhsRangeId of splits) splitApplied(rhsRangeId, this.appliedConfState);
     return applied;
   }
 
@@ -164,10 +198,12 @@ export class ReplicaStateMachine {
   /**
    * Commands and empty entries, in one store write. Entries the state machine already holds
    * (replayed after a restart, or covered by a newer snapshot image) are skipped: their results
-   * are not known here.
+   * are not known here. Also returns the right-hand range ids of the splits among them: the
+   * ones applied now, and the split entries held already (after a restart the node may not
+   * have started their right-hand ranges yet; the host checks what exists).
    */
-  private applyRun(run: readonly Entry[]): AppliedEntry[] {
-    if (run.length === 0) return [];
+  private applyRun(run: readonly Entry[]): { applied: AppliedEntry[]; splits: number[] } {
+    if (run.length === 0) return { applied: [], splits: [] };
     this.appliedSinceSnapshot += run.length;
     const held = this.store.appliedIndex;
     // An empty entry is a new leader's; it only moves the applied index.
@@ -176,6 +212,10 @@ export class ReplicaStateMachine {
       envelope: entry.data.length === 0 ? null : decodeEnvelope(entry.data),
     }));
     const fresh = decoded.filter(({ index }) => index > held);
+    const splits: number[] = [];
+    for (const { index, envelope } of decoded) {
+      if (index <= held && envelope?.command.kind === "split") splits.push(envelope.command.rhsRangeId);
+    }
     const outcomes = this.store.applyEntries(fresh);
     const results = new Map<number, CommandResult>();
     fresh.forEach(({ index, envelope }, i) => {
@@ -185,12 +225,14 @@ export class ReplicaStateMachine {
       this.clock.observe(outcome.result.revision);
       this.notify((l) => l.onCommand?.({ rangeId: this.rangeId, index, envelope, outcome }));
       results.set(index, outcome.result);
+      if (outcome.split !== undefined) splits.push(outcome.split.rhsRangeId);
     });
-    return decoded.map(({ index, envelope }): AppliedEntry => {
+    const applied = decoded.map(({ index, envelope }): AppliedEntry => {
       if (envelope === null) return { kind: "empty" };
       const key = envelope.clientId === "" ? null : commandKey(envelope.clientId, envelope.sequence);
       return { kind: "command", key, result: results.get(index) ?? null };
     });
+    return { applied, splits };
   }
 
   /**

@@ -5,6 +5,7 @@
  * engines) outlive the hosts, so a node can be restarted from them.
  */
 import { putRequest, rangeRequest } from "../../src/kv/commands.js";
+import { rangeNamespace } from "../../src/kv/keys.js";
 import { MemoryOrderedKv } from "../../src/kv/memory-engine.js";
 import type { CommandResult } from "../../src/kv/results.js";
 import { NodeHost } from "../../src/node/host.js";
@@ -149,6 +150,8 @@ export class RecordingEngine implements StorageEngine {
   readonly inner = new MemoryStorageEngine();
   /** One entry per sync() call: the ids of the groups it covered writes of. */
   readonly syncs: number[][] = [];
+  /** When set and true for a write, the write throws instead (a crash at that point). */
+  failWrite: ((groupId: number, method: string) => boolean) | null = null;
   private written = new Set<number>();
 
   replica(groupId: number): ReplicaStorage {
@@ -158,7 +161,11 @@ export class RecordingEngine implements StorageEngine {
         const value: unknown = Reflect.get(target, property, receiver);
         if (typeof value !== "function") return value;
         return (...args: unknown[]): unknown => {
-          if (typeof property === "string" && WRITES.has(property)) this.written.add(groupId);
+          if (typeof property === "string" && WRITES.has(property)) {
+            if (this.failWrite?.(groupId, property) === true)
+              throw new Error(`injected crash at ${property}`);
+            this.written.add(groupId);
+          }
           return (value as (...a: unknown[]) => unknown).apply(target, args);
         };
       },
@@ -184,6 +191,14 @@ export interface Disk {
 
 export type HostOverrides = Partial<Omit<NodeHostOptions, "nodeId" | "engine" | "transport">>;
 
+export interface ClusterOptions {
+  /**
+   * Every range of a node keeps its state machine in ONE engine (kvs key 0), each under
+   * rangeNamespace(rangeId), as a real node does — what splits need. Default: one engine per range.
+   */
+  readonly sharedStateMachine?: boolean;
+}
+
 export class TestCluster {
   readonly time = new VirtualTime();
   readonly network = new MemoryNetwork();
@@ -198,6 +213,7 @@ export class TestCluster {
   constructor(
     readonly ids: readonly NodeId[],
     private readonly overrides: HostOverrides = {},
+    private readonly clusterOptions: ClusterOptions = {},
   ) {
     for (const id of ids) this.disks.set(id, { engine: new RecordingEngine(), kvs: new Map() });
   }
@@ -225,12 +241,15 @@ export class TestCluster {
       random: seededRandom(id * 1000 + ++this.starts),
       logger: this.logger,
       stateMachine: (rangeId) => {
-        let kv = kvs.get(rangeId);
+        const shared = this.clusterOptions.sharedStateMachine === true;
+        const engineId = shared ? 0 : rangeId;
+        let kv = kvs.get(engineId);
         if (kv === undefined) {
           kv = new MemoryOrderedKv();
-          kvs.set(rangeId, kv);
+          kvs.set(engineId, kv);
         }
-        return { kv, sync: () => Promise.resolve() };
+        const storeOptions = shared ? { storeOptions: { namespace: rangeNamespace(rangeId) } } : {};
+        return { kv, sync: () => Promise.resolve(), ...storeOptions };
       },
       ...this.overrides,
     });

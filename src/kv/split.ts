@@ -1,0 +1,272 @@
+/**
+ * Splitting a range's store: the range state that fences writes while a planned split
+ * commits, when a fence or split is refused, and the staging of a split — every version of
+ * every key at or above the split key moves into the right-hand range's store (another
+ * namespace of the same engine), which starts with copies of the lease table (attachments
+ * divided by key), the member table and the dedup table, at the split's revision and the
+ * applied index RHS_INITIAL_INDEX; and the other range commands (fence, revision floor).
+ * All of it goes into the split command's batch, so the
+ * store writes it in ONE engine write with the left side's shrunken bounds.
+ *
+ * When a store already exists under the right-hand namespace (the node created that range's
+ * replica from a snapshot before it applied the split here), nothing is written there: it is
+ * at or past the split already, and only the left side shrinks.
+ */
+import { ByteReader, ByteWriter, compareBytes, concatBytes } from "./bytes.js";
+import { encodeRangeBounds, type RangeBounds } from "./bounds.js";
+import type { RangeCommand } from "./commands.js";
+import type { DedupTable } from "./dedup.js";
+import type { KvReader, WriteBatch } from "./engine.js";
+import { KvErrorCode } from "./errors.js";
+import { revisionForApply } from "./hlc.js";
+import { LAYOUT_VERSION, MetaField, type KeyLayout } from "./keys.js";
+import type { LeaseTable } from "./leases.js";
+import type { MemberTable } from "./members.js";
+import type { FenceResponse, RevisionFloorResponse, SplitResponse } from "./results.js";
+
+/**
+ * The applied index a split's right-hand store starts at. The node starts the new range's
+ * Raft log as if from a snapshot at this index, identically on every replica, so a replica
+ * that joins it later with an empty log is caught up by a snapshot, never by entries.
+ */
+export const RHS_INITIAL_INDEX = 10;
+
+export type RangeState =
+  | { readonly kind: "active" }
+  /** Writes answer RangeFenced until the planned split (`splitKey`, `rhsRangeId`) applies. */
+  | { readonly kind: "write-fenced"; readonly splitKey: Uint8Array; readonly rhsRangeId: number };
+
+export const ACTIVE_RANGE: RangeState = Object.freeze({ kind: "active" });
+
+/** What a split did, for the node (ApplyOutcome.split). */
+export interface SplitOutcome {
+  readonly rhsRangeId: number;
+  /** The left side's bounds now: [its start, splitKey). */
+  readonly lhsBounds: RangeBounds;
+  readonly rhsBounds: RangeBounds;
+  /** False when a store already existed under the right-hand namespace and was left alone. */
+  readonly rhsCreated: boolean;
+}
+
+/** A split a store applied: its plan and the split's revision. */
+export interface AppliedSplit {
+  readonly splitKey: Uint8Array;
+  readonly rhsRangeId: number;
+  readonly revision: bigint;
+}
+
+const APPLIED_SPLIT_FORMAT = 1;
+
+export function encodeAppliedSplit(split: AppliedSplit): Uint8Array {
+  return new ByteWriter()
+    .u8(APPLIED_SPLIT_FORMAT)
+    .bytes(split.splitKey)
+    .u32(split.rhsRangeId)
+    .u64(split.revision)
+    .finish();
+}
+
+export function decodeAppliedSplit(bytes: Uint8Array): AppliedSplit {
+  const r = new ByteReader(bytes, "applied split");
+  const format = r.u8();
+  if (format !== APPLIED_SPLIT_FORMAT) r.fail("unknown-version", `applied split format ${format}`);
+  const split = { splitKey: r.bytes(), rhsRangeId: r.u32(), revision: r.u64() };
+  r.end();
+  return split;
+}
+
+const STATE_FORMAT = 1;
+const STATE_ACTIVE = 0;
+const STATE_WRITE_FENCED = 1;
+
+export function encodeRangeState(state: RangeState): Uint8Array {
+  const w = new ByteWriter().u8(STATE_FORMAT);
+  if (state.kind === "active") return w.u8(STATE_ACTIVE).finish();
+  return w.u8(STATE_WRITE_FENCED).bytes(state.splitKey).u32(state.rhsRangeId).finish();
+}
+
+export function decodeRangeState(bytes: Uint8Array): RangeState {
+  const r = new ByteReader(bytes, "range state");
+  const format = r.u8();
+  if (format !== STATE_FORMAT) r.fail("unknown-version", `range state format ${format}`);
+  const kind = r.u8();
+  let state: RangeState;
+  if (kind === STATE_ACTIVE) state = ACTIVE_RANGE;
+  else if (kind === STATE_WRITE_FENCED)
+    state = { kind: "write-fenced", splitKey: r.bytes(), rhsRangeId: r.u32() };
+  else return r.fail("invalid-field", `range state ${kind}`);
+  r.end();
+  return state;
+}
+
+function samePlan(state: RangeState, splitKey: Uint8Array, rhsRangeId: number): boolean {
+  return (
+    state.kind === "write-fenced" &&
+    state.rhsRangeId === rhsRangeId &&
+    compareBytes(state.splitKey, splitKey) === 0
+  );
+}
+
+/**
+ * Why a fence or split for (`splitKey`, `rhsRangeId`) is refused, or null: RangeFenced while
+ * fenced for another plan, KeyOutsideRange unless the split key lies strictly inside
+ * `bounds` (both sides must hold at least the split key's side of the span).
+ */
+export function splitRefusal(
+  bounds: RangeBounds,
+  state: RangeState,
+  splitKey: Uint8Array,
+  rhsRangeId: number,
+): KvErrorCode | null {
+  if (state.kind === "write-fenced" && !samePlan(state, splitKey, rhsRangeId)) return KvErrorCode.RangeFenced;
+  const above = compareBytes(splitKey, bounds.start) > 0;
+  const below = bounds.end === null || compareBytes(splitKey, bounds.end) < 0;
+  return above && below ? null : KvErrorCode.KeyOutsideRange;
+}
+
+/** One store's layout and tables. */
+export interface SplitSide {
+  readonly layout: KeyLayout;
+  readonly dedup: DedupTable;
+  readonly leases: LeaseTable;
+  readonly members: MemberTable;
+}
+
+export interface SplitStaging {
+  /** The state before the split (the store's committed state with earlier pending writes). */
+  readonly reader: KvReader;
+  readonly batch: WriteBatch;
+  readonly lhs: SplitSide;
+  readonly rhs: SplitSide;
+  readonly splitKey: Uint8Array;
+  /** The left side's bounds before the split. */
+  readonly bounds: RangeBounds;
+  /** The split's revision: both sides' revision afterwards. */
+  readonly revision: bigint;
+  readonly compacted: bigint;
+}
+
+function u64Bytes(value: bigint): Uint8Array {
+  return new ByteWriter(8).u64(value).finish();
+}
+
+function namespacesOverlap(a: Uint8Array, b: Uint8Array): boolean {
+  const n = Math.min(a.length, b.length);
+  return compareBytes(a.subarray(0, n), b.subarray(0, n)) === 0;
+}
+
+/** Whether the right-hand namespace is usable: neither namespace may contain the other. */
+export function splitNamespacesValid(lhs: KeyLayout, rhs: KeyLayout): boolean {
+  return !namespacesOverlap(lhs.namespace, rhs.namespace);
+}
+
+/**
+ * Stages the split into `batch`: the moved versions leave the left side and, unless a store
+ * already exists under the right-hand namespace, the right-hand store is written whole.
+ * Returns whether it was. The caller sets the left side's bounds, state and revision.
+ */
+export function stageSplit(s: SplitStaging): boolean {
+  const { reader, batch, lhs, rhs, splitKey } = s;
+  let create = true;
+  for (const _ of reader.scan(rhs.layout.start, rhs.layout.end, { limit: 1 })) create = false;
+  const strip = lhs.layout.namespace.length;
+  for (const { key, value } of reader.scan(lhs.layout.versionsPrefix(splitKey), lhs.layout.dataEnd)) {
+    batch.delete(key);
+    if (create) batch.put(concatBytes(rhs.layout.namespace, key.subarray(strip)), value);
+  }
+  lhs.leases.stageSplit(reader, batch, rhs.leases, splitKey, create);
+  if (!create) return false;
+  lhs.members.stageCopy(reader, batch, rhs.members);
+  lhs.dedup.stageInheritedCopy(reader, batch, rhs.dedup);
+  const meta = (field: MetaField, value: Uint8Array) => batch.put(rhs.layout.metaKey(field), value);
+  meta(MetaField.LayoutVersion, u64Bytes(LAYOUT_VERSION));
+  meta(MetaField.AppliedIndex, u64Bytes(BigInt(RHS_INITIAL_INDEX)));
+  meta(MetaField.Revision, u64Bytes(s.revision));
+  meta(MetaField.CompactedRevision, u64Bytes(s.compacted));
+  meta(MetaField.DedupClients, u64Bytes(0n));
+  meta(MetaField.Bounds, encodeRangeBounds({ start: splitKey, end: s.bounds.end }));
+  return true;
+}
+
+/** A range command and the state it applies to (the store's, before it). */
+export interface RangeCommandInput {
+  readonly reader: KvReader;
+  readonly batch: WriteBatch;
+  readonly command: RangeCommand;
+  /** The envelope's stamp: a split takes revisionForApply(revision, timestamp). */
+  readonly timestamp: bigint;
+  readonly revision: bigint;
+  readonly compacted: bigint;
+  readonly bounds: RangeBounds;
+  readonly rangeState: RangeState;
+  readonly lhs: SplitSide;
+  /** The layout and tables of another range's store in the same engine. */
+  readonly sideOf: (rangeId: number) => SplitSide;
+}
+
+export type RangeCommandEffect =
+  | { readonly kind: "refused"; readonly code: KvErrorCode }
+  | {
+      readonly kind: "applied";
+      readonly revision: bigint;
+      readonly response: FenceResponse | SplitResponse | RevisionFloorResponse;
+      readonly bounds: RangeBounds;
+      readonly rangeState: RangeState;
+      readonly split: SplitOutcome | null;
+      /** Set by a split: what the store remembers as its last split. */
+      readonly lastSplit: AppliedSplit | null;
+    };
+
+/** Applies a Fence, Split or RevisionFloor: stages its writes into `batch` and says what changed. */
+export function applyRangeCommand(input: RangeCommandInput): RangeCommandEffect {
+  const { command, bounds, rangeState } = input;
+  const unchanged = {
+    kind: "applied" as const,
+    revision: input.revision,
+    bounds,
+    rangeState,
+    split: null,
+    lastSplit: null,
+  };
+  if (command.kind === "revision-floor") {
+    const revision = command.revision > input.revision ? command.revision : input.revision;
+    return { ...unchanged, revision, response: { kind: "revision-floor" } };
+  }
+  const { splitKey, rhsRangeId } = command;
+  const refusal = splitRefusal(bounds, rangeState, splitKey, rhsRangeId);
+  if (refusal !== null) return { kind: "refused", code: refusal };
+  if (command.kind === "fence") {
+    const fenced: RangeState =
+      rangeState.kind === "write-fenced"
+        ? rangeState
+        : { kind: "write-fenced", splitKey: splitKey.slice(), rhsRangeId };
+    return { ...unchanged, rangeState: fenced, response: { kind: "fence" } };
+  }
+  const rhs = input.sideOf(rhsRangeId);
+  // The namespaces of the two sides must be disjoint, as for any two stores of one engine.
+  if (!splitNamespacesValid(input.lhs.layout, rhs.layout)) {
+    return { kind: "refused", code: KvErrorCode.KeyOutsideRange };
+  }
+  const revision = revisionForApply(input.revision, input.timestamp);
+  const rhsCreated = stageSplit({
+    reader: input.reader,
+    batch: input.batch,
+    lhs: input.lhs,
+    rhs,
+    splitKey,
+    bounds,
+    revision,
+    compacted: input.compacted,
+  });
+  const lhsBounds: RangeBounds = { start: bounds.start, end: splitKey.slice() };
+  const rhsBounds: RangeBounds = { start: splitKey.slice(), end: bounds.end };
+  return {
+    kind: "applied",
+    revision,
+    response: { kind: "split" },
+    bounds: lhsBounds,
+    rangeState: ACTIVE_RANGE,
+    split: { rhsRangeId, lhsBounds, rhsBounds, rhsCreated },
+    lastSplit: { splitKey: splitKey.slice(), rhsRangeId, revision },
+  };
+}
