@@ -68,3 +68,69 @@ export {
   type RouteWatcherCounters,
   type RouteWatcherOptions,
 } from "./routes/watcher.js";
+export {
+  DEFAULT_HISTORY_WINDOWS,
+  DEFAULT_RESERVOIR_SIZE,
+  DEFAULT_WINDOW_MS,
+  LoadSampler,
+  weightedMedianKey,
+  type LoadSamplerOptions,
+  type RequestKind,
+  type WeightedKey,
+  type WindowLoad,
+} from "./split/load-sampler.js";
+export {
+  DEFAULT_SPLIT_POLICY,
+  SplitPolicy,
+  type LoadSource,
+  type MergePlan,
+  type RangeCandidate,
+  type RangeSizeSource,
+  type SplitPlan,
+  type SplitPolicyOptions,
+  type SplitReason,
+} from "./split/policy.js";
+export {
+  SplitCoordinator,
+  type AppliedSplit,
+  type PlannedSplit,
+  type RangeDescription,
+  type RangeOps,
+  type RecoveryReport,
+  type SplitCatalog,
+  type SplitCause,
+  type SplitCoordinatorOptions,
+  type SplitCounters,
+  type SplitResult,
+} from "./split/coordinator.js";
+export {
+  SplitLoop,
+  type SplitCycleReport,
+  type SplitLoopCounters,
+  type SplitLoopOptions,
+} from "./split/loop.js";
+export { SplitConflictError, SplitRefusedError, SplitStateError, type SplitRefusal } from "./split/errors.js";
+export { SYSTEM_SPAN_END, splitKeyRefusal } from "./split/split-key.js";
+export {
+  SYSTEM_SPAN,
+  SystemKeyError,
+  catalogKeys,
+  isAllowedSplitKey,
+  isSystemKey,
+  minSplitKey,
+  spanMeetsSystem,
+  userSpans,
+} from "./router/system-keys.js";
+export type { ReplicaDirectory, RoutedReplica } from "./router/routed-replica.js";
+export { txnSpans } from "./router/command-spans.js";
+export {
+  DEFAULT_RETRY_POLICY,
+  ReplicaNotHostedError,
+  backoffDelay,
+  isRoutingError,
+  isRoutingRefusal,
+  retryPolicy,
+  type RetryPolicy,
+} from "./router/retry.js";
+export { crossRangeRead, type CrossReadAccess, type ReadPart } from "./router/cross-range-read.js";
+export { LEASE_HOME_RANGE, RangeRouter, type RangeRouterOptions } from "./router/router.js";

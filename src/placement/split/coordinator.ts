@@ -1,0 +1,431 @@
+/**
+ * SplitCoordinator: carries a split out against the route catalog and the range, crash-safe by
+ * rolling forward. The protocol (the multi-range contract):
+ *
+ *   1. allocate the right side's route id n (= its group id) from the catalog;
+ *   2. `fence` the range (group g) for the plan (splitKey, n): writes are refused from here;
+ *   3. save the catalog with route r write-fenced;
+ *   4. `split` the range: keys >= splitKey move to the new range n;
+ *   5. save the catalog with r = [start, splitKey) active and n = [splitKey, end) active,
+ *      parent r, splitAt = the split's revision.
+ *
+ * Steps 3 to 5 are chosen by looking at what the catalog and the range say now
+ * (`rollForward`), so each is idempotent: a crash (an exception) after any step, followed by
+ * `recover()`, ends in exactly the new layout. A crash after step 1 only wastes an id (the
+ * range was never fenced). Catalog version races re-read and retry, a bounded number of times.
+ */
+import { boundsEqual, type RangeBounds } from "../../kv/bounds.js";
+import { bytesEqual } from "../../kv/bytes.js";
+import type { CatalogSnapshot, RouteCatalog } from "../catalog/catalog.js";
+import { describeRoute, type RouteDescriptor } from "../catalog/descriptor.js";
+import { CatalogConflictError, CatalogVersionMismatchError } from "../catalog/errors.js";
+import { SplitConflictError, SplitRefusedError, SplitStateError } from "./errors.js";
+import { SYSTEM_SPAN_END, splitKeyRefusal } from "./split-key.js";
+
+/** A split a range is fenced for. */
+export interface PlannedSplit {
+  readonly splitKey: Uint8Array;
+  readonly rhsRangeId: number;
+}
+
+/** A split a range applied, with the revision of its split entry. */
+export interface AppliedSplit extends PlannedSplit {
+  readonly revision: bigint;
+}
+
+/** What a range's store says of itself (read on its leader). */
+export interface RangeDescription {
+  readonly bounds: RangeBounds;
+  readonly state: "active" | "write-fenced";
+  /** The split the range is fenced for (null when active). */
+  readonly plannedSplit: PlannedSplit | null;
+  /**
+   * The last split the range applied (null: none, or not remembered). Needed only to finish
+   * a split that applied before its catalog save did.
+   */
+  readonly lastSplit: AppliedSplit | null;
+}
+
+/** The range commands the coordinator needs (the node implements them over its replicas). */
+export interface RangeOps {
+  /** Proposes the `fence` command on the group; idempotent for the same plan. */
+  fence(groupId: number, splitKey: Uint8Array, rhsGroupId: number): Promise<void>;
+  /** Proposes the `split` command; resolves with the split entry's revision. */
+  split(groupId: number, splitKey: Uint8Array, rhsGroupId: number): Promise<{ revision: bigint }>;
+  describe(groupId: number): Promise<RangeDescription>;
+}
+
+/** What the coordinator needs of the catalog (RouteCatalog). */
+export type SplitCatalog = Pick<RouteCatalog, "snapshot" | "save" | "allocateRouteIds">;
+
+/** Why a split was made: the policy's reasons, an operator's request, or a recovery pass. */
+export type SplitCause = "load" | "size" | "manual" | "recovered";
+
+export interface SplitResult {
+  /** Route r, now [start, splitKey). */
+  readonly left: RouteDescriptor;
+  /** Route n, [splitKey, end). */
+  readonly right: RouteDescriptor;
+  /** The split entry's revision (right.splitAt). */
+  readonly revision: bigint;
+  /** The catalog version that shows the new layout. */
+  readonly catalogVersion: number;
+  readonly cause: SplitCause;
+}
+
+export interface SplitCounters {
+  /** Splits finished, by cause. */
+  readonly splits: Record<SplitCause, number>;
+  /** Splits refused before anything changed (SplitRefusedError). */
+  refused: number;
+  /** Splits and recoveries that ended in another error. */
+  failures: number;
+  /** Catalog-only fences undone by recover() (range not fenced, not split). */
+  unfenced: number;
+  /** Catalog saves that lost a version race and were retried. */
+  catalogRaces: number;
+}
+
+export interface SplitCoordinatorOptions {
+  readonly catalog: SplitCatalog;
+  readonly ranges: RangeOps;
+  /** Split keys must be strictly greater (default: the end of the system span). */
+  readonly minSplitKey?: Uint8Array;
+  /** Catalog races tolerated per split before SplitConflictError (default 16). */
+  readonly maxAttempts?: number;
+  /** Called after each finished split, manual or not (e.g. to start the policy's cooldown). */
+  readonly onSplit?: (result: SplitResult) => void;
+}
+
+export interface RecoveryReport {
+  readonly completed: readonly SplitResult[];
+  readonly failed: readonly { readonly routeId: number; readonly error: unknown }[];
+}
+
+/** The next protocol step for one route. */
+type Step =
+  | { readonly kind: "nothing" }
+  | { readonly kind: "save-fenced"; readonly plan: PlannedSplit }
+  | { readonly kind: "split"; readonly plan: PlannedSplit }
+  | { readonly kind: "save-layout"; readonly applied: AppliedSplit }
+  | { readonly kind: "unfence" };
+
+function boundsOf(route: RouteDescriptor): RangeBounds {
+  return { start: route.start, end: route.end };
+}
+
+function samePlan(a: PlannedSplit, b: PlannedSplit): boolean {
+  return a.rhsRangeId === b.rhsRangeId && bytesEqual(a.splitKey, b.splitKey);
+}
+
+export class SplitCoordinator {
+  readonly catalog: SplitCatalog;
+  readonly counters: SplitCounters = {
+    splits: { load: 0, size: 0, manual: 0, recovered: 0 },
+    refused: 0,
+    failures: 0,
+    unfenced: 0,
+    catalogRaces: 0,
+  };
+  private readonly ranges: RangeOps;
+  private readonly minSplitKey: Uint8Array;
+  private readonly maxAttempts: number;
+
+  constructor(private readonly options: SplitCoordinatorOptions) {
+    this.catalog = options.catalog;
+    this.ranges = options.ranges;
+    this.minSplitKey = options.minSplitKey ?? SYSTEM_SPAN_END;
+    this.maxAttempts = options.maxAttempts ?? 16;
+    if (!Number.isSafeInteger(this.maxAttempts) || this.maxAttempts < 1) {
+      throw new RangeError(`maxAttempts must be a positive integer, got ${this.maxAttempts}`);
+    }
+  }
+
+  /**
+   * Splits route `routeId` at `splitKey` (strictly inside the route, above the system span).
+   * Throws SplitRefusedError (nothing changed) for an unknown or non-active route or a bad
+   * key; other errors leave a split that `recover()` finishes (or a wasted id, if the range
+   * was not fenced yet).
+   */
+  async split(
+    routeId: number,
+    splitKey: Uint8Array,
+    cause: Exclude<SplitCause, "recovered"> = "manual",
+  ): Promise<SplitResult> {
+    try {
+      if (!(splitKey instanceof Uint8Array)) throw new TypeError("splitKey must be a byte array");
+      const snapshot = await this.catalog.snapshot();
+      const route = snapshot.routes.find((r) => r.routeId === routeId);
+      if (route === undefined) throw new SplitRefusedError("unknown-route", routeId, "no such route");
+      if (route.state !== "active") {
+        throw new SplitRefusedError("not-active", routeId, `${describeRoute(route)} is ${route.state}`);
+      }
+      const refusal = splitKeyRefusal(boundsOf(route), splitKey, this.minSplitKey);
+      if (refusal !== null) {
+        throw new SplitRefusedError(
+          refusal,
+          routeId,
+          `key ${Buffer.from(splitKey).toString("hex")} for ${describeRoute(route)}`,
+        );
+      }
+      const [rhsRangeId] = await this.catalog.allocateRouteIds(1);
+      const plan: PlannedSplit = { splitKey: splitKey.slice(), rhsRangeId: rhsRangeId! };
+      await this.ranges.fence(route.groupId, plan.splitKey, plan.rhsRangeId);
+      const result = await this.rollForward(routeId, plan, null, cause);
+      if (result === null)
+        throw new SplitStateError(routeId, "the range is neither fenced for the split nor split");
+      return result;
+    } catch (error) {
+      if (error instanceof SplitRefusedError) this.counters.refused += 1;
+      else this.counters.failures += 1;
+      throw error;
+    }
+  }
+
+  /**
+   * Rolls forward every split left half-done: each route the catalog shows write-fenced, and
+   * each active route whose range is fenced or already split (one describe per route). A
+   * route the catalog shows write-fenced whose range is neither fenced nor split is set back
+   * to active. One route's failure does not stop the others.
+   */
+  async recover(): Promise<RecoveryReport> {
+    const snapshot = await this.catalog.snapshot();
+    const completed: SplitResult[] = [];
+    const failed: { routeId: number; error: unknown }[] = [];
+    let first: CatalogSnapshot | null = snapshot;
+    for (const route of snapshot.routes) {
+      if (route.state !== "active" && route.state !== "write-fenced") continue;
+      try {
+        const result = await this.rollForward(route.routeId, null, first, "recovered");
+        if (result !== null) completed.push(result);
+      } catch (error) {
+        this.counters.failures += 1;
+        failed.push({ routeId: route.routeId, error });
+      }
+      first = null;
+    }
+    return { completed, failed };
+  }
+
+  /**
+   * Takes route `routeId` through the remaining protocol steps, each chosen from what the
+   * catalog and the range say now. `plan`: the split this caller fenced for (null: whatever
+   * the range says). Returns the finished split, or null when there was nothing to finish.
+   */
+  private async rollForward(
+    routeId: number,
+    plan: PlannedSplit | null,
+    firstSnapshot: CatalogSnapshot | null,
+    cause: SplitCause,
+  ): Promise<SplitResult | null> {
+    let races = 0;
+    let applied: AppliedSplit | null = null;
+    let snapshot = firstSnapshot;
+    // At most three steps make progress (save fenced, split, save layout); the rest are races.
+    for (let round = 0; round < this.maxAttempts + 3; round++) {
+      snapshot ??= await this.catalog.snapshot();
+      const route = snapshot.routes.find((r) => r.routeId === routeId);
+      if (route === undefined) throw new SplitStateError(routeId, "the route left the catalog");
+      if (plan !== null) {
+        const done = this.finished(snapshot, route, plan, cause);
+        if (done !== null) return done;
+      }
+      const description = await this.ranges.describe(route.groupId);
+      plan ??= description.plannedSplit;
+      const step = this.decide(route, description, plan, applied);
+      try {
+        switch (step.kind) {
+          case "nothing":
+            return null;
+          case "split":
+            applied = await this.applySplit(route.groupId, step.plan);
+            break;
+          case "save-fenced":
+            await this.catalog.save(
+              snapshot.version,
+              this.replace(snapshot, route, [{ ...route, state: "write-fenced" }]),
+            );
+            break;
+          case "unfence":
+            await this.catalog.save(
+              snapshot.version,
+              this.replace(snapshot, route, [{ ...route, state: "active" }]),
+            );
+            this.counters.unfenced += 1;
+            return null;
+          case "save-layout": {
+            const { left, right } = this.layout(snapshot, route, step.applied);
+            const saved = await this.catalog.save(
+              snapshot.version,
+              this.replace(snapshot, route, [left, right]),
+            );
+            return this.finish({
+              left,
+              right,
+              revision: step.applied.revision,
+              catalogVersion: saved.version,
+              cause,
+            });
+          }
+        }
+      } catch (error) {
+        if (!(error instanceof CatalogVersionMismatchError || error instanceof CatalogConflictError))
+          throw error;
+        this.counters.catalogRaces += 1;
+        races += 1;
+        if (races > this.maxAttempts) break;
+      }
+      snapshot = null;
+    }
+    throw new SplitConflictError(routeId, races);
+  }
+
+  /**
+   * Proposes the split. When that fails because someone else's split of the same plan applied
+   * first (a concurrent recovery), the range's last split says so and the roll-forward goes on.
+   * Any other failure (the range cannot even be described) is the split's own error.
+   */
+  private async applySplit(groupId: number, plan: PlannedSplit): Promise<AppliedSplit> {
+    try {
+      const { revision } = await this.ranges.split(groupId, plan.splitKey, plan.rhsRangeId);
+      return { ...plan, revision };
+    } catch (error) {
+      const description = await this.ranges.describe(groupId).catch(() => null);
+      if (description === null) throw error;
+      const { lastSplit, bounds } = description;
+      const appliedHere =
+        lastSplit !== null &&
+        samePlan(lastSplit, plan) &&
+        bounds.end !== null &&
+        bytesEqual(bounds.end, plan.splitKey);
+      if (appliedHere) return lastSplit;
+      throw error;
+    }
+  }
+
+  /** The finished split when the catalog already shows the layout `plan` leads to. */
+  private finished(
+    snapshot: CatalogSnapshot,
+    route: RouteDescriptor,
+    plan: PlannedSplit,
+    cause: SplitCause,
+  ): SplitResult | null {
+    if (route.state !== "active" || route.end === null || !bytesEqual(route.end, plan.splitKey)) return null;
+    const right = snapshot.routes.find((r) => r.routeId === plan.rhsRangeId);
+    if (right === undefined || !bytesEqual(right.start, plan.splitKey)) return null;
+    return this.finish({
+      left: route,
+      right,
+      revision: right.splitAt,
+      catalogVersion: snapshot.version,
+      cause,
+    });
+  }
+
+  private finish(result: SplitResult): SplitResult {
+    this.counters.splits[result.cause] += 1;
+    this.options.onSplit?.(result);
+    return result;
+  }
+
+  private decide(
+    route: RouteDescriptor,
+    range: RangeDescription,
+    plan: PlannedSplit | null,
+    applied: AppliedSplit | null,
+  ): Step {
+    const routeBounds = boundsOf(route);
+    if (range.state === "write-fenced") {
+      const fencedFor = range.plannedSplit;
+      if (fencedFor === null)
+        throw new SplitStateError(route.routeId, "the range is fenced without a planned split");
+      if (plan !== null && !samePlan(plan, fencedFor)) {
+        throw new SplitStateError(
+          route.routeId,
+          `the range is fenced for another split (right side ${fencedFor.rhsRangeId})`,
+        );
+      }
+      this.checkPlan(route, range.bounds, fencedFor);
+      if (route.state === "active") return { kind: "save-fenced", plan: fencedFor };
+      if (route.state === "write-fenced") return { kind: "split", plan: fencedFor };
+      throw new SplitStateError(route.routeId, `the range is fenced but the catalog shows it ${route.state}`);
+    }
+    if (!boundsEqual(range.bounds, routeBounds)) {
+      // The range shrank: the split applied, the catalog does not show it yet.
+      const split = [applied, range.lastSplit].find(
+        (s): s is AppliedSplit =>
+          s !== null && range.bounds.end !== null && bytesEqual(s.splitKey, range.bounds.end),
+      );
+      if (split === undefined) {
+        throw new SplitStateError(
+          route.routeId,
+          `the range's bounds differ from ${describeRoute(route)} and its last split is unknown`,
+        );
+      }
+      if (plan !== null && !samePlan(plan, split)) {
+        throw new SplitStateError(
+          route.routeId,
+          `the range was split for another plan (right side ${split.rhsRangeId})`,
+        );
+      }
+      this.checkPlan(route, range.bounds, split, true);
+      return { kind: "save-layout", applied: split };
+    }
+    if (plan !== null)
+      throw new SplitStateError(route.routeId, "the range is neither fenced for the split nor split");
+    return route.state === "write-fenced" ? { kind: "unfence" } : { kind: "nothing" };
+  }
+
+  /** The plan must split the catalog's route inside its bounds, and the range must match the route. */
+  private checkPlan(
+    route: RouteDescriptor,
+    rangeBounds: RangeBounds,
+    plan: PlannedSplit,
+    applied = false,
+  ): void {
+    const routeBounds = boundsOf(route);
+    const expected = applied ? { start: route.start, end: plan.splitKey } : routeBounds;
+    if (!boundsEqual(rangeBounds, expected)) {
+      throw new SplitStateError(route.routeId, `the range's bounds do not match ${describeRoute(route)}`);
+    }
+    if (splitKeyRefusal(routeBounds, plan.splitKey, this.minSplitKey) !== null) {
+      throw new SplitStateError(
+        route.routeId,
+        `the planned split key is not a valid split of ${describeRoute(route)}`,
+      );
+    }
+  }
+
+  private layout(
+    snapshot: CatalogSnapshot,
+    route: RouteDescriptor,
+    applied: AppliedSplit,
+  ): { left: RouteDescriptor; right: RouteDescriptor } {
+    if (snapshot.routes.some((r) => r.routeId === applied.rhsRangeId)) {
+      throw new SplitStateError(
+        route.routeId,
+        `route id ${applied.rhsRangeId} of the right side is already in the catalog`,
+      );
+    }
+    const left: RouteDescriptor = { ...route, end: applied.splitKey, state: "active" };
+    const right: RouteDescriptor = {
+      routeId: applied.rhsRangeId,
+      start: applied.splitKey,
+      end: route.end,
+      groupId: applied.rhsRangeId,
+      state: "active",
+      parentRouteId: route.routeId,
+      splitAt: applied.revision,
+    };
+    return { left, right };
+  }
+
+  /** The catalog's routes with `route` replaced by `by` (in key order). */
+  private replace(
+    snapshot: CatalogSnapshot,
+    route: RouteDescriptor,
+    by: readonly RouteDescriptor[],
+  ): RouteDescriptor[] {
+    return snapshot.routes.flatMap((r) => (r.routeId === route.routeId ? [...by] : [r]));
+  }
+}
