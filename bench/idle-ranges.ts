@@ -8,7 +8,7 @@
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { rangeNamespace } from "../src/api/embedded.js";
+import { rangeNamespace } from "../src/kv/keys.js";
 import { LmdbOrderedKv } from "../src/kv/lmdb-engine.js";
 import { NodeHost } from "../src/node/host.js";
 import { EMPTY_CONF_STATE, NONE, StateRole, type NodeId } from "../src/raft/types.js";

@@ -10,6 +10,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { LmdbOrderedKv } from "../kv/lmdb-engine.js";
+import { rangeNamespace } from "../kv/keys.js";
 import type { KvCommand, RangeRequest } from "../kv/commands.js";
 import type { TimeToLive } from "../kv/lease-clock.js";
 import type { LeaseSummary } from "../kv/leases.js";
@@ -19,6 +20,8 @@ import { NodeHost } from "../node/host.js";
 import type { Replica } from "../node/replica.js";
 import { followMemberPeers } from "../node/members.js";
 import type { LocalMemberAttributes, ReadConsistency, RequestId } from "../node/types.js";
+import { NodeRanges, type RoutedKv } from "../placement/node-ranges.js";
+import type { SplitPolicyOptions } from "../placement/split/policy.js";
 import { EMPTY_CONF_STATE, type NodeId } from "../raft/types.js";
 import { LmdbStorageEngine } from "../storage/lmdb/engine.js";
 import { MemoryNetwork } from "../transport/memory.js";
@@ -30,6 +33,7 @@ import { ConcordDb, type Backend, type RetryPolicy } from "./db.js";
 import { ReplicaStoppedError } from "./errors.js";
 import { ClientPort } from "./etcd/client-port.js";
 import { etcdClusterId } from "./etcd/context.js";
+import type { RangeAdmin } from "./etcd/range-service.js";
 import { EtcdServer } from "./etcd/server.js";
 import { NativeServer, rangeStatus } from "./native/server.js";
 import type { RangeStatus } from "./native/protocol.js";
@@ -75,6 +79,10 @@ export interface OpenOptions {
    * member keeps running until closed; `concord start` exits, as an etcd member does.
    */
   readonly onRemoved?: () => void;
+  /** Split ranges by load and size on their own (default true); `concord range split` always works. */
+  readonly autoSplit?: boolean;
+  /** Thresholds of automatic splits (defaults: src/placement/split/policy.ts). */
+  readonly splitPolicy?: SplitPolicyOptions;
 }
 
 const SILENT_LOGGER: Logger = { warn: () => {}, info: () => {} };
@@ -102,28 +110,45 @@ function settle<T>(run: () => T): Promise<T> {
 
 /** The running parts of an embedded member; closing the handle closes them in order. */
 class EmbeddedBackend implements Backend {
+  /** The placement layer, once range 1 exists on this node (null before, and on a joining node until then). */
+  ranges: NodeRanges | null = null;
+
+  /** Requests of the client port and of this handle: routed once `ranges` exists, else range 1's replica. */
+  readonly kv: RoutedKv = {
+    propose: (command, request) => this.routed().propose(command, request),
+    range: (request, consistency) => this.routed().range(request, consistency),
+    watch: (request) => this.routed().watch(request),
+  };
+
+  /** `concord range list|split` over the placement layer. */
+  readonly rangeAdmin: RangeAdmin = {
+    list: () => settle(() => this.placement().list()),
+    split: (key) => settle(() => this.placement()).then((ranges) => ranges.split(key)),
+  };
+
   constructor(
     readonly host: NodeHost,
     private readonly transport: Transport,
     private readonly raftEngine: LmdbStorageEngine,
     private readonly stateMachineKv: LmdbOrderedKv,
-    readonly server: ClientPort | null,
   ) {}
 
-  async write(rangeId: number, command: KvCommand, request: RequestId): Promise<CommandResult> {
-    return this.replica(rangeId).propose(command, request);
+  server: ClientPort | null = null;
+
+  async write(_rangeId: number, command: KvCommand, request: RequestId): Promise<CommandResult> {
+    return this.kv.propose(command, request);
   }
 
-  async read(rangeId: number, request: RangeRequest, consistency: ReadConsistency): Promise<RangeResult> {
-    return this.replica(rangeId).range(request, consistency);
+  async read(_rangeId: number, request: RangeRequest, consistency: ReadConsistency): Promise<RangeResult> {
+    return this.kv.range(request, consistency);
   }
 
   status(rangeId: number): Promise<RangeStatus> {
     return settle(() => rangeStatus(this.replica(rangeId)));
   }
 
-  watch(rangeId: number, request: WatchRequest): Promise<ConcordWatch> {
-    return settle(() => this.replica(rangeId).watch(request));
+  watch(_rangeId: number, request: WatchRequest): Promise<ConcordWatch> {
+    return settle(() => this.kv.watch(request));
   }
 
   leaseKeepAlive(rangeId: number, id: bigint): Promise<number | null> {
@@ -140,10 +165,20 @@ class EmbeddedBackend implements Backend {
 
   async close(): Promise<void> {
     await this.server?.close();
+    await this.ranges?.stop();
     await this.host.stop();
     await this.transport.close();
     await this.raftEngine.close();
     await this.stateMachineKv.close();
+  }
+
+  private routed(): RoutedKv {
+    return this.ranges ?? this.replica(FIRST_RANGE_ID);
+  }
+
+  private placement(): NodeRanges {
+    if (this.ranges === null) throw new ReplicaStoppedError(FIRST_RANGE_ID);
+    return this.ranges;
   }
 
   private replica(rangeId: number): Replica {
@@ -173,6 +208,11 @@ export class EmbeddedConcord extends ConcordDb {
     return this.parts.server?.address() ?? null;
   }
 
+  /** This member's placement layer (routes, splits), or null while it has no range 1 yet. */
+  get ranges(): NodeRanges | null {
+    return this.parts.ranges;
+  }
+
   /** Where the peer transport listens, or null for a one-node store. */
   peerAddress(): PeerAddress | null {
     return this.peerTransport?.address() ?? null;
@@ -181,13 +221,6 @@ export class EmbeddedConcord extends ConcordDb {
 
 /** Where a member keeps its state machines' store, under its data dir. */
 export const STATE_MACHINE_DIR = "state";
-
-/** A fixed-width namespace per range, so no range's keys are a prefix of another's. */
-export function rangeNamespace(rangeId: number): Uint8Array {
-  const namespace = new Uint8Array(4);
-  new DataView(namespace.buffer).setUint32(0, rangeId, false);
-  return namespace;
-}
 
 export async function openEmbedded(options: OpenOptions): Promise<EmbeddedConcord> {
   const nodeId = options.nodeId ?? 1;
@@ -246,6 +279,7 @@ export async function openEmbedded(options: OpenOptions): Promise<EmbeddedConcor
     ...(options.proposalTimeoutMs === undefined ? {} : { proposalTimeoutMs: options.proposalTimeoutMs }),
     ...(options.onFailure === undefined ? {} : { onFailure: options.onFailure }),
   });
+  const parts = new EmbeddedBackend(host, transport, raftEngine, stateMachineKv);
   const server =
     clientListen === null
       ? null
@@ -255,11 +289,13 @@ export async function openEmbedded(options: OpenOptions): Promise<EmbeddedConcor
             host,
             clusterId: etcdClusterId(options.clusterId ?? "concord"),
             dataDir: options.dataDir,
+            kv: parts.kv,
+            rangeAdmin: parts.rangeAdmin,
           }),
-          native: new NativeServer({ host, logger }),
+          native: new NativeServer({ host, kv: parts.kv, logger }),
           logger,
         });
-  const parts = new EmbeddedBackend(host, transport, raftEngine, stateMachineKv, server);
+  parts.server = server;
   try {
     await transport.start();
     if (raftEngine.groups().length === 0 && options.join === true) {
@@ -275,6 +311,18 @@ export async function openEmbedded(options: OpenOptions): Promise<EmbeddedConcor
     if (first !== undefined && options.onRemoved !== undefined) first.onRemoved(options.onRemoved);
     if (first !== undefined && options.member !== undefined) first.publishMember(options.member);
     host.start();
+    if (first !== undefined) {
+      parts.ranges = new NodeRanges({
+        host,
+        timers: systemTimers,
+        monotonicClock: () => performance.now(),
+        random: systemRandom,
+        logger,
+        ...(options.autoSplit === undefined ? {} : { autoSplit: options.autoSplit }),
+        ...(options.splitPolicy === undefined ? {} : { splitPolicy: options.splitPolicy }),
+      });
+      parts.ranges.start();
+    }
     await server?.start();
     if (first !== undefined && options.member === undefined && server !== null) {
       // Without attributes of its own, a member still publishes where clients reach it, so

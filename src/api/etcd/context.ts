@@ -31,6 +31,7 @@ import {
 } from "../../node/errors.js";
 import type { NodeHost } from "../../node/host.js";
 import type { Replica } from "../../node/replica.js";
+import type { RoutedKv } from "../../placement/node-ranges.js";
 import type { MemberRecord } from "../../node/types.js";
 import { ResponseHeaderSchema, type ResponseHeader } from "./gen/rpc_pb.js";
 
@@ -153,8 +154,11 @@ export interface EtcdContextOptions {
   readonly host: NodeHost;
   /** The cluster's id in responses (etcdClusterId of the Concord cluster id). */
   readonly clusterId: bigint;
-  /** The range the etcd API serves (default 1: today it covers the whole keyspace). */
-  readonly rangeId?: number;
+  /**
+   * Routes key-value requests, watches and leases over every range (NodeRanges). Without it
+   * everything goes to range 1's replica, which then must hold the whole keyspace.
+   */
+  readonly kv?: RoutedKv;
 }
 
 export class EtcdContext {
@@ -164,9 +168,12 @@ export class EtcdContext {
   /** This member's id: the node id. */
   readonly memberId: number;
 
+  private readonly routedKv: RoutedKv | undefined;
+
   constructor(options: EtcdContextOptions) {
     this.host = options.host;
-    this.rangeId = options.rangeId ?? 1;
+    this.rangeId = 1;
+    this.routedKv = options.kv;
     this.clusterId = options.clusterId;
     this.memberId = options.host.nodeId;
   }
@@ -176,6 +183,11 @@ export class EtcdContext {
     const replica = this.host.replica(this.rangeId);
     if (replica === undefined) throw new EtcdRpcError(ETCD_ERRORS.stopped);
     return replica;
+  }
+
+  /** Where key-value requests, watches, lease grants and revocations go (see `kv` option). */
+  kv(): RoutedKv {
+    return this.routedKv ?? this.replica();
   }
 
   /**

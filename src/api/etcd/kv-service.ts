@@ -38,29 +38,27 @@ export function kvService(ctx: EtcdContext): UntypedServiceImplementation {
   return {
     Range: unary(async (request: RangeRequest): Promise<RangeResponse> => {
       const range = fromRangeRequest(request);
-      const result = await ctx.replica().range(range, request.serializable ? "serializable" : "linearizable");
+      const result = await ctx.kv().range(range, request.serializable ? "serializable" : "linearizable");
       return toRangeResponse(ctx.header(result.revision), result);
     }),
 
     Put: unary(async (request: PutRequest): Promise<PutResponse> => {
-      const result = await ctx.replica().propose(fromPutRequest(request));
+      const result = await ctx.kv().propose(fromPutRequest(request));
       return toPutResponse(ctx.header(result.revision), commandResponse(result, "put"));
     }),
 
     DeleteRange: unary(async (request: DeleteRangeRequest): Promise<DeleteRangeResponse> => {
-      const result = await ctx.replica().propose(fromDeleteRangeRequest(request));
+      const result = await ctx.kv().propose(fromDeleteRangeRequest(request));
       return toDeleteRangeResponse(ctx.header(result.revision), commandResponse(result, "deleteRange"));
     }),
 
     Txn: unary(async (request: TxnRequest): Promise<TxnResponse> => {
-      const result = await ctx.replica().propose(fromTxnRequest(request));
+      const result = await ctx.kv().propose(fromTxnRequest(request));
       return toTxnResponse(ctx.header(result.revision), commandResponse(result, "txn"));
     }),
 
     Compact: unary(async (request: CompactionRequest): Promise<CompactionResponse> => {
-      const result = await ctx
-        .replica()
-        .propose(compactRequest(request.revision > 0n ? request.revision : 0n));
+      const result = await ctx.kv().propose(compactRequest(request.revision > 0n ? request.revision : 0n));
       commandResponse(result, "compact");
       return create(CompactionResponseSchema, { header: ctx.header(result.revision) });
     }),

@@ -135,7 +135,7 @@ export function leaseService(ctx: EtcdContext, forwarder: LeaderForwarder): Unty
   return {
     LeaseGrant: unary(async (request: LeaseGrantRequest): Promise<LeaseGrantResponse> => {
       if (request.ID < 0n) throw new EtcdRpcError(ETCD_ERRORS.leaseNotFound);
-      const result = await ctx.replica().propose(leaseGrantRequest(toTtlSeconds(request.TTL), request.ID));
+      const result = await ctx.kv().propose(leaseGrantRequest(toTtlSeconds(request.TTL), request.ID));
       const granted = commandResponse(result, "leaseGrant");
       return create(LeaseGrantResponseSchema, {
         header: ctx.header(result.revision),
@@ -146,7 +146,7 @@ export function leaseService(ctx: EtcdContext, forwarder: LeaderForwarder): Unty
 
     LeaseRevoke: unary(async (request: LeaseRevokeRequest): Promise<LeaseRevokeResponse> => {
       if (request.ID <= 0n) throw new EtcdRpcError(ETCD_ERRORS.leaseNotFound);
-      const result = await ctx.replica().propose(leaseRevokeRequest(request.ID));
+      const result = await ctx.kv().propose(leaseRevokeRequest(request.ID));
       commandResponse(result, "leaseRevoke");
       return create(LeaseRevokeResponseSchema, { header: ctx.header(result.revision) });
     }),

@@ -46,7 +46,7 @@ export class ReplicaRecipeClient implements RecipeClient {
   range(key: RecipeBytes, options: RecipeRangeOptions = {}): Promise<RangeResult> {
     const start = toBytes(key);
     return this.ctx
-      .replica()
+      .kv()
       .range(
         rangeRequest({ key: start, rangeEnd: rangeEndOf(start, options), revision: options.revision ?? 0n }),
       );
@@ -57,7 +57,7 @@ export class ReplicaRecipeClient implements RecipeClient {
     readonly success?: readonly TxnOp[];
     readonly failure?: readonly TxnOp[];
   }): Promise<{ revision: bigint; succeeded: boolean; responses: readonly OpResponse[] }> {
-    const result = await this.ctx.replica().propose(
+    const result = await this.ctx.kv().propose(
       txnRequest({
         compares: spec.compares ?? [],
         success: spec.success ?? [],
@@ -69,7 +69,7 @@ export class ReplicaRecipeClient implements RecipeClient {
   }
 
   async leaseGrant(ttlSeconds: number): Promise<{ id: bigint; ttlSeconds: number; revision: bigint }> {
-    const result = await this.ctx.replica().propose(leaseGrantRequest(ttlSeconds));
+    const result = await this.ctx.kv().propose(leaseGrantRequest(ttlSeconds));
     const response = commandResponse(result, "leaseGrant");
     return { id: response.id, ttlSeconds: response.ttlSeconds, revision: result.revision };
   }
@@ -80,7 +80,7 @@ export class ReplicaRecipeClient implements RecipeClient {
   }
 
   async leaseRevoke(id: bigint): Promise<{ revision: bigint }> {
-    const result = await this.ctx.replica().propose(leaseRevokeRequest(id));
+    const result = await this.ctx.kv().propose(leaseRevokeRequest(id));
     commandResponse(result, "leaseRevoke");
     return { revision: result.revision };
   }
@@ -90,7 +90,7 @@ export class ReplicaRecipeClient implements RecipeClient {
     // A refused watch (replica stopped, bad request) rejects instead of throwing.
     return new Promise((resolve) =>
       resolve(
-        this.ctx.replica().watch({
+        this.ctx.kv().watch({
           key: start,
           rangeEnd: rangeEndOf(start, options),
           startRevision: options.startRevision ?? 0n,

@@ -1,7 +1,8 @@
 /**
  * `EtcdServer`: the etcd v3 gRPC API of one Concord member — a grpc-js Server with the KV,
  * Watch, Lease, Cluster and Maintenance services and etcd's Election and Lock services, their
- * definitions built from the generated descriptors. It listens on no port of its own: the
+ * definitions built from the generated descriptors, and Concord's Ranges admin service when
+ * the member has a range admin (range-service.ts). It listens on no port of its own: the
  * client port (client-port.ts) hands it the connections that start with the HTTP/2 preface
  * (`injectConnection`).
  */
@@ -9,9 +10,11 @@ import type { Duplex } from "node:stream";
 import { Server, ServerCredentials, type ConnectionInjector } from "@grpc/grpc-js";
 import type { NodeHost } from "../../node/host.js";
 import { clusterService } from "./cluster-service.js";
+import type { RoutedKv } from "../../placement/node-ranges.js";
 import { EtcdContext } from "./context.js";
 import { electionService } from "./election-service.js";
 import { Cluster, KV, Lease, Maintenance, Watch } from "./gen/rpc_pb.js";
+import { Ranges } from "./gen/concord/ranges_pb.js";
 import { Election } from "./gen/v3election_pb.js";
 import { Lock } from "./gen/v3lock_pb.js";
 import { grpcServiceDefinition } from "./grpc-service.js";
@@ -19,6 +22,7 @@ import { kvService } from "./kv-service.js";
 import { LeaderForwarder, leaseService } from "./lease-service.js";
 import { lockService } from "./lock-service.js";
 import { maintenanceService } from "./maintenance-service.js";
+import { rangeService, type RangeAdmin } from "./range-service.js";
 import { watchService } from "./watch-service.js";
 
 /**
@@ -31,10 +35,12 @@ export interface EtcdServerOptions {
   readonly host: NodeHost;
   /** The cluster id responses carry (see `etcdClusterId`). */
   readonly clusterId: bigint;
-  /** The range the API serves (default 1). */
-  readonly rangeId?: number;
+  /** Routes key-value requests, watches and leases over the ranges (default: range 1 alone). */
+  readonly kv?: RoutedKv;
   /** The member's data directory (Maintenance.Status reports its size). */
   readonly dataDir?: string;
+  /** Serves concordpb.Ranges (list, split) over it; without one that service is UNIMPLEMENTED. */
+  readonly rangeAdmin?: RangeAdmin;
 }
 
 export class EtcdServer {
@@ -47,7 +53,7 @@ export class EtcdServer {
     this.context = new EtcdContext({
       host: options.host,
       clusterId: options.clusterId,
-      ...(options.rangeId === undefined ? {} : { rangeId: options.rangeId }),
+      ...(options.kv === undefined ? {} : { kv: options.kv }),
     });
     this.forwarder = new LeaderForwarder(this.context);
     this.grpc = new Server({
@@ -65,6 +71,8 @@ export class EtcdServer {
     );
     this.grpc.addService(grpcServiceDefinition(Election), electionService(ctx));
     this.grpc.addService(grpcServiceDefinition(Lock), lockService(ctx));
+    if (options.rangeAdmin !== undefined)
+      this.grpc.addService(grpcServiceDefinition(Ranges), rangeService(ctx, options.rangeAdmin));
     this.injector = this.grpc.createConnectionInjector(ServerCredentials.createInsecure());
   }
 

@@ -9,6 +9,7 @@
  */
 import { createServer, type Server, type Socket } from "node:net";
 import type { NodeHost } from "../../node/host.js";
+import type { RoutedKv } from "../../placement/node-ranges.js";
 import type { Logger } from "../../transport/transport.js";
 import { DEFAULT_MAX_NATIVE_FRAME_BYTES } from "./protocol.js";
 import { ClientSession } from "./session.js";
@@ -17,6 +18,8 @@ export { rangeStatus } from "./session.js";
 
 export interface NativeServerOptions {
   readonly host: NodeHost;
+  /** Routes writes, reads and watches over the ranges (default: the range a request names). */
+  readonly kv?: RoutedKv;
   /** Where to listen (default 127.0.0.1, port 0: a free port, see `address()`). */
   readonly listen?: { readonly host?: string; readonly port?: number };
   readonly logger: Logger;
@@ -77,6 +80,7 @@ export class NativeServer {
       socket,
       this.maxFrameBytes,
       this.options.host,
+      this.options.kv,
       (closed, reason, cause) => {
         this.sessions.delete(closed);
         if (cause !== "protocol") return;

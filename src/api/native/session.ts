@@ -17,6 +17,7 @@ import {
 } from "../../node/errors.js";
 import type { NodeHost } from "../../node/host.js";
 import type { Replica } from "../../node/replica.js";
+import type { RoutedKv } from "../../placement/node-ranges.js";
 import { NativeProtocolError } from "./errors.js";
 import { FramedSocket, type CloseCause } from "./framed-socket.js";
 import {
@@ -73,6 +74,8 @@ export class ClientSession {
     socket: Socket,
     maxFrameBytes: number,
     private readonly host: NodeHost,
+    /** Routes writes, reads and watches over the ranges; without it they go to the named range. */
+    private readonly kv: RoutedKv | undefined,
     onClosed: (session: ClientSession, reason: string, cause: CloseCause) => void,
   ) {
     this.framed = new FramedSocket(socket, maxFrameBytes, {
@@ -109,7 +112,7 @@ export class ClientSession {
     }
     switch (request.method) {
       case Method.Watch:
-        this.openWatch(request.id, () => replica.watch(request.watch));
+        this.openWatch(request.id, () => (this.kv ?? replica).watch(request.watch));
         return;
       case Method.WatchCancel:
         this.watches.get(request.targetId)?.cancel();
@@ -169,11 +172,12 @@ export class ClientSession {
       switch (request.method) {
         case Method.Write: {
           const { clientId, sequence } = request;
-          return { kind: "write", result: await replica.propose(request.command, { clientId, sequence }) };
+          const kv = this.kv ?? replica;
+          return { kind: "write", result: await kv.propose(request.command, { clientId, sequence }) };
         }
         case Method.Range: {
           const consistency = request.serializable ? "serializable" : "linearizable";
-          return { kind: "range", result: await replica.range(request.range, consistency) };
+          return { kind: "range", result: await (this.kv ?? replica).range(request.range, consistency) };
         }
         case Method.Status:
           return { kind: "status", status: rangeStatus(replica) };

@@ -1,6 +1,7 @@
 /**
  * The commander definitions of the client commands (etcdctl's names, flags and habits): put,
- * get, del, txn, watch, compaction, lease, member, endpoint, move-leader, snapshot, status.
+ * get, del, txn, watch, compaction, lease, member, endpoint, move-leader, snapshot, status,
+ * and Concord's own range list / split.
  * Each leaf command takes the global flags (--endpoints, --dial-timeout, --command-timeout,
  * -w/--write-out) and hands `register`'s caller the function that runs it; help texts carry
  * examples and the exit codes.
@@ -24,6 +25,7 @@ import {
   runLeaseRevoke,
   runLeaseTimeToLive,
 } from "./lease-commands.js";
+import { runRangeList, runRangeSplit } from "./range-commands.js";
 import type { DelFlags, PutFlags } from "./requests.js";
 import { runSnapshotSave } from "./snapshot-save.js";
 import type { RestoreFlags } from "./snapshot-restore.js";
@@ -288,6 +290,37 @@ del <key> [end] [--prefix] [--prev-kv]. Quote words with spaces: put k "a value"
     "A readable view of the cluster: members, leader, term, revision, indexes, db size",
     `  $ concord status\n  $ concord status -w table --endpoints 10.0.0.1:2379`,
   ).action((options: GlobalFlags) => pick(options, (ctx) => runStatus(ctx)));
+
+  const range = program
+    .command("range")
+    .description("Range commands (Concord only): list the keyspace's ranges, split one at a key");
+  leaf(
+    range,
+    "list",
+    "List every range: id, start and end keys, Raft group, state, replicas, leader, size, load",
+    `  $ concord range list
+  $ concord range list -w table
+  $ concord range list -w json --endpoints 10.0.0.1:2379,10.0.0.2:2379
+
+Keys print as text when they are printable ASCII, else double-quoted with \\xNN escapes
+("\\x00\\x00concord/"); an unbounded end prints as +inf. Replica and leader ids are hex, as
+member list prints them (leader - while unknown); LOAD is requests per second.`,
+  ).action((options: GlobalFlags) => pick(options, (ctx) => runRangeList(ctx)));
+  leaf(
+    range,
+    "split",
+    "Split the range holding <key> at <key> (the new right-hand range starts at it); prints both sides",
+    `  $ concord range split user/m
+  $ concord range split 757365722f6d --hex -w table
+
+Refused with exit 1 when the key is already a range boundary or lies in the system span;
+exit 3 while the range is busy (fenced by another split or merge): try again.`,
+  )
+    .argument("<key>")
+    .option("--hex", "the key is given as hex digits")
+    .action((key: string, options: { hex?: boolean } & GlobalFlags) =>
+      pick(options, (ctx) => runRangeSplit(ctx, key, options.hex === true)),
+    );
 
   const snapshot = program.command("snapshot").description("Snapshot commands: save, restore");
   leaf(

@@ -30,6 +30,8 @@ const COMMANDS = [
   ["status"],
   ["snapshot", "save"],
   ["snapshot", "restore"],
+  ["range", "list"],
+  ["range", "split"],
 ];
 
 test("every client command's --help shows examples, the global flags and the exit codes", async () => {
@@ -43,7 +45,7 @@ test("every client command's --help shows examples, the global flags and the exi
 });
 
 test("a command group without its subcommand prints the group's usage and exits 2", async () => {
-  for (const group of ["lease", "member", "endpoint", "snapshot"]) {
+  for (const group of ["lease", "member", "endpoint", "snapshot", "range"]) {
     const result = await clientCli("127.0.0.1:1", "/tmp", { appendEndpoints: false })([group]);
     assert.equal(result.code, 2, group);
     assert.match(result.stderr, new RegExp(`Usage: concord ${group}`), group);

@@ -1,0 +1,150 @@
+/**
+ * Concord's ranges admin service (`concordpb.Ranges`, proto/concord/ranges.proto) on the client
+ * port: List describes every range of the keyspace, Split splits the range holding a key at
+ * that key. It owns the `RangeAdmin` contract (what a member must provide to serve it; the
+ * placement coordinator implements it), the two error classes an admin refuses a split with,
+ * and how every failure maps onto a gRPC status:
+ *
+ * - `InvalidSplitKeyError`, and the split coordinator's `SplitRefusedError` unless retryable
+ *   (the key is already a boundary, lies in the system span, ...): INVALID_ARGUMENT with the
+ *   error's message; nothing changed.
+ * - `RangeBusyError`, and any other error marked `retryable` (a refusal because the route is
+ *   not active, catalog version races, routes not loaded or moved): UNAVAILABLE with its
+ *   message; the caller may retry.
+ * - Concord's KV and node errors as the etcd services answer them (toServiceError):
+ *   KeyOutsideRange / RangeFenced and "no leader" are UNAVAILABLE too; anything else INTERNAL.
+ *
+ * The service checks the request itself first (a split key must be given), so a malformed
+ * request never reaches the admin.
+ */
+import { create } from "@bufbuild/protobuf";
+import { status as GrpcStatus, type UntypedServiceImplementation } from "@grpc/grpc-js";
+import { KvError } from "../../kv/errors.js";
+import { ReplicaRequestError } from "../../node/errors.js";
+import type { RouteState } from "../../placement/catalog/descriptor.js";
+import { SplitRefusedError } from "../../placement/split/errors.js";
+import { EtcdRpcError, unary, type EtcdContext } from "./context.js";
+import {
+  ListRangesResponseSchema,
+  RangeInfoSchema,
+  SplitRangeResponseSchema,
+  type ListRangesRequest,
+  type ListRangesResponse,
+  type RangeInfo as RangeInfoMessage,
+  type SplitRangeRequest,
+  type SplitRangeResponse,
+} from "./gen/concord/ranges_pb.js";
+
+/** One range as the admin describes it. */
+export interface RangeInfo {
+  /** The route's id in the catalog. */
+  readonly routeId: number;
+  /** The Raft group (range id) serving the route. */
+  readonly groupId: number;
+  readonly start: Uint8Array;
+  /** Exclusive; null = +infinity. */
+  readonly end: Uint8Array | null;
+  readonly state: RouteState;
+  /** Member (node) ids of the group's replicas. */
+  readonly replicas: readonly number[];
+  /** The group's leader as this member believes it; 0 when unknown. */
+  readonly leader: number;
+  readonly sizeBytes: number;
+  readonly opsPerSecond: number;
+  /** The catalog version the description was read from. */
+  readonly catalogVersion: number;
+}
+
+/** What a member provides to serve the Ranges service (the placement coordinator). */
+export interface RangeAdmin {
+  /** Every range, in key order. */
+  list(): Promise<RangeInfo[]>;
+  /**
+   * Splits the range holding `key` at `key`. Throws InvalidSplitKeyError when `key` is not
+   * strictly inside a range or lies in the system span, RangeBusyError (or KvError RangeFenced)
+   * while the range is fenced or busy.
+   */
+  split(key: Uint8Array): Promise<{ left: RangeInfo; right: RangeInfo }>;
+}
+
+/** The admin refuses the split key; nothing changed. Answered with INVALID_ARGUMENT. */
+export class InvalidSplitKeyError extends Error {
+  override readonly name = "InvalidSplitKeyError";
+  readonly retryable = false;
+}
+
+/** The range cannot be split right now (fenced, another split or merge in progress). UNAVAILABLE. */
+export class RangeBusyError extends Error {
+  override readonly name = "RangeBusyError";
+  readonly retryable = true;
+}
+
+export const SPLIT_KEY_MISSING = {
+  code: GrpcStatus.INVALID_ARGUMENT,
+  message: "concord: split key is not provided",
+} as const;
+
+/** An admin failure as the gRPC error the caller gets (see the module comment). */
+function rangeAdminError(error: unknown): unknown {
+  const refused =
+    error instanceof InvalidSplitKeyError || (error instanceof SplitRefusedError && !error.retryable);
+  if (refused) return new EtcdRpcError({ code: GrpcStatus.INVALID_ARGUMENT, message: error.message });
+  // The node's own errors keep the etcd wording the other services answer with.
+  if (error instanceof ReplicaRequestError || error instanceof KvError) return error;
+  if (error instanceof Error && (error as { retryable?: unknown }).retryable === true)
+    return new EtcdRpcError({ code: GrpcStatus.UNAVAILABLE, message: error.message });
+  return error;
+}
+
+async function adminCall<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    throw rangeAdminError(error);
+  }
+}
+
+function nonNegativeInteger(value: number, what: string): bigint {
+  if (!Number.isSafeInteger(value) || value < 0) throw new Error(`range admin gave a bad ${what}: ${value}`);
+  return BigInt(value);
+}
+
+/** A RangeInfo as its wire message (end null → empty bytes, which mean +infinity). */
+export function rangeInfoMessage(info: RangeInfo): RangeInfoMessage {
+  return create(RangeInfoSchema, {
+    routeId: nonNegativeInteger(info.routeId, "route id"),
+    groupId: nonNegativeInteger(info.groupId, "group id"),
+    start: info.start,
+    end: info.end ?? new Uint8Array(0),
+    state: info.state,
+    replicas: info.replicas.map((id) => nonNegativeInteger(id, "replica id")),
+    leader: nonNegativeInteger(info.leader, "leader id"),
+    sizeBytes: nonNegativeInteger(Math.round(info.sizeBytes), "size"),
+    opsPerSecond: info.opsPerSecond,
+    catalogVersion: nonNegativeInteger(info.catalogVersion, "catalog version"),
+  });
+}
+
+export function rangeService(ctx: EtcdContext, admin: RangeAdmin): UntypedServiceImplementation {
+  return {
+    List: unary(async (_request: ListRangesRequest): Promise<ListRangesResponse> => {
+      const ranges = await adminCall(() => admin.list());
+      return create(ListRangesResponseSchema, {
+        header: ctx.header(),
+        ranges: ranges.map(rangeInfoMessage),
+      });
+    }),
+
+    Split: unary(async (request: SplitRangeRequest): Promise<SplitRangeResponse> => {
+      if (request.key.length === 0) throw new EtcdRpcError(SPLIT_KEY_MISSING);
+      // A plain copy: the decoded field is a view into the request's buffer.
+      const key = Uint8Array.from(request.key);
+      const { left, right } = await adminCall(() => admin.split(key));
+      return create(SplitRangeResponseSchema, {
+        header: ctx.header(),
+        left: rangeInfoMessage(left),
+        right: rangeInfoMessage(right),
+      });
+    }),
+  };
+}

@@ -1,0 +1,427 @@
+/**
+ * NodeRanges: one node's whole placement layer, assembled over its NodeHost — the route
+ * catalog in range 1 (under the system prefix), the route table kept current by a watcher,
+ * the router every client request goes through, routed watches, the load sampler, the split
+ * coordinator and policy loop (acting only while this node leads range 1), and the
+ * reconciliation that makes this node host every range the catalog lists.
+ *
+ * The table starts at catalog version 1 — one route over the whole keyspace, group 1 —
+ * which is exactly what `RouteCatalog.initialize()` writes, so a node routes correctly before
+ * its first catalog read and before the catalog exists at all; the range-1 leader initializes
+ * the catalog on its first cycle. A stale table is harmless: replicas refuse keys outside
+ * their bounds and the router reloads and retries.
+ */
+import { rangeRequest, type KvCommand, type RangeRequest } from "../kv/commands.js";
+import type { RangeBounds } from "../kv/bounds.js";
+import { KvError, KvErrorCode } from "../kv/errors.js";
+import type { CommandResult, RangeResult } from "../kv/results.js";
+import type { Watch, WatchRequest } from "../kv/watch.js";
+import type { NodeHost } from "../node/host.js";
+import type { Replica } from "../node/replica.js";
+import type { ReadConsistency, RequestId } from "../node/types.js";
+import { NONE, type RandomSource } from "../raft/types.js";
+import type { Timers, TimerHandle } from "../transport/timers.js";
+import type { Logger } from "../transport/transport.js";
+import { RouteCatalog } from "./catalog/catalog.js";
+import type { RouteDescriptor, RouteState } from "./catalog/descriptor.js";
+import { replicaMetaKv } from "./catalog/meta-kv.js";
+import { RouteTable } from "./routes/table.js";
+import { RouteWatcher } from "./routes/watcher.js";
+import { ReplicaNotHostedError } from "./router/retry.js";
+import { RangeRouter } from "./router/router.js";
+import { catalogKeys } from "./router/system-keys.js";
+import { RoutedWatch } from "./router/watch.js";
+import type { RangeDescription, RangeOps, SplitResult } from "./split/coordinator.js";
+import { SplitCoordinator } from "./split/coordinator.js";
+import { LoadSampler } from "./split/load-sampler.js";
+import { SplitLoop } from "./split/loop.js";
+import { SplitPolicy, type RangeSizeSource, type SplitPolicyOptions } from "./split/policy.js";
+
+/** The meta range: holds the system span (the route catalog) and is never merged away. */
+export const META_RANGE_ID = 1;
+
+/** The catalog's first version, as `RouteCatalog.initialize()` writes it on a fresh store. */
+const INITIAL_ROUTE: RouteDescriptor = {
+  routeId: 1,
+  start: new Uint8Array(0),
+  end: null,
+  groupId: META_RANGE_ID,
+  state: "active",
+  parentRouteId: null,
+  splitAt: 0n,
+};
+
+export interface NodeRangesOptions {
+  readonly host: NodeHost;
+  readonly timers: Timers;
+  /** Monotonic milliseconds (load windows, split cooldowns). */
+  readonly monotonicClock: () => number;
+  readonly random: RandomSource;
+  readonly logger: Logger;
+  /** Split ranges by load and size on their own (default true); manual splits always work. */
+  readonly autoSplit?: boolean;
+  readonly splitPolicy?: SplitPolicyOptions;
+  /** Milliseconds between split-loop cycles on the meta leader (default 1,000). */
+  readonly splitIntervalMs?: number;
+  /** Milliseconds between catalog polls (default 1,000; the catalog watch makes most moot). */
+  readonly routePollIntervalMs?: number;
+  /** Milliseconds between reconciliation passes (default 2,000). */
+  readonly reconcileIntervalMs?: number;
+  /** How often a range's size is measured for size splits (default 30,000 ms). */
+  readonly sizeRefreshMs?: number;
+}
+
+/**
+ * What request servers need of the keyspace: NodeRanges routes over every range; a lone
+ * Replica (which has the same three methods) serves a keyspace that was never split.
+ */
+export type RoutedKv = Pick<Replica, "propose" | "range" | "watch">;
+
+/** One range as `concord range list` shows it. */
+export interface RangeListing {
+  readonly routeId: number;
+  readonly groupId: number;
+  readonly start: Uint8Array;
+  readonly end: Uint8Array | null;
+  readonly state: RouteState;
+  readonly replicas: readonly number[];
+  /** 0 when unknown. */
+  readonly leader: number;
+  readonly sizeBytes: number;
+  readonly opsPerSecond: number;
+  readonly catalogVersion: number;
+}
+
+interface MeasuredSize {
+  readonly at: number;
+  readonly bytes: number;
+  readonly medianKey: Uint8Array | null;
+}
+
+export class NodeRanges {
+  readonly table = new RouteTable();
+  readonly catalog: RouteCatalog;
+  readonly watcher: RouteWatcher;
+  readonly router: RangeRouter;
+  readonly sampler: LoadSampler;
+  readonly policy: SplitPolicy;
+  readonly coordinator: SplitCoordinator;
+  readonly loop: SplitLoop;
+  private readonly host: NodeHost;
+  private readonly sizes = new Map<number, MeasuredSize>();
+  /** Ranges whose applied writes feed the sampler (each replica once). */
+  private readonly sampled = new WeakSet<Replica>();
+  /** Groups the catalog lists that this node did not host at the previous pass. */
+  private missingBefore = new Set<number>();
+  private reconcileTimer: TimerHandle | null = null;
+  private catalogInitialized = false;
+  private stopped = false;
+
+  constructor(private readonly options: NodeRangesOptions) {
+    this.host = options.host;
+    const meta = this.hosted(META_RANGE_ID);
+    this.table.applySnapshot(1, [INITIAL_ROUTE]);
+    const metaKv = replicaMetaKv(meta);
+    this.catalog = new RouteCatalog(metaKv, { keys: catalogKeys() });
+    this.watcher = new RouteWatcher({
+      catalog: this.catalog,
+      watch: metaKv,
+      timers: options.timers,
+      table: this.table,
+      pollIntervalMs: options.routePollIntervalMs ?? 1_000,
+      logger: options.logger,
+    });
+    this.router = new RangeRouter({
+      table: this.table,
+      replicas: this.host,
+      reload: () => this.watcher.refresh(),
+    });
+    this.sampler = new LoadSampler({ clock: options.monotonicClock, random: options.random });
+    this.policy = new SplitPolicy(this.sampler, this.sizeSource(), options.splitPolicy ?? {});
+    this.coordinator = new SplitCoordinator({
+      catalog: this.catalog,
+      ranges: this.rangeOps(),
+      onSplit: (result) => this.afterSplit(result),
+    });
+    this.loop = new SplitLoop({
+      coordinator: this.coordinator,
+      policy:
+        options.autoSplit === false ? new SplitPolicy(this.sampler, NO_SIZES, NEVER_SPLIT) : this.policy,
+      timers: options.timers,
+      clock: options.monotonicClock,
+      isMetaLeader: () => this.leadsMetaRange() && this.initializeCatalogOnce(),
+      intervalMs: options.splitIntervalMs ?? 1_000,
+      logger: options.logger,
+    });
+  }
+
+  start(): void {
+    this.watcher.start();
+    this.loop.start();
+    this.reconcile();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.reconcileTimer?.cancel();
+    this.reconcileTimer = null;
+    await Promise.all([this.watcher.stop(), this.loop.stop()]);
+  }
+
+  // ------------------------------------------------------------------ requests
+
+  propose(command: KvCommand, request?: RequestId): Promise<CommandResult> {
+    return this.router.propose(command, request);
+  }
+
+  range(request: RangeRequest, consistency: ReadConsistency = "linearizable"): Promise<RangeResult> {
+    this.recordRead(request.key);
+    return this.router.range(request, consistency);
+  }
+
+  watch(request: WatchRequest): Watch {
+    return new RoutedWatch(request, {
+      routes: this.table,
+      reload: () => this.watcher.refresh(),
+      openRangeWatch: (rangeId, sub) => this.hosted(rangeId).watch(sub),
+      floorRevision: (rangeId, revision) => this.hosted(rangeId).floorRevision(revision),
+      timers: this.options.timers,
+    });
+  }
+
+  // ------------------------------------------------------------------ administration
+
+  /** Every range in key order, as this node sees it. */
+  list(): RangeListing[] {
+    return this.table.routes.map((route) => this.listing(route));
+  }
+
+  /** Splits the range holding `key` at `key` (SplitRefusedError when it cannot). */
+  async split(key: Uint8Array): Promise<{ left: RangeListing; right: RangeListing }> {
+    await this.watcher.refresh().catch(() => undefined);
+    const route = this.router.rangeForKey(key);
+    const result = await this.coordinator.split(route.routeId, key, "manual");
+    await this.watcher.refresh().catch(() => undefined);
+    return { left: this.listing(result.left), right: this.listing(result.right) };
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private hosted(rangeId: number): Replica {
+    const replica = this.host.replica(rangeId);
+    if (replica === undefined) throw new ReplicaNotHostedError(rangeId);
+    return replica;
+  }
+
+  private leadsMetaRange(): boolean {
+    return this.host.replica(META_RANGE_ID)?.termLeaderRevision().leader === this.host.nodeId;
+  }
+
+  /**
+   * The first cycle on a meta leader writes catalog version 1 if the store has none; until
+   * that succeeded cycles do nothing else (the loop retries on its next interval).
+   */
+  private initializeCatalogOnce(): boolean {
+    if (this.catalogInitialized) return true;
+    this.catalog.initialize().then(
+      () => {
+        this.catalogInitialized = true;
+      },
+      (error: unknown) => this.options.logger.warn({ err: error }, "route catalog initialization failed"),
+    );
+    return false;
+  }
+
+  private listing(route: RouteDescriptor): RangeListing {
+    const replica = this.host.replica(route.groupId);
+    const status = replica?.termLeaderRevision();
+    const conf = replica?.status().confState;
+    const windows = this.sampler.windowLoads(route.groupId);
+    return {
+      routeId: route.routeId,
+      groupId: route.groupId,
+      start: route.start,
+      end: route.end,
+      state: route.state,
+      replicas: conf === undefined ? [] : [...conf.voters, ...conf.learners].sort((a, b) => a - b),
+      leader: status === undefined || status.leader === NONE ? 0 : status.leader,
+      sizeBytes: this.sizes.get(route.groupId)?.bytes ?? 0,
+      opsPerSecond: windows[windows.length - 1]?.opsPerSecond ?? 0,
+      catalogVersion: this.table.version,
+    };
+  }
+
+  private afterSplit(result: SplitResult): void {
+    this.policy.recordSplit(this.options.monotonicClock(), result.left.groupId, result.right.groupId);
+    this.sizes.delete(result.left.groupId);
+    this.watcher.refresh().catch(() => undefined);
+  }
+
+  private recordRead(key: Uint8Array): void {
+    if (key.length === 0) return;
+    const route = this.table.lookup(key);
+    if (route !== undefined) this.sampler.record(route.groupId, key, "read");
+  }
+
+  /**
+   * Every node hosts every range (no replica moves yet): a range this node learns of only
+   * from the catalog — its parent reached it by a snapshot taken after the split — is created
+   * empty and caught up by the range's leader with a snapshot. A group missing at two passes
+   * in a row is created, so the usual path (the split applying here) goes first. Each hosted
+   * replica's applied writes also feed the load sampler.
+   */
+  private reconcile(): void {
+    if (this.stopped) return;
+    const missing = new Set<number>();
+    for (const route of this.table.routes) {
+      const replica = this.host.replica(route.groupId);
+      if (replica !== undefined) {
+        this.sampleWrites(replica);
+        continue;
+      }
+      missing.add(route.groupId);
+      if (!this.missingBefore.has(route.groupId)) continue;
+      try {
+        this.host.createReplica(route.groupId, { join: true });
+      } catch (error) {
+        this.options.logger.warn({ err: error, rangeId: route.groupId }, "could not create a listed range");
+      }
+    }
+    this.missingBefore = missing;
+    this.reconcileTimer = this.options.timers.setTimeout(
+      () => this.reconcile(),
+      this.options.reconcileIntervalMs ?? 2_000,
+    );
+  }
+
+  private sampleWrites(replica: Replica): void {
+    if (this.sampled.has(replica)) return;
+    this.sampled.add(replica);
+    replica.addApplyListener({
+      onCommand: ({ envelope }) => {
+        const key = writtenKey(envelope.command);
+        if (key !== null) this.sampler.record(replica.rangeId, key, "write");
+      },
+    });
+  }
+
+  private rangeOps(): RangeOps {
+    return {
+      fence: async (groupId, splitKey, rhsGroupId) => {
+        await this.hosted(groupId).fence(splitKey, rhsGroupId);
+      },
+      split: async (groupId, splitKey, rhsGroupId) => {
+        const replica = this.hosted(groupId);
+        try {
+          return { revision: await replica.split(splitKey, rhsGroupId) };
+        } catch (error) {
+          // A retry after the split applied (a new request id) finds the key outside the
+          // shrunk range: that is the split already done.
+          const done = replica.lastSplit;
+          if (
+            error instanceof KvError &&
+            error.code === KvErrorCode.KeyOutsideRange &&
+            done !== null &&
+            done.rhsRangeId === rhsGroupId
+          ) {
+            return { revision: done.revision };
+          }
+          throw error;
+        }
+      },
+      describe: (groupId) => this.describe(groupId),
+    };
+  }
+
+  /** The range's own account of itself, read after a linearizable barrier (ReadIndex). */
+  private async describe(groupId: number): Promise<RangeDescription> {
+    const replica = this.hosted(groupId);
+    const probe = replica.bounds.start.length > 0 ? replica.bounds.start : Uint8Array.of(0);
+    try {
+      await replica.range(rangeRequest({ key: probe, countOnly: true }), "linearizable");
+    } catch (error) {
+      // The range shrank under the probe: the barrier still happened; read it as it is now.
+      if (!(error instanceof KvError && error.code === KvErrorCode.KeyOutsideRange)) throw error;
+    }
+    return {
+      bounds: replica.bounds,
+      state: replica.rangeState,
+      plannedSplit: replica.plannedSplit,
+      lastSplit: replica.lastSplit,
+    };
+  }
+
+  /**
+   * Sizes for size splits, measured on this node's replica by a serializable scan at most
+   * once per `sizeRefreshMs` per range (the scan reads the range's current keys and values).
+   */
+  private sizeSource(): RangeSizeSource {
+    const refreshMs = this.options.sizeRefreshMs ?? 30_000;
+    const measured = (rangeId: number): MeasuredSize | undefined => {
+      const now = this.options.monotonicClock();
+      const known = this.sizes.get(rangeId);
+      if (known !== undefined && now - known.at < refreshMs) return known;
+      const replica = this.host.replica(rangeId);
+      if (replica === undefined) return known;
+      this.measure(replica, now);
+      return this.sizes.get(rangeId);
+    };
+    return {
+      approximateBytes: (rangeId) => measured(rangeId)?.bytes ?? 0,
+      sizeMedianKey: (rangeId, bounds) => {
+        const size = measured(rangeId);
+        return size === undefined || !sameStart(bounds, this.host.replica(rangeId)?.bounds)
+          ? null
+          : size.medianKey;
+      },
+    };
+  }
+
+  private measure(replica: Replica, now: number): void {
+    const bounds = replica.bounds;
+    const key = bounds.start.length > 0 ? bounds.start : Uint8Array.of(0);
+    replica.range(rangeRequest({ key, rangeEnd: bounds.end ?? Uint8Array.of(0) }), "serializable").then(
+      (result) => {
+        let bytes = 0;
+        for (const kv of result.kvs) bytes += kv.key.length + kv.value.length;
+        let below = 0;
+        let medianKey: Uint8Array | null = null;
+        for (const kv of result.kvs) {
+          below += kv.key.length + kv.value.length;
+          if (below * 2 >= bytes) {
+            medianKey = kv.key;
+            break;
+          }
+        }
+        this.sizes.set(replica.rangeId, { at: now, bytes, medianKey });
+      },
+      () => undefined,
+    );
+  }
+}
+
+function sameStart(a: RangeBounds, b: RangeBounds | undefined): boolean {
+  return b !== undefined && Buffer.compare(a.start, b.start) === 0;
+}
+
+/** The key a write names first (the sampler weighs writes by it); null for non-key commands. */
+function writtenKey(command: KvCommand): Uint8Array | null {
+  switch (command.kind) {
+    case "put":
+    case "deleteRange":
+      return command.key;
+    case "txn": {
+      const first = command.success[0] ?? command.failure[0];
+      if (first === undefined || first.kind === "txn") return command.compares[0]?.key ?? null;
+      return first.key;
+    }
+    default:
+      return null;
+  }
+}
+
+const NO_SIZES: RangeSizeSource = { approximateBytes: () => 0, sizeMedianKey: () => null };
+const NEVER_SPLIT: SplitPolicyOptions = {
+  loadSplitOpsPerSecond: Number.MAX_SAFE_INTEGER,
+  maxRangeBytes: Number.MAX_SAFE_INTEGER,
+};
