@@ -176,12 +176,18 @@ interface Executed {
   readonly lastSplit?: AppliedSplit;
 }
 
-/** Error results that are not recorded for dedup: the client retries the same request on the right range. */
-function isRoutingError(result: CommandResult): boolean {
+/**
+ * Error results that are not recorded for dedup, so a retry of the same request applies:
+ * routing refusals (the client retries on the right range) and an unknown lease (a router
+ * may mirror the lease from range 1 into this range, then retry). None of them wrote anything.
+ */
+function isRetriedUnrecorded(result: CommandResult): boolean {
   const { response } = result;
   return (
     response.kind === "error" &&
-    (response.code === KvErrorCode.KeyOutsideRange || response.code === KvErrorCode.RangeFenced)
+    (response.code === KvErrorCode.KeyOutsideRange ||
+      response.code === KvErrorCode.RangeFenced ||
+      response.code === KvErrorCode.LeaseNotFound)
   );
 }
 
@@ -346,7 +352,7 @@ export class MvccStore {
       rangeState: executed.rangeState,
       lastSplit: executed.lastSplit ?? before.lastSplit,
     };
-    if (clientId !== "" && !isRoutingError(executed.result)) {
+    if (clientId !== "" && !isRetriedUnrecorded(executed.result)) {
       const record = { sequence, entryIndex, result: executed.result };
       const dedupClients = this.dedup.record(
         reader,

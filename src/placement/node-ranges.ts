@@ -11,7 +11,7 @@
  * the catalog on its first cycle. A stale table is harmless: replicas refuse keys outside
  * their bounds and the router reloads and retries.
  */
-import { rangeRequest, type KvCommand, type RangeRequest } from "../kv/commands.js";
+import { leaseRevokeRequest, rangeRequest, type KvCommand, type RangeRequest } from "../kv/commands.js";
 import type { RangeBounds } from "../kv/bounds.js";
 import { KvError, KvErrorCode } from "../kv/errors.js";
 import type { CommandResult, RangeResult } from "../kv/results.js";
@@ -115,6 +115,7 @@ export class NodeRanges {
   private missingBefore = new Set<number>();
   private reconcileTimer: TimerHandle | null = null;
   private catalogInitialized = false;
+  private sweeping = false;
   private stopped = false;
 
   constructor(private readonly options: NodeRangesOptions) {
@@ -288,10 +289,41 @@ export class NodeRanges {
       }
     }
     this.missingBefore = missing;
+    if (this.leadsMetaRange() && !this.sweeping) {
+      this.sweeping = true;
+      this.sweepLeaseMirrors()
+        .catch((error: unknown) => this.options.logger.warn({ err: error }, "lease mirror sweep failed"))
+        .finally(() => {
+          this.sweeping = false;
+        });
+    }
     this.reconcileTimer = this.options.timers.setTimeout(
       () => this.reconcile(),
       this.options.reconcileIntervalMs ?? 2_000,
     );
+  }
+
+  /**
+   * On the meta leader, each pass: revokes in every other range the mirrors of leases range 1
+   * no longer has (expired or revoked there, or mirrored just after a revocation went by), so
+   * their keys go too — within a pass of the lease's end. Each range's leases are read before
+   * the linearizable barrier on range 1: a mirror is only made after its lease's grant
+   * committed in range 1, so a live lease is never taken for a gone one.
+   */
+  private async sweepLeaseMirrors(): Promise<void> {
+    const mirrored: { replica: Replica; ids: bigint[] }[] = [];
+    for (const route of this.table.routes) {
+      const replica = route.groupId === META_RANGE_ID ? undefined : this.host.replica(route.groupId);
+      const ids = replica?.leases().map((lease) => lease.id) ?? [];
+      if (replica !== undefined && ids.length > 0) mirrored.push({ replica, ids });
+    }
+    if (mirrored.length === 0) return;
+    const home = this.hosted(META_RANGE_ID);
+    await home.range(rangeRequest({ key: Uint8Array.of(0), countOnly: true }), "linearizable");
+    const live = new Set(home.leases().map((lease) => lease.id));
+    for (const { replica, ids } of mirrored) {
+      for (const id of ids) if (!live.has(id)) await replica.propose(leaseRevokeRequest(id));
+    }
   }
 
   private sampleWrites(replica: Replica): void {

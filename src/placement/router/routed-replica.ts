@@ -5,6 +5,7 @@
  * use fakes.
  */
 import type { KvCommand, RangeRequest } from "../../kv/commands.js";
+import type { LeaseSummary } from "../../kv/leases.js";
 import type { CommandResult, RangeResult } from "../../kv/results.js";
 import type { ReadConsistency, RequestId } from "../../node/types.js";
 
@@ -22,6 +23,11 @@ export interface RoutedReplica {
    * the range gets a revision above `revision` (so reads at `revision` are final).
    */
   floorRevision(revision: bigint): Promise<unknown>;
+  /**
+   * The leases applied here (Replica.leases). The router mirrors a lease of range 1 into
+   * another range from it when a write there names a lease that range does not know yet.
+   */
+  leases?(): readonly LeaseSummary[];
 }
 
 export interface ReplicaDirectory {

@@ -21,12 +21,15 @@ import { compareBytes } from "../../kv/bytes.js";
 import { spanOfRequest, type KeySpan } from "../../kv/bounds.js";
 import {
   deleteRangeRequest,
+  leaseGrantRequest,
+  rangeRequest,
   txnRequest,
   type CompactRequest,
   type DeleteRangeRequest,
   type KvCommand,
   type LeaseRevokeRequest,
   type RangeRequest,
+  type TxnOp,
   type TxnRequest,
 } from "../../kv/commands.js";
 import { KvError, KvErrorCode } from "../../kv/errors.js";
@@ -391,9 +394,36 @@ export class RangeRouter {
     command: KvCommand,
     request: RequestId | undefined,
   ): Promise<CommandResult> {
-    const result = await this.hosted(groupId).propose(command, request);
+    let result = await this.hosted(groupId).propose(command, request);
+    if (
+      groupId !== LEASE_HOME_RANGE &&
+      isLeaseNotFound(result) &&
+      (await this.mirrorLeases(groupId, command))
+    ) {
+      result = await this.hosted(groupId).propose(command, request);
+    }
     if (isRoutingRefusal(result)) throw new RefusedResult(result);
     return result;
+  }
+
+  /**
+   * Leases live in range 1 (grants, keep-alives, expiry); another range knows a lease once a
+   * write there names it: the lease is mirrored into that range (a grant of the same id and
+   * TTL, which that range never expires on its own clock) if range 1 has it after a
+   * linearizable barrier. Returns whether anything was mirrored (then the write is retried;
+   * its LeaseNotFound answer was not recorded for dedup). NodeRanges revokes mirrors whose
+   * lease range 1 no longer has.
+   */
+  private async mirrorLeases(groupId: number, command: KvCommand): Promise<boolean> {
+    const named = leasesNamed(command);
+    const home = this.replicas.replica(LEASE_HOME_RANGE);
+    if (named.size === 0 || home?.leases === undefined) return false;
+    await home.range(rangeRequest({ key: Uint8Array.of(0), countOnly: true }), "linearizable");
+    const live = home.leases().filter((lease) => named.has(lease.id));
+    for (const lease of live) {
+      await this.hosted(groupId).propose(leaseGrantRequest(lease.ttlSeconds, lease.id));
+    }
+    return live.length > 0;
   }
 
   /** Runs `operation`, again after each routing failure, until `policy.attempts` in all. */
@@ -416,6 +446,18 @@ export class RangeRouter {
     await this.reload();
     return next();
   }
+}
+
+function isLeaseNotFound(result: CommandResult): boolean {
+  return result.response.kind === "error" && result.response.code === KvErrorCode.LeaseNotFound;
+}
+
+/** The lease ids a write attaches keys to (its puts', in both branches of a transaction). */
+function leasesNamed(command: KvCommand | TxnOp, into = new Set<bigint>()): Set<bigint> {
+  if (command.kind === "put" && command.lease !== 0n) into.add(command.lease);
+  if (command.kind === "txn")
+    for (const op of [...command.success, ...command.failure]) leasesNamed(op, into);
+  return into;
 }
 
 /** A delete of `spans` (all in one range): one DeleteRange, or a transaction of several. */
