@@ -12,7 +12,7 @@
  * their bounds and the router reloads and retries.
  */
 import { leaseRevokeRequest, rangeRequest, type KvCommand, type RangeRequest } from "../kv/commands.js";
-import type { RangeBounds } from "../kv/bounds.js";
+import { boundsEqual, type RangeBounds } from "../kv/bounds.js";
 import { KvError, KvErrorCode } from "../kv/errors.js";
 import type { CommandResult, RangeResult } from "../kv/results.js";
 import type { Watch, WatchRequest } from "../kv/watch.js";
@@ -365,9 +365,31 @@ export class NodeRanges {
     };
   }
 
-  /** The range's own account of itself, read after a linearizable barrier (ReadIndex). */
+  /**
+   * The range's own account of itself. A range this node's replica shows active with exactly
+   * its route's bounds is answered from local state: recovery asks this of every range every
+   * cycle, and a barrier would wake every quiesced range each second. (A replica behind a
+   * fence or split is seen at a later cycle, once it applied it.) Anything else is read after
+   * a linearizable barrier (ReadIndex).
+   */
   private async describe(groupId: number): Promise<RangeDescription> {
     const replica = this.hosted(groupId);
+    const route = this.table.routes.find((candidate) => candidate.groupId === groupId);
+    const settled =
+      route !== undefined &&
+      route.state === "active" &&
+      replica.rangeState === "active" &&
+      boundsEqual(replica.bounds, { start: route.start, end: route.end });
+    if (!settled) await this.barrier(replica);
+    return {
+      bounds: replica.bounds,
+      state: replica.rangeState,
+      plannedSplit: replica.plannedSplit,
+      lastSplit: replica.lastSplit,
+    };
+  }
+
+  private async barrier(replica: Replica): Promise<void> {
     const probe = replica.bounds.start.length > 0 ? replica.bounds.start : Uint8Array.of(0);
     try {
       await replica.range(rangeRequest({ key: probe, countOnly: true }), "linearizable");
@@ -375,12 +397,6 @@ export class NodeRanges {
       // The range shrank under the probe: the barrier still happened; read it as it is now.
       if (!(error instanceof KvError && error.code === KvErrorCode.KeyOutsideRange)) throw error;
     }
-    return {
-      bounds: replica.bounds,
-      state: replica.rangeState,
-      plannedSplit: replica.plannedSplit,
-      lastSplit: replica.lastSplit,
-    };
   }
 
   /**
