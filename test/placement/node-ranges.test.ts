@@ -68,6 +68,19 @@ test("a split store answers puts, gets, scans, deletes and watches across its ra
           /cross-range transactions not yet supported/,
         );
         assert.equal(await client.get("k/y").string(), null);
+        const watcher = await client.watch().prefix("k/").create();
+        const events: string[] = [];
+        const both = new Promise<void>((resolve) =>
+          watcher.on("put", (kv) => {
+            events.push(kv.value.toString());
+            if (events.length === 2) resolve();
+          }),
+        );
+        await client.put("k/c").value("left-watched");
+        await client.put("k/w").value("right-watched");
+        await both;
+        await watcher.cancel();
+        assert.deepEqual(events, ["left-watched", "right-watched"]);
       } finally {
         client.close();
       }

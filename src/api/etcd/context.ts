@@ -32,6 +32,8 @@ import {
 import type { NodeHost } from "../../node/host.js";
 import type { Replica } from "../../node/replica.js";
 import type { RoutedKv } from "../../placement/node-ranges.js";
+import { isRoutingError } from "../../placement/router/retry.js";
+import { SystemKeyError } from "../../placement/router/system-keys.js";
 import type { MemberRecord } from "../../node/types.js";
 import { ResponseHeaderSchema, type ResponseHeader } from "./gen/rpc_pb.js";
 
@@ -137,11 +139,19 @@ export function toServiceError(error: unknown): ServerErrorResponse {
   else if (error instanceof AmbiguousResultError) ({ code, message } = ETCD_ERRORS.timeout);
   else if (error instanceof ReadTimeoutError) ({ code, message } = ETCD_ERRORS.timeout);
   else if (error instanceof ReplicaStoppedError) ({ code, message } = ETCD_ERRORS.stopped);
+  else if (error instanceof SystemKeyError)
+    ({ code, message } = { code: GrpcStatus.INVALID_ARGUMENT, message: error.message });
+  else if (isRoutingError(error))
+    ({ code, message } = { code: GrpcStatus.UNAVAILABLE, message: errorMessage(error) });
   else {
     code = GrpcStatus.INTERNAL;
     message = error instanceof Error ? error.message : String(error);
   }
   return Object.assign(new Error(message), { code, details: message });
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 /** etcd's cluster id for a Concord cluster id: its 16 hex digits as is, else a hash of it. */

@@ -13,7 +13,7 @@ import { clusterService } from "./cluster-service.js";
 import type { RoutedKv } from "../../placement/node-ranges.js";
 import { EtcdContext } from "./context.js";
 import { electionService } from "./election-service.js";
-import { Cluster, KV, Lease, Maintenance, Watch } from "./gen/rpc_pb.js";
+import { Cluster, KV, Lease, Maintenance } from "./gen/rpc_pb.js";
 import { Ranges } from "./gen/concord/ranges_pb.js";
 import { Election } from "./gen/v3election_pb.js";
 import { Lock } from "./gen/v3lock_pb.js";
@@ -23,7 +23,7 @@ import { LeaderForwarder, leaseService } from "./lease-service.js";
 import { lockService } from "./lock-service.js";
 import { maintenanceService } from "./maintenance-service.js";
 import { rangeService, type RangeAdmin } from "./range-service.js";
-import { watchService } from "./watch-service.js";
+import { watchService, watchServiceDefinition } from "./watch-service.js";
 
 /**
  * The largest request accepted: etcd's default request limit (1.5 MiB) plus its allowance for
@@ -62,7 +62,7 @@ export class EtcdServer {
     });
     const ctx = this.context;
     this.grpc.addService(grpcServiceDefinition(KV), kvService(ctx));
-    this.grpc.addService(grpcServiceDefinition(Watch), watchService(ctx));
+    this.grpc.addService(watchServiceDefinition(), watchService(ctx));
     this.grpc.addService(grpcServiceDefinition(Lease), leaseService(ctx, this.forwarder));
     this.grpc.addService(grpcServiceDefinition(Cluster), clusterService(ctx));
     this.grpc.addService(

@@ -7,33 +7,34 @@
  * (a response is written only once the previous one has drained, so a client that does not
  * read is cancelled by the hub as overloaded instead of being buffered without bound) and
  * cancelling every watch when the stream ends.
+ *
+ * Responses are encoded by watch-encoding.ts, each published event once however many watches
+ * receive it; the pumps of all watches that wait for the stream to drain share one "drain"
+ * listener.
  */
-import { create } from "@bufbuild/protobuf";
-import type { ServerDuplexStream, UntypedServiceImplementation } from "@grpc/grpc-js";
+import type { ServerDuplexStream, ServiceDefinition, UntypedServiceImplementation } from "@grpc/grpc-js";
 import { compareBytes } from "../../kv/bytes.js";
-import type { KvEvent } from "../../kv/results.js";
 import type { Watch, WatchFilter, WatchResponse as KvWatchResponse } from "../../kv/watch.js";
-import { toKeyValue } from "./convert.js";
 import type { EtcdContext } from "./context.js";
-import { EventSchema, Event_EventType, type Event } from "./gen/kv_pb.js";
+import { grpcServiceDefinition } from "./grpc-service.js";
 import {
+  Watch as WatchService,
   WatchCreateRequest_FilterType,
-  WatchResponseSchema,
   type WatchCreateRequest,
   type WatchRequest,
   type WatchResponse,
 } from "./gen/rpc_pb.js";
+import {
+  encodeWatchResponse,
+  eventField,
+  HeaderFieldCache,
+  serializeWatchResponse,
+  wireMessage,
+  type EncodedWatchResponse,
+} from "./watch-encoding.js";
 
 /** etcd's watch id for "none": responses that belong to no single watch. */
 const NO_WATCH_ID = -1n;
-
-function toEvent(event: KvEvent): Event {
-  return create(EventSchema, {
-    type: event.type === "put" ? Event_EventType.Put : Event_EventType.Delete,
-    kv: toKeyValue(event.kv),
-    ...(event.prevKv === null ? {} : { prevKv: toKeyValue(event.prevKv) }),
-  });
-}
 
 function filtersOf(request: WatchCreateRequest): WatchFilter[] {
   const filters: WatchFilter[] = [];
@@ -56,12 +57,16 @@ class WatchStream {
   private readonly watches = new Map<bigint, Watch>();
   private nextWatchId = 0n;
   private closed = false;
+  /** Pumps waiting for the stream to drain (or close). */
+  private readonly drainWaiters: (() => void)[] = [];
 
   constructor(
     private readonly ctx: EtcdContext,
+    private readonly headers: HeaderFieldCache,
     private readonly call: ServerDuplexStream<WatchRequest, WatchResponse>,
   ) {
     call.on("data", (request: WatchRequest) => this.receive(request));
+    call.on("drain", () => this.resumeWriters());
     call.on("end", () => this.close(true));
     call.on("error", () => this.close(false));
     call.on("close", () => this.close(false));
@@ -85,15 +90,8 @@ class WatchStream {
     }
   }
 
-  private response(
-    fields: Partial<Omit<WatchResponse, "$typeName" | "$unknown">>,
-    revision?: bigint,
-  ): WatchResponse {
-    return create(WatchResponseSchema, { header: this.ctx.header(revision), ...fields });
-  }
-
   private refuse(reason: string): void {
-    this.write(this.response({ watchId: NO_WATCH_ID, created: true, canceled: true, cancelReason: reason }));
+    this.write({ watchId: NO_WATCH_ID, created: true, canceled: true, cancelReason: reason });
   }
 
   private create(request: WatchCreateRequest): void {
@@ -108,7 +106,7 @@ class WatchStream {
     }
     let watch: Watch;
     try {
-      watch = this.ctx.replica().watch({
+      watch = this.ctx.kv().watch({
         key: request.key,
         rangeEnd: request.rangeEnd,
         startRevision: request.startRevision > 0n ? request.startRevision : 0n,
@@ -127,7 +125,7 @@ class WatchStream {
     }
     this.watches.set(id, watch);
     // Written before the pump starts: the created response precedes every event of the watch.
-    this.write(this.response({ watchId: id, created: true }));
+    this.write({ watchId: id, created: true });
     void this.pump(id, watch);
   }
 
@@ -137,7 +135,7 @@ class WatchStream {
     if (watch === undefined) return;
     this.watches.delete(id);
     watch.cancel();
-    this.write(this.response({ watchId: id, canceled: true }));
+    this.write({ watchId: id, canceled: true });
   }
 
   /**
@@ -146,17 +144,17 @@ class WatchStream {
    */
   private requestProgress(): void {
     if (this.watches.size === 0) {
-      this.write(this.response({ watchId: NO_WATCH_ID }));
+      this.write({ watchId: NO_WATCH_ID });
       return;
     }
     for (const watch of this.watches.values()) watch.requestProgress();
   }
 
-  private toResponse(id: bigint, response: KvWatchResponse): WatchResponse {
-    return this.response(
+  private writeWatchResponse(id: bigint, response: KvWatchResponse): boolean {
+    return this.write(
       {
         watchId: id,
-        events: response.events.map(toEvent),
+        events: response.events.map(eventField),
         compactRevision: response.compactRevision,
         canceled: response.canceled,
         cancelReason: response.cancelReason,
@@ -166,39 +164,49 @@ class WatchStream {
     );
   }
 
-  /** Writes a watch's responses as they come, each once the stream has drained the last. */
+  /**
+   * Writes a watch's responses as they come, each once the stream has drained the last; the
+   * responses already queued in the watch are taken without waiting for another turn.
+   */
   private async pump(id: bigint, watch: Watch): Promise<void> {
+    const responses = watch[Symbol.asyncIterator]();
     try {
-      for await (const response of watch) {
-        if (this.watches.get(id) !== watch) return;
-        if (response.canceled) this.watches.delete(id);
-        if (!this.write(this.toResponse(id, response))) await this.drained();
+      for (;;) {
+        const next = await responses.next();
+        if (next.done === true) return;
+        let response: KvWatchResponse | undefined = next.value;
+        while (response !== undefined) {
+          if (this.watches.get(id) !== watch) return;
+          if (response.canceled) this.watches.delete(id);
+          if (!this.writeWatchResponse(id, response)) await this.drained();
+          response = watch.poll();
+        }
       }
     } finally {
       if (this.watches.get(id) === watch) this.watches.delete(id);
+      // Leaving early (the stream closed, or an error) must not leave the watch open in the hub.
+      watch.cancel();
     }
   }
 
-  /** Writes unless the stream is closed; false when the caller should wait for drain. */
-  private write(response: WatchResponse): boolean {
+  /**
+   * Writes a response (with this member's header at `revision`, else the applied one) unless
+   * the stream is closed; false when the caller should wait for drain.
+   */
+  private write(fields: Omit<EncodedWatchResponse, "header">, revision?: bigint): boolean {
     if (this.closed) return true;
-    return this.call.write(response);
+    const header = this.headers.field(this.ctx.header(revision));
+    return this.call.write(wireMessage(encodeWatchResponse({ header, ...fields })));
   }
 
   /** Resolves when the stream drains or goes away (never rejects). */
   private drained(): Promise<void> {
     if (this.closed) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        this.call.off("drain", done);
-        this.call.off("close", done);
-        this.call.off("error", done);
-        resolve();
-      };
-      this.call.on("drain", done);
-      this.call.on("close", done);
-      this.call.on("error", done);
-    });
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  private resumeWriters(): void {
+    for (const resume of this.drainWaiters.splice(0)) resume();
   }
 
   private close(endStream: boolean): void {
@@ -206,14 +214,31 @@ class WatchStream {
     this.closed = true;
     for (const watch of this.watches.values()) watch.cancel();
     this.watches.clear();
+    this.resumeWriters();
     if (endStream) this.call.end();
   }
 }
 
 export function watchService(ctx: EtcdContext): UntypedServiceImplementation {
+  // Shared by every stream: the responses of one publish carry one header.
+  const headers = new HeaderFieldCache();
   return {
     Watch: (call: ServerDuplexStream<WatchRequest, WatchResponse>) => {
-      new WatchStream(ctx, call);
+      new WatchStream(ctx, headers, call);
     },
+  };
+}
+
+/**
+ * The Watch service's grpc-js definition: grpcServiceDefinition(Watch), but responses that were
+ * encoded ahead (every response this service writes) go out as they are, not through toBinary.
+ */
+export function watchServiceDefinition(): ServiceDefinition {
+  const definition = grpcServiceDefinition(WatchService);
+  const method = definition.Watch;
+  if (method === undefined) throw new Error("the generated Watch service has no Watch method");
+  return {
+    ...definition,
+    Watch: { ...method, responseSerialize: serializeWatchResponse as (message: unknown) => Buffer },
   };
 }

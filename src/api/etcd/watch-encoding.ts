@@ -1,0 +1,282 @@
+/**
+ * The wire bytes of etcd's WatchResponse, built by hand from pre-encoded parts, so a watch
+ * fan-out encodes each event once instead of once per watch: one put seen by a hundred
+ * watches is one Event encoding (cached per event, shared by every watch and every stream)
+ * and a hundred small concatenations of header, watch id and the cached event bytes.
+ *
+ * The output is byte-for-byte what protobuf-es `toBinary(WatchResponseSchema, ...)` writes
+ * for the same message (fields in number order, zero values of implicit-presence fields
+ * left out, negative int64s as ten-byte varints); test/api/etcd/watch-encoding.test.ts
+ * checks it against toBinary. `wireMessage` wraps the bytes so that the Watch method's
+ * serializer writes them unchanged: the generic protobuf one (grpc-service.ts) copies them
+ * through toBinary's writer, `serializeWatchResponse` (watchServiceDefinition in
+ * watch-service.ts) hands them to grpc-js as they are.
+ */
+import { create, toBinary } from "@bufbuild/protobuf";
+import { WireType } from "@bufbuild/protobuf/wire";
+import type { KvEvent, KeyValue as KvKeyValue } from "../../kv/results.js";
+import { WatchResponseSchema, type WatchResponse } from "./gen/rpc_pb.js";
+
+const WIRE_VARINT = WireType.Varint;
+const WIRE_LENGTH_DELIMITED = WireType.LengthDelimited;
+
+function tag(field: number, wireType: number): number {
+  return (field << 3) | wireType;
+}
+
+const textEncoder = new TextEncoder();
+
+/**
+ * A growable byte buffer with the protobuf primitives this file needs. Varints of 64-bit
+ * values are written from two 32-bit halves, as protobuf does, to keep bigint arithmetic to
+ * one split per value.
+ */
+class ProtoWriter {
+  // Buffer.allocUnsafe (pooled, not zeroed): several times cheaper than a new Uint8Array for
+  // the small buffers written here; every byte handed out is written first.
+  private bytes: Uint8Array;
+  private length = 0;
+
+  constructor(capacity = 256) {
+    this.bytes = Buffer.allocUnsafe(capacity);
+  }
+
+  private ensure(extra: number): void {
+    if (this.length + extra <= this.bytes.length) return;
+    let size = this.bytes.length * 2;
+    while (size < this.length + extra) size *= 2;
+    const grown = Buffer.allocUnsafe(size);
+    grown.set(this.bytes.subarray(0, this.length));
+    this.bytes = grown;
+  }
+
+  /** A varint of a non-negative number below 2^32. */
+  uint32(value: number): this {
+    this.ensure(5);
+    while (value > 0x7f) {
+      this.bytes[this.length++] = (value & 0x7f) | 0x80;
+      value >>>= 7;
+    }
+    this.bytes[this.length++] = value;
+    return this;
+  }
+
+  /** A varint of an int64 or uint64: negative values as their 64-bit two's complement. */
+  int64(value: bigint): this {
+    const unsigned = BigInt.asUintN(64, value);
+    let low = Number(unsigned & 0xffffffffn);
+    let high = Number(unsigned >> 32n);
+    this.ensure(10);
+    while (high !== 0 || low > 0x7f) {
+      this.bytes[this.length++] = (low & 0x7f) | 0x80;
+      low = ((low >>> 7) | (high << 25)) >>> 0;
+      high >>>= 7;
+    }
+    this.bytes[this.length++] = low;
+    return this;
+  }
+
+  raw(data: Uint8Array): this {
+    this.ensure(data.length);
+    this.bytes.set(data, this.length);
+    this.length += data.length;
+    return this;
+  }
+
+  /** A length-delimited field: tag, length, bytes. */
+  bytesField(field: number, data: Uint8Array): this {
+    return this.uint32(tag(field, WIRE_LENGTH_DELIMITED)).uint32(data.length).raw(data);
+  }
+
+  /** An int64 / uint64 field, left out when zero (implicit presence). */
+  int64Field(field: number, value: bigint): this {
+    return value === 0n ? this : this.uint32(tag(field, WIRE_VARINT)).int64(value);
+  }
+
+  /** A bool field, left out when false. */
+  boolField(field: number, value: boolean): this {
+    return value ? this.uint32(tag(field, WIRE_VARINT)).uint32(1) : this;
+  }
+
+  /** A copy of what was written in memory of its own (for bytes that are kept: no pooled slab held). */
+  finish(): Uint8Array {
+    const copy = new Uint8Array(this.length);
+    copy.set(this.bytes.subarray(0, this.length));
+    return copy;
+  }
+
+  /** What was written, without a copy (for bytes that are used once). */
+  view(): Uint8Array {
+    return new Uint8Array(this.bytes.buffer, this.bytes.byteOffset, this.length);
+  }
+}
+
+/** mvccpb.KeyValue: key 1, create_revision 2, mod_revision 3, version 4, value 5, lease 6. */
+function writeKeyValue(writer: ProtoWriter, kv: KvKeyValue): ProtoWriter {
+  if (kv.key.length > 0) writer.bytesField(1, kv.key);
+  writer.int64Field(2, kv.createRevision).int64Field(3, kv.modRevision).int64Field(4, kv.version);
+  if (kv.value.length > 0) writer.bytesField(5, kv.value);
+  return writer.int64Field(6, kv.lease);
+}
+
+function encodeKeyValue(kv: KvKeyValue): Uint8Array {
+  return writeKeyValue(new ProtoWriter(), kv).finish();
+}
+
+/** mvccpb.Event: type 1 (PUT = 0, DELETE = 1), kv 2, prev_kv 3. */
+export function encodeEvent(event: KvEvent): Uint8Array {
+  const writer = new ProtoWriter();
+  if (event.type === "delete") writer.uint32(tag(1, WIRE_VARINT)).uint32(1);
+  writer.bytesField(2, encodeKeyValue(event.kv));
+  if (event.prevKv !== null) writer.bytesField(3, encodeKeyValue(event.prevKv));
+  return writer.finish();
+}
+
+/** WatchResponse.events is field 11. */
+const EVENTS_FIELD = 11;
+
+/** The events field (tag, length, Event bytes) of one event, as a response carries it. */
+function encodeEventField(event: KvEvent): Uint8Array {
+  return new ProtoWriter().bytesField(EVENTS_FIELD, encodeEvent(event)).finish();
+}
+
+interface CachedEvent {
+  readonly type: KvEvent["type"];
+  /** The previous key-value the `withPrevKv` bytes carry. */
+  readonly prevKv: KvKeyValue | null;
+  withPrevKv: Uint8Array | undefined;
+  withoutPrevKv: Uint8Array | undefined;
+}
+
+/**
+ * Encoded events, keyed by the event's key-value object. A watch that did not ask for
+ * prev_kv receives a copy of the published event without it (kv/watcher.ts), so the event
+ * object differs per watch while its `kv` is the one the hub published: keying on `kv` lets
+ * both kinds share one entry. An entry is used only when the event's type (and, for the
+ * prev_kv form, its previous key-value object) is the one it was made for; anything else is
+ * encoded afresh. Entries go with their key-values (a WeakMap), so the cache holds nothing
+ * that the watch queues do not.
+ */
+const eventCache = new WeakMap<KvKeyValue, CachedEvent>();
+
+/** The events field bytes of `event`, encoded at most once per published event. */
+export function eventField(event: KvEvent): Uint8Array {
+  let cached = eventCache.get(event.kv);
+  if (cached === undefined || cached.type !== event.type) {
+    cached = { type: event.type, prevKv: event.prevKv, withPrevKv: undefined, withoutPrevKv: undefined };
+    eventCache.set(event.kv, cached);
+  }
+  if (event.prevKv === null) return (cached.withoutPrevKv ??= encodeEventField(event));
+  if (cached.prevKv !== event.prevKv) return encodeEventField(event);
+  return (cached.withPrevKv ??= encodeEventField(event));
+}
+
+/** etcdserverpb.ResponseHeader's fields. */
+export interface HeaderFields {
+  readonly clusterId: bigint;
+  readonly memberId: bigint;
+  readonly revision: bigint;
+  readonly raftTerm: bigint;
+}
+
+/**
+ * The header field (tag 1, length, ResponseHeader bytes) of a response, reusing the last
+ * encoding while the header stays the same: every response of one publish carries the same
+ * header, so a fan-out encodes it once.
+ */
+export class HeaderFieldCache {
+  private last: { readonly fields: HeaderFields; readonly bytes: Uint8Array } | undefined;
+
+  field(header: HeaderFields): Uint8Array {
+    const last = this.last;
+    if (
+      last !== undefined &&
+      last.fields.revision === header.revision &&
+      last.fields.raftTerm === header.raftTerm &&
+      last.fields.clusterId === header.clusterId &&
+      last.fields.memberId === header.memberId
+    ) {
+      return last.bytes;
+    }
+    const body = new ProtoWriter()
+      .int64Field(1, header.clusterId)
+      .int64Field(2, header.memberId)
+      .int64Field(3, header.revision)
+      .int64Field(4, header.raftTerm)
+      .finish();
+    const bytes = new ProtoWriter().bytesField(1, body).finish();
+    this.last = {
+      fields: {
+        clusterId: header.clusterId,
+        memberId: header.memberId,
+        revision: header.revision,
+        raftTerm: header.raftTerm,
+      },
+      bytes,
+    };
+    return bytes;
+  }
+}
+
+/** A WatchResponse's fields other than the header, with the events already encoded. */
+export interface EncodedWatchResponse {
+  /** The header field bytes (HeaderFieldCache.field). */
+  readonly header: Uint8Array;
+  readonly watchId: bigint;
+  readonly created?: boolean;
+  readonly canceled?: boolean;
+  readonly compactRevision?: bigint;
+  readonly cancelReason?: string;
+  readonly fragment?: boolean;
+  /** Events field bytes (eventField), in order. */
+  readonly events?: readonly Uint8Array[];
+}
+
+/** The WatchResponse message bytes (what toBinary writes for the same fields). */
+export function encodeWatchResponse(response: EncodedWatchResponse): Uint8Array {
+  const events = response.events ?? [];
+  const reason = response.cancelReason ?? "";
+  const reasonBytes = reason.length > 0 ? textEncoder.encode(reason) : undefined;
+  // Enough for every field at its longest (a 10-byte varint per int64), so one allocation.
+  let capacity = response.header.length + 40 + (reasonBytes === undefined ? 0 : reasonBytes.length + 6);
+  for (const event of events) capacity += event.length;
+  const writer = new ProtoWriter(capacity)
+    .raw(response.header)
+    .int64Field(2, response.watchId)
+    .boolField(3, response.created ?? false)
+    .boolField(4, response.canceled ?? false)
+    .int64Field(5, response.compactRevision ?? 0n);
+  if (reasonBytes !== undefined) writer.bytesField(6, reasonBytes);
+  writer.boolField(7, response.fragment ?? false);
+  for (const event of events) writer.raw(event);
+  return writer.view();
+}
+
+/** Where a wire message keeps its encoded bytes, for a serializer that writes them as they are. */
+const ENCODED = Symbol("encoded WatchResponse bytes");
+
+/** A WatchResponse that carries its own encoding (wireMessage). */
+export type WireWatchResponse = WatchResponse & { readonly [ENCODED]: Uint8Array };
+
+/**
+ * The encoded bytes as a message that any WatchResponse serializer writes unchanged:
+ * `serializeWatchResponse` takes the bytes as they are; a plain protobuf serializer
+ * (toBinary, grpc-service.ts) sees an empty WatchResponse whose one unknown field holds them,
+ * and protobuf-es writes an unknown field as its tag followed by its data verbatim. The bytes
+ * always start with the header's tag (field 1, length-delimited): that is the unknown field's
+ * tag, the rest its data.
+ */
+export function wireMessage(bytes: Uint8Array): WireWatchResponse {
+  if (bytes[0] !== tag(1, WIRE_LENGTH_DELIMITED))
+    throw new Error("an encoded WatchResponse must start with its header field");
+  // create(), not a spread of a template: toBinary is several times slower on spread copies.
+  const message = create(WatchResponseSchema);
+  message.$unknown = [{ no: 1, wireType: WIRE_LENGTH_DELIMITED, data: bytes.subarray(1) }];
+  return Object.assign(message, { [ENCODED]: bytes });
+}
+
+/** A Watch response serializer for grpc-js: a wire message's own bytes, anything else by toBinary. */
+export function serializeWatchResponse(message: WatchResponse): Buffer {
+  const bytes = (message as Partial<WireWatchResponse>)[ENCODED] ?? toBinary(WatchResponseSchema, message);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
