@@ -161,7 +161,8 @@ function compareBigints(a: bigint, b: bigint): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-function sortKey(target: SortTarget): (a: KeyValue, b: KeyValue) => number {
+/** The order etcd sorts a Range's results by for `target` (ties are left to a stable sort). */
+export function sortKey(target: SortTarget): (a: KeyValue, b: KeyValue) => number {
   switch (target) {
     case SortTarget.Key:
       return (a, b) => compareBytes(a.key, b.key);
@@ -177,7 +178,7 @@ function sortKey(target: SortTarget): (a: KeyValue, b: KeyValue) => number {
 }
 
 /** etcd's effective sort order: non-key targets default to ascending; ascending by key is the natural order. */
-function effectiveSortOrder(request: RangeRequest): SortOrder {
+export function effectiveSortOrder(request: RangeRequest): SortOrder {
   if (request.sortTarget !== SortTarget.Key && request.sortOrder === SortOrder.None) return SortOrder.Ascend;
   if (request.sortTarget === SortTarget.Key && request.sortOrder === SortOrder.Ascend) return SortOrder.None;
   return request.sortOrder;

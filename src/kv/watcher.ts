@@ -14,6 +14,7 @@
 import { compareBytes } from "./bytes.js";
 import { KV_ERROR_MESSAGES, KvErrorCode } from "./errors.js";
 import { keyInterval, type KeyInterval } from "./range.js";
+import { PullStream } from "./pull-stream.js";
 import type { KvEvent } from "./results.js";
 import type { Watch, WatchResponse, WatchSource } from "./watch.js";
 
@@ -71,7 +72,11 @@ export class Watcher implements Watch {
   private readonly queue: WatchResponse[] = [];
   private unreadEvents = 0;
   private progressRequested = false;
-  private readonly waiters: ((result: IteratorResult<WatchResponse>) => void)[] = [];
+  private readonly stream = new PullStream<WatchResponse>(
+    () => this.poll(),
+    () => this.phase === "closed",
+    () => this.cancel(),
+  );
 
   constructor(
     readonly id: number,
@@ -164,41 +169,15 @@ export class Watcher implements Watch {
     this.queue.length = 0;
     this.unreadEvents = 0;
     this.host.detach(this);
-    for (const waiter of this.waiters.splice(0)) waiter({ done: true, value: undefined });
+    this.stream.endAll();
   }
 
   [Symbol.asyncIterator](): AsyncIterator<WatchResponse> {
-    return {
-      next: () => this.next(),
-      return: () => {
-        this.cancel();
-        return Promise.resolve({ done: true, value: undefined });
-      },
-    };
+    return this.stream.iterator();
   }
 
-  private next(): Promise<IteratorResult<WatchResponse>> {
-    if (this.waiters.length === 0) {
-      const response = this.poll();
-      if (response !== undefined) return Promise.resolve({ done: false, value: response });
-    }
-    if (this.phase === "closed") return Promise.resolve({ done: true, value: undefined });
-    return new Promise((resolve) => this.waiters.push(resolve));
-  }
-
-  /** Hands whatever can be had now to waiting consumers. */
   private pump(): void {
-    while (this.waiters.length > 0) {
-      const response = this.poll();
-      if (response !== undefined) {
-        this.waiters.shift()!({ done: false, value: response });
-        continue;
-      }
-      if (this.phase === "closed") {
-        for (const waiter of this.waiters.splice(0)) waiter({ done: true, value: undefined });
-      }
-      return;
-    }
+    this.stream.pump();
   }
 
   /** Reads history pages until one has events for this watch, or the watch is caught up or cancelled. */

@@ -21,7 +21,7 @@ import { create } from "@bufbuild/protobuf";
 import { status as GrpcStatus, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { KvError } from "../../kv/errors.js";
 import { ReplicaRequestError } from "../../node/errors.js";
-import type { RouteState } from "../../placement/catalog/descriptor.js";
+import type { RangeListing } from "../../placement/node-ranges.js";
 import { SplitRefusedError } from "../../placement/split/errors.js";
 import { EtcdRpcError, unary, type EtcdContext } from "./context.js";
 import {
@@ -35,25 +35,8 @@ import {
   type SplitRangeResponse,
 } from "./gen/concord/ranges_pb.js";
 
-/** One range as the admin describes it. */
-export interface RangeInfo {
-  /** The route's id in the catalog. */
-  readonly routeId: number;
-  /** The Raft group (range id) serving the route. */
-  readonly groupId: number;
-  readonly start: Uint8Array;
-  /** Exclusive; null = +infinity. */
-  readonly end: Uint8Array | null;
-  readonly state: RouteState;
-  /** Member (node) ids of the group's replicas. */
-  readonly replicas: readonly number[];
-  /** The group's leader as this member believes it; 0 when unknown. */
-  readonly leader: number;
-  readonly sizeBytes: number;
-  readonly opsPerSecond: number;
-  /** The catalog version the description was read from. */
-  readonly catalogVersion: number;
-}
+/** One range as the service lists it: NodeRanges' listing (route, group, span, state, replicas, leader, size, load). */
+export type RangeInfo = RangeListing;
 
 /** What a member provides to serve the Ranges service (the placement coordinator). */
 export interface RangeAdmin {

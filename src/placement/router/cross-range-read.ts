@@ -19,10 +19,11 @@
  * otherwise every piece's filtered keys are gathered, sorted stably (ties keep key order),
  * then limited. `more` means what it means for one store.
  */
-import { EMPTY, compareBytes } from "../../kv/bytes.js";
+import { EMPTY } from "../../kv/bytes.js";
 import type { KeySpan } from "../../kv/bounds.js";
 import { SortOrder, SortTarget, rangeRequest, type RangeRequest } from "../../kv/commands.js";
 import { KvError, KvErrorCode } from "../../kv/errors.js";
+import { effectiveSortOrder, sortKey } from "../../kv/range.js";
 import type { KeyValue, RangeResult } from "../../kv/results.js";
 import type { ReadConsistency } from "../../node/types.js";
 import type { RoutedReplica } from "./routed-replica.js";
@@ -174,37 +175,11 @@ async function mergeParts(
     count += result.count;
   }
   if (order !== SortOrder.None) {
-    const compare = sortComparator(request.sortTarget);
+    const compare = sortKey(request.sortTarget);
     kvs.sort(order === SortOrder.Descend ? (a, b) => compare(b, a) : compare);
   }
   const more = kvs.length > limit;
   if (more) kvs = kvs.slice(0, limit);
   if (request.keysOnly) kvs = kvs.map((kv) => ({ ...kv, value: EMPTY }));
   return { kind: "range", kvs, more, count };
-}
-
-/** etcd's effective order: non-key targets default to ascending; ascending by key is the scan order. */
-function effectiveSortOrder(request: RangeRequest): SortOrder {
-  if (request.sortTarget !== SortTarget.Key && request.sortOrder === SortOrder.None) return SortOrder.Ascend;
-  if (request.sortTarget === SortTarget.Key && request.sortOrder === SortOrder.Ascend) return SortOrder.None;
-  return request.sortOrder;
-}
-
-function compareBigints(a: bigint, b: bigint): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function sortComparator(target: SortTarget): (a: KeyValue, b: KeyValue) => number {
-  switch (target) {
-    case SortTarget.Key:
-      return (a, b) => compareBytes(a.key, b.key);
-    case SortTarget.Version:
-      return (a, b) => compareBigints(a.version, b.version);
-    case SortTarget.Create:
-      return (a, b) => compareBigints(a.createRevision, b.createRevision);
-    case SortTarget.Mod:
-      return (a, b) => compareBigints(a.modRevision, b.modRevision);
-    case SortTarget.Value:
-      return (a, b) => compareBytes(a.value, b.value);
-  }
 }

@@ -47,6 +47,7 @@ import type { Watch, WatchRequest, WatchResponse } from "../../kv/watch.js";
 import type { TimerHandle, Timers } from "../../transport/timers.js";
 import type { KeySpan } from "../../kv/bounds.js";
 import type { RouteDescriptor } from "../catalog/descriptor.js";
+import { PullStream } from "../../kv/pull-stream.js";
 import { PendingEvents } from "./watch-pending.js";
 import { planSubSpans, subWatchRequest, watchSpans, type RouteLookup } from "./watch-plan.js";
 
@@ -131,7 +132,11 @@ export class RoutedWatch implements Watch {
   private subs: SubWatch[] = [];
   private readonly pending = new PendingEvents();
   private readonly outbound: WatchResponse[] = [];
-  private readonly waiters: ((result: IteratorResult<WatchResponse>) => void)[] = [];
+  private readonly stream = new PullStream<WatchResponse>(
+    () => this.poll(),
+    () => this.phase === "closed",
+    () => this.cancel(),
+  );
   private phase: "open" | "closing" | "closed" = "open";
   /** The revision of the last response queued. */
   private queuedThrough: bigint;
@@ -209,40 +214,15 @@ export class RoutedWatch implements Watch {
     this.phase = "closed";
     this.stopAll();
     this.outbound.length = 0;
-    for (const waiter of this.waiters.splice(0)) waiter({ done: true, value: undefined });
+    this.stream.endAll();
   }
 
   [Symbol.asyncIterator](): AsyncIterator<WatchResponse> {
-    return {
-      next: () => this.next(),
-      return: () => {
-        this.cancel();
-        return Promise.resolve({ done: true, value: undefined });
-      },
-    };
-  }
-
-  private next(): Promise<IteratorResult<WatchResponse>> {
-    if (this.waiters.length === 0) {
-      const response = this.poll();
-      if (response !== undefined) return Promise.resolve({ done: false, value: response });
-    }
-    if (this.phase === "closed") return Promise.resolve({ done: true, value: undefined });
-    return new Promise((resolve) => this.waiters.push(resolve));
+    return this.stream.iterator();
   }
 
   private pump(): void {
-    while (this.waiters.length > 0) {
-      const response = this.poll();
-      if (response !== undefined) {
-        this.waiters.shift()!({ done: false, value: response });
-        continue;
-      }
-      if (this.phase === "closed") {
-        for (const waiter of this.waiters.splice(0)) waiter({ done: true, value: undefined });
-      }
-      return;
-    }
+    this.stream.pump();
   }
 
   private addSub(sub: SubWatch): SubWatch {
