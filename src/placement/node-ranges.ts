@@ -19,7 +19,7 @@ import type { Watch, WatchRequest } from "../kv/watch.js";
 import type { NodeHost } from "../node/host.js";
 import type { Replica } from "../node/replica.js";
 import type { ReadConsistency, RequestId } from "../node/types.js";
-import { NONE, type RandomSource } from "../raft/types.js";
+import { NONE, type ConfState, type NodeId, type RandomSource } from "../raft/types.js";
 import type { Timers, TimerHandle } from "../transport/timers.js";
 import type { Logger } from "../transport/transport.js";
 import { RouteCatalog } from "./catalog/catalog.js";
@@ -291,8 +291,8 @@ export class NodeRanges {
     this.missingBefore = missing;
     if (this.leadsMetaRange() && !this.sweeping) {
       this.sweeping = true;
-      this.sweepLeaseMirrors()
-        .catch((error: unknown) => this.options.logger.warn({ err: error }, "lease mirror sweep failed"))
+      this.metaLeaderPass()
+        .catch((error: unknown) => this.options.logger.warn({ err: error }, "meta leader pass failed"))
         .finally(() => {
           this.sweeping = false;
         });
@@ -301,6 +301,38 @@ export class NodeRanges {
       () => this.reconcile(),
       this.options.reconcileIntervalMs ?? 2_000,
     );
+  }
+
+  /** What the meta leader does each reconciliation pass: memberships, then lease mirrors. */
+  private async metaLeaderPass(): Promise<void> {
+    await this.followMembership();
+    await this.sweepLeaseMirrors();
+  }
+
+  /**
+   * Every range has range 1's members (replicas do not move yet): on the meta leader, each
+   * pass makes one membership step per range whose configuration differs from range 1's —
+   * a missing member is added as a learner (caught up by snapshot), a learner that range 1
+   * has as a voter is promoted, a member range 1 no longer has is removed. Additions go
+   * first, so replacing a member never leaves a range with fewer voters than before. Nothing
+   * is done while range 1's own configuration is joint.
+   */
+  private async followMembership(): Promise<void> {
+    const target = this.hosted(META_RANGE_ID).status().confState;
+    if (target.votersOutgoing.length > 0) return;
+    for (const route of this.table.routes) {
+      const replica = route.groupId === META_RANGE_ID ? undefined : this.host.replica(route.groupId);
+      if (replica === undefined) continue;
+      const step = membershipStep(replica.status().confState, target);
+      if (step === null) continue;
+      try {
+        if (step.kind === "addLearner") await replica.addLearner(step.nodeId);
+        else if (step.kind === "promote") await replica.addVoter(step.nodeId);
+        else await replica.removeNode(step.nodeId);
+      } catch (error) {
+        this.options.logger.warn({ err: error, rangeId: route.groupId, step }, "membership step failed");
+      }
+    }
   }
 
   /**
@@ -446,6 +478,26 @@ export class NodeRanges {
       () => undefined,
     );
   }
+}
+
+/** The next change that brings `current` toward `target` (voters and learners), or null. */
+function membershipStep(
+  current: ConfState,
+  target: ConfState,
+): { readonly kind: "addLearner" | "promote" | "remove"; readonly nodeId: NodeId } | null {
+  if (current.votersOutgoing.length > 0) return null;
+  const members = new Set([...current.voters, ...current.learners]);
+  for (const nodeId of [...target.voters, ...target.learners]) {
+    if (!members.has(nodeId)) return { kind: "addLearner", nodeId };
+  }
+  for (const nodeId of target.voters) {
+    if (current.learners.includes(nodeId)) return { kind: "promote", nodeId };
+  }
+  const wanted = new Set([...target.voters, ...target.learners]);
+  for (const nodeId of members) {
+    if (!wanted.has(nodeId)) return { kind: "remove", nodeId };
+  }
+  return null;
 }
 
 function sameStart(a: RangeBounds, b: RangeBounds | undefined): boolean {

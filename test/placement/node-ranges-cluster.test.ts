@@ -1,6 +1,7 @@
 // NodeRanges in a 3-member cluster of Concord.open members over loopback TCP: a split made
 // through one member reaches every member's route table, every member hosts both ranges, and
-// writes and scans through any member land in and read from the right range.
+// writes and scans through any member land in and read from the right range; membership
+// changes of range 1 carry over to the new range.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { EmbeddedConcord } from "../../src/api/index.js";
@@ -36,6 +37,16 @@ test("a split made on one member is routed by all three", async () => {
     const rightReplica = one.host.replica(right.groupId)!;
     assert.equal(text(leftReplica.bounds.end ?? undefined), "c/10");
     assert.equal(text(rightReplica.bounds.start), "c/10");
+
+    // Membership follows range 1: a member removed there leaves the new range too, and one
+    // added back joins it as a learner first, then as a voter.
+    const voters = (): readonly number[] => [...rightReplica.status().confState.voters].sort();
+    await one.host.replica(1)!.removeNode(3);
+    await waitFor(() => voters().join() === "1,2", "node 3 removed from the new range");
+    await one.host.replica(1)!.addVoter(3);
+    await waitFor(() => voters().join() === "1,2,3", "node 3 a voter of the new range again");
+    await three.put("c/18", "after-membership");
+    assert.equal(text((await one.get("c/18"))?.value), "after-membership");
   } finally {
     await close();
   }
