@@ -83,6 +83,8 @@ export interface OpenOptions {
   readonly autoSplit?: boolean;
   /** Thresholds of automatic splits (defaults: src/placement/split/policy.ts). */
   readonly splitPolicy?: SplitPolicyOptions;
+  /** How often a range's size is measured for size splits (default 30,000 ms). */
+  readonly rangeSizeRefreshMs?: number;
 }
 
 const SILENT_LOGGER: Logger = { warn: () => {}, info: () => {} };
@@ -320,6 +322,7 @@ export async function openEmbedded(options: OpenOptions): Promise<EmbeddedConcor
         logger,
         ...(options.autoSplit === undefined ? {} : { autoSplit: options.autoSplit }),
         ...(options.splitPolicy === undefined ? {} : { splitPolicy: options.splitPolicy }),
+        ...(options.rangeSizeRefreshMs === undefined ? {} : { sizeRefreshMs: options.rangeSizeRefreshMs }),
       });
       parts.ranges.start();
     }

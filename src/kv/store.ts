@@ -197,6 +197,9 @@ function u64Bytes(value: bigint): Uint8Array {
   return out;
 }
 
+/** The granularity of `sizeEstimate`'s median: one remembered key per this many bytes. */
+const SIZE_CHECKPOINT_BYTES = 64 * 1024;
+
 export class MvccStore {
   private readonly layout: KeyLayout;
   private readonly dedup: DedupTable;
@@ -431,6 +434,34 @@ export class MvccStore {
         hash = crc32(value, crc32(key.subarray(strip), hash));
       }
       return { hash, revision: this.state.revision, compacted };
+    } finally {
+      view.release();
+    }
+  }
+
+  /**
+   * How many bytes the range's data holds (every stored version, keys and values), and a user
+   * key with about half of them below it (null when the data is empty): what a split by size
+   * needs. One scan; memory bounded by one checkpoint per SIZE_CHECKPOINT_BYTES.
+   */
+  sizeEstimate(): { readonly bytes: number; readonly medianKey: Uint8Array | null } {
+    const view = this.kv.view();
+    try {
+      const checkpoints: { readonly below: number; readonly dataKey: Uint8Array }[] = [];
+      let bytes = 0;
+      let nextCheckpoint = 0;
+      for (const { key, value } of view.scan(this.layout.dataStart, this.layout.dataEnd)) {
+        if (bytes >= nextCheckpoint) {
+          checkpoints.push({ below: bytes, dataKey: key.slice() });
+          nextCheckpoint = bytes + SIZE_CHECKPOINT_BYTES;
+        }
+        bytes += key.length + value.length;
+      }
+      const median = checkpoints.find((checkpoint) => checkpoint.below * 2 >= bytes) ?? checkpoints.at(-1);
+      return {
+        bytes,
+        medianKey: median === undefined ? null : this.layout.parseDataKey(median.dataKey).userKey,
+      };
     } finally {
       view.release();
     }

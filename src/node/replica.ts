@@ -336,6 +336,11 @@ export class Replica {
     return transfer;
   }
 
+  /** Bytes of this replica's applied data and its size-median key (MvccStore.sizeEstimate). */
+  sizeEstimate(): ReturnType<ReplicaStateMachine["sizeEstimate"]> {
+    return this.stateMachine.sizeEstimate();
+  }
+
   /** etcd's HashKV of this replica's applied state (MvccStore.hashKv; throws KvError). */
   hashKv(revision = 0n): ReturnType<ReplicaStateMachine["hashKv"]> {
     return this.stateMachine.hashKv(revision);

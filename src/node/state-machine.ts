@@ -110,6 +110,10 @@ export class ReplicaStateMachine {
     return this.store.lastSplit;
   }
 
+  sizeEstimate(): ReturnType<MvccStore["sizeEstimate"]> {
+    return this.store.sizeEstimate();
+  }
+
   hashKv(revision: bigint): ReturnType<MvccStore["hashKv"]> {
     return this.store.hashKv(revision);
   }

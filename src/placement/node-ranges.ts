@@ -432,8 +432,8 @@ export class NodeRanges {
   }
 
   /**
-   * Sizes for size splits, measured on this node's replica by a serializable scan at most
-   * once per `sizeRefreshMs` per range (the scan reads the range's current keys and values).
+   * Sizes for size splits, measured on this node's replica (one scan of its stored versions)
+   * at most once per `sizeRefreshMs` per range.
    */
   private sizeSource(): RangeSizeSource {
     const refreshMs = this.options.sizeRefreshMs ?? 30_000;
@@ -458,25 +458,7 @@ export class NodeRanges {
   }
 
   private measure(replica: Replica, now: number): void {
-    const bounds = replica.bounds;
-    const key = bounds.start.length > 0 ? bounds.start : Uint8Array.of(0);
-    replica.range(rangeRequest({ key, rangeEnd: bounds.end ?? Uint8Array.of(0) }), "serializable").then(
-      (result) => {
-        let bytes = 0;
-        for (const kv of result.kvs) bytes += kv.key.length + kv.value.length;
-        let below = 0;
-        let medianKey: Uint8Array | null = null;
-        for (const kv of result.kvs) {
-          below += kv.key.length + kv.value.length;
-          if (below * 2 >= bytes) {
-            medianKey = kv.key;
-            break;
-          }
-        }
-        this.sizes.set(replica.rangeId, { at: now, bytes, medianKey });
-      },
-      () => undefined,
-    );
+    this.sizes.set(replica.rangeId, { at: now, ...replica.sizeEstimate() });
   }
 }
 

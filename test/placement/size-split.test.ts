@@ -1,0 +1,58 @@
+// Splits by size: MvccStore.sizeEstimate against the bytes written, and a one-node store whose
+// range grows past maxRangeBytes splitting by itself at its size median.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { Concord } from "../../src/api/index.js";
+import { putRequest } from "../../src/kv/commands.js";
+import { MemoryOrderedKv } from "../../src/kv/memory-engine.js";
+import { MvccStore } from "../../src/kv/store.js";
+import { text, waitFor } from "../api/helpers.js";
+
+const bytes = (value: string): Uint8Array => new TextEncoder().encode(value);
+
+test("sizeEstimate counts every stored version and finds the key with half the bytes below it", () => {
+  const store = new MvccStore(new MemoryOrderedKv());
+  assert.deepEqual(store.sizeEstimate(), { bytes: 0, medianKey: null });
+  const value = new Uint8Array(10_000);
+  for (let i = 0; i < 100; i++) {
+    store.apply(i + 1, {
+      clientId: "",
+      sequence: 0,
+      timestamp: BigInt(i + 1),
+      command: putRequest({ key: bytes(`s/${String(i).padStart(3, "0")}`), value }),
+    });
+  }
+  const { bytes: total, medianKey } = store.sizeEstimate();
+  assert.ok(total >= 100 * 10_000 && total < 100 * 10_200, `bytes ${total}`);
+  const index = Number(text(medianKey ?? undefined)?.slice(2));
+  assert.ok(index >= 40 && index <= 60, `median key index ${index}`);
+});
+
+test("a range over maxRangeBytes splits by itself at its size median", async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), "concord-size-split-"));
+  const db = await Concord.open({
+    dataDir,
+    tickMs: 10,
+    splitPolicy: { maxRangeBytes: 200_000, loadSplitOpsPerSecond: 1e12, cooldownMs: 0 },
+    rangeSizeRefreshMs: 50,
+  });
+  try {
+    const value = "x".repeat(5_000);
+    for (let i = 0; i < 100; i++) await db.put(`big/${String(i).padStart(3, "0")}`, value);
+    await waitFor(() => (db.ranges?.list().length ?? 0) >= 2, "a split by size");
+    const listed = db.ranges!.list();
+    for (let i = 1; i < listed.length; i++) {
+      assert.deepEqual(listed[i]!.start, listed[i - 1]!.end, "ranges are contiguous");
+    }
+    for (let i = 0; i < 100; i += 7) {
+      assert.equal((await db.get(`big/${String(i).padStart(3, "0")}`))?.value.length, 5_000);
+    }
+    assert.equal((await db.range("big/", { prefix: true, countOnly: true })).count, 100);
+  } finally {
+    await db.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
