@@ -73,7 +73,7 @@ export class NodeHost {
       nextSequence: () => ++this.sequence,
       isAccepting: () => this.state === "new" || this.state === "running",
       requestTurn: (replica) => this.wake(replica),
-      splitApplied: (_rangeId, rhsRangeId, confState) => this.hostSplitRange(rhsRangeId, confState),
+      splitApplied: (rangeId, rhsRangeId, confState) => this.hostSplitRange(rangeId, rhsRangeId, confState),
     };
     this.liveness = new PeerLiveness<Replica>(this.config.electionTicks * this.config.tickMs);
     options.transport.onReceive((envelope) => this.receive(envelope));
@@ -120,14 +120,14 @@ export class NodeHost {
   }
 
   /**
-   * A split into `rhsRangeId` applied here (or was held already after a restart), its state
+   * A split of `rangeId` into `rhsRangeId` applied here (or was held already after a restart), its state
    * machine synced. Hosts the right-hand range unless it is hosted already (a replica made by
    * `createReplica(id, { join: true })`, caught up by a snapshot, is left alone). Without Raft
    * storage for it, the storage starts as of the split (split-range.ts) — but only when the
    * state machine holds the range's store: a refused split, or one this node knows only from
    * a snapshot past it, leaves nothing to host.
    */
-  private hostSplitRange(rhsRangeId: number, confState: ConfState): void {
+  private hostSplitRange(rangeId: number, rhsRangeId: number, confState: ConfState): void {
     if (this.state !== "new" && this.state !== "running") return;
     if (this.replicas.has(rhsRangeId)) return;
     if (!this.options.engine.groups().includes(rhsRangeId)) {
@@ -135,7 +135,10 @@ export class NodeHost {
       if (new MvccStore(storage.kv, storage.storeOptions).appliedIndex === 0) return;
       initialiseSplitRange(this.options.engine.replica(rhsRangeId), confState);
     }
-    this.createReplica(rhsRangeId, { join: true });
+    const rhs = this.createReplica(rhsRangeId, { join: true });
+    // The left-hand leader's node starts the new group's first election at once: requests
+    // for the moved keys would otherwise find no leader for an election timeout.
+    if (this.replicas.get(rangeId)?.termLeaderRevision().leader === this.nodeId) rhs.campaign();
   }
 
   replica(rangeId: number): Replica | undefined {

@@ -130,6 +130,10 @@ function isFresh(storage: ReplicaStorage): boolean {
   );
 }
 
+/** Retries of a requested campaign while no leader is known, and the ticks between them. */
+const CAMPAIGN_RETRIES = 3;
+const CAMPAIGN_RETRY_TICKS = 2;
+
 export class Replica {
   private readonly raw: RawNode;
   private readonly stateMachine: ReplicaStateMachine;
@@ -153,6 +157,11 @@ export class Replica {
   private closed = false;
   /** The host's liveness rule asked this quiesced replica to resume ticking (see requestWake). */
   private wakeRequested = false;
+  /** `campaign()` was called: the core starts an election at the next turn. */
+  private campaignRequested = false;
+  /** Further elections `campaign()` starts, every CAMPAIGN_RETRY_TICKS, while no leader is known. */
+  private campaignRetries = 0;
+  private ticksToCampaignRetry = 0;
 
   constructor(
     readonly rangeId: number,
@@ -616,6 +625,11 @@ export class Replica {
     for (const peer of this.unreachablePeers) this.raw.reportUnreachable(peer);
     this.unreachablePeers.clear();
     for (const m of this.inbox.splice(0)) this.stepIncoming(m);
+    if (ticks > 0 && this.campaignRetries > 0) this.retryCampaign(ticks);
+    if (this.campaignRequested) {
+      this.campaignRequested = false;
+      this.raw.campaign();
+    }
     for (const to of this.transfers.takeTargets()) this.raw.transferLeader(to);
     if (ticks > 0) this.serviceTick(now);
     this.proposeQueued();
@@ -625,6 +639,35 @@ export class Replica {
       this.expireRequests(now);
       this.maybeQuiesce();
     }
+  }
+
+  /**
+   * Starts an election at the next turn instead of an election timeout later: the host asks
+   * this of a split's new right-hand range on the node whose left-hand replica leads, so the
+   * new range has a leader as soon as it exists.
+   */
+  campaign(): void {
+    this.campaignRequested = true;
+    this.campaignRetries = CAMPAIGN_RETRIES;
+    this.ticksToCampaignRetry = CAMPAIGN_RETRY_TICKS;
+    this.host.requestTurn(this);
+  }
+
+  /**
+   * The first election of a split's new range may find the other members without the range
+   * yet (they apply the split a moment later and drop its votes meanwhile): while no leader
+   * is known, it is tried again every few ticks, a few times, before election timeouts take over.
+   */
+  private retryCampaign(ticks: number): void {
+    if (this.raw.softState().lead !== NONE) {
+      this.campaignRetries = 0;
+      return;
+    }
+    this.ticksToCampaignRetry -= ticks;
+    if (this.ticksToCampaignRetry > 0) return;
+    this.campaignRetries -= 1;
+    this.ticksToCampaignRetry = CAMPAIGN_RETRY_TICKS;
+    this.campaignRequested = true;
   }
 
   /**

@@ -1,15 +1,16 @@
 /**
  * How the router retries a request that reached the wrong range: which failures mean "the
  * routes moved under you" (a KeyOutsideRange or RangeFenced answer, a RangeMovedError, no
- * routes loaded, no local replica of the group), and the retry policy (bounded attempts,
+ * routes loaded, no local replica of the group; and a range without a leader yet), and the retry policy (bounded attempts,
  * capped exponential backoff on an injected sleep so tests run on virtual time).
  */
 import { KvError, KvErrorCode } from "../../kv/errors.js";
 import type { CommandResult } from "../../kv/results.js";
+import { NotLeaderError } from "../../node/errors.js";
 import { RangeMovedError, RoutesUnavailableError } from "../routes/moved.js";
 
 export interface RetryPolicy {
-  /** Attempts in all, the first included (default 5). */
+  /** Attempts in all, the first included (default 8: about 1.1 s of backoff in all). */
   readonly attempts: number;
   /** Wait before the second attempt (default 10 ms); doubled for each further attempt. */
   readonly baseDelayMs: number;
@@ -18,7 +19,7 @@ export interface RetryPolicy {
 }
 
 export const DEFAULT_RETRY_POLICY: RetryPolicy = Object.freeze({
-  attempts: 5,
+  attempts: 8,
   baseDelayMs: 10,
   maxDelayMs: 500,
 });
@@ -64,10 +65,15 @@ export function isRoutingRefusal(result: CommandResult): boolean {
   return result.response.kind === "error" && ROUTING_CODES.has(result.response.code);
 }
 
-/** Whether a thrown error means stale routing: reload the routes and try again. */
+/**
+ * Whether a thrown error means stale routing — reload the routes and try again — or a range
+ * with no leader yet (NotLeaderError: nothing was proposed; typically a split's new range
+ * electing its first leader), which the same bounded backoff rides out.
+ */
 export function isRoutingError(error: unknown): boolean {
   return (
     (error instanceof KvError && ROUTING_CODES.has(error.code)) ||
+    error instanceof NotLeaderError ||
     error instanceof RangeMovedError ||
     error instanceof RoutesUnavailableError ||
     error instanceof ReplicaNotHostedError
