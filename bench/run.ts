@@ -1,5 +1,6 @@
 /**
- * `npm run bench -- <workload> [flags]`: runs a named workload (`embedded`, `etcd-compare`, `idle-ranges`),
+ * `npm run bench -- <workload> [flags]`: runs a named workload (`embedded`, `etcd-compare`, `idle-ranges`,
+ * `split-throughput`),
  * prints the machine, the date and a table of results, and writes the same figures as JSON to
  * bench/results/<YYYY-MM-DD>-<workload>.json (etcd-compare also draws an SVG chart beside it).
  */
@@ -10,6 +11,7 @@ import { DEFAULT_BUDGET, runEmbeddedBench, VALUE_BYTES } from "./embedded.js";
 import { runEtcdCompareCommand } from "./etcd-compare/command.js";
 import { runIdleRangesBench, type IdleRangesReport } from "./idle-ranges.js";
 import type { RowBudget } from "./load.js";
+import { runSplitThroughputCommand } from "./split-throughput.js";
 import { formatTable, renderTable } from "./stats.js";
 
 const USAGE = [
@@ -17,6 +19,7 @@ const USAGE = [
   "       npm run bench -- etcd-compare [--seconds <per row, default 4>] [--reps <default 3>]",
   "                                     [--only put,get,txn,watch,perf] [--systems concord,etcd]",
   "       npm run bench -- idle-ranges [--ranges <default 1000>] [--seconds <idle window, default 10>]",
+  "       npm run bench -- split-throughput [--ranges <default 16>] [--seconds <per phase, default 15>]",
 ].join("\n");
 const RESULTS_DIR = fileURLToPath(new URL("./results/", import.meta.url));
 
@@ -113,6 +116,14 @@ async function main(): Promise<number> {
     }
     return runIdleRanges(values.ranges, values.seconds);
   }
+  const splitFlagsOnly =
+    extra.length === 0 &&
+    values.ops === undefined &&
+    values.reps === undefined &&
+    values.only === undefined &&
+    values.systems === undefined;
+  if (workload === "split-throughput" && splitFlagsOnly)
+    return runSplitThroughputCommand(values, RESULTS_DIR);
   if (workload === "etcd-compare" && extra.length === 0 && values.ops === undefined)
     return runEtcdCompareCommand(values, RESULTS_DIR);
   const embeddedFlagsOnly =

@@ -1,7 +1,7 @@
 /**
  * The production NodeStarter: a member opened with `Concord.open` (lmdb storage under the
- * data dir, a peer transport, and the native-protocol server on the client URL), with
- * warnings logged to stderr.
+ * data dir, a peer transport, and the native-protocol server on the client URL, automatic
+ * splits as the flags set them), with warnings logged to stderr.
  */
 import { Concord } from "../api/concord.js";
 import type { Logger } from "../transport/transport.js";
@@ -46,6 +46,8 @@ export async function startEmbeddedNode(launch: NodeLaunch, logger: Logger): Pro
     logger,
     onFailure: (error) => reportFailure(error),
     onRemoved: () => reportRemoval(),
+    autoSplit: launch.split.autoSplit,
+    splitPolicy: launch.split.policy,
   });
   const clientAddress = db.clientAddress();
   const peerAddress = db.peerAddress();

@@ -10,7 +10,13 @@ import { CommandError, UnavailableError } from "./client/errors.js";
 import { processClientIo } from "./client/process-io.js";
 import { GLOBAL_FLAG_NAMES, registerClientCommands, type ClientChoice } from "./client/register.js";
 import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, RuntimeError, UsageError } from "./errors.js";
-import { resolveStartConfig, START_DEFAULTS, type StartFlags } from "./start-config.js";
+import {
+  resolveStartConfig,
+  SPLIT_FLAG_NAMES,
+  SPLIT_OPTIONS,
+  START_DEFAULTS,
+  type StartFlags,
+} from "./start-config.js";
 import { runStart, type NodeStarter, type SignalWaiter } from "./start.js";
 import { concordVersion } from "./version.js";
 
@@ -35,6 +41,7 @@ const START_FLAGS = [
   "initial-cluster",
   "initial-cluster-state",
   "initial-cluster-token",
+  ...SPLIT_FLAG_NAMES,
 ] as const;
 
 const START_EXAMPLES = `
@@ -134,6 +141,11 @@ interface StartOptions {
   initialCluster?: string;
   initialClusterState: string;
   initialClusterToken: string;
+  autoSplit?: string | boolean;
+  splitLoadOps?: string;
+  splitLoadWindows?: string;
+  splitMaxRangeBytes?: string;
+  splitCooldown?: string;
 }
 
 type Chosen =
@@ -149,7 +161,7 @@ function buildProgram(deps: CliDeps, version: string, choose: (chosen: Chosen) =
     .showHelpAfterError("(concord --help or concord <command> --help for usage)")
     .version(version, "--version", "print the version and exit")
     .addHelpText("after", PROGRAM_EXAMPLES);
-  program
+  const start = program
     .command("start")
     .description("Start a durable member (one node by default) and serve until SIGINT/SIGTERM.")
     .allowExcessArguments(false)
@@ -184,7 +196,9 @@ function buildProgram(deps: CliDeps, version: string, choose: (chosen: Chosen) =
       "--initial-cluster-token <token>",
       "cluster identity; members of one cluster share it",
       START_DEFAULTS.initialClusterToken,
-    )
+    );
+  for (const option of SPLIT_OPTIONS) start.option(option.flags, option.description);
+  start
     .addHelpText("after", START_EXAMPLES)
     .action((options: StartOptions) => choose({ kind: "start", flags: options }));
   program

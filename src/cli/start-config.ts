@@ -1,11 +1,13 @@
 /**
  * The flags of `concord start` (etcd's names and defaults) and their validation into a
  * StartConfig: everything `concord start` needs, checked before anything touches the disk.
- * Any problem is a UsageError naming the flag.
+ * Any problem is a UsageError naming the flag. Also Concord's own flags of automatic range
+ * splits (`--auto-split`, `--split-*`), listed in SPLIT_OPTIONS for the command's help.
  */
 import { resolve } from "node:path";
 import { etcdClusterId } from "../api/etcd/context.js";
 import { joinedMemberIdOf } from "../api/etcd/member-ids.js";
+import type { SplitPolicyOptions } from "../placement/split/policy.js";
 import type { NodeId } from "../raft/types.js";
 import { UsageError } from "./errors.js";
 import { clusterIdOf, memberIdOf } from "./member-id.js";
@@ -24,6 +26,50 @@ export interface StartFlags {
   readonly initialCluster?: string | undefined;
   readonly initialClusterState: string;
   readonly initialClusterToken: string;
+  /** A bare `--auto-split` comes as true; `--auto-split=<bool>` as its text. Absent: on. */
+  readonly autoSplit?: string | boolean | undefined;
+  /** The `--split-*` thresholds; absent ones keep the split policy's defaults. */
+  readonly splitLoadOps?: string | undefined;
+  readonly splitLoadWindows?: string | undefined;
+  readonly splitMaxRangeBytes?: string | undefined;
+  readonly splitCooldown?: string | undefined;
+}
+
+/**
+ * The split flags as commander declares them (kebab case, as etcd names its flags), for
+ * `concord start --help`. Defaults live in src/placement/split/policy.ts, so none is given here.
+ */
+export const SPLIT_OPTIONS = [
+  {
+    flags: "--auto-split [bool]",
+    description: "split ranges by load and size on their own: true or false (default true)",
+  },
+  {
+    flags: "--split-load-ops <n>",
+    description: "requests per second that make a range's window hot (default 1000)",
+  },
+  {
+    flags: "--split-load-windows <n>",
+    description: "consecutive hot one-second windows before a load split (default 15)",
+  },
+  {
+    flags: "--split-max-range-bytes <n>",
+    description: "a range larger than this many bytes splits at its size median (default 67108864)",
+  },
+  {
+    flags: "--split-cooldown <ms>",
+    description: "milliseconds both halves of a split wait before either splits again (default 30000)",
+  },
+] as const;
+
+/** The split flags' names without dashes, for the `-flag` spelling etcd's parser accepts. */
+export const SPLIT_FLAG_NAMES = SPLIT_OPTIONS.map((option) => option.flags.slice(2).split(" ")[0]!);
+
+/** What `concord start` passes to Concord.open about splits. */
+export interface SplitConfig {
+  readonly autoSplit: boolean;
+  /** Only the thresholds given on the command line. */
+  readonly policy: SplitPolicyOptions;
 }
 
 export const START_DEFAULTS = {
@@ -67,6 +113,7 @@ export interface StartConfig {
   readonly clusterState: ClusterState;
   readonly clusterToken: string;
   readonly clusterId: string;
+  readonly split: SplitConfig;
 }
 
 function single(flag: string, urls: readonly ParsedUrl[]): ParsedUrl {
@@ -166,7 +213,67 @@ export function resolveStartConfig(flags: StartFlags, cwd: string): StartConfig 
     clusterState,
     clusterToken,
     clusterId: clusterIdOf(clusterToken),
+    split: parseSplitFlags(flags),
   };
+}
+
+/** Go's strconv.ParseBool spellings, which etcd's boolean flags take. */
+const GO_TRUE = ["1", "t", "T", "true", "TRUE", "True"];
+const GO_FALSE = ["0", "f", "F", "false", "FALSE", "False"];
+
+function parseBoolFlag(flag: string, value: string | boolean | undefined): boolean | undefined {
+  if (value === undefined || typeof value === "boolean") return value;
+  if (GO_TRUE.includes(value)) return true;
+  if (GO_FALSE.includes(value)) return false;
+  throw new UsageError(`${flag}: expected true or false, got "${value}"`);
+}
+
+/** A decimal number (no hex, no exponent, no sign) at least `min`; whole when `integer`. */
+function parseNumberFlag(
+  flag: string,
+  text: string | undefined,
+  rule: { readonly integer: boolean; readonly min: number },
+): number | undefined {
+  if (text === undefined) return undefined;
+  const value = /^\d+(\.\d+)?$/.test(text.trim()) ? Number(text) : NaN;
+  const wanted = `${rule.integer ? "a whole number" : "a number"} >= ${rule.min}`;
+  if (!Number.isFinite(value) || value < rule.min || (rule.integer && !Number.isSafeInteger(value))) {
+    throw new UsageError(`${flag}: expected ${wanted}, got "${text}"`);
+  }
+  return value;
+}
+
+/**
+ * The split flags: thresholds only when given (the policy's defaults stay the defaults), and
+ * thresholds together with `--auto-split=false` refused, since they would change nothing.
+ */
+export function parseSplitFlags(flags: StartFlags): SplitConfig {
+  const autoSplit = parseBoolFlag("--auto-split", flags.autoSplit) ?? true;
+  const loadSplitOpsPerSecond = parseNumberFlag("--split-load-ops", flags.splitLoadOps, {
+    integer: false,
+    min: 1,
+  });
+  const loadSplitWindows = parseNumberFlag("--split-load-windows", flags.splitLoadWindows, {
+    integer: true,
+    min: 1,
+  });
+  const maxRangeBytes = parseNumberFlag("--split-max-range-bytes", flags.splitMaxRangeBytes, {
+    integer: true,
+    min: 1,
+  });
+  const cooldownMs = parseNumberFlag("--split-cooldown", flags.splitCooldown, { integer: true, min: 0 });
+  const policy: SplitPolicyOptions = {
+    ...(loadSplitOpsPerSecond === undefined ? {} : { loadSplitOpsPerSecond }),
+    ...(loadSplitWindows === undefined ? {} : { loadSplitWindows }),
+    ...(maxRangeBytes === undefined ? {} : { maxRangeBytes }),
+    ...(cooldownMs === undefined ? {} : { cooldownMs }),
+  };
+  if (!autoSplit && Object.keys(policy).length > 0) {
+    throw new UsageError(
+      "--split-load-ops, --split-load-windows, --split-max-range-bytes and --split-cooldown have no effect with --auto-split=false; drop them or the --auto-split=false",
+    );
+  }
+  return { autoSplit, policy };
 }
 
 /** A joining member's entry gets the id MemberAdd gave its peer URL. */

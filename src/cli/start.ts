@@ -7,7 +7,7 @@ import type { NodeId } from "../raft/types.js";
 import { foundDataDir, inspectDataDir, type Rollback } from "./data-dir.js";
 import { RuntimeError } from "./errors.js";
 import { formatMemberId } from "./member-id.js";
-import type { StartConfig } from "./start-config.js";
+import type { SplitConfig, StartConfig } from "./start-config.js";
 import { formatHttpUrl, type HostPort } from "./urls.js";
 
 /** What the node is started with, in the node's terms. */
@@ -25,6 +25,8 @@ export interface NodeLaunch {
   readonly listenPeer: HostPort;
   /** Every --initial-cluster member's id and the address it is dialed at, this member included. */
   readonly peers: ReadonlyMap<NodeId, HostPort>;
+  /** Automatic splits on or off, and the thresholds the flags set. */
+  readonly split: SplitConfig;
 }
 
 /** A started node: where it actually listens (port 0 resolved) and how to stop it. */
@@ -74,6 +76,7 @@ export function launchOf(config: StartConfig, join: boolean): NodeLaunch {
     peers: new Map(
       config.members.map((member) => [member.id, { host: member.peerUrl.host, port: member.peerUrl.port }]),
     ),
+    split: config.split,
   };
 }
 
