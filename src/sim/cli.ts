@@ -1,7 +1,8 @@
 /**
  * `npm run sim -- --seeds N [--seed S] [--profile NAME|all] [--steps K] [--verbose] [--bug NAMES]`
  * `npm run sim -- --runtime [--seeds N] [--seed S] [--profile NAME|all] [--steps K] [--duration MS]
- *   [--crash-interval MS] [--ack-before-sync]`
+ *   [--crash-interval MS] [--ack-before-sync] [--nodes 3|5] [--splits [--split-interval MS]
+ *   [--split-loses-key] [--concurrent-splits]]`
  *
  * Runs simulation seeds, prints progress and a summary table of the stats summed over the
  * seeds; on a failure prints the replay command and the trace of each failing seed, and exits
@@ -13,7 +14,8 @@ import type { InjectedBugs } from "../raft/index.js";
 import { isProfileName, PROFILE_NAMES, type ProfileName } from "./profiles.js";
 import { describeFailure, formatStatsTable, sweep } from "./sweep.js";
 import { formatTraceLine } from "./trace.js";
-import { RUNTIME_PROFILES, isRuntimeProfile } from "./runtime/runtime-run.js";
+import { RUNTIME_PROFILES, SPLIT_PROFILES, isRuntimeProfile } from "./runtime/runtime-run.js";
+import { DEFAULT_SPLIT_MEAN_INTERVAL_MS } from "./runtime/split-run.js";
 import { describeRuntimeFailure, sweepRuntime } from "./runtime/runtime-sweep.js";
 import { electionMain } from "./election/cli.js";
 
@@ -28,6 +30,11 @@ interface CliOptions {
   duration?: number;
   crashInterval?: number;
   ackBeforeSync: boolean;
+  nodes?: 3 | 5;
+  splits: boolean;
+  splitInterval?: number;
+  splitLosesKey: boolean;
+  concurrentSplits: boolean;
   election: boolean;
   electionBug?: string;
   electionPinned: boolean;
@@ -66,6 +73,12 @@ function positiveInteger(text: string): number {
   return value;
 }
 
+function clusterSizeOption(text: string): 3 | 5 {
+  if (text === "3") return 3;
+  if (text === "5") return 5;
+  throw new InvalidArgumentError("expected 3 or 5");
+}
+
 function profileOption(text: string): ProfileName | "all" {
   if (text === "all" || isProfileName(text)) return text;
   throw new InvalidArgumentError(`expected "all" or one of: ${PROFILE_NAMES.join(", ")}`);
@@ -83,11 +96,27 @@ async function runtimeMain(options: CliOptions): Promise<number> {
     process.stderr.write(`--runtime supports the profiles ${RUNTIME_PROFILES.join(", ")} or all\n`);
     return 2;
   }
+  const splits = options.splits || options.splitInterval !== undefined;
+  if (!splits && (options.splitLosesKey || options.concurrentSplits)) {
+    process.stderr.write("--split-loses-key and --concurrent-splits need --splits\n");
+    return 2;
+  }
+  if (splits && profile !== "all" && !(SPLIT_PROFILES as readonly string[]).includes(profile)) {
+    process.stderr.write(`--splits supports the profiles ${SPLIT_PROFILES.join(", ")} or all\n`);
+    return 2;
+  }
+  const splitSettings = {
+    clusterSize: options.nodes,
+    splitMeanIntervalMs: splits ? (options.splitInterval ?? DEFAULT_SPLIT_MEAN_INTERVAL_MS) : undefined,
+    splitLosesKey: options.splitLosesKey,
+    concurrentSplits: options.concurrentSplits,
+  };
   const firstSeed = options.seed ?? 1;
   const seeds = options.seeds ?? (options.seed !== undefined ? 1 : 100);
   const progressEvery = Math.max(1, Math.floor(seeds / 20));
   process.stdout.write(
-    `simulating the node runtime: ${seeds} seed(s) from ${firstSeed}, profile ${profile}\n`,
+    `simulating the node runtime: ${seeds} seed(s) from ${firstSeed}, profile ${profile}` +
+      `${splits ? ", splitting the keyspace" : ""}\n`,
   );
   const summary = await sweepRuntime({
     firstSeed,
@@ -97,6 +126,7 @@ async function runtimeMain(options: CliOptions): Promise<number> {
     durationMs: options.duration,
     crashMeanIntervalMs: options.crashInterval,
     ackBeforeSync: options.ackBeforeSync,
+    ...splitSettings,
     settleMicrotasks,
     onTrace: options.verbose ? (line) => process.stdout.write(`${formatTraceLine(line)}\n`) : undefined,
     onResult: (result, done) => {
@@ -121,6 +151,7 @@ async function runtimeMain(options: CliOptions): Promise<number> {
       durationMs: options.duration,
       crashMeanIntervalMs: options.crashInterval,
       ackBeforeSync: options.ackBeforeSync,
+      ...splitSettings,
     };
     process.stdout.write(`\n${describeRuntimeFailure(failure, replay)}\n`);
   }
@@ -158,6 +189,19 @@ function main(argv: readonly string[]): number | Promise<number> {
       positiveInteger,
     )
     .option("--ack-before-sync", "with --runtime: disks acknowledge syncs early (a deliberate bug)", false)
+    .option(
+      "--nodes <n>",
+      "with --runtime: cluster size 3 or 5 (default: the profile picks)",
+      clusterSizeOption,
+    )
+    .option("--splits", "with --runtime: split the keyspace under load and faults", false)
+    .option(
+      "--split-interval <ms>",
+      `with --runtime: mean virtual milliseconds between splits (implies --splits; default ${DEFAULT_SPLIT_MEAN_INTERVAL_MS})`,
+      positiveInteger,
+    )
+    .option("--split-loses-key", "with --splits: a split forgets to copy one key (a deliberate bug)", false)
+    .option("--concurrent-splits", "with --splits: ask for splits while another is in flight", false)
     .option("--election", "simulate the leader-election recipe against the node runtime", false)
     .option(
       "--election-bug <name>",

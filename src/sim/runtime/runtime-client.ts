@@ -4,8 +4,9 @@
  * node, and records it for the linearizability checker:
  * - answered: recorded with its response time; acknowledged writes are remembered with their
  *   revision for the no-lost-write check;
- * - refused (no leader, dropped proposal, node down or stopping): surely without effect, so
- *   not recorded, only counted;
+ * - refused (no leader, dropped proposal, node down or stopping; on a split keyspace also a
+ *   route that moved under the router's last retry): surely without effect, so not
+ *   recorded, only counted;
  * - AmbiguousResultError, a read timeout, or no answer within the client's own timeout (the
  *   node crashed): recorded as pending, for the write may or may not have happened.
  */
@@ -27,13 +28,14 @@ import {
   ReadTimeoutError,
   ReplicaStoppedError,
 } from "../../node/errors.js";
-import type { Replica } from "../../node/replica.js";
+import { isRoutingError, isRoutingRefusal } from "../../placement/router/retry.js";
 import type { NodeId } from "../../raft/types.js";
 import type { ClientSettings } from "../client.js";
 import { PENDING, formatOperation, type Operation, type RegisterValue } from "../linearizability/index.js";
 import type { SeededRandom } from "../random.js";
 import type { ScheduledEvent, Scheduler } from "../scheduler.js";
 import type { TraceText } from "../trace.js";
+import type { ClientKv } from "./runtime-node.js";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -56,8 +58,8 @@ export interface AcknowledgedPut {
 export interface RuntimeClientContext {
   readonly scheduler: Scheduler;
   readonly settings: ClientSettings;
-  /** A random node's running replica and its id, or the id alone when that node is down. */
-  pickReplica(random: SeededRandom): { readonly id: NodeId; readonly replica: Replica | undefined };
+  /** A random node's id and what a client reaches there, or the id alone when that node is down. */
+  pickReplica(random: SeededRandom): { readonly id: NodeId; readonly replica: ClientKv | undefined };
   record(operation: Operation): void;
   allocateId(): number;
   acknowledged(write: AcknowledgedPut): void;
@@ -71,18 +73,23 @@ export interface RuntimeClientContext {
 type Ending<T> = { readonly kind: "answer"; readonly value: T } | { readonly kind: "refused" | "unknown" };
 
 /**
- * The node answers a request of its own that reached the log behind a newer one of the same
- * node with a StaleSequence error instead of applying it: it had no effect.
+ * Answers that say the request had no effect: StaleSequence (the node's request reached the
+ * log behind a newer one of the same node) and, on a split keyspace, the routing refusal the
+ * router returns when its retries ran out (KeyOutsideRange, RangeFenced).
  */
 function isStale(result: CommandResult): boolean {
-  return result.response.kind === "error" && result.response.code === KvErrorCode.StaleSequence;
+  return (
+    (result.response.kind === "error" && result.response.code === KvErrorCode.StaleSequence) ||
+    isRoutingRefusal(result)
+  );
 }
 
 function isRefusal(error: unknown): boolean {
   return (
     error instanceof NotLeaderError ||
     error instanceof ProposalDroppedError ||
-    error instanceof ReplicaStoppedError
+    error instanceof ReplicaStoppedError ||
+    isRoutingError(error)
   );
 }
 
@@ -129,7 +136,7 @@ export class RuntimeClient {
   }
 
   /** A linearizable read of `key` through `replica`, recorded like any other (the final reads). */
-  readThrough(nodeId: NodeId, replica: Replica, key: string): void {
+  readThrough(nodeId: NodeId, replica: ClientKv, key: string): void {
     if (this.current !== null) throw new Error(`client ${this.id}: read while an operation is in flight`);
     this.issueGet(nodeId, replica, key);
   }
@@ -159,7 +166,7 @@ export class RuntimeClient {
     else this.issueCas(id, replica, key);
   }
 
-  private issueGet(nodeId: NodeId, replica: Replica, key: string): void {
+  private issueGet(nodeId: NodeId, replica: ClientKv, key: string): void {
     const call = this.context.scheduler.now;
     const base = { id: this.context.allocateId(), clientId: this.id, key, call };
     this.run(
@@ -180,7 +187,7 @@ export class RuntimeClient {
     );
   }
 
-  private issuePut(nodeId: NodeId, replica: Replica, key: string): void {
+  private issuePut(nodeId: NodeId, replica: ClientKv, key: string): void {
     const value = `c${this.id}.${++this.sequence}`;
     const call = this.context.scheduler.now;
     const base = { id: this.context.allocateId(), clientId: this.id, key, call, kind: "put", value } as const;
@@ -201,7 +208,7 @@ export class RuntimeClient {
     );
   }
 
-  private issueCas(nodeId: NodeId, replica: Replica, key: string): void {
+  private issueCas(nodeId: NodeId, replica: ClientKv, key: string): void {
     const next = `c${this.id}.${++this.sequence}`;
     const expected = this.lastSeen.get(key) ?? null;
     const call = this.context.scheduler.now;

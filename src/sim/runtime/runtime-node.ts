@@ -8,12 +8,20 @@
  * `ackBeforeSync` is a deliberate bug for checks-bite tests: the disk acknowledges a sync at
  * once and makes the writes durable only later, as a disk with a lying write cache would, so
  * a crash can lose writes the cluster already acknowledged.
+ *
+ * With `ranged` settings the process runs as a real node of a split keyspace: every range's
+ * store lives in the one state-machine engine under `rangeNamespace(rangeId)`, the host
+ * reopens every stored range on a restart, and a `NodeRanges` (catalog, route watcher,
+ * router, split coordinator and loop, reconciliation) runs over the host on virtual time.
  */
 import { EMPTY } from "../../kv/bytes.js";
 import { WriteBatch, type OrderedKv, type ReadView } from "../../kv/engine.js";
+import { rangeNamespace } from "../../kv/keys.js";
 import { MemoryOrderedKv } from "../../kv/memory-engine.js";
 import { NodeHost } from "../../node/host.js";
 import type { Replica } from "../../node/replica.js";
+import { NodeRanges } from "../../placement/node-ranges.js";
+import { RangeRouter } from "../../placement/router/router.js";
 import type { ReplicaInit } from "../../node/options.js";
 import type { NodeId } from "../../raft/types.js";
 import type { ReplicaStorage, StorageEngine } from "../../storage/contracts.js";
@@ -24,6 +32,7 @@ import type { SeededRandom } from "../random.js";
 import type { Scheduler } from "../scheduler.js";
 import { SimTimers, simMonotonicClock, simWallClock } from "./sim-timers.js";
 import type { SimTransport, SimTransportHub } from "./sim-transport.js";
+import { dropOneMovedKey } from "./split-bug.js";
 
 /** How much longer than an honest sync a lying write cache takes to reach the disk. */
 const LAZY_WRITE_BACK_FACTOR = 10;
@@ -40,11 +49,15 @@ export class CrashableKv implements OrderedKv {
   private readonly durable = new MemoryOrderedKv();
   private unsynced: WriteBatch[] = [];
 
+  /** `splitLosesKey`: the deliberate bug of split-bug.ts (a split forgets one key). */
+  constructor(private readonly splitLosesKey = false) {}
+
   view(): ReadView {
     return this.visible.view();
   }
 
-  write(batch: WriteBatch): void {
+  write(written: WriteBatch): void {
+    const batch = this.splitLosesKey ? dropOneMovedKey(written) : written;
     this.visible.write(batch);
     this.unsynced.push(batch);
   }
@@ -136,15 +149,35 @@ export interface RuntimeNodeSettings {
   readonly checkQuorum: boolean;
   /** Called with every new incarnation's replica, before it handles anything. */
   readonly onReplica: (node: RuntimeNode, replica: Replica) => void;
+  /** Run as a node of a split keyspace (see the file header); absent: one range, no placement. */
+  readonly ranged?: RangedNodeSettings;
 }
+
+export interface RangedNodeSettings {
+  /** Milliseconds between split-loop cycles (recovery of interrupted splits) on the meta leader. */
+  readonly splitIntervalMs: number;
+  readonly routePollIntervalMs: number;
+  readonly reconcileIntervalMs: number;
+  /** Attempts the client-facing router makes on a moved route before giving up. */
+  readonly routerAttempts: number;
+  /** Deliberate bug for checks-bite tests: a split's copy into the new range loses one key. */
+  readonly splitLosesKey: boolean;
+}
+
+/** What clients use of a node: the request surface of a Replica (a replica, or a router). */
+export type ClientKv = Pick<Replica, "propose" | "range">;
 
 export class RuntimeNode {
   readonly disk: SimDisk;
-  readonly kv = new CrashableKv();
+  readonly kv: CrashableKv;
   private host: NodeHost | null = null;
+  private placement: NodeRanges | null = null;
+  private router: RangeRouter | null = null;
   private timers: SimTimers | null = null;
   private transport: SimTransport | null = null;
   private incarnationCount = 0;
+  /** The host asked for a range's state machine: a replica may have been created since. */
+  private replicaMayBeNew = false;
 
   /** Removed from the group and stopped for good: never restarted, no longer checked. */
   retired = false;
@@ -155,6 +188,7 @@ export class RuntimeNode {
     private readonly settings: RuntimeNodeSettings,
     private readonly init: ReplicaInit,
   ) {
+    this.kv = new CrashableKv(settings.ranged?.splitLosesKey ?? false);
     this.disk = new SimDisk(
       settings.scheduler,
       settings.random,
@@ -175,6 +209,41 @@ export class RuntimeNode {
   /** The range's replica of the running incarnation, if any. */
   replica(): Replica | undefined {
     return this.host?.replica(SIM_RANGE_ID);
+  }
+
+  /** Every replica of the running incarnation, by range id. */
+  replicas(): Replica[] {
+    const host = this.host;
+    if (host === null) return [];
+    return host.rangeIds().flatMap((id) => host.replica(id) ?? []);
+  }
+
+  /**
+   * Every replica of the running incarnation if the host may have created one since the last
+   * call (it asks for the range's state machine right before), else none: cheap per event.
+   */
+  replicasIfNew(): Replica[] {
+    if (!this.replicaMayBeNew) return [];
+    this.replicaMayBeNew = false;
+    return this.replicas();
+  }
+
+  /** The running incarnation's replica of range `rangeId`, if it hosts one. */
+  replicaOf(rangeId: number): Replica | undefined {
+    return this.host?.replica(rangeId);
+  }
+
+  /** The placement layer of the running incarnation (ranged nodes only). */
+  ranges(): NodeRanges | undefined {
+    return this.placement ?? undefined;
+  }
+
+  /**
+   * What a client talking to this node reaches: the router over every range on a ranged
+   * node, the range's replica otherwise; undefined while the node is down.
+   */
+  clientKv(): ClientKv | undefined {
+    return this.router ?? this.replica();
   }
 
   /** The error that stopped the running host, if one did. */
@@ -198,10 +267,12 @@ export class RuntimeNode {
       wallClock: simWallClock(scheduler),
       random: random.fork(`incarnation ${this.incarnationCount}`),
       logger: this.settings.logger,
-      stateMachine: () => ({
-        kv: this.kv,
-        sync: () => this.disk.afterLatency(() => this.kv.sync()),
-      }),
+      stateMachine: (rangeId) => {
+        this.replicaMayBeNew = true;
+        const sync = (): Promise<void> => this.disk.afterLatency(() => this.kv.sync());
+        if (this.settings.ranged === undefined) return { kv: this.kv, sync };
+        return { kv: this.kv, sync, storeOptions: { namespace: rangeNamespace(rangeId) } };
+      },
       tickMs: this.settings.tickMs,
       snapshotEntries: this.settings.snapshotEntries,
       proposalTimeoutMs: this.settings.proposalTimeoutMs,
@@ -212,9 +283,12 @@ export class RuntimeNode {
     host.start();
     try {
       const stored = this.disk.groups().includes(SIM_RANGE_ID);
-      const replica = stored ? host.openStoredReplicas()[0] : host.createReplica(SIM_RANGE_ID, this.init);
-      if (replica === undefined) throw new Error(`node ${this.id}: the stored range did not reopen`);
-      this.settings.onReplica(this, replica);
+      const opened = stored ? host.openStoredReplicas() : [host.createReplica(SIM_RANGE_ID, this.init)];
+      if (host.replica(SIM_RANGE_ID) === undefined) {
+        throw new Error(`node ${this.id}: the stored range did not reopen`);
+      }
+      for (const replica of opened) this.settings.onReplica(this, replica);
+      if (this.settings.ranged !== undefined) this.startPlacement(host, timers, this.settings.ranged);
     } catch (error) {
       // The process exits on a storage it refuses to open: it stays down.
       timers.kill();
@@ -237,10 +311,41 @@ export class RuntimeNode {
     this.timers?.kill();
     this.transport?.kill();
     this.host = null;
+    this.placement = null;
+    this.router = null;
     this.timers = null;
     this.transport = null;
     this.settings.hub.network.setUp(this.id, false);
     this.kv.crash();
     return this.disk.crash();
+  }
+
+  /**
+   * The node's placement layer on virtual time. Clients go through a RangeRouter over the
+   * layer's own route table and watcher whose retry backoff sleeps on the simulated timers
+   * (NodeRanges' router sleeps on the real event loop, which a seeded run cannot replay).
+   */
+  private startPlacement(host: NodeHost, timers: SimTimers, ranged: RangedNodeSettings): void {
+    const { scheduler, random } = this.settings;
+    const placement = new NodeRanges({
+      host,
+      timers,
+      monotonicClock: simMonotonicClock(scheduler),
+      random: random.fork(`placement ${this.incarnationCount}`),
+      logger: this.settings.logger,
+      autoSplit: false,
+      splitIntervalMs: ranged.splitIntervalMs,
+      routePollIntervalMs: ranged.routePollIntervalMs,
+      reconcileIntervalMs: ranged.reconcileIntervalMs,
+    });
+    placement.start();
+    this.placement = placement;
+    this.router = new RangeRouter({
+      table: placement.table,
+      replicas: host,
+      reload: () => placement.watcher.refresh(),
+      retry: { attempts: ranged.routerAttempts },
+      sleep: (ms) => new Promise((resolve) => timers.setTimeout(resolve, ms)),
+    });
   }
 }

@@ -4,7 +4,9 @@
  * state-machine safety (the same command and revision at every index on every node),
  * revisions strictly increasing within each incarnation, at most one leader per term, no host
  * stopping on an error, every acknowledged write readable at its revision on every node at the
- * end, every node's final state equal to the leader's, and a linearizable history.
+ * end, every node's final state equal to the leader's, and a linearizable history. With
+ * `splits` the keyspace is split under load and faults and the split checks of split-run.ts
+ * run too (state-machine safety is then checked per range).
  *
  * The runtime is promise-driven, so between two scheduler events the caller's
  * `settleMicrotasks` lets every queued promise reaction run; it must resolve only after all
@@ -26,6 +28,19 @@ import { RuntimeNode, type RuntimeNodeSettings } from "./runtime-node.js";
 import { SimTransportHub } from "./sim-transport.js";
 import { startCrashLoop, startPartitionLoop, type FaultLoopCluster } from "./fault-loops.js";
 import { LeaderCheck } from "./leader-check.js";
+import { ApplyCheck } from "./apply-check.js";
+import {
+  SPLIT_KEYS,
+  SPLIT_NODE_SETTINGS,
+  describeSplits,
+  driveUntilSettled,
+  finalSplitChecks,
+  splitsSettled,
+  startSplitLoop,
+  type SplitCluster,
+  type SplitLoopHandle,
+  type SplitStats,
+} from "./split-run.js";
 
 /**
  * The profiles the runtime simulation covers. Of "membership" it injects the membership
@@ -39,6 +54,13 @@ export const RUNTIME_PROFILES = [
 ] as const satisfies readonly ProfileName[];
 export type RuntimeProfileName = (typeof RUNTIME_PROFILES)[number];
 
+/** The profiles a split keyspace runs under (membership changes reach range 1 only). */
+export const SPLIT_PROFILES = [
+  "calm-with-loss",
+  "partitions",
+  "crashes",
+] as const satisfies readonly RuntimeProfileName[];
+
 export interface RuntimeSimulationOptions {
   readonly seed: number;
   readonly profile: RuntimeProfileName;
@@ -50,6 +72,18 @@ export interface RuntimeSimulationOptions {
   readonly ackBeforeSync?: boolean;
   /** Overrides the profile's mean time between crashes (crash-heavy runs for checks-bite tests). */
   readonly crashMeanIntervalMs?: number;
+  /**
+   * Split the keyspace under load and faults (split-run.ts): every node runs its placement
+   * layer, clients go through its router, a random node splits a random key this often (mean
+   * virtual ms). Not with the membership profile (membership changes reach range 1 only).
+   */
+  readonly splitMeanIntervalMs?: number;
+  /** Deliberate bug (with splits): a split's copy into the new range loses one key. */
+  readonly splitLosesKey?: boolean;
+  /** The cluster's size instead of one of the profile's (short sweeps run 3 nodes). */
+  readonly clusterSize?: 3 | 5;
+  /** Ask for a split while another is in flight (default: one at a time, see split-run.ts). */
+  readonly concurrentSplits?: boolean;
   /** Resolves once every queued microtask has run (see the file header). */
   readonly settleMicrotasks: () => Promise<void>;
   readonly traceCapacity?: number;
@@ -62,7 +96,7 @@ export interface RuntimeViolation {
   readonly time: number;
 }
 
-export interface RuntimeStats extends RuntimeClientCounters {
+export interface RuntimeStats extends RuntimeClientCounters, SplitStats {
   events: number;
   virtualMs: number;
   crashes: number;
@@ -100,12 +134,6 @@ function memberIds(conf: ConfState): Set<NodeId> {
   return new Set([...conf.voters, ...conf.learners, ...conf.votersOutgoing, ...conf.learnersNext]);
 }
 
-/** The fingerprint of one applied command: what every node must have applied at its index. */
-interface AppliedAt {
-  readonly nodeId: NodeId;
-  readonly fingerprint: string;
-}
-
 class RuntimeRun {
   readonly scheduler = new Scheduler();
   readonly random: SeededRandom;
@@ -134,8 +162,19 @@ class RuntimeRun {
     ambiguous: 0,
     readsServed: 0,
     readsTimedOut: 0,
+    splitsRequested: 0,
+    splitsDone: 0,
+    splitsFailed: 0,
   };
-  private readonly appliedAt = new Map<number, AppliedAt>();
+  private readonly applyCheck = new ApplyCheck({
+    violation: (invariant, detail) => this.violation(invariant, detail),
+    trace: (text) => this.trace.add(this.scheduler.now, text),
+    applied: () => this.stats.appliedCommands++,
+    restored: () => this.stats.snapshotsRestored++,
+  });
+  readonly splits: boolean;
+  readonly keys: readonly string[];
+  private splitLoop: SplitLoopHandle | null = null;
   private readonly leaderCheck = new LeaderCheck({
     electionSafetyKind: "election safety",
     violation: (kind, detail) => this.violation(kind, detail),
@@ -153,10 +192,18 @@ class RuntimeRun {
   constructor(readonly options: RuntimeSimulationOptions) {
     this.random = new SeededRandom(options.seed);
     this.profile = profileByName(options.profile);
+    this.splits = options.splitMeanIntervalMs !== undefined;
+    if (this.splits && this.profile.membership !== null) {
+      throw new Error(
+        `splits do not run with the ${options.profile} profile (membership changes reach range 1 only)`,
+      );
+    }
+    this.keys = this.splits ? SPLIT_KEYS : this.profile.clients.keys;
     this.trace = new TraceBuffer(options.traceCapacity ?? 200, options.onTrace);
     this.hub = new SimTransportHub(this.scheduler, this.random.fork("network"), this.profile.network);
     const shape = this.random.fork("shape");
-    this.clusterSize = shape.pick(this.profile.clusterSizes);
+    const sizes = options.clusterSize === undefined ? this.profile.clusterSizes : [options.clusterSize];
+    this.clusterSize = shape.pick(sizes);
     const preVote = shape.chance(0.5);
     const checkQuorum = shape.chance(0.5);
     const logger: Logger = { warn: () => undefined, info: () => undefined };
@@ -172,7 +219,10 @@ class RuntimeRun {
       readTimeoutMs: 1_000,
       preVote,
       checkQuorum,
-      onReplica: (node, replica) => this.watchReplica(node, replica),
+      onReplica: (node, replica) => this.applyCheck.watch(node, replica),
+      ...(this.splits
+        ? { ranged: { ...SPLIT_NODE_SETTINGS, splitLosesKey: options.splitLosesKey ?? false } }
+        : {}),
     };
     const founders = Array.from({ length: this.clusterSize }, (_, i) => i + 1);
     for (const id of founders) this.addNode(id, { bootstrap: { ...EMPTY_CONF_STATE, voters: founders } });
@@ -203,10 +253,10 @@ class RuntimeRun {
   private clientContext(): ConstructorParameters<typeof RuntimeClient>[2] {
     return {
       scheduler: this.scheduler,
-      settings: { ...this.profile.clients, timeoutMs: 2_000 },
+      settings: { ...this.profile.clients, keys: this.keys, timeoutMs: 2_000 },
       pickReplica: (random) => {
         const node = random.pick(this.live());
-        return { id: node.id, replica: node.replica() };
+        return { id: node.id, replica: node.clientKv() };
       },
       record: (operation) => {
         this.history.push(operation);
@@ -220,45 +270,13 @@ class RuntimeRun {
     };
   }
 
-  /** State-machine safety and revision order, checked as every command is applied. */
-  private watchReplica(node: RuntimeNode, replica: Replica): void {
-    const incarnation = node.incarnation;
-    let lastWriteRevision = replica.revision;
-    replica.addApplyListener({
-      onCommand: ({ index, envelope, outcome }) => {
-        this.stats.appliedCommands++;
-        const fingerprint =
-          `${envelope.clientId}#${envelope.sequence} ${envelope.command.kind} ` +
-          `rev ${outcome.result.revision} dup ${outcome.duplicate} ${outcome.result.response.kind}`;
-        const first = this.appliedAt.get(index);
-        if (first === undefined) this.appliedAt.set(index, { nodeId: node.id, fingerprint });
-        else if (first.fingerprint !== fingerprint) {
-          this.violation(
-            "state-machine safety",
-            `index ${index}: n${first.nodeId} applied [${first.fingerprint}], n${node.id} [${fingerprint}]`,
-          );
-        }
-        if (outcome.events.length > 0 && !outcome.duplicate) {
-          if (outcome.result.revision <= lastWriteRevision) {
-            this.violation(
-              "revision order",
-              `n${node.id} (incarnation ${incarnation}) wrote revision ${outcome.result.revision} ` +
-                `at index ${index} after ${lastWriteRevision}`,
-            );
-          }
-          lastWriteRevision = outcome.result.revision;
-        }
-      },
-      onRestore: ({ revision }) => {
-        this.stats.snapshotsRestored++;
-        lastWriteRevision = revision;
-      },
-    });
-  }
-
   /** After every event: no host failed, at most one leader per term. */
   checkAfterEvent(): void {
     this.leaderCheck.afterEvent(this.nodes);
+    // Ranges made by a split or by reconciliation are checked from their first event on.
+    if (this.splits)
+      for (const node of this.nodes)
+        for (const replica of node.replicasIfNew()) this.applyCheck.watch(node, replica);
   }
 
   leader(): RuntimeNode | undefined {
@@ -285,6 +303,15 @@ class RuntimeRun {
       leader: () => this.leader(),
       trace: (text) => this.trace.add(this.scheduler.now, text),
     };
+    const splitMeanIntervalMs = this.options.splitMeanIntervalMs;
+    if (splitMeanIntervalMs !== undefined) {
+      this.splitLoop = startSplitLoop(
+        this.splitCluster(),
+        { meanIntervalMs: splitMeanIntervalMs, concurrent: this.options.concurrentSplits ?? false },
+        this.random.fork("faults/splits"),
+        this.keys,
+      );
+    }
     if (partitions !== null) {
       startPartitionLoop(cluster, partitions, this.random.fork("faults/partitions"), () => {
         this.stats.partitions++;
@@ -300,6 +327,26 @@ class RuntimeRun {
         restart: (node) => this.restart(node),
       });
     }
+  }
+
+  /** Without splits, true; with them, whether a meta leader's split loop ran (the catalog exists). */
+  catalogReady(): boolean {
+    return !this.splits || this.nodes.some((n) => (n.ranges()?.loop.counters.cycles ?? 0) > 0);
+  }
+
+  private splitCluster(runUntil?: (done: () => boolean, limitMs: number) => Promise<boolean>): SplitCluster {
+    return {
+      scheduler: this.scheduler,
+      faultsActive: () => this.faultsActive,
+      live: () => this.live(),
+      stats: this.stats,
+      trace: (text) => this.trace.add(this.scheduler.now, text),
+      violation: (invariant, detail) => this.violation(invariant, detail),
+      drive: (pending) => {
+        if (runUntil === undefined) throw new Error("the simulation is not driven here");
+        return driveUntilSettled(pending, runUntil, SETTLE_LIMIT_MS);
+      },
+    };
   }
 
   private startMembershipChanges(meanIntervalMs: number): void {
@@ -402,7 +449,6 @@ class RuntimeRun {
     this.trace.add(this.scheduler.now, "faults healed");
   }
 
-  /** One leader, every node applied up to its commit index, no client operation in flight. */
   /** The nodes in the leader's configuration (voters and learners), or none without a leader. */
   members(): RuntimeNode[] {
     const conf = this.leader()?.replica()?.status().confState;
@@ -422,7 +468,8 @@ class RuntimeRun {
           `commit ${status.commit} applied ${status.applied} voters [${status.confState.voters.join(",")}]`
         );
       })
-      .join("; ");
+      .join("; ")
+      .concat(this.splits ? ` | ranges: ${describeSplits(this.members())}` : "");
   }
 
   /** One leader, every member applied up to its commit index, no client operation or change in flight. */
@@ -431,21 +478,38 @@ class RuntimeRun {
     if (leader === undefined || this.membershipChangeInFlight || this.clients.some((c) => c.busy))
       return false;
     if (leader.confState.votersOutgoing.length > 0) return false;
-    return this.members().every((n) => {
+    const members = this.members();
+    const metaSettled = members.every((n) => {
       const status = n.replica()?.status();
       return status !== undefined && status.leader === leader.nodeId && status.applied >= leader.commit;
     });
+    return metaSettled && (!this.splits || (this.splitLoop?.busy() !== true && splitsSettled(members)));
   }
 
   async finalChecks(runUntil: (done: () => boolean, limitMs: number) => Promise<boolean>): Promise<void> {
     const leaderNode = this.leader();
     const leader = leaderNode?.replica();
     if (leaderNode === undefined || leader === undefined) throw new Error("final checks without a leader");
-    const keys = this.profile.clients.keys;
-    keys.forEach((key, i) => this.clients[i % this.clients.length]!.readThrough(leaderNode.id, leader, key));
-    if (!(await runUntil(() => this.clients.every((c) => !c.busy), SETTLE_LIMIT_MS))) {
-      this.violation("liveness", "the final reads did not complete");
+    const reader = leaderNode.clientKv() ?? leader;
+    // One read per client at a time: rounds of as many keys as there are clients.
+    for (let first = 0; first < this.keys.length; first += this.clients.length) {
+      const round = this.keys.slice(first, first + this.clients.length);
+      round.forEach((key, i) => this.clients[i]!.readThrough(leaderNode.id, reader, key));
+      if (!(await runUntil(() => this.clients.every((c) => !c.busy), SETTLE_LIMIT_MS))) {
+        this.violation("liveness", "the final reads did not complete");
+        break;
+      }
     }
+    if (this.splits)
+      await finalSplitChecks(this.splitCluster(runUntil), this.members(), this.acknowledged, this.keys);
+    else await this.finalStateChecks(leaderNode, leader);
+    const result = checkLinearizability(this.history);
+    if (result.outcome === "violation") this.violation("linearizability", result.explanation);
+    if (result.outcome === "unknown") this.stats.linearizabilityUnknown++;
+  }
+
+  /** One range: every member's state equals the leader's, every acknowledged write is there. */
+  private async finalStateChecks(leaderNode: RuntimeNode, leader: Replica): Promise<void> {
     const all = rangeRequest({ key: new Uint8Array([0]), rangeEnd: new Uint8Array([0]) });
     const expected = await leader.range(all, "serializable");
     const render = (kvs: typeof expected.kvs): string =>
@@ -475,9 +539,6 @@ class RuntimeRun {
         }
       }
     }
-    const result = checkLinearizability(this.history);
-    if (result.outcome === "violation") this.violation("linearizability", result.explanation);
-    if (result.outcome === "unknown") this.stats.linearizabilityUnknown++;
   }
 }
 
@@ -501,9 +562,11 @@ export async function runRuntimeSimulation(
     return true;
   };
   for (const node of run.nodes) node.start();
-  // Clients and faults start once the first leader is up, so short runs are not all election.
-  if (!(await runUntil(() => run.leader() !== undefined, SETTLE_LIMIT_MS))) {
-    run.violation("liveness", `no leader elected within ${SETTLE_LIMIT_MS} virtual ms of the start`);
+  // Clients and faults start once the first leader is up (on a split keyspace: once the meta
+  // leader initialized the route catalog), so short runs are not all election.
+  if (!(await runUntil(() => run.leader() !== undefined && run.catalogReady(), SETTLE_LIMIT_MS))) {
+    const what = run.splits ? "leader with an initialized route catalog" : "leader elected";
+    run.violation("liveness", `no ${what} within ${SETTLE_LIMIT_MS} virtual ms of the start`);
   }
   for (const client of run.clients) client.start();
   run.startFaults();

@@ -6,6 +6,7 @@
 import { formatTraceLine } from "../trace.js";
 import {
   RUNTIME_PROFILES,
+  SPLIT_PROFILES,
   runRuntimeSimulation,
   type RuntimeProfileName,
   type RuntimeSimulationOptions,
@@ -16,12 +17,20 @@ import {
 export interface RuntimeSweepOptions {
   readonly firstSeed: number;
   readonly seeds: number;
-  /** One profile, or "all": seed `s` runs profile number `s mod 3` of RUNTIME_PROFILES. */
+  /**
+   * One profile, or "all": seed `s` runs profile number `s mod n` of RUNTIME_PROFILES (of
+   * SPLIT_PROFILES with splits).
+   */
   readonly profile: RuntimeProfileName | "all";
   readonly steps?: number;
   readonly durationMs?: number;
   readonly ackBeforeSync?: boolean;
   readonly crashMeanIntervalMs?: number;
+  readonly clusterSize?: 3 | 5;
+  /** Split the keyspace under load (runtime-run.ts `splitMeanIntervalMs`). */
+  readonly splitMeanIntervalMs?: number;
+  readonly splitLosesKey?: boolean;
+  readonly concurrentSplits?: boolean;
   readonly settleMicrotasks: RuntimeSimulationOptions["settleMicrotasks"];
   readonly onTrace?: RuntimeSimulationOptions["onTrace"];
   /** Called after every run with the number of runs so far. */
@@ -34,9 +43,14 @@ export interface RuntimeSweepSummary {
   readonly failures: readonly RuntimeSimulationResult[];
 }
 
-export function runtimeProfileForSeed(profile: RuntimeProfileName | "all", seed: number): RuntimeProfileName {
+export function runtimeProfileForSeed(
+  profile: RuntimeProfileName | "all",
+  seed: number,
+  splits = false,
+): RuntimeProfileName {
   if (profile !== "all") return profile;
-  const name = RUNTIME_PROFILES[seed % RUNTIME_PROFILES.length];
+  const profiles: readonly RuntimeProfileName[] = splits ? SPLIT_PROFILES : RUNTIME_PROFILES;
+  const name = profiles[seed % profiles.length];
   if (name === undefined) throw new Error(`no runtime profile for seed ${seed}`);
   return name;
 }
@@ -54,11 +68,15 @@ export async function sweepRuntime(options: RuntimeSweepOptions): Promise<Runtim
     const seed = options.firstSeed + i;
     const result = await runRuntimeSimulation({
       seed,
-      profile: runtimeProfileForSeed(options.profile, seed),
+      profile: runtimeProfileForSeed(options.profile, seed, options.splitMeanIntervalMs !== undefined),
       steps: options.steps,
       durationMs: options.durationMs,
       ackBeforeSync: options.ackBeforeSync,
       crashMeanIntervalMs: options.crashMeanIntervalMs,
+      clusterSize: options.clusterSize,
+      splitMeanIntervalMs: options.splitMeanIntervalMs,
+      splitLosesKey: options.splitLosesKey,
+      concurrentSplits: options.concurrentSplits,
       settleMicrotasks: options.settleMicrotasks,
       onTrace: options.onTrace,
     });
@@ -82,6 +100,10 @@ export interface RuntimeReplaySettings {
   readonly durationMs?: number;
   readonly crashMeanIntervalMs?: number;
   readonly ackBeforeSync?: boolean;
+  readonly clusterSize?: 3 | 5;
+  readonly splitMeanIntervalMs?: number;
+  readonly splitLosesKey?: boolean;
+  readonly concurrentSplits?: boolean;
 }
 
 /** Violations, the exact replay command and the trace of a failed seed. */
@@ -95,6 +117,12 @@ export function describeRuntimeFailure(
     settings.durationMs !== undefined ? `--duration ${settings.durationMs}` : "",
     settings.crashMeanIntervalMs !== undefined ? `--crash-interval ${settings.crashMeanIntervalMs}` : "",
     settings.ackBeforeSync === true ? "--ack-before-sync" : "",
+    settings.clusterSize !== undefined ? `--nodes ${settings.clusterSize}` : "",
+    settings.splitMeanIntervalMs !== undefined
+      ? `--splits --split-interval ${settings.splitMeanIntervalMs}`
+      : "",
+    settings.splitLosesKey === true ? "--split-loses-key" : "",
+    settings.concurrentSplits === true ? "--concurrent-splits" : "",
   ].filter((flag) => flag !== "");
   return [
     `seed ${result.seed} (${result.profile}, ${result.clusterSize} nodes) failed: ${result.violations.length} violation(s)`,
