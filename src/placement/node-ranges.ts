@@ -136,6 +136,8 @@ export class NodeRanges {
       table: this.table,
       replicas: this.host,
       reload: () => this.watcher.refresh(),
+      // Back off on the node's timers (virtual in the simulator), not the real event loop's.
+      sleep: (ms) => new Promise((resolve) => options.timers.setTimeout(resolve, ms)),
     });
     this.sampler = new LoadSampler({ clock: options.monotonicClock, random: options.random });
     this.policy = new SplitPolicy(this.sampler, this.sizeSource(), options.splitPolicy ?? {});

@@ -259,13 +259,17 @@ export class SplitCoordinator {
               snapshot.version,
               this.replace(snapshot, route, [left, right]),
             );
-            return this.finish({
+            const ours = plan === null || samePlan(plan, step.applied);
+            const result = this.finish({
               left,
               right,
               revision: step.applied.revision,
               catalogVersion: saved.version,
-              cause,
+              cause: ours ? cause : "recovered",
             });
+            // Another split's layout, saved on its behalf: our own plan goes on.
+            if (ours) return result;
+            break;
           }
         }
       } catch (error) {
@@ -335,6 +339,24 @@ export class SplitCoordinator {
     applied: AppliedSplit | null,
   ): Step {
     const routeBounds = boundsOf(route);
+    if (!boundsEqual(range.bounds, routeBounds)) {
+      // The range shrank: a split applied that the catalog does not show yet. Its layout is
+      // saved first, whoever asks: also a caller with another plan, and also when the range
+      // was fenced again since (a split planned from an older catalog) — that split goes on
+      // once the catalog shows the shrunk route.
+      const split = [applied, range.lastSplit].find(
+        (s): s is AppliedSplit =>
+          s !== null && range.bounds.end !== null && bytesEqual(s.splitKey, range.bounds.end),
+      );
+      if (split === undefined) {
+        throw new SplitStateError(
+          route.routeId,
+          `the range's bounds differ from ${describeRoute(route)} and its last split is unknown`,
+        );
+      }
+      this.checkPlan(route, range.bounds, split, true);
+      return { kind: "save-layout", applied: split };
+    }
     if (range.state === "write-fenced") {
       const fencedFor = range.plannedSplit;
       if (fencedFor === null)
@@ -349,27 +371,6 @@ export class SplitCoordinator {
       if (route.state === "active") return { kind: "save-fenced", plan: fencedFor };
       if (route.state === "write-fenced") return { kind: "split", plan: fencedFor };
       throw new SplitStateError(route.routeId, `the range is fenced but the catalog shows it ${route.state}`);
-    }
-    if (!boundsEqual(range.bounds, routeBounds)) {
-      // The range shrank: the split applied, the catalog does not show it yet.
-      const split = [applied, range.lastSplit].find(
-        (s): s is AppliedSplit =>
-          s !== null && range.bounds.end !== null && bytesEqual(s.splitKey, range.bounds.end),
-      );
-      if (split === undefined) {
-        throw new SplitStateError(
-          route.routeId,
-          `the range's bounds differ from ${describeRoute(route)} and its last split is unknown`,
-        );
-      }
-      if (plan !== null && !samePlan(plan, split)) {
-        throw new SplitStateError(
-          route.routeId,
-          `the range was split for another plan (right side ${split.rhsRangeId})`,
-        );
-      }
-      this.checkPlan(route, range.bounds, split, true);
-      return { kind: "save-layout", applied: split };
     }
     if (plan !== null)
       throw new SplitStateError(route.routeId, "the range is neither fenced for the split nor split");
