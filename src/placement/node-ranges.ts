@@ -201,6 +201,8 @@ export class NodeRanges {
 
   /** Splits the range holding `key` at `key` (SplitRefusedError when it cannot). */
   async split(key: Uint8Array): Promise<{ left: RangeListing; right: RangeListing }> {
+    // A fresh cluster's catalog may not be written yet (the meta leader's first cycle does it).
+    if (this.table.version <= 1) await this.catalog.initialize();
     await this.watcher.refresh().catch(() => undefined);
     const route = this.router.rangeForKey(key);
     const result = await this.coordinator.split(route.routeId, key, "manual");
