@@ -1,6 +1,6 @@
 /**
  * What a benchmarked cluster offers the workloads, and the helpers both kinds of cluster
- * share: free loopback ports, bounded polling, a temporary root directory.
+ * share: free loopback ports, bounded polling, bounded waits, a temporary root directory.
  */
 import { mkdtempSync } from "node:fs";
 import { createServer } from "node:net";
@@ -49,4 +49,17 @@ export async function waitFor(
 /** A fresh directory under the system's temp dir for one cluster's data. */
 export function makeTempRoot(): string {
   return mkdtempSync(join(tmpdir(), "concord-bench-"));
+}
+
+/** `promise`, or a rejection naming `what` once `ms` have passed (the timer is cleared either way). */
+export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

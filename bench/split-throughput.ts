@@ -13,7 +13,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { Etcd3 } from "etcd3";
 import { runCli } from "../src/cli/program.js";
-import { makeTempRoot } from "./cluster.js";
+import { makeTempRoot, withTimeout } from "./cluster.js";
 import { describeMachine, type Machine } from "./embedded.js";
 import { clientCpuMicros, serverCpuMicros } from "./etcd-compare/cpu.js";
 import { isRunning, planMembers, spawnMember, stopMember, type MemberProcess } from "./member-process.js";
@@ -106,18 +106,6 @@ export async function listRanges(endpoints: readonly string[]): Promise<ListedRa
 
 function keyName(index: number): string {
   return `${KEY_PREFIX}${String(index).padStart(5, "0")}`;
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 interface Cluster {

@@ -9,6 +9,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { Etcd3, type Watcher } from "etcd3";
+import { withTimeout } from "../cluster.js";
 import { clientCpuMicros, serverCpuMicros } from "./cpu.js";
 import type { ServerCluster } from "./servers.js";
 import { measurementOf, type Measurement, type RowSpec } from "./stats.js";
@@ -140,16 +141,9 @@ async function openLoop(
     );
     inFlight.add(done);
   }
-  await withLimit(Promise.all(inFlight), DRAIN_LIMIT_MS, "the open-loop row's last operations");
+  await withTimeout(Promise.all(inFlight), DRAIN_LIMIT_MS, "the open-loop row's last operations");
   if (failure !== undefined) throw failure instanceof Error ? failure : new Error(JSON.stringify(failure));
   return latenciesMs;
-}
-
-async function withLimit<T>(promise: Promise<T>, limitMs: number, what: string): Promise<T> {
-  const timeout = sleep(limitMs).then(() => {
-    throw new Error(`gave up waiting for ${what} after ${limitMs} ms`);
-  });
-  return Promise.race([promise, timeout]);
 }
 
 /** The put of the closed and open-loop rows: key and value follow the op's index. */

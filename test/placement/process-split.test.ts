@@ -13,7 +13,7 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { Etcd3 } from "etcd3";
-import { makeTempRoot } from "../../bench/cluster.js";
+import { makeTempRoot, withTimeout } from "../../bench/cluster.js";
 import {
   isRunning,
   planMembers,
@@ -58,18 +58,6 @@ interface KeyRecord {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Retries `read` while it fails (a member just after a split may not know a leader yet), bounded. */
