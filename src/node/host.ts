@@ -28,6 +28,7 @@ import {
   type ReplicaInit,
   type ResolvedNodeConfig,
 } from "./options.js";
+import { HybridClock } from "../kv/hlc.js";
 import { MvccStore } from "../kv/store.js";
 import type { ConfState } from "../raft/types.js";
 import { LIVENESS_GROUP, PeerLiveness, livenessMessage } from "./quiesce.js";
@@ -68,6 +69,7 @@ export class NodeHost {
       counters: this.counters,
       monotonicClock: options.monotonicClock,
       wallClock: options.wallClock,
+      clock: new HybridClock(options.wallClock),
       random: options.random,
       incarnation,
       nextSequence: () => ++this.sequence,

@@ -23,7 +23,7 @@ import {
   type RangeRequest,
 } from "../kv/commands.js";
 import { KvError } from "../kv/errors.js";
-import { HybridClock } from "../kv/hlc.js";
+import { wallMillisOf, type HybridClock } from "../kv/hlc.js";
 import type { TimeToLive } from "../kv/lease-clock.js";
 import type { LeaseSummary } from "../kv/leases.js";
 import type { CommandResult, RangeResult } from "../kv/results.js";
@@ -91,6 +91,12 @@ export interface ReplicaHost {
   readonly counters: NodeHostCounters;
   readonly monotonicClock: () => number;
   readonly wallClock: () => number;
+  /**
+   * The node's one hybrid clock, shared by all its replicas: a stamp taken in any range is
+   * above every revision this node applied in any range, so a client of this node sees its
+   * writes to different ranges get revisions in the order it made them.
+   */
+  readonly clock: HybridClock;
   readonly random: RandomSource;
   /** Unique to this run of the host: the client id of node-assigned request ids, and read contexts. */
   readonly incarnation: string;
@@ -129,6 +135,9 @@ function isFresh(storage: ReplicaStorage): boolean {
     conf.voters.length + conf.learners.length + conf.votersOutgoing.length + conf.learnersNext.length === 0
   );
 }
+
+/** How far ahead of the leader's wall clock a forwarded stamp may be and still be observed. */
+const MAX_FORWARDED_LEAD_MS = 1_000;
 
 /** Retries of a requested campaign while no leader is known, and the ticks between them. */
 const CAMPAIGN_RETRIES = 3;
@@ -177,7 +186,7 @@ export class Replica {
       }
       storage.setConfState(init.bootstrap);
     }
-    this.clock = new HybridClock(host.wallClock);
+    this.clock = host.clock;
     this.publisher = new MemberPublisher(host.nodeId);
     this.removal = new RemovalWatch(host.nodeId, storage.confState());
     // Leases are enforced on every replica of every range alike: a put naming a lease that
@@ -766,13 +775,20 @@ export class Replica {
 
   /**
    * The leader stamps every command with its own clock, including those a follower forwarded
-   * (the core forwards proposals as they are). Null when the proposal does not decode.
+   * (the core forwards proposals as they are), after observing the follower's stamp: the
+   * command then gets a revision above everything the forwarding node had applied (in any
+   * range) when its client asked. A stamp more than MAX_FORWARDED_LEAD_MS ahead of this
+   * node's wall clock is not observed, so one node's runaway clock cannot drag the others.
+   * Null when the proposal does not decode.
    */
   private restamp(m: Message): Message | null {
     try {
       const entries = m.entries.map((e): Entry => {
         if (e.type !== EntryType.Normal || e.data.length === 0) return e;
         const envelope = decodeEnvelope(e.data);
+        if (wallMillisOf(envelope.timestamp) <= this.host.wallClock() + MAX_FORWARDED_LEAD_MS) {
+          this.clock.observe(envelope.timestamp);
+        }
         return { ...e, data: encodeEnvelope({ ...envelope, timestamp: this.clock.now() }) };
       });
       return { ...m, entries };
