@@ -115,6 +115,7 @@ export class NodeRanges {
   private missingBefore = new Set<number>();
   private reconcileTimer: TimerHandle | null = null;
   private catalogInitialized = false;
+  private initializing = false;
   private sweeping = false;
   private stopped = false;
 
@@ -228,12 +229,19 @@ export class NodeRanges {
    */
   private initializeCatalogOnce(): boolean {
     if (this.catalogInitialized) return true;
-    this.catalog.initialize().then(
-      () => {
-        this.catalogInitialized = true;
-      },
-      (error: unknown) => this.options.logger.warn({ err: error }, "route catalog initialization failed"),
-    );
+    if (this.initializing) return false;
+    this.initializing = true;
+    this.catalog
+      .initialize()
+      .then(
+        () => {
+          this.catalogInitialized = true;
+        },
+        (error: unknown) => this.options.logger.warn({ err: error }, "route catalog initialization failed"),
+      )
+      .finally(() => {
+        this.initializing = false;
+      });
     return false;
   }
 
