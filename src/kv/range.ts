@@ -184,6 +184,27 @@ export function effectiveSortOrder(request: RangeRequest): SortOrder {
   return request.sortOrder;
 }
 
+/**
+ * How a Range's results are produced: its effective order, whether revision filters apply,
+ * and whether the results come in key order (ascending, or descending by key), so a scan in
+ * that direction can stop at the limit.
+ */
+export function rangeShape(request: RangeRequest): {
+  readonly order: SortOrder;
+  readonly filtered: boolean;
+  readonly keyOrdered: boolean;
+} {
+  const order = effectiveSortOrder(request);
+  const filtered =
+    request.minModRevision !== 0n ||
+    request.maxModRevision !== 0n ||
+    request.minCreateRevision !== 0n ||
+    request.maxCreateRevision !== 0n;
+  const keyOrdered =
+    order === SortOrder.None || (request.sortTarget === SortTarget.Key && order === SortOrder.Descend);
+  return { order, filtered, keyOrdered };
+}
+
 function passesFilters(kv: KeyValue, r: RangeRequest): boolean {
   return (
     (r.maxModRevision === 0n || kv.modRevision <= r.maxModRevision) &&
@@ -222,14 +243,7 @@ export function executeRange(
     return { kind: "range", kvs: [], more: false, count };
   }
 
-  const order = effectiveSortOrder(request);
-  const filtered =
-    request.minModRevision !== 0n ||
-    request.maxModRevision !== 0n ||
-    request.minCreateRevision !== 0n ||
-    request.maxCreateRevision !== 0n;
-  const scanOrdered =
-    order === SortOrder.None || (request.sortTarget === SortTarget.Key && order === SortOrder.Descend);
+  const { order, filtered, keyOrdered: scanOrdered } = rangeShape(request);
   if (scanOrdered && !filtered) {
     // Results come out of the scan in the requested order: stop materializing at the limit
     // but keep counting.

@@ -23,7 +23,7 @@ import { EMPTY } from "../../kv/bytes.js";
 import type { KeySpan } from "../../kv/bounds.js";
 import { SortOrder, SortTarget, rangeRequest, type RangeRequest } from "../../kv/commands.js";
 import { KvError, KvErrorCode } from "../../kv/errors.js";
-import { effectiveSortOrder, sortKey } from "../../kv/range.js";
+import { rangeShape, sortKey } from "../../kv/range.js";
 import type { KeyValue, RangeResult } from "../../kv/results.js";
 import type { ReadConsistency } from "../../node/types.js";
 import type { RoutedReplica } from "./routed-replica.js";
@@ -135,14 +135,7 @@ async function mergeParts(
     return { kind: "range", kvs: [], more: false, count };
   }
   const limit = request.limit > 0 ? request.limit : Infinity;
-  const order = effectiveSortOrder(request);
-  const filtered =
-    request.minModRevision !== 0n ||
-    request.maxModRevision !== 0n ||
-    request.minCreateRevision !== 0n ||
-    request.maxCreateRevision !== 0n;
-  const keyOrdered =
-    order === SortOrder.None || (request.sortTarget === SortTarget.Key && order === SortOrder.Descend);
+  const { order, filtered, keyOrdered } = rangeShape(request);
 
   if (keyOrdered && !filtered) {
     const ordered = order === SortOrder.Descend ? [...parts].reverse() : parts;
