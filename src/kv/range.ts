@@ -178,7 +178,7 @@ export function sortKey(target: SortTarget): (a: KeyValue, b: KeyValue) => numbe
 }
 
 /** etcd's effective sort order: non-key targets default to ascending; ascending by key is the natural order. */
-export function effectiveSortOrder(request: RangeRequest): SortOrder {
+function effectiveSortOrder(request: RangeRequest): SortOrder {
   if (request.sortTarget !== SortTarget.Key && request.sortOrder === SortOrder.None) return SortOrder.Ascend;
   if (request.sortTarget === SortTarget.Key && request.sortOrder === SortOrder.Ascend) return SortOrder.None;
   return request.sortOrder;
