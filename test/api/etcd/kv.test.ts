@@ -267,7 +267,9 @@ test("etcd's errors: codes and messages, nothing written", async () => {
     GrpcStatus.INVALID_ARGUMENT,
     "etcdserver: too many operations in txn request",
   );
-  const future = BigInt((await etcd.get("kv/a").exec()).header.revision) + 1_000_000n;
+  // An hour ahead: revisions are HLC timestamps (ms << 16), so a small offset is overtaken by
+  // the next write of anyone (the placement layer writes the route catalog in the background).
+  const future = BigInt((await etcd.get("kv/a").exec()).header.revision) + (3_600_000n << 16n);
   await rejectsWith(
     call("Range", create(RangeRequestSchema, { key: Buffer.from("kv/a"), revision: future })),
     GrpcStatus.OUT_OF_RANGE,
