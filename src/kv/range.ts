@@ -258,12 +258,28 @@ export function executeRange(
   }
 
   let count = 0;
-  let kvs: KeyValue[] = [];
+  const kvs: KeyValue[] = [];
   for (const live of liveKeysAt(reader, layout, interval, revision, false, newest)) {
     count += 1;
     const kv = toKeyValue(live.userKey, decodeStoredVersion(live.encoded));
     if (passesFilters(kv, request)) kvs.push(kv);
   }
+  return sortedRangeResponse(kvs, request, order, limit, count);
+}
+
+/**
+ * A Range's answer from every matching key-value, gathered in key order: sorted as `order`
+ * says (ties keep key order), cut at `limit` (`more` says whether it cut), values dropped for
+ * keysOnly. Shared by a store's Range and the cross-range read.
+ */
+export function sortedRangeResponse(
+  gathered: KeyValue[],
+  request: RangeRequest,
+  order: SortOrder,
+  limit: number,
+  count: number,
+): { kind: "range"; kvs: KeyValue[]; more: boolean; count: number } {
+  let kvs = gathered;
   if (order !== SortOrder.None) {
     const compare = sortKey(request.sortTarget);
     kvs.sort(order === SortOrder.Descend ? (a, b) => compare(b, a) : compare);

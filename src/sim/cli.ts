@@ -140,10 +140,7 @@ async function runtimeMain(options: CliOptions): Promise<number> {
       }
     },
   });
-  const table = Object.entries(summary.stats)
-    .map(([name, value]) => `  ${name.padEnd(24)}  ${String(value).padStart(12)}`)
-    .join("\n");
-  process.stdout.write(`\nstats summed over ${summary.runs} run(s):\n${table}\n`);
+  process.stdout.write(`\nstats summed over ${summary.runs} run(s):\n${formatStatsTable(summary.stats)}\n`);
   process.stdout.write(`\n${summary.failures.length} failing seed(s)\n`);
   for (const failure of summary.failures) {
     const replay = {

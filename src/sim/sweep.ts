@@ -130,8 +130,8 @@ export function describeFailure(result: SimulationResult, steps?: number): strin
   return lines.join("\n");
 }
 
-/** A two-column table of the stats, in declaration order. */
-export function formatStatsTable(stats: SimStats): string {
+/** A two-column table of a run's stats (any sweep's counters), in declaration order. */
+export function formatStatsTable(stats: object): string {
   const entries = Object.entries(stats);
   const width = Math.max(...entries.map(([k]) => k.length));
   return entries.map(([k, v]) => `  ${k.padEnd(width)}  ${String(v).padStart(12)}`).join("\n");

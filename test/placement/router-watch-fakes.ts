@@ -13,16 +13,9 @@ import type { RouteDescriptor } from "../../src/placement/catalog/descriptor.js"
 import { RouteTable } from "../../src/placement/routes/table.js";
 import type { TimerHandle, Timers } from "../../src/transport/timers.js";
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+import { b, s } from "../kv/helpers.js";
 
-export function b(text: string): Uint8Array {
-  return encoder.encode(text);
-}
-
-export function s(bytes: Uint8Array): string {
-  return decoder.decode(bytes);
-}
+export { b, s };
 
 export function putEvent(key: string, revision: bigint): KvEvent {
   return {

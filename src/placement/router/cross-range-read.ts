@@ -19,11 +19,10 @@
  * otherwise every piece's filtered keys are gathered, sorted stably (ties keep key order),
  * then limited. `more` means what it means for one store.
  */
-import { EMPTY } from "../../kv/bytes.js";
 import type { KeySpan } from "../../kv/bounds.js";
 import { SortOrder, SortTarget, rangeRequest, type RangeRequest } from "../../kv/commands.js";
 import { KvError, KvErrorCode } from "../../kv/errors.js";
-import { rangeShape, sortKey } from "../../kv/range.js";
+import { rangeShape, sortedRangeResponse } from "../../kv/range.js";
 import type { KeyValue, RangeResult } from "../../kv/results.js";
 import type { ReadConsistency } from "../../node/types.js";
 import type { RoutedReplica } from "./routed-replica.js";
@@ -155,7 +154,7 @@ async function mergeParts(
   }
 
   // Gather every piece's keys that pass the filters (values kept: a sort may need them).
-  let kvs: KeyValue[] = [];
+  const kvs: KeyValue[] = [];
   let count = 0;
   for (const part of parts) {
     const result = await readPart(part, {
@@ -167,12 +166,5 @@ async function mergeParts(
     kvs.push(...result.kvs);
     count += result.count;
   }
-  if (order !== SortOrder.None) {
-    const compare = sortKey(request.sortTarget);
-    kvs.sort(order === SortOrder.Descend ? (a, b) => compare(b, a) : compare);
-  }
-  const more = kvs.length > limit;
-  if (more) kvs = kvs.slice(0, limit);
-  if (request.keysOnly) kvs = kvs.map((kv) => ({ ...kv, value: EMPTY }));
-  return { kind: "range", kvs, more, count };
+  return sortedRangeResponse(kvs, request, order, limit, count);
 }

@@ -4,6 +4,7 @@
  * the seeds, and each failing seed's violations, replay command and trace. Exit code 1 on any
  * violation. (Wired into src/sim/cli.ts; the only real I/O is stdout.)
  */
+import { formatStatsTable } from "../sweep.js";
 import { formatTraceLine } from "../trace.js";
 import { describeElectionFailure, sweepElection } from "./run.js";
 import { ELECTION_BUGS, type ElectionBug } from "./workload.js";
@@ -59,10 +60,7 @@ export async function electionMain(options: ElectionCliOptions): Promise<number>
       }
     },
   });
-  const table = Object.entries(summary.stats)
-    .map(([name, value]) => `  ${name.padEnd(24)}  ${String(value).padStart(12)}`)
-    .join("\n");
-  process.stdout.write(`\nstats summed over ${summary.runs} run(s):\n${table}\n`);
+  process.stdout.write(`\nstats summed over ${summary.runs} run(s):\n${formatStatsTable(summary.stats)}\n`);
   process.stdout.write(`\n${summary.failures.length} failing seed(s)\n`);
   for (const failure of summary.failures) {
     const replay = {
