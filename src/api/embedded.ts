@@ -81,7 +81,9 @@ export interface OpenOptions {
   readonly onRemoved?: () => void;
   /** Split ranges by load and size on their own (default true); `concord range split` always works. */
   readonly autoSplit?: boolean;
-  /** Thresholds of automatic splits (defaults: src/placement/split/policy.ts). */
+  /** Merge adjacent small, cold ranges on their own (default: as autoSplit); `concord range merge` always works. */
+  readonly autoMerge?: boolean;
+  /** Thresholds of automatic splits and merges (defaults: src/placement/split/policy.ts). */
   readonly splitPolicy?: SplitPolicyOptions;
   /** How often a range's size is measured for size splits (default 30,000 ms). */
   readonly rangeSizeRefreshMs?: number;
@@ -126,6 +128,7 @@ class EmbeddedBackend implements Backend {
   readonly rangeAdmin: RangeAdmin = {
     list: () => settle(() => this.placement().list()),
     split: (key) => settle(() => this.placement()).then((ranges) => ranges.split(key)),
+    merge: (routeId) => settle(() => this.placement()).then((ranges) => ranges.merge(routeId)),
   };
 
   constructor(
@@ -321,6 +324,7 @@ export async function openEmbedded(options: OpenOptions): Promise<EmbeddedConcor
         random: systemRandom,
         logger,
         ...(options.autoSplit === undefined ? {} : { autoSplit: options.autoSplit }),
+        ...(options.autoMerge === undefined ? {} : { autoMerge: options.autoMerge }),
         ...(options.splitPolicy === undefined ? {} : { splitPolicy: options.splitPolicy }),
         ...(options.rangeSizeRefreshMs === undefined ? {} : { sizeRefreshMs: options.rangeSizeRefreshMs }),
       });

@@ -47,6 +47,7 @@ export async function startEmbeddedNode(launch: NodeLaunch, logger: Logger): Pro
     onFailure: (error) => reportFailure(error),
     onRemoved: () => reportRemoval(),
     autoSplit: launch.split.autoSplit,
+    autoMerge: launch.split.autoMerge,
     splitPolicy: launch.split.policy,
   });
   const clientAddress = db.clientAddress();

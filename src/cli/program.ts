@@ -146,6 +146,10 @@ interface StartOptions {
   splitLoadWindows?: string;
   splitMaxRangeBytes?: string;
   splitCooldown?: string;
+  autoMerge?: string | boolean;
+  mergeMaxBytes?: string;
+  mergeMaxOps?: string;
+  mergeWindows?: string;
 }
 
 type Chosen =

@@ -2,7 +2,8 @@
  * The flags of `concord start` (etcd's names and defaults) and their validation into a
  * StartConfig: everything `concord start` needs, checked before anything touches the disk.
  * Any problem is a UsageError naming the flag. Also Concord's own flags of automatic range
- * splits (`--auto-split`, `--split-*`), listed in SPLIT_OPTIONS for the command's help.
+ * splits and merges (`--auto-split`, `--split-*`, `--auto-merge`, `--merge-*`), listed in
+ * SPLIT_OPTIONS for the command's help.
  */
 import { resolve } from "node:path";
 import { etcdClusterId } from "../api/etcd/context.js";
@@ -33,10 +34,16 @@ export interface StartFlags {
   readonly splitLoadWindows?: string | undefined;
   readonly splitMaxRangeBytes?: string | undefined;
   readonly splitCooldown?: string | undefined;
+  /** As `autoSplit`, for `--auto-merge`. Absent: as `--auto-split`. */
+  readonly autoMerge?: string | boolean | undefined;
+  /** The `--merge-*` thresholds; absent ones keep the policy's defaults. */
+  readonly mergeMaxBytes?: string | undefined;
+  readonly mergeMaxOps?: string | undefined;
+  readonly mergeWindows?: string | undefined;
 }
 
 /**
- * The split flags as commander declares them (kebab case, as etcd names its flags), for
+ * The split and merge flags as commander declares them (kebab case, as etcd names its flags), for
  * `concord start --help`. Defaults live in src/placement/split/policy.ts, so none is given here.
  */
 export const SPLIT_OPTIONS = [
@@ -60,14 +67,32 @@ export const SPLIT_OPTIONS = [
     flags: "--split-cooldown <ms>",
     description: "milliseconds both halves of a split wait before either splits again (default 30000)",
   },
+  {
+    flags: "--auto-merge [bool]",
+    description:
+      "merge adjacent small, cold ranges back on their own: true or false (default: as --auto-split)",
+  },
+  {
+    flags: "--merge-max-bytes <n>",
+    description: "two adjacent ranges merge only while their sizes add up to less (default 8388608)",
+  },
+  {
+    flags: "--merge-max-ops <n>",
+    description: "... and each takes fewer requests per second than this (default 100)",
+  },
+  {
+    flags: "--merge-windows <n>",
+    description: "... in each of this many one-second windows in a row (default 60)",
+  },
 ] as const;
 
-/** The split flags' names without dashes, for the `-flag` spelling etcd's parser accepts. */
+/** The split and merge flags' names without dashes, for the `-flag` spelling etcd's parser accepts. */
 export const SPLIT_FLAG_NAMES = SPLIT_OPTIONS.map((option) => option.flags.slice(2).split(" ")[0]!);
 
-/** What `concord start` passes to Concord.open about splits. */
+/** What `concord start` passes to Concord.open about splits and merges. */
 export interface SplitConfig {
   readonly autoSplit: boolean;
+  readonly autoMerge: boolean;
   /** Only the thresholds given on the command line. */
   readonly policy: SplitPolicyOptions;
 }
@@ -244,36 +269,49 @@ function parseNumberFlag(
 }
 
 /**
- * The split flags: thresholds only when given (the policy's defaults stay the defaults), and
- * thresholds together with `--auto-split=false` refused, since they would change nothing.
+ * The split and merge flags: thresholds only when given (the policy's defaults stay the
+ * defaults), and thresholds together with `--auto-split=false` (or `--auto-merge=false` for the
+ * merge ones) refused, since they would change nothing.
  */
 export function parseSplitFlags(flags: StartFlags): SplitConfig {
   const autoSplit = parseBoolFlag("--auto-split", flags.autoSplit) ?? true;
+  const autoMerge = parseBoolFlag("--auto-merge", flags.autoMerge) ?? autoSplit;
+  const whole = { integer: true, min: 1 };
   const loadSplitOpsPerSecond = parseNumberFlag("--split-load-ops", flags.splitLoadOps, {
     integer: false,
     min: 1,
   });
-  const loadSplitWindows = parseNumberFlag("--split-load-windows", flags.splitLoadWindows, {
-    integer: true,
-    min: 1,
-  });
-  const maxRangeBytes = parseNumberFlag("--split-max-range-bytes", flags.splitMaxRangeBytes, {
-    integer: true,
-    min: 1,
-  });
+  const loadSplitWindows = parseNumberFlag("--split-load-windows", flags.splitLoadWindows, whole);
+  const maxRangeBytes = parseNumberFlag("--split-max-range-bytes", flags.splitMaxRangeBytes, whole);
   const cooldownMs = parseNumberFlag("--split-cooldown", flags.splitCooldown, { integer: true, min: 0 });
-  const policy: SplitPolicyOptions = {
+  const mergeMaxBytes = parseNumberFlag("--merge-max-bytes", flags.mergeMaxBytes, whole);
+  const mergeMaxOpsPerSecond = parseNumberFlag("--merge-max-ops", flags.mergeMaxOps, {
+    integer: false,
+    min: 1,
+  });
+  const mergeWindows = parseNumberFlag("--merge-windows", flags.mergeWindows, whole);
+  const splitThresholds: SplitPolicyOptions = {
     ...(loadSplitOpsPerSecond === undefined ? {} : { loadSplitOpsPerSecond }),
     ...(loadSplitWindows === undefined ? {} : { loadSplitWindows }),
     ...(maxRangeBytes === undefined ? {} : { maxRangeBytes }),
     ...(cooldownMs === undefined ? {} : { cooldownMs }),
   };
-  if (!autoSplit && Object.keys(policy).length > 0) {
+  const mergeThresholds: SplitPolicyOptions = {
+    ...(mergeMaxBytes === undefined ? {} : { mergeMaxBytes }),
+    ...(mergeMaxOpsPerSecond === undefined ? {} : { mergeMaxOpsPerSecond }),
+    ...(mergeWindows === undefined ? {} : { mergeWindows }),
+  };
+  if (!autoSplit && Object.keys(splitThresholds).length > 0) {
     throw new UsageError(
       "--split-load-ops, --split-load-windows, --split-max-range-bytes and --split-cooldown have no effect with --auto-split=false; drop them or the --auto-split=false",
     );
   }
-  return { autoSplit, policy };
+  if (!autoMerge && Object.keys(mergeThresholds).length > 0) {
+    throw new UsageError(
+      "--merge-max-bytes, --merge-max-ops and --merge-windows have no effect with --auto-merge=false; drop them or the --auto-merge=false",
+    );
+  }
+  return { autoSplit, autoMerge, policy: { ...splitThresholds, ...mergeThresholds } };
 }
 
 /** A joining member's entry gets the id MemberAdd gave its peer URL. */

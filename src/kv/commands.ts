@@ -2,7 +2,9 @@
  * The write commands of the MVCC state machine (etcd's Put, DeleteRange, Txn and Compact,
  * with Range as a transaction op), its lease commands (LeaseGrant, LeaseRevoke), the member
  * table's commands (MemberSet, MemberRemove: their fields are members.ts's), the range
- * commands of splits and cross-range reads (Fence, Split, RevisionFloor), the envelope that carries one through the Raft log, and their versioned binary encoding.
+ * commands of splits, merges and cross-range reads (Fence, Split, MergeFence, Merge,
+ * RevisionFloor), the envelope that carries one through the Raft log, and their versioned
+ * binary encoding.
  *
  * Encoding: a format byte (ENCODING_VERSION), then for an envelope the client id, sequence
  * and timestamp, then the command: a kind byte and its fields. Integers are big-endian fixed
@@ -163,6 +165,27 @@ export interface SplitRequest {
   readonly rhsRangeId: number;
 }
 
+/**
+ * Fences the range for a merge into its left neighbour: from then on it refuses every state
+ * change (RangeFenced) and its image (MvccStore.mergeImage) stays valid. Refused
+ * (KeyOutsideRange) on the first range, (RangeFenced) while fenced for a split; idempotent.
+ */
+export interface MergeFenceRequest {
+  readonly kind: "merge-fence";
+}
+
+/**
+ * Merges the right-hand neighbour `rhsRangeId` into this range: `image` is that range's whole
+ * store (snapshot format, taken once it was merge-fenced) and enters this store in one engine
+ * write (merge.ts). Refused (RangeFenced) while this range is fenced, (MergeImageInvalid) for
+ * a bad or unfenced image, (KeyOutsideRange) unless this range ends where the image starts.
+ */
+export interface MergeRequest {
+  readonly kind: "merge";
+  readonly rhsRangeId: number;
+  readonly image: Uint8Array;
+}
+
 /** Raises the range's revision to at least `revision`, so every later write is above it. */
 export interface RevisionFloorRequest {
   readonly kind: "revision-floor";
@@ -174,7 +197,8 @@ export type TxnOp = RangeRequest | PutRequest | DeleteRangeRequest | TxnRequest;
 export type Command = PutRequest | DeleteRangeRequest | TxnRequest | CompactRequest;
 export type LeaseCommand = LeaseGrantRequest | LeaseRevokeRequest;
 /** The commands that change what a range is rather than what it holds. */
-export type RangeCommand = FenceRequest | SplitRequest | RevisionFloorRequest;
+export type RangeCommand =
+  FenceRequest | SplitRequest | MergeFenceRequest | MergeRequest | RevisionFloorRequest;
 /** Everything the state machine applies (member commands: members.ts). */
 export type KvCommand = Command | LeaseCommand | MemberCommand | RangeCommand;
 
@@ -261,17 +285,48 @@ export function revisionFloorRequest(revision: bigint): RevisionFloorRequest {
   return { kind: "revision-floor", revision };
 }
 
+export function mergeFenceRequest(): MergeFenceRequest {
+  return { kind: "merge-fence" };
+}
+
+export function mergeRequest(rhsRangeId: number, image: Uint8Array): MergeRequest {
+  return { kind: "merge", rhsRangeId, image };
+}
+
+/** Whether `command` is one of the range commands (RangeCommand). */
+export function isRangeCommand(command: KvCommand): command is RangeCommand {
+  return (
+    command.kind === "fence" ||
+    command.kind === "split" ||
+    command.kind === "merge-fence" ||
+    command.kind === "merge" ||
+    command.kind === "revision-floor"
+  );
+}
+
 /** Largest range id: range namespaces are 4 bytes (keys.ts rangeNamespace). */
 export const MAX_RANGE_ID = 0xffff_ffff;
 
 /** Why a range command's fields are invalid, or null. */
 export function rangeCommandProblem(command: RangeCommand): string | null {
-  if (command.kind === "revision-floor") {
-    return isTimestamp(command.revision) ? null : `revision floor ${command.revision} is not in 0..2^63-1`;
+  switch (command.kind) {
+    case "revision-floor":
+      return isTimestamp(command.revision) ? null : `revision floor ${command.revision} is not in 0..2^63-1`;
+    case "merge-fence":
+      return null;
+    case "merge":
+      if (!(command.image instanceof Uint8Array)) return "merge: the image must be a Uint8Array";
+      return rangeIdProblem(command);
+    case "fence":
+    case "split":
+      if (!(command.splitKey instanceof Uint8Array) || command.splitKey.length === 0) {
+        return `${command.kind}: the split key must not be empty`;
+      }
+      return rangeIdProblem(command);
   }
-  if (!(command.splitKey instanceof Uint8Array) || command.splitKey.length === 0) {
-    return `${command.kind}: the split key must not be empty`;
-  }
+}
+
+function rangeIdProblem(command: { readonly kind: string; readonly rhsRangeId: number }): string | null {
   const id = command.rhsRangeId;
   if (!Number.isSafeInteger(id) || id < 1 || id > MAX_RANGE_ID) {
     return `${command.kind}: range id ${id} is not in 1..${MAX_RANGE_ID}`;
@@ -292,6 +347,8 @@ const Kind = {
   Fence: 10,
   Split: 11,
   RevisionFloor: 12,
+  MergeFence: 13,
+  Merge: 14,
 } as const;
 
 const MAX_LEASE_ID = (1n << 63n) - 1n;
@@ -533,6 +590,8 @@ function writeCommand(w: ByteWriter, command: KvCommand): void {
       return writeMemberCommand(w, command);
     case "fence":
     case "split":
+    case "merge-fence":
+    case "merge":
     case "revision-floor":
       return writeRangeCommand(w, command);
   }
@@ -541,18 +600,31 @@ function writeCommand(w: ByteWriter, command: KvCommand): void {
 function writeRangeCommand(w: ByteWriter, command: RangeCommand): void {
   const problem = rangeCommandProblem(command);
   if (problem !== null) throw new RangeError(problem);
-  if (command.kind === "revision-floor") {
-    w.u8(Kind.RevisionFloor).u64(command.revision);
-    return;
+  switch (command.kind) {
+    case "revision-floor":
+      w.u8(Kind.RevisionFloor).u64(command.revision);
+      return;
+    case "merge-fence":
+      w.u8(Kind.MergeFence);
+      return;
+    case "merge":
+      w.u8(Kind.Merge).u32(command.rhsRangeId).bytes(command.image);
+      return;
+    case "fence":
+    case "split":
+      w.u8(command.kind === "fence" ? Kind.Fence : Kind.Split);
+      w.bytes(command.splitKey).u32(command.rhsRangeId);
   }
-  w.u8(command.kind === "fence" ? Kind.Fence : Kind.Split);
-  w.bytes(command.splitKey).u32(command.rhsRangeId);
 }
 
 function readRangeCommand(r: ByteReader, kind: number): RangeCommand {
   let command: RangeCommand;
   if (kind === Kind.RevisionFloor) command = revisionFloorRequest(r.u64());
-  else {
+  else if (kind === Kind.MergeFence) command = mergeFenceRequest();
+  else if (kind === Kind.Merge) {
+    const rhsRangeId = r.u32();
+    command = mergeRequest(rhsRangeId, r.bytes());
+  } else {
     const splitKey = r.bytes();
     const rhsRangeId = r.u32();
     command = kind === Kind.Fence ? fenceRequest(splitKey, rhsRangeId) : splitRequest(splitKey, rhsRangeId);
@@ -585,6 +657,8 @@ function readCommand(r: ByteReader): KvCommand {
       return readMemberRemove(r);
     case Kind.Fence:
     case Kind.Split:
+    case Kind.MergeFence:
+    case Kind.Merge:
     case Kind.RevisionFloor:
       return readRangeCommand(r, kind);
     default:
@@ -628,9 +702,7 @@ export function checkEnvelope(envelope: CommandEnvelope<KvCommand>): void {
   const { command } = envelope;
   const problem =
     checkEnvelopeHeader(envelope.clientId, envelope.sequence, envelope.timestamp) ??
-    (command.kind === "fence" || command.kind === "split" || command.kind === "revision-floor"
-      ? rangeCommandProblem(command)
-      : null);
+    (isRangeCommand(command) ? rangeCommandProblem(command) : null);
   if (problem !== null) throw new RangeError(`invalid command envelope: ${problem}`);
 }
 

@@ -16,6 +16,9 @@
  * are never evicted; the client's next command on the new range replaces its record with an
  * ordinary one. So a split never makes a retry apply twice, and the table of a range exceeds
  * its bound by at most what it inherited.
+ *
+ * A merge imports the right-hand range's records the same way (inherited), keeping per client
+ * the record with the higher sequence (on a tie, this range's own).
  */
 import { ByteReader, ByteWriter, fromUtf8, utf8 } from "./bytes.js";
 import { BatchOverlay, type KvReader, type WriteBatch } from "./engine.js";
@@ -118,6 +121,36 @@ export class DedupTable {
       const inherited = { ...record, entryIndex: INHERITED_ENTRY_INDEX, result: record.result() };
       batch.put(target.layout.dedupClientKey(clientId), encodeRecord(inherited));
     }
+  }
+
+  /**
+   * Stages a merge's import of `source`'s records (read through `sourceReader`): per client
+   * the record with the higher sequence wins, this table's own on a tie; an imported record
+   * becomes inherited, and an ordinary record of this table it replaces leaves the eviction
+   * order. `clients` is this table's current size; returns its new size.
+   */
+  stageMergeFrom(
+    reader: KvReader,
+    batch: WriteBatch,
+    source: DedupTable,
+    sourceReader: KvReader,
+    clients: number,
+  ): number {
+    const { dedupClientsStart, dedupClientsEnd } = source.layout;
+    let size = clients;
+    for (const { key, value } of sourceReader.scan(dedupClientsStart, dedupClientsEnd)) {
+      const clientId = fromUtf8(key.subarray(dedupClientsStart.length), "dedup client key");
+      const imported = decodeRecord(value);
+      const own = this.lookup(reader, clientId);
+      if (own !== undefined && own.sequence >= imported.sequence) continue;
+      if (own !== undefined && own.entryIndex !== INHERITED_ENTRY_INDEX) {
+        batch.delete(this.layout.dedupOrderKey(own.entryIndex));
+        size -= 1;
+      }
+      const inherited = { ...imported, entryIndex: INHERITED_ENTRY_INDEX, result: imported.result() };
+      batch.put(this.layout.dedupClientKey(clientId), encodeRecord(inherited));
+    }
+    return size;
   }
 
   private oldest(reader: KvReader): { orderKey: Uint8Array; clientId: string } | undefined {

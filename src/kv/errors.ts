@@ -28,6 +28,8 @@ export enum KvErrorCode {
   RangeFenced = 15,
   /** Concord's own: a transaction's keys live in more than one range. */
   CrossRangeTxn = 16,
+  /** Concord's own: a merge's image of the right-hand range is bad or was taken unfenced. */
+  MergeImageInvalid = 17,
 }
 
 export const KV_ERROR_MESSAGES: Readonly<Record<KvErrorCode, string>> = {
@@ -50,6 +52,8 @@ export const KV_ERROR_MESSAGES: Readonly<Record<KvErrorCode, string>> = {
     "concord: key is outside this range (it was split or merged); reload routes and retry",
   [KvErrorCode.RangeFenced]: "concord: range is fenced while a split or merge commits; retry",
   [KvErrorCode.CrossRangeTxn]: "concord: cross-range transactions not yet supported",
+  [KvErrorCode.MergeImageInvalid]:
+    "concord: merge refused: the right-hand range's image is invalid or not fenced",
 };
 
 export function isKvErrorCode(value: number): value is KvErrorCode {

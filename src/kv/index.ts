@@ -2,7 +2,7 @@
  * The public surface of the kv layer: the MVCC state machine, its commands and results, the
  * HLC that stamps them, leases (the replicated table and the leader's clock), the watch hub,
  * and the ordered-KV engine contract with its in-memory implementation; range bounds, fences,
- * splits and revision floors.
+ * splits, merges and revision floors.
  */
 export {
   FULL_BOUNDS,
@@ -32,6 +32,8 @@ export {
   fenceRequest,
   leaseGrantRequest,
   leaseRevokeRequest,
+  mergeFenceRequest,
+  mergeRequest,
   putRequest,
   rangeRequest,
   revisionFloorRequest,
@@ -47,6 +49,8 @@ export {
   type LeaseCommand,
   type LeaseGrantRequest,
   type LeaseRevokeRequest,
+  type MergeFenceRequest,
+  type MergeRequest,
   type NumberCompare,
   type PutRequest,
   type RangeCommand,
@@ -93,6 +97,7 @@ export {
   type LeaseSummary,
 } from "./leases.js";
 export { rangeNamespace } from "./keys.js";
+export { type AppliedMerge, type MergeOutcome } from "./merge.js";
 export { MemoryOrderedKv } from "./memory-engine.js";
 export {
   decodeCommandResult,
@@ -107,6 +112,8 @@ export {
   type KvEvent,
   type LeaseGrantResponse,
   type LeaseRevokeResponse,
+  type MergeFenceResponse,
+  type MergeResponse,
   type OpResponse,
   type PutResponse,
   type RangeResponse,

@@ -84,6 +84,8 @@ export enum MetaField {
   RangeState = 6,
   /** The last split this store applied (encodeAppliedSplit); absent: none. */
   LastSplit = 7,
+  /** The last merge this store applied (encodeAppliedMerge); absent: none. */
+  LastMerge = 8,
 }
 
 export const LAYOUT_VERSION = 1n;
@@ -99,6 +101,12 @@ export function rangeNamespace(rangeId: number): Uint8Array {
   const namespace = new Uint8Array(4);
   new DataView(namespace.buffer).setUint32(0, rangeId, false);
   return namespace;
+}
+
+/** The range id whose namespace `namespace` is (rangeNamespace), or null when it is none. */
+export function rangeIdOfNamespace(namespace: Uint8Array): number | null {
+  if (namespace.length !== 4) return null;
+  return new DataView(namespace.buffer, namespace.byteOffset, 4).getUint32(0, false);
 }
 
 const TAG_META = 0x01;

@@ -243,6 +243,21 @@ export class LeaseTable {
     }
   }
 
+  /**
+   * Stages a merge's import of `source`'s table (read through `sourceReader`): a lease only
+   * there is added, a lease in both keeps this table's record, and every attachment of the
+   * source joins this table's (the merged keys are new here, so the attachments are a union).
+   */
+  stageMergeFrom(reader: KvReader, batch: WriteBatch, source: LeaseTable, sourceReader: KvReader): void {
+    for (const { key, value } of sourceReader.scan(source.leasesStart, source.leasesEnd)) {
+      const own = concatBytes(this.leasesStart, key.subarray(source.leasesStart.length));
+      if (reader.get(own) === undefined) batch.put(own, value);
+    }
+    for (const { key } of sourceReader.scan(source.attachedStart, prefixEnd(source.attachedStart))) {
+      batch.put(concatBytes(this.attachedStart, key.subarray(source.attachedStart.length)), EMPTY);
+    }
+  }
+
   private leaseKey(id: bigint): Uint8Array {
     return concatBytes(this.leasesStart, idBytes(id));
   }

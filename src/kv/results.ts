@@ -73,6 +73,16 @@ export interface SplitResponse {
   readonly kind: "split";
 }
 
+/** A merge fence applied (or was in place already); the result's revision is the range's, frozen. */
+export interface MergeFenceResponse {
+  readonly kind: "merge-fence";
+}
+
+/** A merge applied; the result's revision is the merge's (ApplyOutcome.merge says what it did). */
+export interface MergeResponse {
+  readonly kind: "merge";
+}
+
 /** A revision floor applied; the result's revision is the range's revision now (>= the floor). */
 export interface RevisionFloorResponse {
   readonly kind: "revision-floor";
@@ -95,6 +105,8 @@ export type CommandResponse =
   | MemberResponse
   | FenceResponse
   | SplitResponse
+  | MergeFenceResponse
+  | MergeResponse
   | RevisionFloorResponse
   | ErrorResponse;
 
@@ -141,6 +153,8 @@ const ResponseKind = {
   Fence: 10,
   Split: 11,
   RevisionFloor: 12,
+  MergeFence: 13,
+  Merge: 14,
 } as const;
 
 function writeKeyValue(w: ByteWriter, kv: KeyValue): void {
@@ -211,6 +225,12 @@ function writeResponse(w: ByteWriter, response: CommandResponse | OpResponse): v
     case "revision-floor":
       w.u8(ResponseKind.RevisionFloor);
       return;
+    case "merge-fence":
+      w.u8(ResponseKind.MergeFence);
+      return;
+    case "merge":
+      w.u8(ResponseKind.Merge);
+      return;
   }
 }
 
@@ -273,6 +293,10 @@ function readResponse(r: ByteReader): CommandResponse | RangeResponse {
       return { kind: "split" };
     case ResponseKind.RevisionFloor:
       return { kind: "revision-floor" };
+    case ResponseKind.MergeFence:
+      return { kind: "merge-fence" };
+    case ResponseKind.Merge:
+      return { kind: "merge" };
     default:
       return r.fail("unknown-kind", `response kind ${kind}`);
   }

@@ -4,9 +4,10 @@
  * every key at or above the split key moves into the right-hand range's store (another
  * namespace of the same engine), which starts with copies of the lease table (attachments
  * divided by key), the member table and the dedup table, at the split's revision and the
- * applied index RHS_INITIAL_INDEX; and the other range commands (fence, revision floor).
- * All of it goes into the split command's batch, so the
- * store writes it in ONE engine write with the left side's shrunken bounds.
+ * applied index RHS_INITIAL_INDEX; and the other range commands (fence, revision floor; the
+ * merge commands are merge.ts's, dispatched from applyRangeCommand). All of it goes into the
+ * split command's batch, so the store writes it in ONE engine write with the left side's
+ * shrunken bounds.
  *
  * When a store already exists under the right-hand namespace (the node created that range's
  * replica from a snapshot before it applied the split here), nothing is written there: it is
@@ -22,7 +23,14 @@ import { revisionForApply } from "./hlc.js";
 import { LAYOUT_VERSION, MetaField, type KeyLayout } from "./keys.js";
 import type { LeaseTable } from "./leases.js";
 import type { MemberTable } from "./members.js";
-import type { FenceResponse, RevisionFloorResponse, SplitResponse } from "./results.js";
+import { applyMergeCommand, type AppliedMerge, type MergeOutcome } from "./merge.js";
+import type {
+  FenceResponse,
+  MergeFenceResponse,
+  MergeResponse,
+  RevisionFloorResponse,
+  SplitResponse,
+} from "./results.js";
 
 /**
  * The applied index a split's right-hand store starts at. The node starts the new range's
@@ -34,9 +42,12 @@ export const RHS_INITIAL_INDEX = 10;
 export type RangeState =
   | { readonly kind: "active" }
   /** Writes answer RangeFenced until the planned split (`splitKey`, `rhsRangeId`) applies. */
-  | { readonly kind: "write-fenced"; readonly splitKey: Uint8Array; readonly rhsRangeId: number };
+  | { readonly kind: "write-fenced"; readonly splitKey: Uint8Array; readonly rhsRangeId: number }
+  /** Every state change answers RangeFenced: the range is being merged into its left neighbour. */
+  | { readonly kind: "merge-fenced" };
 
 export const ACTIVE_RANGE: RangeState = Object.freeze({ kind: "active" });
+export const MERGE_FENCED_RANGE: RangeState = Object.freeze({ kind: "merge-fenced" });
 
 /** What a split did, for the node (ApplyOutcome.split). */
 export interface SplitOutcome {
@@ -78,10 +89,12 @@ export function decodeAppliedSplit(bytes: Uint8Array): AppliedSplit {
 const STATE_FORMAT = 1;
 const STATE_ACTIVE = 0;
 const STATE_WRITE_FENCED = 1;
+const STATE_MERGE_FENCED = 2;
 
 export function encodeRangeState(state: RangeState): Uint8Array {
   const w = new ByteWriter().u8(STATE_FORMAT);
   if (state.kind === "active") return w.u8(STATE_ACTIVE).finish();
+  if (state.kind === "merge-fenced") return w.u8(STATE_MERGE_FENCED).finish();
   return w.u8(STATE_WRITE_FENCED).bytes(state.splitKey).u32(state.rhsRangeId).finish();
 }
 
@@ -94,6 +107,7 @@ export function decodeRangeState(bytes: Uint8Array): RangeState {
   if (kind === STATE_ACTIVE) state = ACTIVE_RANGE;
   else if (kind === STATE_WRITE_FENCED)
     state = { kind: "write-fenced", splitKey: r.bytes(), rhsRangeId: r.u32() };
+  else if (kind === STATE_MERGE_FENCED) state = MERGE_FENCED_RANGE;
   else return r.fail("invalid-field", `range state ${kind}`);
   r.end();
   return state;
@@ -109,7 +123,7 @@ function samePlan(state: RangeState, splitKey: Uint8Array, rhsRangeId: number): 
 
 /**
  * Why a fence or split for (`splitKey`, `rhsRangeId`) is refused, or null: RangeFenced while
- * fenced for another plan, KeyOutsideRange unless the split key lies strictly inside
+ * fenced for another plan or for a merge, KeyOutsideRange unless the split key lies strictly inside
  * `bounds` (both sides must hold at least the split key's side of the span).
  */
 export function splitRefusal(
@@ -118,6 +132,7 @@ export function splitRefusal(
   splitKey: Uint8Array,
   rhsRangeId: number,
 ): KvErrorCode | null {
+  if (state.kind === "merge-fenced") return KvErrorCode.RangeFenced;
   if (state.kind === "write-fenced" && !samePlan(state, splitKey, rhsRangeId)) return KvErrorCode.RangeFenced;
   const above = compareBytes(splitKey, bounds.start) > 0;
   const below = bounds.end === null || compareBytes(splitKey, bounds.end) < 0;
@@ -197,6 +212,8 @@ export interface RangeCommandInput {
   readonly timestamp: bigint;
   readonly revision: bigint;
   readonly compacted: bigint;
+  /** The size of the store's dedup table (a merge imports records into it). */
+  readonly dedupClients: number;
   readonly bounds: RangeBounds;
   readonly rangeState: RangeState;
   readonly lhs: SplitSide;
@@ -209,25 +226,47 @@ export type RangeCommandEffect =
   | {
       readonly kind: "applied";
       readonly revision: bigint;
-      readonly response: FenceResponse | SplitResponse | RevisionFloorResponse;
+      readonly response:
+        FenceResponse | SplitResponse | MergeFenceResponse | MergeResponse | RevisionFloorResponse;
+      readonly compacted: bigint;
+      readonly dedupClients: number;
       readonly bounds: RangeBounds;
       readonly rangeState: RangeState;
       readonly split: SplitOutcome | null;
       /** Set by a split: what the store remembers as its last split. */
       readonly lastSplit: AppliedSplit | null;
+      readonly merge: MergeOutcome | null;
+      /** Set by a merge: what the store remembers as its last merge. */
+      readonly lastMerge: AppliedMerge | null;
     };
 
-/** Applies a Fence, Split or RevisionFloor: stages its writes into `batch` and says what changed. */
+/** The effect of a range command that changes none of the store's state but its response. */
+export type UnchangedRange = Omit<Extract<RangeCommandEffect, { kind: "applied" }>, "response">;
+
+/**
+ * Applies a Fence, Split, MergeFence, Merge or RevisionFloor: stages its writes into `batch`
+ * and says what changed. A merge-fenced range refuses all of them but another MergeFence.
+ */
 export function applyRangeCommand(input: RangeCommandInput): RangeCommandEffect {
   const { command, bounds, rangeState } = input;
-  const unchanged = {
-    kind: "applied" as const,
+  const unchanged: UnchangedRange = {
+    kind: "applied",
     revision: input.revision,
+    compacted: input.compacted,
+    dedupClients: input.dedupClients,
     bounds,
     rangeState,
     split: null,
     lastSplit: null,
+    merge: null,
+    lastMerge: null,
   };
+  if (rangeState.kind === "merge-fenced" && command.kind !== "merge-fence") {
+    return { kind: "refused", code: KvErrorCode.RangeFenced };
+  }
+  if (command.kind === "merge-fence" || command.kind === "merge") {
+    return applyMergeCommand(input, command, unchanged);
+  }
   if (command.kind === "revision-floor") {
     const revision = command.revision > input.revision ? command.revision : input.revision;
     return { ...unchanged, revision, response: { kind: "revision-floor" } };
@@ -261,7 +300,7 @@ export function applyRangeCommand(input: RangeCommandInput): RangeCommandEffect 
   const lhsBounds: RangeBounds = { start: bounds.start, end: splitKey.slice() };
   const rhsBounds: RangeBounds = { start: splitKey.slice(), end: bounds.end };
   return {
-    kind: "applied",
+    ...unchanged,
     revision,
     response: { kind: "split" },
     bounds: lhsBounds,

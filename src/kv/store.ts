@@ -21,7 +21,8 @@
  * The store holds one range's keys (`bounds`, meta data like the revision): a command naming
  * a key outside them applies as a KeyOutsideRange error, a write touching the part of a range
  * fenced for a split that moves (keys >= the split key) as RangeFenced — neither recorded for dedup, so the client retries the same request
- * on the right range. Fence, Split and RevisionFloor are split.ts's.
+ * on the right range. Fence, Split and RevisionFloor are split.ts's; MergeFence and Merge are
+ * merge.ts's (a merge-fenced store refuses every state change with RangeFenced).
  */
 import { crc32 } from "node:zlib";
 import { concatBytes, DecodeError, latin1 } from "./bytes.js";
@@ -37,6 +38,7 @@ import {
 } from "./bounds.js";
 import {
   checkEnvelope,
+  isRangeCommand,
   type CommandEnvelope,
   type KvCommand,
   type RangeCommand,
@@ -54,10 +56,12 @@ import {
   MetaField,
   decodeDescendingRevision,
   decodeStoredVersion,
+  rangeIdOfNamespace,
   rangeNamespace,
 } from "./keys.js";
 import { NewestVersions, type NewestVersionsLimits } from "./newest.js";
 import { LeaseTable, type LeaseChange, type LeaseInfo, type LeaseSummary } from "./leases.js";
+import { decodeAppliedMerge, encodeAppliedMerge, type AppliedMerge, type MergeOutcome } from "./merge.js";
 import { MemberTable, type MemberAttributes } from "./members.js";
 import { executeRange, keyInterval, type RevisionBounds } from "./range.js";
 import { errorResponse, type CommandResult, type KvEvent, type RangeResult } from "./results.js";
@@ -131,6 +135,8 @@ export interface ApplyOutcome {
   readonly leaseChange?: LeaseChange;
   /** Present when the command split the range: the node starts the right-hand range's replica. */
   readonly split?: SplitOutcome;
+  /** Present when the command merged the right-hand neighbour in: the node retires its replica. */
+  readonly merge?: MergeOutcome;
 }
 
 /**
@@ -160,6 +166,7 @@ interface StoreState {
   readonly bounds: RangeBounds;
   readonly rangeState: RangeState;
   readonly lastSplit: AppliedSplit | null;
+  readonly lastMerge: AppliedMerge | null;
 }
 
 interface Executed {
@@ -174,12 +181,18 @@ interface Executed {
   readonly split: SplitOutcome | null;
   /** Present when the command changed the store's last split. */
   readonly lastSplit?: AppliedSplit;
+  readonly merge?: MergeOutcome;
+  /** Present when the command changed the store's last merge. */
+  readonly lastMerge?: AppliedMerge;
+  /** Present when the command changed the dedup table's size (a merge imports records). */
+  readonly dedupClients?: number;
 }
 
 /**
  * Error results that are not recorded for dedup, so a retry of the same request applies:
- * routing refusals (the client retries on the right range) and an unknown lease (a router
- * may mirror the lease from range 1 into this range, then retry). None of them wrote anything.
+ * routing refusals (the client retries on the right range), an unknown lease (a router
+ * may mirror the lease from range 1 into this range, then retry) and a refused merge image (a
+ * coordinator retries with a fresh one). None of them wrote anything.
  */
 function isRetriedUnrecorded(result: CommandResult): boolean {
   const { response } = result;
@@ -187,7 +200,8 @@ function isRetriedUnrecorded(result: CommandResult): boolean {
     response.kind === "error" &&
     (response.code === KvErrorCode.KeyOutsideRange ||
       response.code === KvErrorCode.RangeFenced ||
-      response.code === KvErrorCode.LeaseNotFound)
+      response.code === KvErrorCode.LeaseNotFound ||
+      response.code === KvErrorCode.MergeImageInvalid)
   );
 }
 
@@ -255,7 +269,7 @@ export class MvccStore {
     return this.state.bounds;
   }
 
-  /** Active, or write-fenced for a planned split. */
+  /** Active, write-fenced for a planned split, or merge-fenced. */
   get rangeState(): RangeState {
     return this.state.rangeState;
   }
@@ -263,6 +277,29 @@ export class MvccStore {
   /** The last split this store applied (its plan and revision), or null. */
   get lastSplit(): AppliedSplit | null {
     return this.state.lastSplit;
+  }
+
+  /** The last merge this store applied (the range it took in, the merge's revision), or null. */
+  get lastMerge(): AppliedMerge | null {
+    return this.state.lastMerge;
+  }
+
+  /**
+   * The whole namespace in the snapshot format, as one byte array: what a Merge command on
+   * the left neighbour carries. Only a merge-fenced store has one (its state cannot change
+   * any more); throws otherwise.
+   */
+  mergeImage(): Uint8Array {
+    if (this.state.rangeState.kind !== "merge-fenced") {
+      const range = rangeIdOfNamespace(this.layout.namespace) ?? "(unnamed)";
+      throw new Error(`range ${range} is not merge-fenced: its image would go stale`);
+    }
+    const view = this.kv.view();
+    try {
+      return concatBytes(...encodeSnapshot(view, this.layout));
+    } finally {
+      view.release();
+    }
   }
 
   /**
@@ -347,6 +384,7 @@ export class MvccStore {
     let outcome: ApplyOutcome = { result: executed.result, events: executed.events, duplicate: false };
     if (executed.leaseChange !== null) outcome = { ...outcome, leaseChange: executed.leaseChange };
     if (executed.split !== null) outcome = { ...outcome, split: executed.split };
+    if (executed.merge !== undefined) outcome = { ...outcome, merge: executed.merge };
     let state: StoreState = {
       ...after,
       revision: executed.revision,
@@ -354,16 +392,23 @@ export class MvccStore {
       bounds: executed.bounds,
       rangeState: executed.rangeState,
       lastSplit: executed.lastSplit ?? before.lastSplit,
+      lastMerge: executed.lastMerge ?? before.lastMerge,
+      dedupClients: executed.dedupClients ?? before.dedupClients,
     };
     if (clientId !== "" && !isRetriedUnrecorded(executed.result)) {
       const record = { sequence, entryIndex, result: executed.result };
+      // A merge may have imported this client's record: replace that one.
+      const replaced =
+        executed.merge === undefined
+          ? previous
+          : this.dedup.lookup(new BatchOverlay(reader, executed.batch), clientId);
       const dedupClients = this.dedup.record(
         reader,
         executed.batch,
         clientId,
         record,
-        previous,
-        before.dedupClients,
+        replaced,
+        state.dedupClients,
       );
       state = { ...state, dedupClients };
     }
@@ -604,13 +649,15 @@ export class MvccStore {
       result: { revision: bounds.current, response: errorResponse(code) },
     });
     const fenced = before.rangeState.kind === "write-fenced";
+    // A merge-fenced range's image must not go stale: it changes nothing any more.
+    const mergeFenced = before.rangeState.kind === "merge-fenced";
     const { command } = envelope;
-    if (command.kind === "fence" || command.kind === "split" || command.kind === "revision-floor") {
+    if (isRangeCommand(command)) {
       return this.executeRangeCommand(view, batch, command, envelope.timestamp, before, failed);
     }
     if (command.kind === "leaseGrant" || command.kind === "leaseRevoke") {
       // A revocation deletes keys: a write like any other.
-      if (command.kind === "leaseRevoke" && fenced) return failed(KvErrorCode.RangeFenced);
+      if (mergeFenced || (command.kind === "leaseRevoke" && fenced)) return failed(KvErrorCode.RangeFenced);
       const outcome =
         command.kind === "leaseGrant"
           ? this.leaseTable.grant(view, batch, command, entryIndex, bounds.current)
@@ -624,6 +671,7 @@ export class MvccStore {
       };
     }
     if (command.kind === "memberSet" || command.kind === "memberRemove") {
+      if (mergeFenced) return failed(KvErrorCode.RangeFenced);
       const response = this.memberTable.stage(batch, command);
       return { ...unchanged, result: { revision: bounds.current, response } };
     }
@@ -631,6 +679,9 @@ export class MvccStore {
     if (!commandInsideBounds(before.bounds, command)) return failed(KvErrorCode.KeyOutsideRange);
     const shapeError = commandShapeError(command);
     if (shapeError !== null) return failed(shapeError);
+    if (mergeFenced && (command.kind === "compact" || commandWrites(command))) {
+      return failed(KvErrorCode.RangeFenced);
+    }
     if (command.kind === "compact") {
       const error = compactionError(command.revision, bounds);
       if (error !== null) return failed(error);
@@ -669,7 +720,7 @@ export class MvccStore {
     };
   }
 
-  /** Fence, Split, RevisionFloor (see commands.ts and split.ts). */
+  /** Fence, Split, MergeFence, Merge, RevisionFloor (see commands.ts, split.ts, merge.ts). */
   private executeRangeCommand(
     reader: KvReader,
     batch: WriteBatch,
@@ -691,6 +742,7 @@ export class MvccStore {
       timestamp,
       revision: before.revision,
       compacted: before.compacted,
+      dedupClients: before.dedupClients,
       bounds: before.bounds,
       rangeState: before.rangeState,
       lhs,
@@ -701,12 +753,15 @@ export class MvccStore {
       batch,
       events: [],
       revision: effect.revision,
-      compacted: before.compacted,
+      compacted: effect.compacted,
       leaseChange: null,
       bounds: effect.bounds,
       rangeState: effect.rangeState,
       split: effect.split,
+      dedupClients: effect.dedupClients,
       ...(effect.lastSplit === null ? {} : { lastSplit: effect.lastSplit }),
+      ...(effect.merge === null ? {} : { merge: effect.merge }),
+      ...(effect.lastMerge === null ? {} : { lastMerge: effect.lastMerge }),
       result: { revision: effect.revision, response: effect.response },
     };
   }
@@ -739,6 +794,9 @@ export class MvccStore {
     if (after.lastSplit !== before.lastSplit && after.lastSplit !== null) {
       batch.put(this.layout.metaKey(MetaField.LastSplit), encodeAppliedSplit(after.lastSplit));
     }
+    if (after.lastMerge !== before.lastMerge && after.lastMerge !== null) {
+      batch.put(this.layout.metaKey(MetaField.LastMerge), encodeAppliedMerge(after.lastMerge));
+    }
   }
 
   private readState(get: (key: Uint8Array) => Uint8Array | undefined): StoreState {
@@ -756,6 +814,7 @@ export class MvccStore {
     const bounds = get(this.layout.metaKey(MetaField.Bounds));
     const rangeState = get(this.layout.metaKey(MetaField.RangeState));
     const lastSplit = get(this.layout.metaKey(MetaField.LastSplit));
+    const lastMerge = get(this.layout.metaKey(MetaField.LastMerge));
     return {
       appliedIndex: Number(field(MetaField.AppliedIndex)),
       revision: field(MetaField.Revision),
@@ -764,6 +823,7 @@ export class MvccStore {
       bounds: bounds === undefined ? FULL_BOUNDS : decodeRangeBounds(bounds),
       rangeState: rangeState === undefined ? ACTIVE_RANGE : decodeRangeState(rangeState),
       lastSplit: lastSplit === undefined ? null : decodeAppliedSplit(lastSplit),
+      lastMerge: lastMerge === undefined ? null : decodeAppliedMerge(lastMerge),
     };
   }
 
@@ -780,6 +840,7 @@ export class MvccStore {
         MetaField.Bounds,
         MetaField.RangeState,
         MetaField.LastSplit,
+        MetaField.LastMerge,
       ].map((f) => latin1(this.layout.metaKey(f).subarray(strip))),
     );
     const meta = new Map<string, Uint8Array>();

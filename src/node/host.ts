@@ -32,6 +32,7 @@ import { HybridClock } from "../kv/hlc.js";
 import { MvccStore } from "../kv/store.js";
 import type { ConfState } from "../raft/types.js";
 import { LIVENESS_GROUP, PeerLiveness, livenessMessage } from "./quiesce.js";
+import { FIRST_RANGE_ID, deleteStoreNamespace } from "./destroy-range.js";
 import { Replica, type ReplicaHost } from "./replica.js";
 import { initialiseSplitRange } from "./split-range.js";
 
@@ -54,6 +55,10 @@ export class NodeHost {
   private tickTimer: TimerHandle | null = null;
   private turnRequested = false;
   private loop: Promise<void> | null = null;
+  /** The turn running now, if any: a replica taken out of the maps may still be in it. */
+  private turnInFlight: Promise<void> | null = null;
+  /** Ranges whose replica destroyReplica is taking apart: not hosted, not to be created again meanwhile. */
+  private readonly destroying = new Set<number>();
   private idleWaiters: (() => void)[] = [];
   private sequence = 0;
 
@@ -100,6 +105,7 @@ export class NodeHost {
       throw new Error(`cannot create a replica on a node host that is ${this.state}`);
     }
     if (this.replicas.has(rangeId)) throw new Error(`range ${rangeId} already has a replica on this node`);
+    if (this.destroying.has(rangeId)) throw new Error(`range ${rangeId} is being destroyed on this node`);
     const replica = new Replica(
       rangeId,
       init,
@@ -145,6 +151,46 @@ export class NodeHost {
 
   replica(rangeId: number): Replica | undefined {
     return this.replicas.get(rangeId);
+  }
+
+  /**
+   * Destroys this node's replica of `rangeId` (a range merged into its neighbour: its keys,
+   * leases and dedup records live on there). The replica stops being hosted at once (messages
+   * for the group are dropped as for any unknown group, counted), and once no turn uses it:
+   * 1. it closes: pending requests reject with KvError(KeyOutsideRange), watches end with a
+   *    KeyOutsideRange response (Replica.closeRemoved);
+   * 2. its Raft storage is dropped and synced (StorageEngine.dropGroup);
+   * 3. its store's namespace is deleted from the state-machine engine and synced.
+   * Each step is one durable write, in this order: a crash between 2 and 3 leaves an orphan
+   * namespace that nothing reopens (a restart hosts the ranges the Raft storage holds), never
+   * a range with Raft storage but no store. Refused, changing nothing: range 1 (it holds the
+   * catalog and is never merged away), a range without a replica here, a host that stopped.
+   */
+  async destroyReplica(rangeId: number): Promise<void> {
+    if (this.state !== "new" && this.state !== "running") {
+      throw new Error(`cannot destroy a replica on a node host that is ${this.state}`);
+    }
+    if (rangeId === FIRST_RANGE_ID) {
+      throw new Error(`range ${FIRST_RANGE_ID} holds the catalog and is never destroyed`);
+    }
+    const replica = this.replicas.get(rangeId);
+    if (replica === undefined) throw new Error(`range ${rangeId} has no replica on this node`);
+    this.destroying.add(rangeId);
+    try {
+      this.replicas.delete(rangeId);
+      this.awake.delete(replica);
+      this.dormant.delete(replica);
+      this.liveness.forget(replica);
+      // The running turn took its replicas before; later turns no longer see this one.
+      await this.turnInFlight?.catch(() => undefined);
+      replica.closeRemoved();
+      this.options.engine.dropGroup(rangeId);
+      await this.options.engine.sync();
+      await deleteStoreNamespace(this.options.stateMachine(rangeId));
+      this.counters.replicasDestroyed++;
+    } finally {
+      this.destroying.delete(rangeId);
+    }
   }
 
   rangeIds(): number[] {
@@ -232,8 +278,9 @@ export class NodeHost {
     this.requestTurn();
   }
 
-  /** `replica` has work: feed it again from the next turn on. */
+  /** `replica` has work: feed it again from the next turn on (unless it is no longer hosted). */
   private wake(replica: Replica): void {
+    if (this.replicas.get(replica.rangeId) !== replica) return;
     if (this.dormant.delete(replica)) this.counters.wakeUps++;
     this.awake.add(replica);
     this.requestTurn();
@@ -280,6 +327,8 @@ export class NodeHost {
    */
   private settle(replicas: readonly Replica[]): void {
     for (const replica of replicas) {
+      // Destroyed while the turn ran: it must not come back as dormant or as a follower.
+      if (this.replicas.get(replica.rangeId) !== replica) continue;
       const leader = replica.quiescedUnder();
       if (leader === NONE) this.liveness.forget(replica);
       else this.liveness.follows(replica, leader);
@@ -313,12 +362,14 @@ export class NodeHost {
     try {
       while (this.turnRequested && this.state === "running") {
         this.turnRequested = false;
-        await this.turn();
+        this.turnInFlight = this.turn();
+        await this.turnInFlight;
         if (this.hasWork()) this.turnRequested = true;
       }
     } catch (error) {
       this.fail(error);
     } finally {
+      this.turnInFlight = null;
       this.loop = null;
       this.notifyIdle();
     }

@@ -163,6 +163,8 @@ export interface NodeHostCounters {
   livenessWakeUps: number;
   /** Node-level liveness heartbeats sent (one per peer per tick while quiescence is on). */
   livenessSent: number;
+  /** Replicas destroyed (their range merged away): Raft storage and store deleted. */
+  replicasDestroyed: number;
 }
 
 export function newNodeHostCounters(): NodeHostCounters {
@@ -186,5 +188,6 @@ export function newNodeHostCounters(): NodeHostCounters {
     wakeUps: 0,
     livenessWakeUps: 0,
     livenessSent: 0,
+    replicasDestroyed: 0,
   };
 }

@@ -15,6 +15,8 @@ import {
   decodeEnvelope,
   encodeEnvelope,
   fenceRequest,
+  mergeFenceRequest,
+  mergeRequest,
   rangeRequest,
   revisionFloorRequest,
   splitRequest,
@@ -22,10 +24,11 @@ import {
   type RangeCommand,
   type RangeRequest,
 } from "../kv/commands.js";
-import { KvError } from "../kv/errors.js";
+import { KvError, KvErrorCode } from "../kv/errors.js";
 import { wallMillisOf, type HybridClock } from "../kv/hlc.js";
 import type { TimeToLive } from "../kv/lease-clock.js";
 import type { LeaseSummary } from "../kv/leases.js";
+import type { AppliedMerge } from "../kv/merge.js";
 import type { CommandResult, RangeResult } from "../kv/results.js";
 import type { AppliedSplit, RangeState } from "../kv/split.js";
 import type { MvccSnapshot } from "../kv/store.js";
@@ -241,7 +244,11 @@ export class Replica {
     return this.stateMachine.bounds;
   }
 
-  /** "write-fenced" while a planned split commits (writes answer RangeFenced), else "active". */
+  /**
+   * "write-fenced" while a planned split commits (writes answer RangeFenced), "merge-fenced"
+   * once the range is being merged into its left neighbour (every state change answers
+   * RangeFenced), else "active".
+   */
   get rangeState(): RangeState["kind"] {
     return this.stateMachine.rangeState.kind;
   }
@@ -277,6 +284,38 @@ export class Replica {
    */
   split(splitKey: Uint8Array, rhsRangeId: number, request?: RequestId): Promise<bigint> {
     return this.proposeRangeCommand(splitRequest(splitKey, rhsRangeId), request);
+  }
+
+  /**
+   * Fences the range for a merge into its left neighbour: it refuses every state change from
+   * then on. Resolves with the range's (frozen) revision once applied here; idempotent. Rejects
+   * with KvError: KeyOutsideRange (the first range), RangeFenced (fenced for a split).
+   */
+  mergeFence(request?: RequestId): Promise<bigint> {
+    return this.proposeRangeCommand(mergeFenceRequest(), request);
+  }
+
+  /**
+   * Merges the right-hand neighbour `rhsRangeId` into this range from its `image`
+   * (mergeImage() of a replica of it); resolves with the merge's revision once applied here.
+   * Rejects with KvError: RangeFenced (this range is fenced), MergeImageInvalid,
+   * KeyOutsideRange (this range does not end where the image starts: see lastMerge).
+   */
+  merge(rhsRangeId: number, image: Uint8Array, request?: RequestId): Promise<bigint> {
+    return this.proposeRangeCommand(mergeRequest(rhsRangeId, image), request);
+  }
+
+  /**
+   * The range's whole store as applied HERE, for a merge into the left neighbour: callers
+   * barrier first (a linearizable read) so the merge fence has applied. Throws unless it has.
+   */
+  mergeImage(): Uint8Array {
+    return this.stateMachine.mergeImage();
+  }
+
+  /** The last merge this range applied (the range it took in, the merge's revision), or null. */
+  get lastMerge(): AppliedMerge | null {
+    return this.stateMachine.lastMerge;
   }
 
   /**
@@ -745,18 +784,37 @@ export class Replica {
    * may still apply elsewhere, so they end ambiguous.
    */
   close(cause?: Error): void {
+    const options = cause === undefined ? undefined : { cause };
+    const stopped = () => new ReplicaStoppedError(this.rangeId, options);
+    this.end(
+      stopped,
+      () => new AmbiguousResultError(this.rangeId, "the node stopped before it applied", options),
+    );
+  }
+
+  /**
+   * Ends the replica because its range is gone from this node (merged into its neighbour, so
+   * the node destroys it): every request, queued or already in the core, rejects with
+   * KvError(KeyOutsideRange), and every watch ends with a KeyOutsideRange response, so routers
+   * retry on the range that holds the keys now. Safe for proposals already in the log: the
+   * range was fenced before it merged, so whatever any of them changed is in the merged image,
+   * and a retry with the same request id is answered by the dedup records that came with it.
+   */
+  closeRemoved(): void {
+    if (this.closed) return;
+    const outside = () => new KvError(KvErrorCode.KeyOutsideRange);
+    this.end(outside, outside);
+    this.services.rangeRemoved();
+  }
+
+  private end(notTaken: () => Error, inCore: () => Error): void {
     if (this.closed) return;
     this.closed = true;
-    const options = cause === undefined ? undefined : { cause };
-    for (const p of this.queuedProposals.splice(0)) {
-      p.waiter.reject(new ReplicaStoppedError(this.rangeId, options));
-    }
-    const unknown = () =>
-      new AmbiguousResultError(this.rangeId, "the node stopped before it applied", options);
-    this.commands.failAll(unknown);
-    this.confChanges.failAll(unknown);
-    this.reads.failAll(() => new ReplicaStoppedError(this.rangeId, options));
-    this.transfers.failAll(() => new ReplicaStoppedError(this.rangeId, options));
+    for (const p of this.queuedProposals.splice(0)) p.waiter.reject(notTaken());
+    this.commands.failAll(inCore);
+    this.confChanges.failAll(inCore);
+    this.reads.failAll(notTaken);
+    this.transfers.failAll(notTaken);
     this.inbox = [];
     this.incomingSnapshot = null;
     this.services.leadershipChanged(false);

@@ -18,7 +18,9 @@
  *   keys) until a revocation is applied there, proposed by whoever revokes the lease.
  * - Splits: a split shrinks the range's bounds; watches no longer inside them end with
  *   KeyOutsideRange (WatchHub.boundsChanged), so a router re-opens them on the new ranges.
+ *   A range destroyed on this node (merged away) ends every watch the same way.
  */
+import type { RangeBounds } from "../kv/bounds.js";
 import { leaseRevokeRequest, type KvCommand } from "../kv/commands.js";
 import { LeaseClock, type LeaseClockOptions, type LeaseSource, type TimeToLive } from "../kv/lease-clock.js";
 import type { LeaseSummary } from "../kv/leases.js";
@@ -31,6 +33,12 @@ import {
 } from "../kv/watch.js";
 import type { Logger } from "../transport/transport.js";
 import type { ApplyListener } from "./types.js";
+
+/**
+ * Bounds that contain no span (every watch span has a non-empty end, which is never at or
+ * below the empty key): what the hub sees once the range is removed.
+ */
+const NO_KEYS: RangeBounds = Object.freeze({ start: new Uint8Array(0), end: new Uint8Array(0) });
 
 /** What the services read from the applied state (the replica's MvccStore). */
 export interface ServiceSource extends WatchSource, LeaseSource {}
@@ -51,6 +59,7 @@ export class ReplicaServices {
   private readonly progressIntervalMs: number;
   private readonly expiresLeases: boolean;
   private nextProgressAt: number;
+  private removed = false;
 
   /**
    * @param source the replica's applied state
@@ -63,7 +72,21 @@ export class ReplicaServices {
     private readonly logger: Logger,
     options: ReplicaServicesOptions,
   ) {
-    this.hub = new WatchHub(source, options.watch);
+    // The hub sees the range's bounds through `removed`: a range gone from the node holds no keys.
+    const removed = () => this.removed;
+    const watched: WatchSource = {
+      get revision() {
+        return source.revision;
+      },
+      get bounds() {
+        return removed() ? NO_KEYS : source.bounds;
+      },
+      get compactedRevision() {
+        return source.compactedRevision;
+      },
+      history: (request) => source.history(request),
+    };
+    this.hub = new WatchHub(watched, options.watch);
     this.clock = new LeaseClock(source, monotonicNow, options.lease);
     this.progressIntervalMs = options.progressIntervalMs;
     this.expiresLeases = options.expiresLeases;
@@ -73,9 +96,22 @@ export class ReplicaServices {
         this.hub.publish(outcome.result.revision, outcome.events);
         this.clock.applied(outcome.leaseChange);
         if (outcome.split !== undefined) this.hub.boundsChanged();
+        // A merge can bring leases this clock never saw granted: restart it from the table
+        // (existing leases get a fresh TTL: a lease may outlive its TTL, never end early).
+        if (outcome.merge !== undefined && this.clock.isLeader) this.clock.onBecomeLeader();
       },
       onRestore: () => this.hub.resync(),
     };
+  }
+
+  /**
+   * The range is gone from this node (merged away and destroyed): every watch ends with a
+   * KeyOutsideRange response at the revision it had reached, so a router re-opens it on the
+   * range that holds its keys now.
+   */
+  rangeRemoved(): void {
+    this.removed = true;
+    this.hub.boundsChanged();
   }
 
   /** Whether the lease clock runs (this replica leads, as far as it knows). */

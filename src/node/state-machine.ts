@@ -16,13 +16,17 @@
  * Splits: an applied split (or, after a restart, a split entry the state machine already held
  * when the core handed it out again) is reported to `splitApplied` once the state machine is
  * synced and before any later entry is applied, with the membership as of that entry, so the
- * node can start the right-hand range from durable state (see host.ts).
+ * node can start the right-hand range from durable state (see host.ts). Merges need nothing
+ * here: the merged range's grown bounds are its store's, and `ApplyOutcome.merge` reaches the
+ * apply listeners with the rest of the outcome (the node retires the right-hand replica by
+ * its route table, not by this entry).
  */
 import { DecodeError } from "../kv/bytes.js";
 import { decodeEnvelope, type RangeRequest } from "../kv/commands.js";
 import type { HybridClock } from "../kv/hlc.js";
 import type { RangeBounds } from "../kv/bounds.js";
 import type { MemberAttributes } from "../kv/members.js";
+import type { AppliedMerge } from "../kv/merge.js";
 import type { AppliedSplit, RangeState } from "../kv/split.js";
 import type { CommandResult, RangeResult } from "../kv/results.js";
 import { MvccStore, type MvccSnapshot } from "../kv/store.js";
@@ -108,6 +112,15 @@ export class ReplicaStateMachine {
 
   get lastSplit(): AppliedSplit | null {
     return this.store.lastSplit;
+  }
+
+  get lastMerge(): AppliedMerge | null {
+    return this.store.lastMerge;
+  }
+
+  /** The store's whole image for a merge into the left neighbour; throws unless merge-fenced. */
+  mergeImage(): Uint8Array {
+    return this.store.mergeImage();
   }
 
   sizeEstimate(): ReturnType<MvccStore["sizeEstimate"]> {

@@ -92,6 +92,7 @@ export {
 } from "./split/policy.js";
 export {
   SplitCoordinator,
+  type AppliedMerge,
   type AppliedSplit,
   type PlannedSplit,
   type RangeDescription,
@@ -109,7 +110,25 @@ export {
   type SplitLoopCounters,
   type SplitLoopOptions,
 } from "./split/loop.js";
-export { SplitConflictError, SplitRefusedError, SplitStateError, type SplitRefusal } from "./split/errors.js";
+export {
+  MergeCoordinator,
+  type MergeCatalog,
+  type MergeCause,
+  type MergeCoordinatorOptions,
+  type MergeCounters,
+  type MergeRecoveryReport,
+  type MergeResult,
+} from "./split/merge-coordinator.js";
+export {
+  MergeConflictError,
+  MergeRefusedError,
+  MergeStateError,
+  SplitConflictError,
+  SplitRefusedError,
+  SplitStateError,
+  type MergeRefusal,
+  type SplitRefusal,
+} from "./split/errors.js";
 export { SYSTEM_SPAN_END, splitKeyRefusal } from "./split/split-key.js";
 export {
   SYSTEM_SPAN,

@@ -2,8 +2,10 @@
  * NodeRanges: one node's whole placement layer, assembled over its NodeHost — the route
  * catalog in range 1 (under the system prefix), the route table kept current by a watcher,
  * the router every client request goes through, routed watches, the load sampler, the split
- * coordinator and policy loop (acting only while this node leads range 1), and the
- * reconciliation that makes this node host every range the catalog lists.
+ * and merge coordinators and the policy loop (acting only while this node leads range 1), and
+ * the reconciliation that makes this node host every range the catalog lists and no other:
+ * a range merged away is destroyed here once this node's replica of its left neighbour
+ * applied the merge.
  *
  * The table starts at catalog version 1 — one route over the whole keyspace, group 1 —
  * which is exactly what `RouteCatalog.initialize()` writes, so a node routes correctly before
@@ -12,7 +14,7 @@
  * their bounds and the router reloads and retries.
  */
 import { leaseRevokeRequest, rangeRequest, type KvCommand, type RangeRequest } from "../kv/commands.js";
-import { boundsEqual, type RangeBounds } from "../kv/bounds.js";
+import { boundsContainKey, boundsEqual, type RangeBounds } from "../kv/bounds.js";
 import { KvError, KvErrorCode } from "../kv/errors.js";
 import type { CommandResult, RangeResult } from "../kv/results.js";
 import type { Watch, WatchRequest } from "../kv/watch.js";
@@ -33,12 +35,20 @@ import { catalogKeys } from "./router/system-keys.js";
 import { RoutedWatch } from "./router/watch.js";
 import type { RangeDescription, RangeOps, SplitResult } from "./split/coordinator.js";
 import { SplitCoordinator } from "./split/coordinator.js";
+import { MergeRefusedError } from "./split/errors.js";
+import { MergeCoordinator, type MergeResult } from "./split/merge-coordinator.js";
 import { LoadSampler } from "./split/load-sampler.js";
 import { SplitLoop } from "./split/loop.js";
 import { SplitPolicy, type RangeSizeSource, type SplitPolicyOptions } from "./split/policy.js";
 
 /** The meta range: holds the system span (the route catalog) and is never merged away. */
 export const META_RANGE_ID = 1;
+
+/**
+ * The largest range a merge takes (by its measured size): its whole store travels to the left
+ * neighbour in one Raft entry. Automatic merges take far smaller ones (mergeMaxBytes).
+ */
+export const MAX_MERGE_BYTES = 32 * 1024 * 1024;
 
 /** The catalog's first version, as `RouteCatalog.initialize()` writes it on a fresh store. */
 const INITIAL_ROUTE: RouteDescriptor = {
@@ -60,6 +70,8 @@ export interface NodeRangesOptions {
   readonly logger: Logger;
   /** Split ranges by load and size on their own (default true); manual splits always work. */
   readonly autoSplit?: boolean;
+  /** Merge adjacent small, cold ranges on their own (default: as autoSplit); manual merges always work. */
+  readonly autoMerge?: boolean;
   readonly splitPolicy?: SplitPolicyOptions;
   /** Milliseconds between split-loop cycles on the meta leader (default 1,000). */
   readonly splitIntervalMs?: number;
@@ -106,6 +118,7 @@ export class NodeRanges {
   readonly sampler: LoadSampler;
   readonly policy: SplitPolicy;
   readonly coordinator: SplitCoordinator;
+  readonly merges: MergeCoordinator;
   readonly loop: SplitLoop;
   private readonly host: NodeHost;
   private readonly sizes = new Map<number, MeasuredSize>();
@@ -141,16 +154,26 @@ export class NodeRanges {
       sleep: (ms) => new Promise((resolve) => options.timers.setTimeout(resolve, ms)),
     });
     this.sampler = new LoadSampler({ clock: options.monotonicClock, random: options.random });
-    this.policy = new SplitPolicy(this.sampler, this.sizeSource(), options.splitPolicy ?? {});
+    this.policy = new SplitPolicy(this.sampler, this.sizeSource(), {
+      ...options.splitPolicy,
+      ...(options.autoSplit === false ? NEVER_SPLIT : {}),
+    });
+    const ranges = this.rangeOps();
     this.coordinator = new SplitCoordinator({
       catalog: this.catalog,
-      ranges: this.rangeOps(),
+      ranges,
       onSplit: (result) => this.afterSplit(result),
+    });
+    this.merges = new MergeCoordinator({
+      catalog: this.catalog,
+      ranges,
+      onMerge: (result) => this.afterMerge(result),
     });
     this.loop = new SplitLoop({
       coordinator: this.coordinator,
-      policy:
-        options.autoSplit === false ? new SplitPolicy(this.sampler, NO_SIZES, NEVER_SPLIT) : this.policy,
+      mergeCoordinator: this.merges,
+      policy: this.policy,
+      autoMerge: options.autoMerge ?? options.autoSplit !== false,
       timers: options.timers,
       clock: options.monotonicClock,
       isMetaLeader: () => this.leadsMetaRange() && this.initializeCatalogOnce(),
@@ -209,6 +232,30 @@ export class NodeRanges {
     const result = await this.coordinator.split(route.routeId, key, "manual");
     await this.watcher.refresh().catch(() => undefined);
     return { left: this.listing(result.left), right: this.listing(result.right) };
+  }
+
+  /**
+   * Merges route `routeId` into its left neighbour (MergeRefusedError when it cannot, among
+   * others for a range over MAX_MERGE_BYTES as measured here); resolves with the neighbour grown.
+   */
+  async merge(routeId: number): Promise<{ merged: RangeListing }> {
+    if (this.table.version <= 1) await this.catalog.initialize();
+    await this.watcher.refresh().catch(() => undefined);
+    const route = this.table.routes.find((candidate) => candidate.routeId === routeId);
+    const replica = route === undefined ? undefined : this.host.replica(route.groupId);
+    if (replica !== undefined) {
+      const { bytes } = replica.sizeEstimate();
+      if (bytes > MAX_MERGE_BYTES) {
+        throw new MergeRefusedError(
+          "too-large",
+          routeId,
+          `it holds about ${bytes} bytes; a merge moves at most ${MAX_MERGE_BYTES} in one Raft entry`,
+        );
+      }
+    }
+    const result = await this.merges.merge(routeId, "manual");
+    await this.watcher.refresh().catch(() => undefined);
+    return { merged: this.listing(result.merged) };
   }
 
   // ------------------------------------------------------------------ internals
@@ -270,6 +317,12 @@ export class NodeRanges {
     this.watcher.refresh().catch(() => undefined);
   }
 
+  private afterMerge(result: MergeResult): void {
+    this.policy.recordMerge(this.options.monotonicClock(), result.merged.groupId, result.removed.groupId);
+    this.sizes.delete(result.merged.groupId);
+    this.watcher.refresh().catch(() => undefined);
+  }
+
   private recordRead(key: Uint8Array): void {
     if (key.length === 0) return;
     const route = this.table.lookup(key);
@@ -285,6 +338,7 @@ export class NodeRanges {
    */
   private reconcile(): void {
     if (this.stopped) return;
+    this.destroyMergedReplicas();
     const missing = new Set<number>();
     for (const route of this.table.routes) {
       const replica = this.host.replica(route.groupId);
@@ -313,6 +367,33 @@ export class NodeRanges {
       () => this.reconcile(),
       this.options.reconcileIntervalMs ?? 2_000,
     );
+  }
+
+  /**
+   * Destroys this node's replica of every range merged away: one the route table no longer
+   * lists whose start key the replica of the route covering it now holds (it applied the
+   * merge, by entry or by snapshot). A range created here by a split the table does not show
+   * yet is kept: its parent's replica no longer holds its start. Route ids are never reused,
+   * so a destroyed range is never listed, nor created, again.
+   */
+  private destroyMergedReplicas(): void {
+    const listed = new Set(this.table.routes.map((route) => route.groupId));
+    for (const rangeId of this.host.rangeIds()) {
+      if (rangeId === META_RANGE_ID || listed.has(rangeId)) continue;
+      const start = this.host.replica(rangeId)?.bounds.start;
+      const cover = start === undefined ? undefined : this.table.lookup(start);
+      const coverReplica = cover === undefined ? undefined : this.host.replica(cover.groupId);
+      if (start === undefined || coverReplica === undefined || !boundsContainKey(coverReplica.bounds, start))
+        continue;
+      this.sampler.forget(rangeId);
+      this.sizes.delete(rangeId);
+      this.host
+        .destroyReplica(rangeId)
+        .then(() => this.options.logger.info({ rangeId }, "destroyed the replica of a merged range"))
+        .catch((error: unknown) =>
+          this.options.logger.warn({ err: error, rangeId }, "could not destroy a merged range's replica"),
+        );
+    }
   }
 
   /** What the meta leader does each reconciliation pass: memberships, then lease mirrors. */
@@ -406,6 +487,32 @@ export class NodeRanges {
         }
       },
       describe: (groupId) => this.describe(groupId),
+      mergeFence: async (groupId) => {
+        await this.hosted(groupId).mergeFence();
+      },
+      mergeImage: async (groupId) => {
+        const replica = this.hosted(groupId);
+        await this.barrier(replica);
+        return replica.mergeImage();
+      },
+      merge: async (groupId, rhsGroupId, image) => {
+        const replica = this.hosted(groupId);
+        try {
+          return { revision: await replica.merge(rhsGroupId, image) };
+        } catch (error) {
+          // A retry after the merge applied finds the range's end moved on: the merge is done.
+          const done = replica.lastMerge;
+          if (
+            error instanceof KvError &&
+            error.code === KvErrorCode.KeyOutsideRange &&
+            done !== null &&
+            done.rhsRangeId === rhsGroupId
+          ) {
+            return { revision: done.revision };
+          }
+          throw error;
+        }
+      },
     };
   }
 
@@ -430,6 +537,7 @@ export class NodeRanges {
       state: replica.rangeState,
       plannedSplit: replica.plannedSplit,
       lastSplit: replica.lastSplit,
+      lastMerge: replica.lastMerge,
     };
   }
 
@@ -514,7 +622,6 @@ function writtenKey(command: KvCommand): Uint8Array | null {
   }
 }
 
-const NO_SIZES: RangeSizeSource = { approximateBytes: () => 0, sizeMedianKey: () => null };
 const NEVER_SPLIT: SplitPolicyOptions = {
   loadSplitOpsPerSecond: Number.MAX_SAFE_INTEGER,
   maxRangeBytes: Number.MAX_SAFE_INTEGER,

@@ -159,6 +159,15 @@ export interface StorageEngine {
    */
   groups(): number[];
   /**
+   * Deletes every record of group `groupId` (log, hard state, membership, applied index,
+   * snapshot) in one write that becomes durable like any other, at the next `sync()`: a crash
+   * keeps the group whole or drops it whole. Afterwards `groups()` does not list it, handles
+   * obtained before throw StorageUsageError, and a later `replica(groupId)` starts empty.
+   * Dropping a group the engine does not hold writes nothing. For a replica the node destroys
+   * (its range merged away); the caller makes sure nothing writes the group meanwhile.
+   */
+  dropGroup(groupId: number): void;
+  /**
    * Makes every write made before the call durable, for all replicas at once (group commit:
    * one sync covers many groups' writes). Writes made while the sync is in flight may or may
    * not be covered; they are covered by the next sync.

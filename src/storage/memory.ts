@@ -49,7 +49,9 @@ type Write =
       readonly index: number;
       readonly confState: ConfState | null;
     }
-  | { readonly kind: "snapshot"; readonly groupId: number; readonly snapshot: Snapshot };
+  | { readonly kind: "snapshot"; readonly groupId: number; readonly snapshot: Snapshot }
+  /** Every record of the group goes (StorageEngine.dropGroup). */
+  | { readonly kind: "drop"; readonly groupId: number };
 
 /** Counters for metrics; they describe the simulated disk, so they survive crashes. */
 export interface MemoryStorageStats {
@@ -100,6 +102,7 @@ function writeSize(write: Write): number {
     case "append":
       return entriesSize(write.entries);
     case "compact":
+    case "drop":
       return RECORD_OVERHEAD_BYTES;
     case "hardState":
       return RECORD_OVERHEAD_BYTES + 24;
@@ -232,6 +235,8 @@ class ReplicaState implements ReplicaFacts {
       case "snapshot":
         this.installSnapshot(write.snapshot);
         return;
+      case "drop":
+        throw new Error("memory storage: a group drop is applied by the engine, not to the group's state");
     }
   }
 
@@ -375,10 +380,10 @@ export class MemoryStorageEngine implements StorageEngine {
     if (existing !== undefined) return existing;
     if (!this.#visible.has(groupId)) this.#visible.set(groupId, new ReplicaState());
     const generation = this.#generation;
-    const handle = new MemoryReplicaStorage(groupId, {
-      state: () => this.#liveState(groupId, generation),
+    const handle: MemoryReplicaStorage = new MemoryReplicaStorage(groupId, {
+      state: () => this.#liveState(groupId, generation, handle),
       record: (write) => {
-        this.#liveState(groupId, generation).apply(write);
+        this.#liveState(groupId, generation, handle).apply(write);
         this.#pending.push(write);
         this.#writes++;
         this.#bytesWritten += writeSize(write);
@@ -392,6 +397,22 @@ export class MemoryStorageEngine implements StorageEngine {
     return [...this.#visible.keys()].sort((a, b) => a - b);
   }
 
+  /**
+   * Forgets group `groupId`: its log, hard state, membership, applied index and snapshot, as
+   * one journaled write (durable after the next sync, like any other). Handles obtained before
+   * stop working; a later `replica(groupId)` starts empty. Dropping a group the engine does not
+   * hold writes nothing.
+   */
+  dropGroup(groupId: number): void {
+    requireCount(groupId, "group id");
+    if (!this.#visible.has(groupId)) return;
+    this.#visible.delete(groupId);
+    this.#handles.delete(groupId);
+    this.#pending.push(Object.freeze({ kind: "drop", groupId }));
+    this.#writes++;
+    this.#bytesWritten += RECORD_OVERHEAD_BYTES;
+  }
+
   /** Resolves at once: the journal is made durable synchronously (see syncNow). */
   sync(): Promise<void> {
     this.syncNow();
@@ -401,7 +422,7 @@ export class MemoryStorageEngine implements StorageEngine {
   /** Makes every pending write durable, now. */
   syncNow(): void {
     if (this.#pending.length === 0) return;
-    for (const write of this.#pending) this.#durableState(write.groupId).apply(write);
+    for (const write of this.#pending) this.#makeDurable(write);
     this.#pending = [];
     this.#syncs++;
   }
@@ -423,8 +444,7 @@ export class MemoryStorageEngine implements StorageEngine {
         `cannot keep ${keepPendingPrefix} of ${this.#pending.length} pending writes`,
       );
     }
-    for (const write of this.#pending.slice(0, keepPendingPrefix))
-      this.#durableState(write.groupId).apply(write);
+    for (const write of this.#pending.slice(0, keepPendingPrefix)) this.#makeDurable(write);
     this.#pending = [];
     this.#visible = new Map([...this.#durable].map(([groupId, state]) => [groupId, state.clone()]));
     this.#handles = new Map();
@@ -441,13 +461,21 @@ export class MemoryStorageEngine implements StorageEngine {
     };
   }
 
-  #liveState(groupId: number, generation: number): ReplicaState {
+  #liveState(groupId: number, generation: number, handle: MemoryReplicaStorage): ReplicaState {
     if (generation !== this.#generation) {
       throw new StorageUsageError(`storage of group ${groupId} was opened before a crash; open it again`);
+    }
+    if (this.#handles.get(groupId) !== handle) {
+      throw new StorageUsageError(`storage of group ${groupId} was dropped; open it again`);
     }
     const state = this.#visible.get(groupId);
     if (state === undefined) throw new Error(`memory storage: no live state for open group ${groupId}`);
     return state;
+  }
+
+  #makeDurable(write: Write): void {
+    if (write.kind === "drop") this.#durable.delete(write.groupId);
+    else this.#durableState(write.groupId).apply(write);
   }
 
   #durableState(groupId: number): ReplicaState {

@@ -1,9 +1,9 @@
-// `concord range list|split` through runCli against a real EtcdServer with a fake RangeAdmin
+// `concord range list|split|merge` through runCli against a real EtcdServer with a fake RangeAdmin
 // (test/api/etcd/range-service-fake.ts): the simple, table and json output, readable keys,
 // --hex, and the exit codes (1 refused, 2 usage with nothing sent, 3 busy or unreachable).
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { displayKey, parseSplitKey } from "../../src/cli/client/range-commands.js";
+import { displayKey, parseRouteId, parseSplitKey } from "../../src/cli/client/range-commands.js";
 import { FakeRangeAdmin, serveRanges, type ServedRanges } from "../api/etcd/range-service-fake.js";
 import { clientCli, freePort, type CliResult } from "./client/scenario.js";
 
@@ -146,6 +146,31 @@ test("a busy range exits 3 (unavailable: try again)", async () => {
   }
 });
 
+test("range merge prints the grown range; refusals exit 1; a bad id is a usage error", async () => {
+  ok(await cli(["range", "split", "user/w"]));
+  const [left, right] = admin.ranges.slice(-2);
+  const merged = JSON.parse(ok(await cli(["range", "merge", String(right!.routeId), "-w", "json"]))) as {
+    merged: { route_id: number; end?: string };
+  };
+  assert.equal(merged.merged.route_id, left!.routeId);
+  assert.equal(
+    merged.merged.end,
+    right!.end === null ? undefined : Buffer.from(right!.end).toString("base64"),
+  );
+  assert.equal(admin.mergeCalls.at(-1), right!.routeId);
+  const first = await cli(["range", "merge", "1"]);
+  assert.equal(first.code, 1);
+  assert.equal(first.stderr, "Error: merge of route 1 refused: first-route: no left neighbour\n");
+  const calls = admin.mergeCalls.length;
+  for (const bad of ["0", "-3", "x", "1.5", "99999999999999999"]) {
+    const result = await cli(["range", "merge", bad]);
+    assert.equal(result.code, 2, bad);
+    assert.match(result.stderr, /bad range id/, bad);
+  }
+  assert.equal(admin.mergeCalls.length, calls);
+  assert.equal(parseRouteId("42"), 42n);
+});
+
 test("usage errors exit 2 and send nothing", async () => {
   const calls = admin.splitCalls.length;
   const cases: [string[], RegExp][] = [
@@ -164,10 +189,11 @@ test("usage errors exit 2 and send nothing", async () => {
   assert.equal(admin.splitCalls.length, calls);
 });
 
-test("help of both commands shows examples and exit codes; the group alone exits 2", async () => {
+test("help of every range command shows examples and exit codes; the group alone exits 2", async () => {
   for (const command of [
     ["range", "list"],
     ["range", "split"],
+    ["range", "merge"],
   ]) {
     const result = await cli([...command, "--help"]);
     assert.equal(result.code, 0, command.join(" "));

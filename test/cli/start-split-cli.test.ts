@@ -44,6 +44,10 @@ test("start --help lists every split flag", async () => {
     "--split-load-windows <n>",
     "--split-max-range-bytes <n>",
     "--split-cooldown <ms>",
+    "--auto-merge [bool]",
+    "--merge-max-bytes <n>",
+    "--merge-max-ops <n>",
+    "--merge-windows <n>",
   ])
     assert.ok(help.stdout.includes(flag), `help names ${flag}:\n${help.stdout}`);
 });
@@ -63,25 +67,34 @@ test("the split flags reach the node in every spelling etcd's parser takes", asy
         "-split-max-range-bytes",
         "4096",
         "--split-cooldown=2000",
+        "-auto-merge=true",
+        "--merge-windows=5",
       ],
       dir,
     );
     assert.equal(result.code, EXIT_OK, result.stderr);
     assert.deepEqual(result.starter.launches[0]?.split, {
       autoSplit: true,
-      policy: { loadSplitOpsPerSecond: 100, loadSplitWindows: 3, maxRangeBytes: 4096, cooldownMs: 2000 },
+      autoMerge: true,
+      policy: {
+        loadSplitOpsPerSecond: 100,
+        loadSplitWindows: 3,
+        maxRangeBytes: 4096,
+        cooldownMs: 2000,
+        mergeWindows: 5,
+      },
     });
   });
 });
 
-test("--auto-split=false turns automatic splits off; a bare --auto-split leaves them on", async () => {
+test("--auto-split=false turns automatic splits (and, unless given, merges) off; a bare --auto-split leaves them on", async () => {
   await withTempDirAsync(async (dir) => {
     const off = await run(["start", "--data-dir", "off", ...LOOPBACK_ANY, "--auto-split=false"], dir);
     assert.equal(off.code, EXIT_OK, off.stderr);
-    assert.deepEqual(off.starter.launches[0]?.split, { autoSplit: false, policy: {} });
+    assert.deepEqual(off.starter.launches[0]?.split, { autoSplit: false, autoMerge: false, policy: {} });
     const bare = await run(["start", "--data-dir", "on", "--auto-split", ...LOOPBACK_ANY], dir);
     assert.equal(bare.code, EXIT_OK, bare.stderr);
-    assert.deepEqual(bare.starter.launches[0]?.split, { autoSplit: true, policy: {} });
+    assert.deepEqual(bare.starter.launches[0]?.split, { autoSplit: true, autoMerge: true, policy: {} });
   });
 });
 
@@ -95,6 +108,8 @@ test("bad split values exit 2 with the reason and touch nothing", async () => {
       [["--split-max-range-bytes=lots"], /--split-max-range-bytes: expected a whole number >= 1/],
       [["--split-cooldown=-1"], /--split-cooldown: expected a whole number >= 0/],
       [["--auto-split=false", "--split-cooldown=5"], /have no effect with --auto-split=false/],
+      [["--merge-max-ops=0"], /--merge-max-ops: expected a number >= 1, got "0"/],
+      [["--auto-merge=false", "--merge-max-bytes=10"], /have no effect with --auto-merge=false/],
     ];
     for (const [flags, message] of cases) {
       const result = await run(["start", "--data-dir", "d", ...LOOPBACK_ANY, ...flags], dir);

@@ -15,7 +15,7 @@ function assertUsage(flags: Partial<StartFlags>, message: RegExp): void {
 }
 
 test("without split flags automatic splits are on with the policy's own defaults", () => {
-  assert.deepEqual(configFor({}).split, { autoSplit: true, policy: {} });
+  assert.deepEqual(configFor({}).split, { autoSplit: true, autoMerge: true, policy: {} });
 });
 
 test("each threshold flag sets exactly its policy option, and the launch carries them", () => {
@@ -27,6 +27,7 @@ test("each threshold flag sets exactly its policy option, and the launch carries
   });
   const expected = {
     autoSplit: true,
+    autoMerge: true,
     policy: { loadSplitOpsPerSecond: 100, loadSplitWindows: 3, maxRangeBytes: 1_048_576, cooldownMs: 2_000 },
   };
   assert.deepEqual(config.split, expected);
@@ -41,7 +42,22 @@ test("--auto-split takes Go's boolean spellings; a bare --auto-split means true"
   for (const text of ["false", "0", "f", "FALSE", "False"])
     assert.equal(configFor({ autoSplit: text }).split.autoSplit, false);
   assert.equal(configFor({ autoSplit: true }).split.autoSplit, true);
-  assert.deepEqual(configFor({ autoSplit: "false" }).split, { autoSplit: false, policy: {} });
+  // --auto-merge follows --auto-split unless given.
+  assert.deepEqual(configFor({ autoSplit: "false" }).split, {
+    autoSplit: false,
+    autoMerge: false,
+    policy: {},
+  });
+  assert.deepEqual(configFor({ autoMerge: "false" }).split, {
+    autoSplit: true,
+    autoMerge: false,
+    policy: {},
+  });
+  assert.deepEqual(configFor({ autoSplit: "false", autoMerge: "true" }).split, {
+    autoSplit: false,
+    autoMerge: true,
+    policy: {},
+  });
 });
 
 test("bad split values are usage errors naming the flag", () => {
@@ -62,6 +78,22 @@ test("bad split values are usage errors naming the flag", () => {
   assertUsage({ splitCooldown: "0x10" }, /^--split-cooldown: expected a whole number >= 0/);
 });
 
+test("merge thresholds set their policy options; bad ones are usage errors naming the flag", () => {
+  assert.deepEqual(
+    configFor({ mergeMaxBytes: "1048576", mergeMaxOps: "2.5", mergeWindows: "5" }).split.policy,
+    {
+      mergeMaxBytes: 1_048_576,
+      mergeMaxOpsPerSecond: 2.5,
+      mergeWindows: 5,
+    },
+  );
+  assertUsage({ autoMerge: "maybe" }, /^--auto-merge: expected true or false, got "maybe"$/);
+  assertUsage({ mergeMaxBytes: "8MiB" }, /^--merge-max-bytes: expected a whole number >= 1/);
+  assertUsage({ mergeMaxOps: "0" }, /^--merge-max-ops: expected a number >= 1, got "0"$/);
+  assertUsage({ mergeWindows: "1.5" }, /^--merge-windows: expected a whole number >= 1/);
+  assertUsage({ autoMerge: "false", mergeWindows: "5" }, /have no effect with --auto-merge=false/);
+});
+
 test("thresholds with --auto-split=false are refused: they would change nothing", () => {
   assertUsage({ autoSplit: "false", splitLoadOps: "100" }, /have no effect with --auto-split=false/);
   assertUsage({ autoSplit: "0", splitCooldown: "10" }, /have no effect with --auto-split=false/);
@@ -74,5 +106,9 @@ test("the flag names are etcd-style kebab case", () => {
     "split-load-windows",
     "split-max-range-bytes",
     "split-cooldown",
+    "auto-merge",
+    "merge-max-bytes",
+    "merge-max-ops",
+    "merge-windows",
   ]);
 });

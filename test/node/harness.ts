@@ -176,6 +176,10 @@ export class RecordingEngine implements StorageEngine {
     return this.inner.groups();
   }
 
+  dropGroup(groupId: number): void {
+    this.inner.dropGroup(groupId);
+  }
+
   sync(): Promise<void> {
     this.syncs.push([...this.written].sort((x, y) => x - y));
     this.written = new Set();

@@ -52,6 +52,7 @@ test("stop() lets the turn in progress finish before it returns", async () => {
   const slowEngine = {
     replica: (id: number) => engine.replica(id),
     groups: () => engine.groups(),
+    dropGroup: (id: number) => engine.dropGroup(id),
     sync: () =>
       new Promise<void>((resolve) => {
         syncsStarted++;
@@ -96,6 +97,7 @@ test("a failed sync stops the host, fails its requests and reports the cause onc
   const failingEngine = {
     replica: (id: number) => engine.replica(id),
     groups: () => engine.groups(),
+    dropGroup: (id: number) => engine.dropGroup(id),
     sync: () => Promise.reject(new Error("fsync failed: EIO")),
   };
   const reported: Error[] = [];

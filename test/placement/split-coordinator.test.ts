@@ -6,148 +6,18 @@
 // coordinator and the policy.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { boundsContainKey, type RangeBounds } from "../../src/kv/bounds.js";
-import { bytesEqual, compareBytes } from "../../src/kv/bytes.js";
 import { RouteCatalog } from "../../src/placement/catalog/catalog.js";
-import { validateCatalog, type RouteDescriptor } from "../../src/placement/catalog/descriptor.js";
 import { MemoryMetaKv } from "../../src/placement/catalog/memory-meta-kv.js";
-import {
-  SplitCoordinator,
-  type AppliedSplit,
-  type PlannedSplit,
-  type RangeDescription,
-  type RangeOps,
-  type SplitCatalog,
-  type SplitResult,
-} from "../../src/placement/split/coordinator.js";
+import { SplitCoordinator, type SplitResult } from "../../src/placement/split/coordinator.js";
 import { SplitRefusedError, SplitStateError } from "../../src/placement/split/errors.js";
 import { LoadSampler } from "../../src/placement/split/load-sampler.js";
 import { SplitLoop } from "../../src/placement/split/loop.js";
+import { MergeCoordinator } from "../../src/placement/split/merge-coordinator.js";
 import { SplitPolicy, type RangeSizeSource } from "../../src/placement/split/policy.js";
 import { SYSTEM_PREFIX } from "../../src/placement/router/system-keys.js";
 import { RecordingLogger, VirtualTime, seededRandom } from "../node/harness.js";
 import { b, plain, route, split } from "./arbitraries.js";
-
-interface FakeRange {
-  bounds: RangeBounds;
-  state: "active" | "write-fenced";
-  plannedSplit: PlannedSplit | null;
-  lastSplit: AppliedSplit | null;
-}
-
-/** The ranges' stores: fence and split with the contract's rules, revisions from one counter. */
-class FakeRanges implements RangeOps {
-  readonly ranges = new Map<number, FakeRange>();
-  revision = 1_000n;
-  /** Forget the last split (a store that does not remember it). */
-  forgetLastSplit = false;
-
-  add(groupId: number, start: string, end: string | null): void {
-    this.ranges.set(groupId, {
-      bounds: { start: b(start), end: end === null ? null : b(end) },
-      state: "active",
-      plannedSplit: null,
-      lastSplit: null,
-    });
-  }
-
-  private get(groupId: number): FakeRange {
-    const range = this.ranges.get(groupId);
-    if (range === undefined) throw new Error(`no range ${groupId}`);
-    return range;
-  }
-
-  private static strictlyInside(range: FakeRange, key: Uint8Array): boolean {
-    return boundsContainKey(range.bounds, key) && compareBytes(key, range.bounds.start) > 0;
-  }
-
-  async fence(groupId: number, splitKey: Uint8Array, rhsGroupId: number): Promise<void> {
-    await Promise.resolve();
-    const range = this.get(groupId);
-    const plan = { splitKey, rhsRangeId: rhsGroupId };
-    if (range.plannedSplit !== null) {
-      if (!samePlan(range.plannedSplit, plan)) throw new Error("fenced for another split");
-      return;
-    }
-    if (!FakeRanges.strictlyInside(range, splitKey)) throw new Error("key outside range");
-    range.state = "write-fenced";
-    range.plannedSplit = { splitKey: splitKey.slice(), rhsRangeId: rhsGroupId };
-  }
-
-  async split(groupId: number, splitKey: Uint8Array, rhsGroupId: number): Promise<{ revision: bigint }> {
-    await Promise.resolve();
-    const range = this.get(groupId);
-    if (!FakeRanges.strictlyInside(range, splitKey)) throw new Error("key outside range");
-    if (range.plannedSplit !== null && !samePlan(range.plannedSplit, { splitKey, rhsRangeId: rhsGroupId })) {
-      throw new Error("fenced for another split");
-    }
-    const revision = ++this.revision;
-    this.ranges.set(rhsGroupId, {
-      bounds: { start: splitKey.slice(), end: range.bounds.end },
-      state: "active",
-      plannedSplit: null,
-      lastSplit: null,
-    });
-    range.bounds = { start: range.bounds.start, end: splitKey.slice() };
-    range.state = "active";
-    range.plannedSplit = null;
-    range.lastSplit = { splitKey: splitKey.slice(), rhsRangeId: rhsGroupId, revision };
-    return { revision };
-  }
-
-  async describe(groupId: number): Promise<RangeDescription> {
-    await Promise.resolve();
-    const range = this.get(groupId);
-    return { ...range, lastSplit: this.forgetLastSplit ? null : range.lastSplit };
-  }
-}
-
-function samePlan(a: PlannedSplit, c: PlannedSplit): boolean {
-  return a.rhsRangeId === c.rhsRangeId && bytesEqual(a.splitKey, c.splitKey);
-}
-
-type CrashPoint = "allocate" | "fence" | "save-fenced" | "split" | "save-layout";
-
-class Crash extends Error {
-  constructor(readonly point: CrashPoint) {
-    super(`crashed after ${point}`);
-  }
-}
-
-/**
- * One process's view of the catalog and the ranges: the step named `crashAt` takes effect and
- * then throws, and every later call of this view throws too (the process is gone).
- */
-class CrashingProcess {
-  crashed = false;
-  readonly catalog: SplitCatalog;
-  readonly ranges: RangeOps;
-
-  constructor(catalog: RouteCatalog, ranges: FakeRanges, crashAt: CrashPoint | null) {
-    const step = async <T>(point: CrashPoint | null, run: () => Promise<T>): Promise<T> => {
-      if (this.crashed) throw new Error("this process crashed");
-      const result = await run();
-      if (point !== null && point === crashAt) {
-        this.crashed = true;
-        throw new Crash(point);
-      }
-      return result;
-    };
-    this.catalog = {
-      snapshot: () => step(null, () => catalog.snapshot()),
-      allocateRouteIds: (n) => step("allocate", () => catalog.allocateRouteIds(n)),
-      save: (version, routes) =>
-        step(routes.some((r) => r.state === "write-fenced") ? "save-fenced" : "save-layout", () =>
-          catalog.save(version, routes),
-        ),
-    };
-    this.ranges = {
-      fence: (g, key, rhs) => step("fence", () => ranges.fence(g, key, rhs)),
-      split: (g, key, rhs) => step("split", () => ranges.split(g, key, rhs)),
-      describe: (g) => step(null, () => ranges.describe(g)),
-    };
-  }
-}
+import { Crash, CrashingProcess, FakeRanges, checkHistory } from "./range-fakes.js";
 
 /** Routes 1 = ["", "m") and 2 = ["m", +inf) in catalog version 2, with matching ranges. */
 async function setup() {
@@ -159,27 +29,6 @@ async function setup() {
   ranges.add(1, "", "m");
   ranges.add(2, "m", null);
   return { kv, catalog, ranges };
-}
-
-/** The catalog is valid, its versions contiguous from 1 with every delta present, and replaying them gives it. */
-async function checkHistory(catalog: RouteCatalog): Promise<void> {
-  const snapshot = await catalog.snapshot();
-  validateCatalog(snapshot.routes);
-  const read = await catalog.deltasSince(0);
-  assert.equal(read.kind, "deltas");
-  if (read.kind !== "deltas") return;
-  assert.equal(read.currentVersion, snapshot.version);
-  assert.deepEqual(
-    read.deltas.map((d) => d.version),
-    Array.from({ length: snapshot.version }, (_, i) => i + 1),
-  );
-  const replayed = new Map<number, RouteDescriptor>();
-  for (const delta of read.deltas) {
-    for (const id of delta.removed) replayed.delete(id);
-    for (const r of delta.upserts) replayed.set(r.routeId, r);
-  }
-  const sorted = [...replayed.values()].sort((x, y) => compareBytes(x.start, y.start));
-  assert.deepEqual(sorted.map(plain), snapshot.routes.map(plain));
 }
 
 /** Route 2 split at "t" into 2 = ["m", "t") and `rhs` = ["t", +inf), in catalog and ranges alike. */
@@ -419,6 +268,7 @@ async function loopSetup(leader: { value: boolean }) {
   const logger = new RecordingLogger();
   const loop = new SplitLoop({
     coordinator,
+    mergeCoordinator: new MergeCoordinator({ catalog, ranges }),
     policy,
     timers: time.timers,
     clock: time.monotonic,
@@ -437,7 +287,14 @@ test("the loop splits a range hot for 15 windows, only on the meta leader, then 
   const leader = { value: false };
   const { catalog, ranges, policy, loop, hotSecond, time } = await loopSetup(leader);
   for (let s = 0; s < 16; s++) hotSecond();
-  assert.deepEqual(await loop.runCycle(), { ran: false, recovered: [], split: [], failures: 0 });
+  assert.deepEqual(await loop.runCycle(), {
+    ran: false,
+    recovered: [],
+    split: [],
+    mergesRecovered: [],
+    merged: [],
+    failures: 0,
+  });
   assert.equal(loop.counters.notLeader, 1);
   assert.equal((await catalog.snapshot()).routes.length, 2, "no split off the leader");
   leader.value = true;

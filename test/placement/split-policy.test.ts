@@ -245,6 +245,50 @@ test("merge candidates: adjacent, active, small and cold for long enough, each r
   assert.deepEqual(policy.mergeCandidates(0, ranges), [], "a range in cooldown does not merge");
 });
 
+test("merge plans need the pair's bytes together below mergeMaxBytes (default 8 MiB)", () => {
+  const sources = new FakeSources();
+  const ranges = [candidate(1, "", "c"), candidate(2, "c", "f"), candidate(3, "f", null)];
+  for (const r of ranges) sources.setLoad(r.rangeId, 0, 60);
+  const policy = new SplitPolicy(sources, sources);
+  assert.equal(policy.options.mergeMaxBytes, 8 * 1024 * 1024);
+  const pairs = (): number[][] =>
+    policy.mergeCandidates(0, ranges).map((p) => [p.left.rangeId, p.right.rangeId]);
+  sources.bytes.set(1, 5 * 1024 * 1024);
+  sources.bytes.set(2, 3 * 1024 * 1024);
+  sources.bytes.set(3, 1024);
+  assert.deepEqual(pairs(), [[2, 3]], "1 + 2 is exactly 8 MiB: too large together; 2 + 3 fits");
+  sources.bytes.set(2, 3 * 1024 * 1024 - 1);
+  assert.deepEqual(pairs(), [[1, 2]], "pairs are taken left to right, each range once");
+  sources.bytes.set(3, 5 * 1024 * 1024 + 1);
+  sources.bytes.set(1, 6 * 1024 * 1024);
+  assert.deepEqual(pairs(), [], "each range small, no pair small enough");
+});
+
+test("a merge starts the cooldown of the grown range and forgets the removed one", () => {
+  const sources = new FakeSources();
+  const policy = new SplitPolicy(sources, sources, { cooldownMs: 1_000, mergeWindows: 1 });
+  const ranges = [candidate(1, "", "c"), candidate(2, "c", "f"), candidate(3, "f", null)];
+  for (const r of ranges) {
+    sources.setLoad(r.rangeId, 0, 1);
+    sources.bytes.set(r.rangeId, 1);
+  }
+  policy.recordSplit(0, 2, 3);
+  policy.recordMerge(500, 1, 2);
+  assert.ok(policy.cooling(500, 1));
+  assert.ok(!policy.cooling(500, 2), "the removed range is forgotten");
+  const after = [candidate(1, "", "f"), candidate(3, "f", null)];
+  assert.deepEqual(policy.mergeCandidates(1_000, after), [], "1 rests until 1,500");
+  sources.bytes.set(1, 64 * 1024 * 1024 + 1);
+  sources.sizeMedians.set(1, b("d"));
+  assert.deepEqual(policy.evaluate(1_000, after), [], "no split plans for it while resting either");
+  assert.equal(policy.evaluate(1_500, after).length, 1);
+  sources.bytes.set(1, 1);
+  assert.deepEqual(
+    policy.mergeCandidates(1_500, after).map((p) => [p.left.rangeId, p.right.rangeId]),
+    [[1, 3]],
+  );
+});
+
 test("bad options are refused", () => {
   const sources = new FakeSources();
   assert.throws(() => new SplitPolicy(sources, sources, { loadSplitWindows: 0 }), RangeError);

@@ -115,6 +115,10 @@ const KV_ERRORS: Readonly<Record<KvErrorCode, EtcdErrorSpec>> = {
   [KvErrorCode.KeyOutsideRange]: spec(GrpcStatus.UNAVAILABLE, KV_ERROR_MESSAGES[KvErrorCode.KeyOutsideRange]),
   [KvErrorCode.RangeFenced]: spec(GrpcStatus.UNAVAILABLE, KV_ERROR_MESSAGES[KvErrorCode.RangeFenced]),
   [KvErrorCode.CrossRangeTxn]: spec(GrpcStatus.UNIMPLEMENTED, KV_ERROR_MESSAGES[KvErrorCode.CrossRangeTxn]),
+  [KvErrorCode.MergeImageInvalid]: spec(
+    GrpcStatus.FAILED_PRECONDITION,
+    KV_ERROR_MESSAGES[KvErrorCode.MergeImageInvalid],
+  ),
 };
 
 /** The gRPC error for a KvError code (the store's etcd wording, with etcd's gRPC code). */

@@ -1,35 +1,38 @@
 /**
  * Concord's ranges admin service (`concordpb.Ranges`, proto/concord/ranges.proto) on the client
  * port: List describes every range of the keyspace, Split splits the range holding a key at
- * that key. It owns the `RangeAdmin` contract (what a member must provide to serve it; the
+ * that key, Merge merges a range into its left neighbour. It owns the `RangeAdmin` contract (what a member must provide to serve it; the
  * placement coordinator implements it), the two error classes an admin refuses a split with,
  * and how every failure maps onto a gRPC status:
  *
- * - `InvalidSplitKeyError`, and the split coordinator's `SplitRefusedError` unless retryable
- *   (the key is already a boundary, lies in the system span, ...): INVALID_ARGUMENT with the
- *   error's message; nothing changed.
+ * - `InvalidSplitKeyError`, and the coordinators' `SplitRefusedError` / `MergeRefusedError`
+ *   unless retryable (the key is already a boundary, lies in the system span; the range is
+ *   the first one or unknown, ...): INVALID_ARGUMENT with the error's message; nothing changed.
  * - `RangeBusyError`, and any other error marked `retryable` (a refusal because the route is
  *   not active, catalog version races, routes not loaded or moved): UNAVAILABLE with its
  *   message; the caller may retry.
  * - Concord's KV and node errors as the etcd services answer them (toServiceError):
  *   KeyOutsideRange / RangeFenced and "no leader" are UNAVAILABLE too; anything else INTERNAL.
  *
- * The service checks the request itself first (a split key must be given), so a malformed
- * request never reaches the admin.
+ * The service checks the request itself first (a split key must be given, a route id must be
+ * one), so a malformed request never reaches the admin.
  */
 import { create } from "@bufbuild/protobuf";
 import { status as GrpcStatus, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { KvError } from "../../kv/errors.js";
 import { ReplicaRequestError } from "../../node/errors.js";
 import type { RangeListing } from "../../placement/node-ranges.js";
-import { SplitRefusedError } from "../../placement/split/errors.js";
+import { MergeRefusedError, SplitRefusedError } from "../../placement/split/errors.js";
 import { EtcdRpcError, unary, type EtcdContext } from "./context.js";
 import {
   ListRangesResponseSchema,
+  MergeRangeResponseSchema,
   RangeInfoSchema,
   SplitRangeResponseSchema,
   type ListRangesRequest,
   type ListRangesResponse,
+  type MergeRangeRequest,
+  type MergeRangeResponse,
   type RangeInfo as RangeInfoMessage,
   type SplitRangeRequest,
   type SplitRangeResponse,
@@ -48,6 +51,11 @@ export interface RangeAdmin {
    * while the range is fenced or busy.
    */
   split(key: Uint8Array): Promise<{ left: RangeInfo; right: RangeInfo }>;
+  /**
+   * Merges route `routeId` into its left neighbour; resolves with the neighbour grown. Throws
+   * MergeRefusedError (retryable or not, see its reasons) when it cannot.
+   */
+  merge(routeId: number): Promise<{ merged: RangeInfo }>;
 }
 
 /** The admin refuses the split key; nothing changed. Answered with INVALID_ARGUMENT. */
@@ -67,10 +75,16 @@ export const SPLIT_KEY_MISSING = {
   message: "concord: split key is not provided",
 } as const;
 
+export const ROUTE_ID_MISSING = {
+  code: GrpcStatus.INVALID_ARGUMENT,
+  message: "concord: range id is not provided",
+} as const;
+
 /** An admin failure as the gRPC error the caller gets (see the module comment). */
 function rangeAdminError(error: unknown): unknown {
   const refused =
-    error instanceof InvalidSplitKeyError || (error instanceof SplitRefusedError && !error.retryable);
+    error instanceof InvalidSplitKeyError ||
+    ((error instanceof SplitRefusedError || error instanceof MergeRefusedError) && !error.retryable);
   if (refused) return new EtcdRpcError({ code: GrpcStatus.INVALID_ARGUMENT, message: error.message });
   // The node's own errors keep the etcd wording the other services answer with.
   if (error instanceof ReplicaRequestError || error instanceof KvError) return error;
@@ -128,6 +142,19 @@ export function rangeService(ctx: EtcdContext, admin: RangeAdmin): UntypedServic
         left: rangeInfoMessage(left),
         right: rangeInfoMessage(right),
       });
+    }),
+
+    Merge: unary(async (request: MergeRangeRequest): Promise<MergeRangeResponse> => {
+      // Route ids are in 1..2^53-1 (catalog/descriptor.ts); anything else names no route.
+      if (request.routeId === 0n) throw new EtcdRpcError(ROUTE_ID_MISSING);
+      if (request.routeId > BigInt(Number.MAX_SAFE_INTEGER)) {
+        throw new EtcdRpcError({
+          code: GrpcStatus.INVALID_ARGUMENT,
+          message: `concord: range id ${request.routeId} is not a range id`,
+        });
+      }
+      const { merged } = await adminCall(() => admin.merge(Number(request.routeId)));
+      return create(MergeRangeResponseSchema, { header: ctx.header(), merged: rangeInfoMessage(merged) });
     }),
   };
 }

@@ -1,7 +1,7 @@
 /**
- * `concord range list|split`, over Concord's own Ranges admin service (concordpb.Ranges, served
+ * `concord range list|split|merge`, over Concord's own Ranges admin service (concordpb.Ranges, served
  * on the client port next to the etcd API), with etcdctl's habits: --endpoints failover for
- * the list (a read), never a resent split (a write), -w simple|table|json, the exit codes of
+ * the list (a read), never a resent split or merge (writes), -w simple|table|json, the exit codes of
  * the other commands. Owns the printers of ranges: keys shown readably (see `displayKey`), an
  * unbounded end as "+inf", member ids in hex as `member list` prints them, sizes as
  * go-humanize does; json is the response as etcd's Go structs would marshal it (keys base64,
@@ -9,6 +9,7 @@
  */
 import {
   ListRangesResponseSchema,
+  MergeRangeResponseSchema,
   Ranges,
   SplitRangeResponseSchema,
   type RangeInfo,
@@ -50,6 +51,13 @@ export function parseSplitKey(argument: string, hex: boolean): Uint8Array {
   }
   if (argument === "") throw new UsageError("the split key must not be empty");
   return new TextEncoder().encode(argument);
+}
+
+/** A route id from the command line: a positive decimal integer, as `range list` prints it. */
+export function parseRouteId(argument: string): bigint {
+  if (!/^[1-9][0-9]{0,15}$/.test(argument) || !Number.isSafeInteger(Number(argument)))
+    throw new UsageError(`bad range id "${argument}": expected the positive integer range list shows`);
+  return BigInt(argument);
 }
 
 /** Requests per second with at most one decimal ("0", "12.5", "1200"). */
@@ -114,4 +122,19 @@ export async function runRangeSplit(ctx: ClientContext, keyArgument: string, hex
   }
   const sides = [response.left, response.right].filter((side) => side !== undefined);
   ctx.out(printRanges(ctx.format, sides));
+}
+
+export async function runRangeMerge(ctx: ClientContext, idArgument: string): Promise<void> {
+  const routeId = parseRouteId(idArgument);
+  const { response } = await ctx
+    .connect()
+    .unary(Ranges.method.merge, { routeId }, { idempotent: false })
+    .catch((error: unknown) => {
+      throw explainUnimplemented(error);
+    });
+  if (ctx.format === "json") {
+    ctx.out(`${jsonText(goJson(MergeRangeResponseSchema, response))}\n`);
+    return;
+  }
+  ctx.out(printRanges(ctx.format, response.merged === undefined ? [] : [response.merged]));
 }

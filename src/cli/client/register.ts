@@ -25,7 +25,7 @@ import {
   runLeaseRevoke,
   runLeaseTimeToLive,
 } from "./lease-commands.js";
-import { runRangeList, runRangeSplit } from "./range-commands.js";
+import { runRangeList, runRangeMerge, runRangeSplit } from "./range-commands.js";
 import type { DelFlags, PutFlags } from "./requests.js";
 import { runSnapshotSave } from "./snapshot-save.js";
 import type { RestoreFlags } from "./snapshot-restore.js";
@@ -293,7 +293,9 @@ del <key> [end] [--prefix] [--prev-kv]. Quote words with spaces: put k "a value"
 
   const range = program
     .command("range")
-    .description("Range commands (Concord only): list the keyspace's ranges, split one at a key");
+    .description(
+      "Range commands (Concord only): list the keyspace's ranges, split one at a key, merge one into its neighbour",
+    );
   leaf(
     range,
     "list",
@@ -321,6 +323,20 @@ exit 3 while the range is busy (fenced by another split or merge): try again.`,
     .action((key: string, options: { hex?: boolean } & GlobalFlags) =>
       pick(options, (ctx) => runRangeSplit(ctx, key, options.hex === true)),
     );
+  leaf(
+    range,
+    "merge",
+    "Merge range <id> into its left neighbour, which grows to cover both; prints the merged range",
+    `  $ concord range list
+  $ concord range merge 7
+  $ concord range merge 7 -w table
+
+<id> is the ID column of range list. Refused with exit 1 for an unknown id, the first range
+(it has no left neighbour) or a range too large to merge; exit 3 while either range is busy
+(fenced by a split or another merge): try again.`,
+  )
+    .argument("<id>")
+    .action((id: string, options: GlobalFlags) => pick(options, (ctx) => runRangeMerge(ctx, id)));
 
   const snapshot = program.command("snapshot").description("Snapshot commands: save, restore");
   leaf(

@@ -13,13 +13,16 @@
  * (`rollForward`), so each is idempotent: a crash (an exception) after any step, followed by
  * `recover()`, ends in exactly the new layout. A crash after step 1 only wastes an id (the
  * range was never fenced). Catalog version races re-read and retry, a bounded number of times.
+ * Merges (merge-coordinator.ts) share the `RangeOps` interface; a split leaves a range a merge
+ * is under way in (its route migrating, its range merge-fenced or grown) to the merge's
+ * roll-forward.
  */
 import { boundsEqual, type RangeBounds } from "../../kv/bounds.js";
-import { bytesEqual } from "../../kv/bytes.js";
+import { bytesEqual, compareBytes } from "../../kv/bytes.js";
 import type { CatalogSnapshot, RouteCatalog } from "../catalog/catalog.js";
 import { describeRoute, type RouteDescriptor } from "../catalog/descriptor.js";
-import { CatalogConflictError, CatalogVersionMismatchError } from "../catalog/errors.js";
 import { SplitConflictError, SplitRefusedError, SplitStateError } from "./errors.js";
+import { boundsOf, isCatalogRace, replaceRoute } from "./route-edits.js";
 import { SYSTEM_SPAN_END, splitKeyRefusal } from "./split-key.js";
 
 /** A split a range is fenced for. */
@@ -33,10 +36,17 @@ export interface AppliedSplit extends PlannedSplit {
   readonly revision: bigint;
 }
 
+/** A merge a range applied: the right-hand range it absorbed, and the merge entry's revision. */
+export interface AppliedMerge {
+  readonly rhsRangeId: number;
+  readonly revision: bigint;
+}
+
 /** What a range's store says of itself (read on its leader). */
 export interface RangeDescription {
   readonly bounds: RangeBounds;
-  readonly state: "active" | "write-fenced";
+  /** write-fenced: for a split (plannedSplit); merge-fenced: about to be merged into its left neighbour. */
+  readonly state: "active" | "write-fenced" | "merge-fenced";
   /** The split the range is fenced for (null when active). */
   readonly plannedSplit: PlannedSplit | null;
   /**
@@ -44,6 +54,8 @@ export interface RangeDescription {
    * a split that applied before its catalog save did.
    */
   readonly lastSplit: AppliedSplit | null;
+  /** The last merge the range applied as the left side (null: none). */
+  readonly lastMerge: AppliedMerge | null;
 }
 
 /** The range commands the coordinator needs (the node implements them over its replicas). */
@@ -53,6 +65,15 @@ export interface RangeOps {
   /** Proposes the `split` command; resolves with the split entry's revision. */
   split(groupId: number, splitKey: Uint8Array, rhsGroupId: number): Promise<{ revision: bigint }>;
   describe(groupId: number): Promise<RangeDescription>;
+  /** Proposes `merge-fence` on the right-hand range's group; idempotent. */
+  mergeFence(groupId: number): Promise<void>;
+  /** A linearizable barrier on the local replica of the group, then its merge image. */
+  mergeImage(groupId: number): Promise<Uint8Array>;
+  /**
+   * Proposes `merge` on the left group with the right group's image; resolves with the merge
+   * entry's revision (also when a retry finds this very merge applied).
+   */
+  merge(groupId: number, rhsGroupId: number, image: Uint8Array): Promise<{ revision: bigint }>;
 }
 
 /** What the coordinator needs of the catalog (RouteCatalog). */
@@ -105,13 +126,16 @@ export interface RecoveryReport {
 /** The next protocol step for one route. */
 type Step =
   | { readonly kind: "nothing" }
+  | { readonly kind: "merge-pending" }
   | { readonly kind: "save-fenced"; readonly plan: PlannedSplit }
   | { readonly kind: "split"; readonly plan: PlannedSplit }
   | { readonly kind: "save-layout"; readonly applied: AppliedSplit }
   | { readonly kind: "unfence" };
 
-function boundsOf(route: RouteDescriptor): RangeBounds {
-  return { start: route.start, end: route.end };
+/** Whether the range starts where the route does and ends beyond it (a merge applied). */
+function grewPast(bounds: RangeBounds, route: RouteDescriptor): boolean {
+  if (!bytesEqual(bounds.start, route.start) || route.end === null) return false;
+  return bounds.end === null || compareBytes(bounds.end, route.end) > 0;
 }
 
 function samePlan(a: PlannedSplit, b: PlannedSplit): boolean {
@@ -186,7 +210,8 @@ export class SplitCoordinator {
    * Rolls forward every split left half-done: each route the catalog shows write-fenced, and
    * each active route whose range is fenced or already split (one describe per route). A
    * route the catalog shows write-fenced whose range is neither fenced nor split is set back
-   * to active. One route's failure does not stop the others.
+   * to active. One route's failure does not stop the others. Migrating routes (a merge under
+   * way) are the merge coordinator's.
    */
   async recover(): Promise<RecoveryReport> {
     const snapshot = await this.catalog.snapshot();
@@ -219,6 +244,8 @@ export class SplitCoordinator {
     cause: SplitCause,
   ): Promise<SplitResult | null> {
     let races = 0;
+    // A recovery adopts the plan the range is fenced for; only a caller's own split reports a wait.
+    const ownPlan = plan !== null;
     let applied: AppliedSplit | null = null;
     let snapshot = firstSnapshot;
     // At most three steps make progress (save fenced, split, save layout); the rest are races.
@@ -237,19 +264,26 @@ export class SplitCoordinator {
         switch (step.kind) {
           case "nothing":
             return null;
+          case "merge-pending":
+            if (!ownPlan) return null;
+            throw new SplitConflictError(
+              routeId,
+              races,
+              "waits for a merge into its range to reach the catalog",
+            );
           case "split":
             applied = await this.applySplit(route.groupId, step.plan);
             break;
           case "save-fenced":
             await this.catalog.save(
               snapshot.version,
-              this.replace(snapshot, route, [{ ...route, state: "write-fenced" }]),
+              replaceRoute(snapshot.routes, route.routeId, [{ ...route, state: "write-fenced" }]),
             );
             break;
           case "unfence":
             await this.catalog.save(
               snapshot.version,
-              this.replace(snapshot, route, [{ ...route, state: "active" }]),
+              replaceRoute(snapshot.routes, route.routeId, [{ ...route, state: "active" }]),
             );
             this.counters.unfenced += 1;
             return null;
@@ -257,7 +291,7 @@ export class SplitCoordinator {
             const { left, right } = this.layout(snapshot, route, step.applied);
             const saved = await this.catalog.save(
               snapshot.version,
-              this.replace(snapshot, route, [left, right]),
+              replaceRoute(snapshot.routes, route.routeId, [left, right]),
             );
             const ours = plan === null || samePlan(plan, step.applied);
             const result = this.finish({
@@ -273,8 +307,7 @@ export class SplitCoordinator {
           }
         }
       } catch (error) {
-        if (!(error instanceof CatalogVersionMismatchError || error instanceof CatalogConflictError))
-          throw error;
+        if (!isCatalogRace(error)) throw error;
         this.counters.catalogRaces += 1;
         races += 1;
         if (races > this.maxAttempts) break;
@@ -339,6 +372,10 @@ export class SplitCoordinator {
     applied: AppliedSplit | null,
   ): Step {
     const routeBounds = boundsOf(route);
+    // A merge applied (the range absorbed its right neighbour) and the catalog does not show it
+    // yet: the merge's roll-forward saves it; a split fenced for a key of the old route goes on
+    // from there.
+    if (grewPast(range.bounds, route)) return { kind: "merge-pending" };
     if (!boundsEqual(range.bounds, routeBounds)) {
       // The range shrank: a split applied that the catalog does not show yet. Its layout is
       // saved first, whoever asks: also a caller with another plan, and also when the range
@@ -419,14 +456,5 @@ export class SplitCoordinator {
       splitAt: applied.revision,
     };
     return { left, right };
-  }
-
-  /** The catalog's routes with `route` replaced by `by` (in key order). */
-  private replace(
-    snapshot: CatalogSnapshot,
-    route: RouteDescriptor,
-    by: readonly RouteDescriptor[],
-  ): RouteDescriptor[] {
-    return snapshot.routes.flatMap((r) => (r.routeId === route.routeId ? [...by] : [r]));
   }
 }

@@ -1,18 +1,22 @@
 /**
- * SplitLoop: the background driver of splits, run by whichever node leads the meta range.
- * Every `intervalMs` (injected timers) it runs one cycle, only while `isMetaLeader()` says so:
- * `coordinator.recover()` first (finish what a crashed or deposed leader left), then the
- * policy's plans for the catalog's routes, one split after another. Cycles never overlap: the
- * next one is armed when the previous ends. Both sides of every split it makes or finishes
- * start the policy's cooldown.
+ * SplitLoop: the background driver of splits and merges, run by whichever node leads the meta
+ * range. Every `intervalMs` (injected timers) it runs one cycle, only while `isMetaLeader()`
+ * says so: the split and merge coordinators' `recover()` first (finish what a crashed or
+ * deposed leader left), then the policy's split plans for the catalog's routes, one after
+ * another, then (with `autoMerge`) at most `mergesPerCycle` of its merge plans. Cycles never
+ * overlap: the next one is armed when the previous ends. Both sides of every split it makes or
+ * finishes, and the grown range of every merge, start the policy's cooldown.
  */
 import type { Timers, TimerHandle } from "../../transport/timers.js";
 import type { Logger } from "../../transport/transport.js";
+import type { CatalogSnapshot } from "../catalog/catalog.js";
 import type { SplitCoordinator, SplitResult } from "./coordinator.js";
+import type { MergeCoordinator, MergeResult } from "./merge-coordinator.js";
 import type { RangeCandidate, SplitPolicy } from "./policy.js";
 
 export interface SplitLoopOptions {
   readonly coordinator: SplitCoordinator;
+  readonly mergeCoordinator: MergeCoordinator;
   readonly policy: SplitPolicy;
   readonly timers: Timers;
   /** Monotonic milliseconds (the policy's cooldown clock). */
@@ -21,6 +25,10 @@ export interface SplitLoopOptions {
   readonly isMetaLeader: () => boolean;
   /** Milliseconds between the end of one cycle and the start of the next (default 1,000). */
   readonly intervalMs?: number;
+  /** Merge cold, small neighbours on the policy's plans (default true); recovery runs regardless. */
+  readonly autoMerge?: boolean;
+  /** Merges per cycle (default 1: each image is one Raft entry of up to mergeMaxBytes). */
+  readonly mergesPerCycle?: number;
   readonly logger?: Logger;
 }
 
@@ -32,6 +40,10 @@ export interface SplitLoopCounters {
   planned: number;
   /** Splits made or finished by this loop. */
   splits: number;
+  /** Merge plans the policy made (at most mergesPerCycle taken per cycle). */
+  mergesPlanned: number;
+  /** Merges made or finished by this loop. */
+  merges: number;
   /** Failed recoveries, failed splits and failed cycles (each logged). */
   failures: number;
 }
@@ -41,14 +53,25 @@ export interface SplitCycleReport {
   readonly ran: boolean;
   readonly recovered: readonly SplitResult[];
   readonly split: readonly SplitResult[];
+  readonly mergesRecovered: readonly MergeResult[];
+  readonly merged: readonly MergeResult[];
   readonly failures: number;
 }
 
 const silentLogger: Logger = { warn: () => undefined, info: () => undefined };
 
 export class SplitLoop {
-  readonly counters: SplitLoopCounters = { cycles: 0, notLeader: 0, planned: 0, splits: 0, failures: 0 };
+  readonly counters: SplitLoopCounters = {
+    cycles: 0,
+    notLeader: 0,
+    planned: 0,
+    splits: 0,
+    mergesPlanned: 0,
+    merges: 0,
+    failures: 0,
+  };
   private readonly intervalMs: number;
+  private readonly mergesPerCycle: number;
   private readonly logger: Logger;
   private timer: TimerHandle | null = null;
   private running: Promise<SplitCycleReport> | null = null;
@@ -59,6 +82,10 @@ export class SplitLoop {
     this.intervalMs = options.intervalMs ?? 1_000;
     if (!Number.isSafeInteger(this.intervalMs) || this.intervalMs < 1) {
       throw new RangeError(`intervalMs must be a positive integer, got ${this.intervalMs}`);
+    }
+    this.mergesPerCycle = options.mergesPerCycle ?? 1;
+    if (!Number.isSafeInteger(this.mergesPerCycle) || this.mergesPerCycle < 0) {
+      throw new RangeError(`mergesPerCycle must be an integer >= 0, got ${this.mergesPerCycle}`);
     }
     this.logger = options.logger ?? silentLogger;
   }
@@ -94,52 +121,83 @@ export class SplitLoop {
   }
 
   private async cycle(): Promise<SplitCycleReport> {
-    const { coordinator, policy, clock } = this.options;
+    const { coordinator, mergeCoordinator, policy, clock } = this.options;
+    const report = {
+      ran: false,
+      recovered: [] as SplitResult[],
+      split: [] as SplitResult[],
+      mergesRecovered: [] as MergeResult[],
+      merged: [] as MergeResult[],
+      failures: 0,
+    };
     if (this.stopped || !this.options.isMetaLeader()) {
       this.counters.notLeader += 1;
-      return { ran: false, recovered: [], split: [], failures: 0 };
+      return report;
     }
+    report.ran = true;
     this.counters.cycles += 1;
-    const split: SplitResult[] = [];
-    let failures = 0;
     const failed = (error: unknown, what: string, fields: object): void => {
-      failures += 1;
+      report.failures += 1;
       this.counters.failures += 1;
       this.logger.warn({ ...fields, error: String(error) }, what);
     };
-    let recovered: readonly SplitResult[] = [];
     try {
-      const report = await coordinator.recover();
-      recovered = report.completed;
-      for (const { routeId, error } of report.failed) failed(error, "split recovery failed", { routeId });
-      for (const result of recovered) this.made(result);
-      const snapshot = await coordinator.catalog.snapshot();
-      const candidates: RangeCandidate[] = snapshot.routes.map((route) => ({
-        rangeId: route.groupId,
-        routeId: route.routeId,
-        bounds: { start: route.start, end: route.end },
-        state: route.state,
-      }));
-      const plans = policy.evaluate(clock(), candidates);
+      // Splits first: a merge held up by its left neighbour's split goes on once that is done.
+      const splits = await coordinator.recover();
+      for (const { routeId, error } of splits.failed) failed(error, "split recovery failed", { routeId });
+      for (const result of splits.completed) this.madeSplit(result, report.recovered);
+      const merges = await mergeCoordinator.recover();
+      for (const { routeId, error } of merges.failed) failed(error, "merge recovery failed", { routeId });
+      for (const result of merges.completed) this.madeMerge(result, report.mergesRecovered);
+      const plans = policy.evaluate(clock(), candidates(await coordinator.catalog.snapshot()));
       this.counters.planned += plans.length;
       for (const plan of plans) {
-        if (this.stopped || !this.options.isMetaLeader()) break;
+        if (!this.leading()) break;
         try {
-          const result = await coordinator.split(plan.routeId, plan.splitKey, plan.reason);
-          split.push(result);
-          this.made(result);
+          this.madeSplit(await coordinator.split(plan.routeId, plan.splitKey, plan.reason), report.split);
         } catch (error) {
           failed(error, "planned split failed", { routeId: plan.routeId, reason: plan.reason });
+        }
+      }
+      if (this.options.autoMerge === false || this.mergesPerCycle === 0 || !this.leading()) return report;
+      const mergePlans = policy.mergeCandidates(clock(), candidates(await coordinator.catalog.snapshot()));
+      this.counters.mergesPlanned += mergePlans.length;
+      for (const plan of mergePlans.slice(0, this.mergesPerCycle)) {
+        if (!this.leading()) break;
+        try {
+          this.madeMerge(await mergeCoordinator.merge(plan.right.routeId, "cold"), report.merged);
+        } catch (error) {
+          failed(error, "planned merge failed", { routeId: plan.right.routeId });
         }
       }
     } catch (error) {
       failed(error, "split cycle failed", {});
     }
-    return { ran: true, recovered, split, failures };
+    return report;
   }
 
-  private made(result: SplitResult): void {
+  private leading(): boolean {
+    return !this.stopped && this.options.isMetaLeader();
+  }
+
+  private madeSplit(result: SplitResult, into: SplitResult[]): void {
+    into.push(result);
     this.counters.splits += 1;
     this.options.policy.recordSplit(this.options.clock(), result.left.groupId, result.right.groupId);
   }
+
+  private madeMerge(result: MergeResult, into: MergeResult[]): void {
+    into.push(result);
+    this.counters.merges += 1;
+    this.options.policy.recordMerge(this.options.clock(), result.merged.groupId, result.removed.groupId);
+  }
+}
+
+function candidates(snapshot: CatalogSnapshot): RangeCandidate[] {
+  return snapshot.routes.map((route) => ({
+    rangeId: route.groupId,
+    routeId: route.routeId,
+    bounds: { start: route.start, end: route.end },
+    state: route.state,
+  }));
 }

@@ -11,8 +11,9 @@
  * - after a split, both sides rest for 30 s (cooldown) before either is planned again;
  * - at most 4 splits per evaluation, hottest (latest window's ops/s) first, then largest;
  * - never a key at a range boundary nor at or below the end of the system span;
- * - merge candidates: adjacent active ranges, each below 16 MiB and below 100 ops/s in each
- *   of its last 60 windows, neither in cooldown.
+ * - merge plans: adjacent active ranges together below 8 MiB (the right one's image travels
+ *   in one Raft entry), each below 100 ops/s in each of its last 60 windows, neither in
+ *   cooldown; a merged range rests for the cooldown too.
  */
 import type { RangeBounds } from "../../kv/bounds.js";
 import { compareBytes } from "../../kv/bytes.js";
@@ -76,7 +77,7 @@ export interface SplitPolicyOptions {
   readonly maxSplitsPerCycle?: number;
   /** Split keys must be strictly greater (default: the end of the system span). */
   readonly minSplitKey?: Uint8Array;
-  /** Merge candidates are below this many bytes each (default 16 MiB). */
+  /** A merge plan's two ranges are below this many bytes together (default 8 MiB). */
   readonly mergeMaxBytes?: number;
   /** ... and below this many ops per second in each window (default 100) ... */
   readonly mergeMaxOpsPerSecond?: number;
@@ -90,7 +91,7 @@ export const DEFAULT_SPLIT_POLICY = {
   maxRangeBytes: 64 * 1024 * 1024,
   cooldownMs: 30_000,
   maxSplitsPerCycle: 4,
-  mergeMaxBytes: 16 * 1024 * 1024,
+  mergeMaxBytes: 8 * 1024 * 1024,
   mergeMaxOpsPerSecond: 100,
   mergeWindows: 60,
 } as const;
@@ -159,16 +160,26 @@ export class SplitPolicy {
     for (const [rangeId, end] of this.cooldownUntil) if (end <= now) this.cooldownUntil.delete(rangeId);
   }
 
-  /** Whether the range is resting after a split at `now`. */
+  /**
+   * Starts the cooldown of the range that grew by a merge made at `now` (whoever made it); the
+   * range merged away is forgotten.
+   */
+  recordMerge(now: number, mergedRangeId: number, removedRangeId: number): void {
+    this.cooldownUntil.delete(removedRangeId);
+    this.cooldownUntil.set(mergedRangeId, now + this.options.cooldownMs);
+    for (const [rangeId, end] of this.cooldownUntil) if (end <= now) this.cooldownUntil.delete(rangeId);
+  }
+
+  /** Whether the range is resting after a split or merge at `now`. */
   cooling(now: number, rangeId: number): boolean {
     return (this.cooldownUntil.get(rangeId) ?? -Infinity) > now;
   }
 
   /**
-   * Adjacent pairs that could merge: both active, out of cooldown, below mergeMaxBytes and
-   * below mergeMaxOpsPerSecond in each of their last mergeWindows windows (a range with a
-   * shorter history is not known to be cold). Each range is in at most one plan, pairs taken
-   * left to right. Plans only: nothing merges here.
+   * Adjacent pairs that should merge: both active, out of cooldown, below mergeMaxOpsPerSecond
+   * in each of their last mergeWindows windows (a range with a shorter history is not known to
+   * be cold), and together below mergeMaxBytes. Each range is in at most one plan, pairs taken
+   * left to right. Plans only: the merge coordinator carries them out.
    */
   mergeCandidates(now: number, ranges: readonly RangeCandidate[]): MergePlan[] {
     const sorted = [...ranges].sort((a, b) => compareBytes(a.bounds.start, b.bounds.start));
@@ -180,10 +191,12 @@ export class SplitPolicy {
       const leftLoad = this.cold(now, left);
       const rightLoad = leftLoad === null ? null : this.cold(now, right);
       if (leftLoad === null || rightLoad === null) continue;
+      const bytes = leftLoad.bytes + rightLoad.bytes;
+      if (bytes >= this.options.mergeMaxBytes) continue;
       plans.push({
         left,
         right,
-        bytes: leftLoad.bytes + rightLoad.bytes,
+        bytes,
         opsPerSecond: leftLoad.opsPerSecond + rightLoad.opsPerSecond,
       });
       i += 1;
@@ -197,16 +210,17 @@ export class SplitPolicy {
     return windows.slice(-needed).every((w) => w.opsPerSecond >= this.options.loadSplitOpsPerSecond);
   }
 
-  /** The range's size and latest load when it is a merge candidate on its own, else null. */
+  /** The range's size and latest load when it is cold enough to merge, else null. */
   private cold(now: number, range: RangeCandidate): { bytes: number; opsPerSecond: number } | null {
     if (range.state !== "active" || this.cooling(now, range.rangeId)) return null;
     const o = this.options;
-    const bytes = this.size.approximateBytes(range.rangeId);
-    if (bytes >= o.mergeMaxBytes) return null;
     const windows = this.load.windowLoads(range.rangeId);
     if (windows.length < o.mergeWindows) return null;
     const recent = windows.slice(-o.mergeWindows);
     if (!recent.every((w) => w.opsPerSecond < o.mergeMaxOpsPerSecond)) return null;
-    return { bytes, opsPerSecond: recent[recent.length - 1]!.opsPerSecond };
+    return {
+      bytes: this.size.approximateBytes(range.rangeId),
+      opsPerSecond: recent[recent.length - 1]!.opsPerSecond,
+    };
   }
 }

@@ -99,6 +99,10 @@ export class SimDisk implements StorageEngine {
     return this.engine.groups();
   }
 
+  dropGroup(groupId: number): void {
+    this.engine.dropGroup(groupId);
+  }
+
   sync(): Promise<void> {
     return this.afterLatency(() => this.engine.syncNow());
   }

@@ -19,6 +19,7 @@ import { StorageUsageError, type ReplicaStorage, type StorageEngine } from "../c
 import { requireCount, requirePositive } from "../rules.js";
 import { DiskFullError, StorageFatalError, isDiskFull } from "./errors.js";
 import { recover, type StorageLogger } from "./recovery.js";
+import { groupKeyRange } from "./layout.js";
 import { GroupState, LmdbReplicaStorage, type ReplicaHost } from "./replica.js";
 import { openLmdbStore, type DurableStore, type StoreWrite } from "./store.js";
 
@@ -146,6 +147,23 @@ export class LmdbStorageEngine implements StorageEngine {
   groups(): number[] {
     this.#checkReadable();
     return [...this.#states.keys()].sort((a, b) => a - b);
+  }
+
+  /**
+   * Deletes every record of `groupId` with one range delete queued like any write (durable
+   * at the next sync). Handles obtained before stop working; a later `replica(groupId)`
+   * starts empty. A group the engine does not hold writes nothing.
+   */
+  dropGroup(groupId: number): void {
+    this.#checkWritable();
+    requireCount(groupId, "group id");
+    const state = this.#states.get(groupId);
+    if (state === undefined) return;
+    const { start, end } = groupKeyRange(groupId);
+    this.#enqueue(state, [{ kind: "deleteRange", start, end }]);
+    state.dropped = true;
+    this.#states.delete(groupId);
+    this.#handles.delete(groupId);
   }
 
   async sync(): Promise<void> {

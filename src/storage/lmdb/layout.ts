@@ -175,6 +175,20 @@ export function entriesEnd(groupId: number): Uint8Array {
   return writer.done();
 }
 
+/**
+ * The key range `[start, end)` of every record of `groupId`: its group records and its log
+ * entries (every kind lies between 0x00 and 0xff).
+ */
+export function groupKeyRange(groupId: number): { readonly start: Uint8Array; readonly end: Uint8Array } {
+  const start = new ByteWriter(GROUP_RECORD_KEY_BYTES);
+  start.u64(groupId);
+  start.u8(0x00);
+  const end = new ByteWriter(GROUP_RECORD_KEY_BYTES);
+  end.u64(groupId);
+  end.u8(0xff);
+  return { start: start.done(), end: end.done() };
+}
+
 export type ParsedKey =
   | { readonly type: "format" }
   | { readonly type: "record"; readonly groupId: number; readonly kind: RecordKind }

@@ -133,6 +133,8 @@ export class GroupState implements ReplicaFacts {
    */
   private readonly recentEntries = new Map<number, Entry>();
   unsyncedSnapshot: Unsynced<Snapshot> | null = null;
+  /** The engine dropped the group: handles over this state refuse every call. */
+  dropped = false;
 
   constructor(
     readonly groupId: number,
@@ -228,12 +230,12 @@ export class LmdbReplicaStorage implements ReplicaStorage {
   }
 
   initialState(): InitialState {
-    this.host.checkReadable();
+    this.checkReadable();
     return { hardState: this.state.hardState, confState: this.state.confState };
   }
 
   entries(lo: number, hi: number, maxBytes: number): Entry[] {
-    this.host.checkReadable();
+    this.checkReadable();
     const state = this.state;
     if (lo > hi) throw new StorageUsageError(`entries(${lo}, ${hi}): lo > hi`);
     if (lo < state.firstIndex()) throw new LogCompactedError(lo, state.firstIndex());
@@ -250,42 +252,42 @@ export class LmdbReplicaStorage implements ReplicaStorage {
   }
 
   term(index: number): number {
-    this.host.checkReadable();
+    this.checkReadable();
     return this.state.term(index);
   }
 
   firstIndex(): number {
-    this.host.checkReadable();
+    this.checkReadable();
     return this.state.firstIndex();
   }
 
   lastIndex(): number {
-    this.host.checkReadable();
+    this.checkReadable();
     return this.state.lastIndex();
   }
 
   hardState(): HardState {
-    this.host.checkReadable();
+    this.checkReadable();
     return this.state.hardState;
   }
 
   confState(): ConfState {
-    this.host.checkReadable();
+    this.checkReadable();
     return this.state.confState;
   }
 
   appliedIndex(): number {
-    this.host.checkReadable();
+    this.checkReadable();
     return this.state.appliedIndex;
   }
 
   snapshot(): Snapshot {
-    this.host.checkReadable();
+    this.checkReadable();
     return this.state.readSnapshot();
   }
 
   append(entries: readonly Entry[]): void {
-    this.host.checkWritable();
+    this.checkWritable();
     const state = this.state;
     const kept = checkAppend(state, entries).map(freezeEntry);
     const first = kept[0];
@@ -306,7 +308,7 @@ export class LmdbReplicaStorage implements ReplicaStorage {
   }
 
   compact(index: number): void {
-    this.host.checkWritable();
+    this.checkWritable();
     const state = this.state;
     if (!checkCompact(state, index)) return;
     const term = state.term(index);
@@ -316,7 +318,7 @@ export class LmdbReplicaStorage implements ReplicaStorage {
   }
 
   setHardState(hardState: HardState): void {
-    this.host.checkWritable();
+    this.checkWritable();
     checkHardState(this.state, hardState);
     const frozen = freezeHardState(hardState);
     this.host.enqueue(this.state, [
@@ -326,14 +328,14 @@ export class LmdbReplicaStorage implements ReplicaStorage {
   }
 
   setConfState(confState: ConfState): void {
-    this.host.checkWritable();
+    this.checkWritable();
     const frozen = freezeConfState(confState);
     this.host.enqueue(this.state, [this.appliedWrite(this.state.appliedIndex, frozen)]);
     this.state.confState = frozen;
   }
 
   setAppliedIndex(index: number, confState?: ConfState): void {
-    this.host.checkWritable();
+    this.checkWritable();
     checkAppliedIndex(this.state, index);
     const frozen = confState === undefined ? this.state.confState : freezeConfState(confState);
     this.host.enqueue(this.state, [this.appliedWrite(index, frozen)]);
@@ -342,7 +344,7 @@ export class LmdbReplicaStorage implements ReplicaStorage {
   }
 
   saveSnapshot(snapshot: Snapshot): void {
-    this.host.checkWritable();
+    this.checkWritable();
     const state = this.state;
     const logAgrees = checkSnapshot(state, snapshot);
     const metadata = freezeSnapshotMetadata(snapshot.metadata);
@@ -371,6 +373,21 @@ export class LmdbReplicaStorage implements ReplicaStorage {
       state.appliedIndex = index;
       state.confState = metadata.confState;
     }
+  }
+
+  private checkReadable(): void {
+    this.host.checkReadable();
+    this.checkNotDropped();
+  }
+
+  private checkWritable(): void {
+    this.host.checkWritable();
+    this.checkNotDropped();
+  }
+
+  private checkNotDropped(): void {
+    if (this.state.dropped)
+      throw new StorageUsageError(`storage of group ${this.groupId} was dropped; open it again`);
   }
 
   private dropEntriesThrough(index: number): StoreWrite {

@@ -1,6 +1,7 @@
 // The ranges admin service's test fixtures: `FakeRangeAdmin`, an in-memory RangeAdmin that
 // splits its ranges the way the coordinator does (left keeps the ids, right gets a fresh id),
-// refuses like it (boundary, system span, busy) and can be told to fail with any error; and
+// merges a range into its left neighbour (which keeps its ids), refuses like the coordinators
+// (boundary, system span, busy; unknown or first range) and can be told to fail with any error; and
 // `serveRanges`, a real EtcdServer of a one-node Concord with that admin, on a loopback port.
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
@@ -16,6 +17,7 @@ import {
 } from "../../../src/api/etcd/range-service.js";
 import { EtcdServer } from "../../../src/api/etcd/server.js";
 import { compareBytes } from "../../../src/kv/bytes.js";
+import { MergeRefusedError } from "../../../src/placement/split/errors.js";
 import { waitFor } from "../helpers.js";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
@@ -29,6 +31,8 @@ export class FakeRangeAdmin implements RangeAdmin {
   private nextRouteId = 2;
   /** The split keys asked for, in order (only requests that reached the admin). */
   readonly splitCalls: Uint8Array[] = [];
+  /** The route ids asked to merge, in order (only requests that reached the admin). */
+  readonly mergeCalls: number[] = [];
   listCalls = 0;
   /** When set, every call fails with it (after being recorded). */
   failWith: Error | null = null;
@@ -87,6 +91,26 @@ export class FakeRangeAdmin implements RangeAdmin {
     const right: RangeInfo = { ...left, routeId: id, groupId: id, start: key, end: parent.end };
     this.ranges.splice(index, 1, left, right);
     return Promise.resolve({ left, right });
+  }
+
+  merge(routeId: number): Promise<{ merged: RangeInfo }> {
+    this.mergeCalls.push(routeId);
+    if (this.failWith !== null) return Promise.reject(this.failWith);
+    const index = this.ranges.findIndex((range) => range.routeId === routeId);
+    if (index < 0) return Promise.reject(new MergeRefusedError("unknown-route", routeId, "no such route"));
+    if (index === 0)
+      return Promise.reject(new MergeRefusedError("first-route", routeId, "no left neighbour"));
+    this.catalogVersion++;
+    const left = this.ranges[index - 1]!;
+    const right = this.ranges[index]!;
+    const merged: RangeInfo = {
+      ...left,
+      end: right.end,
+      sizeBytes: left.sizeBytes + right.sizeBytes,
+      catalogVersion: this.catalogVersion,
+    };
+    this.ranges.splice(index - 1, 2, merged);
+    return Promise.resolve({ merged });
   }
 }
 

@@ -1,5 +1,5 @@
 // The ranges admin service (concordpb.Ranges) on a real EtcdServer with a fake RangeAdmin,
-// called with a raw grpc-js client: List and Split answers, each refusal's gRPC code and
+// called with a raw grpc-js client: List, Split and Merge answers, each refusal's gRPC code and
 // message, malformed requests refused before the admin sees them, the etcd services still
 // served on the same server, and no Ranges service without an admin.
 import assert from "node:assert/strict";
@@ -9,6 +9,8 @@ import * as grpc from "@grpc/grpc-js";
 import {
   ListRangesRequestSchema,
   ListRangesResponseSchema,
+  MergeRangeRequestSchema,
+  MergeRangeResponseSchema,
   RangeInfoSchema,
   Ranges,
   SplitRangeRequestSchema,
@@ -25,7 +27,7 @@ import { rangeInfoMessage } from "../../../src/api/etcd/range-service.js";
 import { KV_ERROR_MESSAGES, KvError, KvErrorCode } from "../../../src/kv/errors.js";
 import { NotLeaderError } from "../../../src/node/errors.js";
 import { CatalogVersionMismatchError } from "../../../src/placement/index.js";
-import { SplitRefusedError } from "../../../src/placement/split/errors.js";
+import { MergeRefusedError, SplitRefusedError } from "../../../src/placement/split/errors.js";
 import { FakeRangeAdmin, serveRanges, type ServedRanges } from "./range-service-fake.js";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
@@ -58,6 +60,9 @@ function rawClient(endpoint: string): { call: RawCall; close: () => void } {
 
 const LIST = "/concordpb.Ranges/List";
 const SPLIT = "/concordpb.Ranges/Split";
+const MERGE = "/concordpb.Ranges/Merge";
+const mergeRequest = (routeId: bigint) =>
+  toBinary(MergeRangeRequestSchema, create(MergeRangeRequestSchema, { routeId }));
 const listRequest = () => toBinary(ListRangesRequestSchema, create(ListRangesRequestSchema));
 const splitRequest = (key: Uint8Array) =>
   toBinary(SplitRangeRequestSchema, create(SplitRangeRequestSchema, { key }));
@@ -289,6 +294,7 @@ test("the wire contract: service, methods and field numbers stay put", () => {
     [
       ["List", "unary", "concordpb.ListRangesRequest", "concordpb.ListRangesResponse"],
       ["Split", "unary", "concordpb.SplitRangeRequest", "concordpb.SplitRangeResponse"],
+      ["Merge", "unary", "concordpb.MergeRangeRequest", "concordpb.MergeRangeResponse"],
     ],
   );
   const numbers = (schema: DescMessage) => schema.fields.map((field) => `${field.name}=${field.number}`);
@@ -307,4 +313,44 @@ test("the wire contract: service, methods and field numbers stay put", () => {
   assert.deepEqual(numbers(ListRangesResponseSchema), ["header=1", "ranges=2"]);
   assert.deepEqual(numbers(SplitRangeRequestSchema), ["key=1"]);
   assert.deepEqual(numbers(SplitRangeResponseSchema), ["header=1", "left=2", "right=3"]);
+  assert.deepEqual(numbers(MergeRangeRequestSchema), ["route_id=1"]);
+  assert.deepEqual(numbers(MergeRangeResponseSchema), ["header=1", "merged=2"]);
+});
+
+test("Merge merges a range into its left neighbour and answers the grown range", async () => {
+  await client.call(SPLIT, splitRequest(bytes("x")), SplitRangeResponseSchema);
+  const before = admin.ranges.map((range) => range.routeId);
+  const right = before.at(-1)!;
+  const response = await client.call(MERGE, mergeRequest(BigInt(right)), MergeRangeResponseSchema);
+  const left = admin.ranges.at(-1)!;
+  assertRange(response.merged, { routeId: BigInt(left.routeId), end: null });
+  assert.equal(admin.mergeCalls.at(-1), right);
+  assert.deepEqual(
+    admin.ranges.map((range) => range.routeId),
+    before.slice(0, -1),
+  );
+});
+
+test("Merge refusals: a missing or impossible id never reaches the admin; the coordinator's map by retryable", async () => {
+  const calls = admin.mergeCalls.length;
+  const missing = await rejection(client.call(MERGE, mergeRequest(0n), MergeRangeResponseSchema));
+  assert.equal(missing.code, grpc.status.INVALID_ARGUMENT);
+  assert.equal(missing.details, "concord: range id is not provided");
+  const huge = await rejection(client.call(MERGE, mergeRequest(1n << 60n), MergeRangeResponseSchema));
+  assert.equal(huge.code, grpc.status.INVALID_ARGUMENT);
+  assert.match(huge.details, /is not a range id/);
+  assert.equal(admin.mergeCalls.length, calls);
+  const first = await rejection(client.call(MERGE, mergeRequest(1n), MergeRangeResponseSchema));
+  assert.equal(first.code, grpc.status.INVALID_ARGUMENT);
+  assert.equal(first.details, "merge of route 1 refused: first-route: no left neighbour");
+  const unknown = await rejection(client.call(MERGE, mergeRequest(999n), MergeRangeResponseSchema));
+  assert.equal(unknown.code, grpc.status.INVALID_ARGUMENT);
+  admin.failWith = new MergeRefusedError("fenced", 2, "detail");
+  try {
+    const busy = await rejection(client.call(MERGE, mergeRequest(2n), MergeRangeResponseSchema));
+    assert.equal(busy.code, grpc.status.UNAVAILABLE);
+    assert.equal(busy.details, "merge of route 2 refused: fenced: detail");
+  } finally {
+    admin.failWith = null;
+  }
 });
