@@ -3,8 +3,9 @@
 // under one prefix (a single hot key cannot split; a hot narrow range can). The test waits,
 // bounded, for the catalog to list at least two ranges, keeps writing while later splits
 // happen, then checks that every acknowledged write is readable with its latest acknowledged
-// value through every member, and that `bin/concord range list -w json` lists contiguous
-// ranges covering the keyspace. It prints how many ranges there were and how long into the
+// value through every member, that `bin/concord range list -w json` lists contiguous
+// ranges covering the keyspace, and that `bin/concord range merge` merges the last range back
+// with every acknowledged write still readable. It prints how many ranges there were and how long into the
 // load the first split was seen; it asserts nothing about durations.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -216,6 +217,28 @@ test(
           .startsWith("hot/"),
       );
       assert.ok(hotBoundaries.length >= 1, "a split fell inside the hot prefix");
+
+      // An operator merges the last range back through the real executable: one range fewer,
+      // and every acknowledged write still reads back (the merged keys now in its neighbour).
+      const last = ranges.at(-1)!;
+      await execFileAsync(
+        BIN,
+        ["range", "merge", String(last.route_id), "--endpoints", endpoints.join(",")],
+        { timeout: 120_000 },
+      );
+      const afterMerge = await listRanges(endpoints);
+      assert.equal(afterMerge.length, ranges.length - 1, "the merge removed one range");
+      assert.ok(!afterMerge.some((range) => range.route_id === last.route_id), "the merged range is gone");
+      assert.equal(afterMerge.at(-1)?.end, undefined, "the last range has no end again");
+      const reader = new Etcd3({ hosts: endpoints.map((endpoint) => `http://${endpoint}`) });
+      clients.push(reader);
+      const merged = await readWithRetry(() => reader.getAll().prefix("hot/").strings(), "a prefix read");
+      for (const [index, record] of records.entries()) {
+        if (record.acked === null) continue;
+        const allowed = [record.acked, ...record.unknown];
+        const seen = merged[hotKey(index)] ?? null;
+        assert.ok(seen !== null && allowed.includes(seen), `after the merge ${hotKey(index)}: ${seen}`);
+      }
     } catch (error) {
       for (const member of members)
         console.log(`--- ${member.clientEndpoint}:\n${member.output.slice(-4_000)}`);
