@@ -469,22 +469,7 @@ export class NodeRanges {
       },
       split: async (groupId, splitKey, rhsGroupId) => {
         const replica = this.hosted(groupId);
-        try {
-          return { revision: await replica.split(splitKey, rhsGroupId) };
-        } catch (error) {
-          // A retry after the split applied (a new request id) finds the key outside the
-          // shrunk range: that is the split already done.
-          const done = replica.lastSplit;
-          if (
-            error instanceof KvError &&
-            error.code === KvErrorCode.KeyOutsideRange &&
-            done !== null &&
-            done.rhsRangeId === rhsGroupId
-          ) {
-            return { revision: done.revision };
-          }
-          throw error;
-        }
+        return applyOnce(replica.split(splitKey, rhsGroupId), () => replica.lastSplit, rhsGroupId);
       },
       describe: (groupId) => this.describe(groupId),
       mergeFence: async (groupId) => {
@@ -497,21 +482,7 @@ export class NodeRanges {
       },
       merge: async (groupId, rhsGroupId, image) => {
         const replica = this.hosted(groupId);
-        try {
-          return { revision: await replica.merge(rhsGroupId, image) };
-        } catch (error) {
-          // A retry after the merge applied finds the range's end moved on: the merge is done.
-          const done = replica.lastMerge;
-          if (
-            error instanceof KvError &&
-            error.code === KvErrorCode.KeyOutsideRange &&
-            done !== null &&
-            done.rhsRangeId === rhsGroupId
-          ) {
-            return { revision: done.revision };
-          }
-          throw error;
-        }
+        return applyOnce(replica.merge(rhsGroupId, image), () => replica.lastMerge, rhsGroupId);
       },
     };
   }
@@ -579,6 +550,32 @@ export class NodeRanges {
 
   private measure(replica: Replica, now: number): void {
     this.sizes.set(replica.rangeId, { at: now, ...replica.sizeEstimate() });
+  }
+}
+
+/**
+ * The revision of a split or merge with right-hand range `rhsRangeId`, proposed by `applied`.
+ * A retry after it applied (a new request id) finds the range's bounds moved on —
+ * KeyOutsideRange — while the range remembers doing it (`last`): that is the command done.
+ */
+async function applyOnce(
+  applied: Promise<bigint>,
+  last: () => { readonly rhsRangeId: number; readonly revision: bigint } | null,
+  rhsRangeId: number,
+): Promise<{ revision: bigint }> {
+  try {
+    return { revision: await applied };
+  } catch (error) {
+    const done = last();
+    if (
+      error instanceof KvError &&
+      error.code === KvErrorCode.KeyOutsideRange &&
+      done !== null &&
+      done.rhsRangeId === rhsRangeId
+    ) {
+      return { revision: done.revision };
+    }
+    throw error;
   }
 }
 
