@@ -3,14 +3,16 @@
  * routes peer messages to them, and runs the Ready loop in turns.
  *
  * A turn gathers the Ready of every replica that has one, writes all their snapshots, entries
- * and hard states, makes them durable with ONE `engine.sync()` (group commit: many ranges,
- * one fsync), then sends every message (one `flush()`), applies committed entries, answers
- * proposals and reads, and advances each core. Inputs that arrive meanwhile (ticks, messages,
- * requests) are queued and fed to the cores at the start of the next turn, so a core is never
- * touched between its `ready()` and `advance()`. Turns run back to back while work remains,
- * never two at once; requests made together (in one synchronous stretch — with `deferTurn`
- * set to setImmediate, as Concord.open does, in one event-loop pass — or while a turn waits
- * for the disk) share the next turn.
+ * and hard states, sends a leader's appends and heartbeats at once, starts ONE `engine.sync()`
+ * (group commit: many ranges, one fsync) without waiting for it, applies committed entries,
+ * answers proposals and reads, and advances each core. When the sync resolves, the messages
+ * that promise durability (votes, acknowledgements) leave and the cores learn their entries
+ * are durable (a leader's own log counts toward the quorum from then on); later turns run
+ * meanwhile. Inputs that arrive between turns (ticks, messages, requests, durability reports)
+ * are queued and fed to the cores at the start of the next turn, so a core is never touched
+ * between its `ready()` and `advance()`. Turns run back to back while work remains, never two
+ * at once; requests made together (in one synchronous stretch — with `deferTurn` set to
+ * setImmediate, as Concord.open does, in one event-loop pass) share the next turn.
  *
  * Quiescence: only awake replicas are fed and asked for a Ready; a replica whose Raft group
  * quiesced with nothing pending goes dormant until a message, a request or a report arrives
@@ -33,7 +35,7 @@ import { MvccStore } from "../kv/store.js";
 import type { ConfState } from "../raft/types.js";
 import { LIVENESS_GROUP, PeerLiveness, livenessMessage } from "./quiesce.js";
 import { FIRST_RANGE_ID, deleteStoreNamespace } from "./destroy-range.js";
-import { Replica, type ReplicaHost } from "./replica.js";
+import { Replica, type ReadyWrite, type ReplicaHost } from "./replica.js";
 import { initialiseSplitRange } from "./split-range.js";
 
 type HostState = "new" | "running" | "stopping" | "stopped" | "failed";
@@ -59,6 +61,10 @@ export class NodeHost {
   private turnInFlight: Promise<void> | null = null;
   /** Ranges whose replica destroyReplica is taking apart: not hosted, not to be created again meanwhile. */
   private readonly destroying = new Set<number>();
+  /** Syncs started by turns whose messages and durability reports still wait for them. */
+  private readonly syncsInFlight = new Set<Promise<void>>();
+  /** The last sync started: when it resolves, every write made before it is durable. */
+  private lastSync: Promise<void> | null = null;
   private idleWaiters: (() => void)[] = [];
   private sequence = 0;
 
@@ -209,7 +215,9 @@ export class NodeHost {
 
   /** True when no turn runs and none is due. */
   isIdle(): boolean {
-    return this.loop === null && (this.state !== "running" || !this.hasWork());
+    return (
+      this.loop === null && this.syncsInFlight.size === 0 && (this.state !== "running" || !this.hasWork())
+    );
   }
 
   /** Resolves once the host is idle. */
@@ -229,6 +237,7 @@ export class NodeHost {
     this.tickTimer?.cancel();
     this.tickTimer = null;
     await this.loop;
+    while (this.syncsInFlight.size > 0) await Promise.all(this.syncsInFlight);
     if (this.state !== "stopping") return;
     for (const replica of this.replicas.values()) replica.close();
     this.state = "stopped";
@@ -392,18 +401,80 @@ export class NodeHost {
     this.settle(replicas);
   }
 
+  /**
+   * Writes every Ready, sends what may leave before the sync, applies committed entries and
+   * advances the cores without waiting for the disk: the sync runs while later turns go on
+   * (new proposals, acknowledgements, commits), and what waits for it — votes, append
+   * acknowledgements, this node's own log counting toward a quorum — follows when it resolves.
+   * A turn with a snapshot keeps every step in order instead (its image is restored state).
+   */
   private async runReadies(work: readonly { replica: Replica; rd: Ready }[]): Promise<void> {
     this.counters.turns++;
-    for (const { replica, rd } of work) replica.persist(rd);
-    // Votes and append acknowledgements promise durability: sync before any message leaves.
+    const writes = work.map(({ replica, rd }) => replica.write(rd));
+    // A leader's appends and heartbeats leave now: followers write while this node does.
+    let sentEarly = false;
+    work.forEach(({ replica }, i) => {
+      const { beforeSync } = writes[i]!;
+      if (beforeSync.length === 0) return;
+      this.send(replica, beforeSync);
+      sentEarly = true;
+    });
+    if (sentEarly) this.options.transport.flush();
+    // One sync covers every write so far, earlier turns' included (group commit). A turn that
+    // wrote nothing to sync still sends its messages only after the last sync started: they
+    // may promise what that sync makes durable (an acknowledgement names the last index).
+    let synced = this.lastSync ?? Promise.resolve();
     if (work.some(({ rd }) => rd.mustSync)) {
-      await this.options.engine.sync();
+      synced = this.options.engine.sync();
+      this.lastSync = synced;
       this.counters.syncs++;
     }
-    for (const { replica, rd } of work) this.send(replica, rd.messages);
-    this.options.transport.flush();
+    if (work.some(({ rd }) => rd.snapshot !== null)) {
+      await synced;
+      this.afterSync(work, writes);
+      for (const { replica, rd } of work) await replica.apply(rd);
+      for (const { replica, rd } of work) replica.advance(rd, true);
+      return;
+    }
+    const waiting = writes.some((w) => w.afterSync.length > 0 || w.last !== null || w.changesTermOrVote);
+    if (waiting) this.trackSync(synced, () => this.afterSync(work, writes));
+    // Committed entries are durable on a quorum already (the core counts this node's own log
+    // only once durable): apply them, and answer their requests, while the disk syncs.
     for (const { replica, rd } of work) await replica.apply(rd);
-    for (const { replica, rd } of work) replica.advance(rd);
+    for (const { replica, rd } of work) replica.advance(rd, false);
+  }
+
+  /** The messages that waited for the sync leave; the replicas learn their writes are durable. */
+  private afterSync(work: readonly { replica: Replica }[], writes: readonly ReadyWrite[]): void {
+    // A replica destroyed meanwhile (merged away) neither speaks nor learns anything more.
+    const hosted = work.map(({ replica }) => this.replicas.get(replica.rangeId) === replica);
+    work.forEach(({ replica }, i) => {
+      if (hosted[i]) this.send(replica, writes[i]!.afterSync);
+    });
+    if (writes.some((w, i) => hosted[i] && w.afterSync.length > 0)) this.options.transport.flush();
+    work.forEach(({ replica }, i) => {
+      if (hosted[i]) replica.durable(writes[i]!);
+    });
+  }
+
+  /**
+   * Runs `then` when `sync` resolves, if the host still runs; a failed sync fails the host.
+   * The host is not idle, and does not finish stopping, while a sync is outstanding.
+   */
+  private trackSync(sync: Promise<void>, then: () => void): void {
+    const tracked: Promise<void> = sync.then(
+      () => {
+        this.syncsInFlight.delete(tracked);
+        if (this.state === "running") then();
+        this.notifyIdle();
+      },
+      (error: unknown) => {
+        this.syncsInFlight.delete(tracked);
+        if (this.state === "running" || this.state === "stopping") this.fail(error);
+        this.notifyIdle();
+      },
+    );
+    this.syncsInFlight.add(tracked);
   }
 
   private send(replica: Replica, messages: readonly Message[]): void {
@@ -452,6 +523,7 @@ export class NodeHost {
   }
 
   private fail(error: unknown): void {
+    if (this.state === "failed") return;
     const cause = error instanceof Error ? error : new Error(String(error));
     this.failureCause = cause;
     this.state = "failed";

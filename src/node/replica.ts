@@ -115,6 +115,15 @@ export interface ReplicaHost {
   splitApplied(rangeId: number, rhsRangeId: number, confState: ConfState): void;
 }
 
+/** What writing one Ready left to do once it is durable (see Replica.write). */
+export interface ReadyWrite {
+  readonly beforeSync: readonly Message[];
+  readonly afterSync: readonly Message[];
+  readonly changesTermOrVote: boolean;
+  /** Index and term of the Ready's last entry, or null without entries. */
+  readonly last: readonly [number, number] | null;
+}
+
 type QueuedProposal =
   | {
       readonly kind: "command";
@@ -153,6 +162,10 @@ export class Replica {
   private readonly clock: HybridClock;
   private softState: SoftState = { lead: NONE, role: StateRole.Follower };
   private inbox: Message[] = [];
+  /** Last index and term of each written Ready whose sync resolved, for the core at the next turn. */
+  private persistedReports: (readonly [number, number])[] = [];
+  /** Written Readies that change the term or the vote and are not durable yet. */
+  private termOrVoteSyncsPending = 0;
   /** The newest snapshot received and not yet installed; older ones are superseded. */
   private incomingSnapshot: Message | null = null;
   private snapshotReports: [NodeId, boolean][] = [];
@@ -569,6 +582,7 @@ export class Replica {
   hasWork(): boolean {
     return (
       this.inbox.length > 0 ||
+      this.persistedReports.length > 0 ||
       this.incomingSnapshot !== null ||
       this.snapshotReports.length > 0 ||
       this.unreachablePeers.size > 0 ||
@@ -663,6 +677,7 @@ export class Replica {
 
   /** Feeds the core what arrived since the last turn: ticks, messages, reports, requests. */
   feed(ticks: number, now: number): void {
+    for (const [index, term] of this.persistedReports.splice(0)) this.raw.persisted(index, term);
     if (this.wakeRequested) {
       this.wakeRequested = false;
       this.raw.unquiesce();
@@ -731,14 +746,57 @@ export class Replica {
     return this.raw.hasReady() ? this.raw.ready() : null;
   }
 
-  /** Writes the Ready's snapshot metadata, entries and hard state (made durable by the host's sync). */
-  persist(rd: Ready): void {
+  /**
+   * Writes the Ready's snapshot metadata, entries and hard state (made durable by a later
+   * engine sync) and splits its messages by when they may leave: `beforeSync` at once,
+   * `afterSync` once a sync that started after this write resolved. A leader's appends and
+   * heartbeats promise nothing about this node's disk — a follower acknowledges only what it
+   * made durable itself, and the core counts the leader's own log toward a quorum only once
+   * `durable()` reports it — so the leader writes its log while the followers write theirs
+   * (Raft thesis 10.2.1). They carry the leader's term, so they wait too while a Ready that
+   * changes the term or the vote is not durable yet (nobody may hear of those before), and
+   * with a snapshot.
+   */
+  write(rd: Ready): ReadyWrite {
+    const stored = this.storage.hardState();
+    const changesTermOrVote =
+      rd.hardState !== null && (rd.hardState.term !== stored.term || rd.hardState.vote !== stored.vote);
+    const beforeSync: Message[] = [];
+    const afterSync: Message[] = [];
+    const early = !changesTermOrVote && this.termOrVoteSyncsPending === 0 && rd.snapshot === null;
+    for (const m of rd.messages) {
+      const leaderTraffic = m.type === MessageType.App || m.type === MessageType.Heartbeat;
+      (early && leaderTraffic ? beforeSync : afterSync).push(m);
+    }
+    if (changesTermOrVote) this.termOrVoteSyncsPending++;
     if (rd.snapshot !== null) this.storage.saveSnapshot(rd.snapshot);
     if (rd.entries.length > 0) this.storage.append(rd.entries);
     if (rd.hardState !== null) this.storage.setHardState(rd.hardState);
+    const last = rd.entries[rd.entries.length - 1];
+    return {
+      beforeSync,
+      afterSync,
+      changesTermOrVote,
+      last: last === undefined ? null : [last.index, last.term],
+    };
   }
 
-  /** Applies committed entries, answers proposals and reads. Runs after the Ready's messages went out. */
+  /**
+   * A sync that started after `write` resolved: its entries count toward a quorum from the
+   * next turn on (the core learns it then: it is not touched between turns).
+   */
+  durable(write: ReadyWrite): void {
+    if (this.closed) return;
+    if (write.changesTermOrVote) this.termOrVoteSyncsPending--;
+    if (write.last === null) return;
+    this.persistedReports.push(write.last);
+    this.host.requestTurn(this);
+  }
+
+  /**
+   * Applies committed entries, answers proposals and reads. Need not wait for this node's sync:
+   * committed entries are durable on a quorum, and the core counts this node's log only once durable.
+   */
   async apply(rd: Ready): Promise<void> {
     if (rd.softState !== null) this.observeSoftState(rd.softState);
     if (rd.snapshot !== null) {
@@ -761,8 +819,9 @@ export class Replica {
     this.serveReads();
   }
 
-  advance(rd: Ready): void {
-    this.raw.advance(rd);
+  /** Ends the Ready; without `durable`, its entries count once `durable()` reports them. */
+  advance(rd: Ready, durable: boolean): void {
+    this.raw.advance(rd, durable);
   }
 
   get snapshotDue(): boolean {
@@ -816,6 +875,7 @@ export class Replica {
     this.reads.failAll(notTaken);
     this.transfers.failAll(notTaken);
     this.inbox = [];
+    this.persistedReports = [];
     this.incomingSnapshot = null;
     this.services.leadershipChanged(false);
   }
@@ -861,45 +921,83 @@ export class Replica {
     }
   }
 
+  /**
+   * Hands the queued requests to the core. Consecutive commands go in ONE proposal: the core
+   * then sends each follower one append for all of them instead of one per command.
+   */
   private proposeQueued(): void {
     if (this.queuedProposals.length === 0) return;
-    const before = this.raw.status();
-    const leading = before.softState.role === StateRole.Leader;
-    let lastIndex = before.lastIndex;
+    const { role, lead } = this.raw.softState();
+    const leading = role === StateRole.Leader;
+    let lastIndex = this.raw.lastIndex();
+    let batch: { readonly proposal: QueuedProposal; readonly data: Uint8Array }[] = [];
+    // The proposals the core took, in log order: a leader appends them as its next entries.
+    const accept = (proposal: QueuedProposal): void => {
+      if (leading) proposal.waiter.expectedIndex = ++lastIndex;
+      if (proposal.kind === "command") this.commands.add(proposal.waiter);
+      else this.confChanges.add(proposal.waiter);
+    };
+    const proposeBatch = (): void => {
+      const proposals = batch;
+      batch = [];
+      if (proposals.length > 1) {
+        try {
+          this.raw.proposeAll(proposals.map(({ data }) => data));
+          for (const { proposal } of proposals) accept(proposal);
+          return;
+        } catch (error) {
+          if (!(error instanceof RaftProposalDroppedError)) throw error;
+          // Refused as a whole: one at a time below, so that a size limit takes what fits.
+        }
+      }
+      for (const { proposal, data } of proposals) {
+        if (this.tryPropose(proposal, () => this.raw.proposeAll([data]))) accept(proposal);
+      }
+    };
     for (const p of this.queuedProposals.splice(0)) {
-      if (before.softState.lead === NONE) {
+      if (lead === NONE) {
         p.waiter.reject(new NotLeaderError(this.rangeId));
         continue;
       }
-      try {
-        if (p.kind === "command") {
-          const { clientId, sequence } = p.request;
-          const timestamp = this.clock.now();
-          this.raw.propose(encodeEnvelope({ clientId, sequence, timestamp, command: p.command }));
-        } else {
-          this.raw.proposeConfChange(p.change);
-        }
-      } catch (error) {
-        if (error instanceof RaftProposalDroppedError) {
-          p.waiter.reject(new ProposalDroppedError(this.rangeId, error.message));
-        } else if (error instanceof RangeError) {
-          // The command cannot be encoded: the caller's mistake, reported as it is.
-          p.waiter.reject(error);
-        } else {
-          throw error;
-        }
+      if (p.kind === "confChange") {
+        proposeBatch();
+        if (this.tryPropose(p, () => this.raw.proposeConfChange(p.change))) accept(p);
         continue;
       }
-      // A leader appends each accepted proposal as the next entry of its log.
-      if (leading) p.waiter.expectedIndex = ++lastIndex;
-      if (p.kind === "command") this.commands.add(p.waiter);
-      else this.confChanges.add(p.waiter);
+      const { clientId, sequence } = p.request;
+      try {
+        const data = encodeEnvelope({ clientId, sequence, timestamp: this.clock.now(), command: p.command });
+        batch.push({ proposal: p, data });
+      } catch (error) {
+        // The command cannot be encoded: the caller's mistake, reported as it is.
+        if (!(error instanceof RangeError)) throw error;
+        p.waiter.reject(error);
+      }
     }
-    const after = this.raw.status().lastIndex;
+    proposeBatch();
+    const after = this.raw.lastIndex();
     if (leading && after !== lastIndex) {
       throw new Error(
         `range ${this.rangeId}: leader log ends at ${after} after proposing, expected ${lastIndex}`,
       );
+    }
+  }
+
+  /** Runs `propose`; false, with the proposal rejected, when the core refused it. */
+  private tryPropose(proposal: QueuedProposal, propose: () => void): boolean {
+    try {
+      propose();
+      return true;
+    } catch (error) {
+      if (error instanceof RaftProposalDroppedError) {
+        proposal.waiter.reject(new ProposalDroppedError(this.rangeId, error.message));
+      } else if (error instanceof RangeError) {
+        // The request cannot be encoded: the caller's mistake, reported as it is.
+        proposal.waiter.reject(error);
+      } else {
+        throw error;
+      }
+      return false;
     }
   }
 

@@ -170,8 +170,14 @@ export class RaftLog {
     this.unstable.stableSnapTo(index);
   }
 
-  unstableEntries(): Entry[] {
-    return this.unstable.entries;
+  /** Unstable entries not yet handed to the caller to write. */
+  entriesToWrite(): Entry[] {
+    return this.unstable.entriesToWrite();
+  }
+
+  /** The caller writes entries up to `index` and reports them persisted later (stableTo). */
+  writtenUpTo(index: number): void {
+    this.unstable.writtenUpTo(index);
   }
 
   hasNextCommittedEntries(): boolean {

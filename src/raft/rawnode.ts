@@ -75,6 +75,22 @@ export class RawNode {
     );
   }
 
+  /**
+   * Proposes several entries in one step, so a leader sends each follower one append for all
+   * of them; all are accepted or none (ProposalDroppedError).
+   */
+  proposeAll(data: readonly Uint8Array[]): void {
+    this.raft.step(
+      message({
+        type: MessageType.Prop,
+        to: this.raft.id,
+        from: this.raft.id,
+        entries: data.map((d) => ({ term: 0, index: 0, type: EntryType.Normal, data: d })),
+      }),
+      true,
+    );
+  }
+
   proposeConfChange(cc: ConfChange): void {
     this.raft.step(
       message({
@@ -144,7 +160,7 @@ export class RawNode {
       r.hasReadBroadcastPending() ||
       r.messages.length > 0 ||
       r.readStates.length > 0 ||
-      r.log.unstableEntries().length > 0 ||
+      r.log.entriesToWrite().length > 0 ||
       r.log.hasPendingSnapshot() ||
       r.log.hasNextCommittedEntries()
     );
@@ -158,7 +174,7 @@ export class RawNode {
     const hard = r.hardState();
     const softChanged = soft.lead !== this.prevSoftState.lead || soft.role !== this.prevSoftState.role;
     const hardChanged = !hardStateEqual(hard, this.prevHardState);
-    const entries = r.log.unstableEntries().slice();
+    const entries = r.log.entriesToWrite().slice();
     const rd: Ready = {
       softState: softChanged ? soft : null,
       hardState: hardChanged ? hard : null,
@@ -180,19 +196,35 @@ export class RawNode {
     return rd;
   }
 
-  /** The caller has persisted, sent and applied everything in `rd`. */
-  advance(rd: Ready): void {
+  /**
+   * The caller has persisted, sent and applied everything in `rd`. With `durable` false it has
+   * written `rd`'s entries and hard state but not made them durable yet (no snapshot then):
+   * the core goes on, and counts those entries toward a quorum only once `persisted()` says so.
+   */
+  advance(rd: Ready, durable = true): void {
     invariant(this.readyOutstanding, "advance() without an outstanding ready()");
+    invariant(durable || rd.snapshot === null, "a snapshot must be durable before advance()");
     this.readyOutstanding = false;
     const r = this.raft;
     if (rd.hardState) this.prevHardState = rd.hardState;
     if (rd.snapshot) r.log.stableSnapTo(rd.snapshot.metadata.index);
     const last = rd.entries[rd.entries.length - 1];
-    if (last) r.onPersisted(last.index, last.term);
+    if (last && durable) r.onPersisted(last.index, last.term);
+    else if (last) r.log.writtenUpTo(last.index);
     const lastCommitted = rd.committedEntries[rd.committedEntries.length - 1];
     const applied = Math.max(lastCommitted?.index ?? 0, rd.snapshot?.metadata.index ?? 0);
     if (applied > r.log.applied) r.appliedTo(applied);
     if (rd.committedEntries.length > 0) r.reduceUncommittedSize(entriesSize(rd.committedEntries));
+  }
+
+  /** Index of the last entry of the log, without building a whole status. */
+  lastIndex(): number {
+    return this.raft.log.lastIndex();
+  }
+
+  /** Entries up to `index` (of `term`), handed out by an advance() without `durable`, are durable now. */
+  persisted(index: number, term: number): void {
+    this.raft.onPersisted(index, term);
   }
 
   /** Term, vote and commit now, without building a whole status. */

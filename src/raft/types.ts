@@ -182,7 +182,7 @@ export interface ReadState {
  * 1. persist `snapshot` (if any), then `entries`, then `hardState` — durably when `mustSync`;
  * 2. send `messages` (only after step 1: some of them promise that state is durable);
  * 3. apply `committedEntries` and serve `readStates` once applied;
- * 4. call `advance(ready)`.
+ * 4. call `advance(ready)` (or pipeline: see `RawNode.advance` and src/raft/README.md).
  */
 export interface Ready {
   readonly softState: SoftState | null;

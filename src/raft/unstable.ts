@@ -2,7 +2,9 @@
  * The tail of the log that the core has accepted but the caller has not yet persisted: at most
  * one incoming snapshot plus entries starting at `offset`. Entries move to stable storage when
  * the caller reports them persisted (`stableTo`), which is what lets the core hand out `Ready`
- * values and keep reading its own writes in the meantime.
+ * values and keep reading its own writes in the meantime. Entries up to `writtenTo` were
+ * handed out already and are being made durable (a caller that syncs while the core runs on):
+ * they are not handed out again, but stay here until reported persisted.
  */
 import { invariant } from "./assert.js";
 import type { Entry, Snapshot } from "./types.js";
@@ -12,9 +14,23 @@ export class UnstableLog {
   entries: Entry[] = [];
   /** Index of entries[0] (or where the next entry would go). */
   offset: number;
+  /** The last index handed to the caller to write (at least offset - 1). */
+  private writtenTo: number;
 
   constructor(offset: number) {
     this.offset = offset;
+    this.writtenTo = offset - 1;
+  }
+
+  /** Entries not yet handed to the caller to write. */
+  entriesToWrite(): Entry[] {
+    const from = Math.max(this.offset, this.writtenTo + 1);
+    return from === this.offset ? this.entries : this.entries.slice(from - this.offset);
+  }
+
+  /** Entries up to `index` were handed to the caller, who reports them persisted later. */
+  writtenUpTo(index: number): void {
+    this.writtenTo = Math.max(this.writtenTo, index);
   }
 
   /** First index, known only when a snapshot is pending. */
@@ -43,6 +59,7 @@ export class UnstableLog {
     if (this.maybeTerm(index) !== term || index < this.offset) return;
     this.entries = this.entries.slice(index + 1 - this.offset);
     this.offset = index + 1;
+    this.writtenTo = Math.max(this.writtenTo, index);
   }
 
   stableSnapTo(index: number): void {
@@ -51,12 +68,15 @@ export class UnstableLog {
 
   restore(snapshot: Snapshot): void {
     this.offset = snapshot.metadata.index + 1;
+    this.writtenTo = snapshot.metadata.index;
     this.entries = [];
     this.snapshot = snapshot;
   }
 
   truncateAndAppend(entries: readonly Entry[]): void {
     const first = entries[0]!.index;
+    // Replaced entries must be written again, even if their predecessors were handed out.
+    this.writtenTo = Math.min(this.writtenTo, first - 1);
     if (first === this.offset + this.entries.length) {
       this.entries = this.entries.concat(entries);
     } else if (first <= this.offset) {

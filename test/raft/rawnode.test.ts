@@ -6,7 +6,8 @@ import { checkedIncrement, RaftInvariantError } from "../../src/raft/assert.js";
 import { RaftConfigError, ReadOnlyOption, type RaftConfig } from "../../src/raft/config.js";
 import { ProposalDroppedError } from "../../src/raft/raft.js";
 import { RawNode } from "../../src/raft/rawnode.js";
-import { StateRole, type ConfState } from "../../src/raft/types.js";
+import { EntryType, StateRole, type ConfState } from "../../src/raft/types.js";
+import { UnstableLog } from "../../src/raft/unstable.js";
 import { MemoryStorageEngine } from "../../src/storage/memory.js";
 import { SeededRandom } from "../../src/sim/random.js";
 
@@ -174,4 +175,72 @@ test("a restart accepts a durable snapshot ahead of the durable commit index", (
     applied: 5,
   });
   assert.equal(raw.status().hardState.commit, 5);
+});
+
+test("advance without durability: entries are handed out once, and a leader counts them only once persisted", () => {
+  const node = newNode(1, confState([1]));
+  node.raw.campaign();
+  drain(node);
+  assert.equal(node.raw.status().softState.role, StateRole.Leader);
+  const committedBefore = node.raw.status().hardState.commit;
+
+  node.raw.propose(new TextEncoder().encode("x"));
+  const rd = node.raw.ready();
+  assert.equal(rd.entries.length, 1);
+  const [entry] = rd.entries;
+  node.storage.append(rd.entries);
+  node.raw.advance(rd, false);
+  // Written, not durable: not handed out again, and the one-voter quorum (itself) does not count it.
+  assert.equal(node.raw.hasReady(), false);
+  assert.equal(node.raw.status().hardState.commit, committedBefore);
+
+  node.engine.syncNow();
+  node.raw.persisted(entry!.index, entry!.term);
+  assert.equal(node.raw.status().hardState.commit, entry!.index);
+  const next = node.raw.ready();
+  assert.equal(next.entries.length, 0);
+  assert.deepEqual(
+    next.committedEntries.map((e) => e.index),
+    [entry!.index],
+  );
+  node.raw.advance(next);
+});
+
+test("a Ready with a snapshot cannot be advanced before it is durable", () => {
+  const node = newNode(1, confState([1]));
+  node.raw.campaign();
+  const rd = node.raw.ready();
+  assert.throws(
+    () => node.raw.advance({ ...rd, snapshot: node.storage.snapshot() }, false),
+    RaftInvariantError,
+  );
+});
+
+test("unstable entries replaced after they were handed out are handed out again", () => {
+  const log = new UnstableLog(1);
+  const entry = (index: number, term: number) => ({
+    index,
+    term,
+    type: EntryType.Normal,
+    data: new Uint8Array(),
+  });
+  log.truncateAndAppend([entry(1, 1), entry(2, 1), entry(3, 1)]);
+  log.writtenUpTo(3);
+  assert.deepEqual(log.entriesToWrite(), []);
+  // A new leader replaces 2 and 3: they must be written again; 1 stays handed out.
+  log.truncateAndAppend([entry(2, 2), entry(3, 2)]);
+  assert.deepEqual(
+    log.entriesToWrite().map((e) => [e.index, e.term]),
+    [
+      [2, 2],
+      [3, 2],
+    ],
+  );
+  // A durability report for a replaced entry is ignored; one for the new entry moves it out.
+  log.stableTo(3, 1);
+  assert.equal(log.offset, 1);
+  log.writtenUpTo(3);
+  log.stableTo(3, 2);
+  assert.equal(log.offset, 4);
+  assert.deepEqual(log.entriesToWrite(), []);
 });
