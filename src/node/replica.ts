@@ -1023,6 +1023,11 @@ export class Replica {
   private serveReads(): void {
     for (const read of this.reads.takeServable(this.stateMachine.appliedIndex)) {
       try {
+        // A merge-fenced range is frozen while its keys move to its left neighbour, where
+        // newer writes to them may already have gone: a linearizable read here could miss
+        // them. It is refused (retryable) once the read index is reached, so the refusal
+        // still marks a barrier passed.
+        if (this.stateMachine.rangeState.kind === "merge-fenced") throw new KvError(KvErrorCode.RangeFenced);
         read.resolve(this.stateMachine.range(read.request));
       } catch (error) {
         read.reject(error as Error);

@@ -371,20 +371,30 @@ export class NodeRanges {
 
   /**
    * Destroys this node's replica of every range merged away: one the route table no longer
-   * lists whose start key the replica of the route covering it now holds (it applied the
-   * merge, by entry or by snapshot). A range created here by a split the table does not show
-   * yet is kept: its parent's replica no longer holds its start. Route ids are never reused,
-   * so a destroyed range is never listed, nor created, again.
+   * lists whose start key the replica of the route covering it now holds, that replica
+   * showing exactly its route's bounds (it applied the merge, by entry or by snapshot, and
+   * nothing the table does not show yet). Nothing is destroyed before the table was loaded
+   * from the catalog: the seed table (version 1, one route) lists no other range. And a
+   * replica behind its route — range 1 replaying its log after a restart, with bounds from
+   * before a split — shows other bounds, so it vouches for nothing. A range created here by a
+   * split the table does not show yet is kept: its parent's bounds no longer hold its start.
+   * Route ids are never reused, so a destroyed range is never listed, nor created, again.
    */
   private destroyMergedReplicas(): void {
+    if (this.table.version <= 1) return;
     const listed = new Set(this.table.routes.map((route) => route.groupId));
     for (const rangeId of this.host.rangeIds()) {
       if (rangeId === META_RANGE_ID || listed.has(rangeId)) continue;
       const start = this.host.replica(rangeId)?.bounds.start;
       const cover = start === undefined ? undefined : this.table.lookup(start);
       const coverReplica = cover === undefined ? undefined : this.host.replica(cover.groupId);
-      if (start === undefined || coverReplica === undefined || !boundsContainKey(coverReplica.bounds, start))
-        continue;
+      const vouches =
+        start !== undefined &&
+        cover !== undefined &&
+        coverReplica !== undefined &&
+        boundsEqual(coverReplica.bounds, { start: cover.start, end: cover.end }) &&
+        boundsContainKey(coverReplica.bounds, start);
+      if (!vouches) continue;
       this.sampler.forget(rangeId);
       this.sizes.delete(rangeId);
       this.host
@@ -517,8 +527,12 @@ export class NodeRanges {
     try {
       await replica.range(rangeRequest({ key: probe, countOnly: true }), "linearizable");
     } catch (error) {
-      // The range shrank under the probe: the barrier still happened; read it as it is now.
-      if (!(error instanceof KvError && error.code === KvErrorCode.KeyOutsideRange)) throw error;
+      // The range shrank under the probe, or is merge-fenced (it refuses linearizable reads
+      // once their read index is reached): the barrier still happened; read it as it is now.
+      const passed =
+        error instanceof KvError &&
+        (error.code === KvErrorCode.KeyOutsideRange || error.code === KvErrorCode.RangeFenced);
+      if (!passed) throw error;
     }
   }
 

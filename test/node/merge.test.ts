@@ -1,6 +1,6 @@
 // Merges on a cluster of three hosts in virtual time: after a split, the right-hand range is
-// merge-fenced (its writes answer RangeFenced), its image is taken on a follower after a
-// linearizable read, and a merge on the left-hand range makes every node's left replica serve
+// merge-fenced (its writes and linearizable reads answer RangeFenced), its image is taken on a
+// follower after a linearizable read reached its read index, and a merge on the left-hand range makes every node's left replica serve
 // the right-hand keys, with the same data everywhere; a retried merge finds the end moved on
 // (KeyOutsideRange) while lastMerge says it applied.
 import assert from "node:assert/strict";
@@ -42,11 +42,18 @@ test("a merge after a split: every node's left replica serves the right-hand key
   const refused = await settleProposal(cluster, rhs().propose(put("q", "q1")), "a fenced write");
   assert.equal(errorCode(refused), KvErrorCode.RangeFenced);
 
-  // The image, on a follower of range 2, once a linearizable read shows it applied the fence.
+  // The image, on a follower of range 2, once a linearizable read shows it applied the fence:
+  // that read is refused (RangeFenced: the range is frozen and its keys may have newer writes
+  // in the left range by now), but only once its read index is reached. Serializable reads go on.
   const follower = cluster.ids.find((id) => id !== cluster.leader(2))!;
   const source = cluster.replica(follower, 2);
-  await settleProposal(cluster, source.range(rangeRequest({ key: b("n") }), "linearizable"), "a barrier");
+  await assert.rejects(
+    settleProposal(cluster, source.range(rangeRequest({ key: b("n") }), "linearizable"), "a barrier"),
+    (e: unknown) => e instanceof KvError && e.code === KvErrorCode.RangeFenced,
+  );
   assert.equal(source.rangeState, "merge-fenced");
+  const local = await source.range(rangeRequest({ key: b("n") }), "serializable");
+  assert.equal(new TextDecoder().decode(local.kvs[0]?.value), "n2");
   const image = source.mergeImage();
 
   const revision = await settleProposal(cluster, lhs().merge(2, image), "the merge");
