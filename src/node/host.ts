@@ -143,7 +143,8 @@ export class NodeHost {
    */
   private hostSplitRange(rangeId: number, rhsRangeId: number, confState: ConfState): void {
     if (this.state !== "new" && this.state !== "running") return;
-    if (this.replicas.has(rhsRangeId)) return;
+    // Hosted already; or being destroyed — merged away, and this split re-applied by a replay.
+    if (this.replicas.has(rhsRangeId) || this.destroying.has(rhsRangeId)) return;
     if (!this.options.engine.groups().includes(rhsRangeId)) {
       const storage = this.options.stateMachine(rhsRangeId);
       if (new MvccStore(storage.kv, storage.storeOptions).appliedIndex === 0) return;
