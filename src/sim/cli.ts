@@ -2,7 +2,7 @@
  * `npm run sim -- --seeds N [--seed S] [--profile NAME|all] [--steps K] [--verbose] [--bug NAMES]`
  * `npm run sim -- --runtime [--seeds N] [--seed S] [--profile NAME|all] [--steps K] [--duration MS]
  *   [--crash-interval MS] [--ack-before-sync] [--nodes 3|5] [--splits [--split-interval MS]
- *   [--split-loses-key] [--concurrent-splits]]`
+ *   [--split-loses-key] [--concurrent-splits] [--merges [--merge-interval MS] [--merge-loses-key]]]`
  *
  * Runs simulation seeds, prints progress and a summary table of the stats summed over the
  * seeds; on a failure prints the replay command and the trace of each failing seed, and exits
@@ -16,6 +16,7 @@ import { describeFailure, formatStatsTable, sweep } from "./sweep.js";
 import { formatTraceLine } from "./trace.js";
 import { RUNTIME_PROFILES, SPLIT_PROFILES, isRuntimeProfile } from "./runtime/runtime-run.js";
 import { DEFAULT_SPLIT_MEAN_INTERVAL_MS } from "./runtime/split-run.js";
+import { DEFAULT_MERGE_MEAN_INTERVAL_MS } from "./runtime/merge-run.js";
 import { describeRuntimeFailure, sweepRuntime } from "./runtime/runtime-sweep.js";
 import { electionMain } from "./election/cli.js";
 
@@ -35,6 +36,9 @@ interface CliOptions {
   splitInterval?: number;
   splitLosesKey: boolean;
   concurrentSplits: boolean;
+  merges: boolean;
+  mergeInterval?: number;
+  mergeLosesKey: boolean;
   election: boolean;
   electionBug?: string;
   electionPinned: boolean;
@@ -101,6 +105,15 @@ async function runtimeMain(options: CliOptions): Promise<number> {
     process.stderr.write("--split-loses-key and --concurrent-splits need --splits\n");
     return 2;
   }
+  const merges = options.merges || options.mergeInterval !== undefined;
+  if (!merges && options.mergeLosesKey) {
+    process.stderr.write("--merge-loses-key needs --merges\n");
+    return 2;
+  }
+  if (merges && !splits) {
+    process.stderr.write("--merges needs --splits (merges run on a split keyspace)\n");
+    return 2;
+  }
   if (splits && profile !== "all" && !(SPLIT_PROFILES as readonly string[]).includes(profile)) {
     process.stderr.write(`--splits supports the profiles ${SPLIT_PROFILES.join(", ")} or all\n`);
     return 2;
@@ -110,13 +123,15 @@ async function runtimeMain(options: CliOptions): Promise<number> {
     splitMeanIntervalMs: splits ? (options.splitInterval ?? DEFAULT_SPLIT_MEAN_INTERVAL_MS) : undefined,
     splitLosesKey: options.splitLosesKey,
     concurrentSplits: options.concurrentSplits,
+    mergeMeanIntervalMs: merges ? (options.mergeInterval ?? DEFAULT_MERGE_MEAN_INTERVAL_MS) : undefined,
+    mergeLosesKey: options.mergeLosesKey,
   };
   const firstSeed = options.seed ?? 1;
   const seeds = options.seeds ?? (options.seed !== undefined ? 1 : 100);
   const progressEvery = Math.max(1, Math.floor(seeds / 20));
   process.stdout.write(
     `simulating the node runtime: ${seeds} seed(s) from ${firstSeed}, profile ${profile}` +
-      `${splits ? ", splitting the keyspace" : ""}\n`,
+      `${splits ? ", splitting the keyspace" : ""}${merges ? " and merging it back" : ""}\n`,
   );
   const summary = await sweepRuntime({
     firstSeed,
@@ -199,6 +214,17 @@ function main(argv: readonly string[]): number | Promise<number> {
     )
     .option("--split-loses-key", "with --splits: a split forgets to copy one key (a deliberate bug)", false)
     .option("--concurrent-splits", "with --splits: ask for splits while another is in flight", false)
+    .option("--merges", "with --splits: merge ranges back under load and faults", false)
+    .option(
+      "--merge-interval <ms>",
+      `with --splits: mean virtual milliseconds between merge draws (implies --merges; default ${DEFAULT_MERGE_MEAN_INTERVAL_MS})`,
+      positiveInteger,
+    )
+    .option(
+      "--merge-loses-key",
+      "with --merges: a merge's import drops one version (a deliberate bug)",
+      false,
+    )
     .option("--election", "simulate the leader-election recipe against the node runtime", false)
     .option(
       "--election-bug <name>",

@@ -1,6 +1,6 @@
 // Shared by the split-keyspace runtime simulation tests: the settings of the CI sweep (short
-// runs on three nodes, so 300 seeds fit the test budget) and a sweep that fails with the
-// replay command and trace of every failing seed.
+// runs on three nodes, so 300 seeds fit the test budget; ranges are split and merged back)
+// and a sweep that fails with the replay command and trace of every failing seed.
 import assert from "node:assert/strict";
 import type { RuntimeProfileName, RuntimeStats } from "../../src/sim/runtime/runtime-run.js";
 import {
@@ -16,12 +16,14 @@ export const SPLIT_SEEDS_PER_PROFILE = 100;
 
 /**
  * What every CI split run uses besides its seed and profile (and what its replay needs): the
- * crash interval applies to the crashes profile only (the others do not crash).
+ * crash interval applies to the crashes profile only (the others do not crash). Merges run
+ * too: the same seeds cover splits, merges and their interleavings within the same budget.
  */
 export const SPLIT_SWEEP_SETTINGS = {
   durationMs: 400,
   clusterSize: 3,
   splitMeanIntervalMs: 40,
+  mergeMeanIntervalMs: 30,
   crashMeanIntervalMs: 150,
 } as const satisfies RuntimeReplaySettings;
 

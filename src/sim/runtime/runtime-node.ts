@@ -12,7 +12,8 @@
  * With `ranged` settings the process runs as a real node of a split keyspace: every range's
  * store lives in the one state-machine engine under `rangeNamespace(rangeId)`, the host
  * reopens every stored range on a restart, and a `NodeRanges` (catalog, route watcher,
- * router, split coordinator and loop, reconciliation) runs over the host on virtual time.
+ * router, split and merge coordinators and loop, reconciliation) runs over the host on
+ * virtual time; the disk drops the Raft storage of a range merged away when the host asks.
  */
 import { EMPTY } from "../../kv/bytes.js";
 import { WriteBatch, type OrderedKv, type ReadView } from "../../kv/engine.js";
@@ -32,6 +33,7 @@ import type { SeededRandom } from "../random.js";
 import type { Scheduler } from "../scheduler.js";
 import { SimTimers, simMonotonicClock, simWallClock } from "./sim-timers.js";
 import type { SimTransport, SimTransportHub } from "./sim-transport.js";
+import { dropOneImportedVersion } from "./merge-bug.js";
 import { dropOneMovedKey } from "./split-bug.js";
 
 /** How much longer than an honest sync a lying write cache takes to reach the disk. */
@@ -49,17 +51,33 @@ export class CrashableKv implements OrderedKv {
   private readonly durable = new MemoryOrderedKv();
   private unsynced: WriteBatch[] = [];
 
-  /** `splitLosesKey`: the deliberate bug of split-bug.ts (a split forgets one key). */
-  constructor(private readonly splitLosesKey = false) {}
+  /**
+   * `splitLosesKey`: the deliberate bug of split-bug.ts (a split forgets one key);
+   * `mergeLosesKey`: the one of merge-bug.ts (a merge's import drops one version).
+   */
+  constructor(
+    private readonly splitLosesKey = false,
+    private readonly mergeLosesKey = false,
+  ) {}
 
   view(): ReadView {
     return this.visible.view();
   }
 
   write(written: WriteBatch): void {
-    const batch = this.splitLosesKey ? dropOneMovedKey(written) : written;
+    const split = this.splitLosesKey ? dropOneMovedKey(written) : written;
+    const batch = this.mergeLosesKey ? this.withoutOneImportedVersion(split) : split;
     this.visible.write(batch);
     this.unsynced.push(batch);
+  }
+
+  private withoutOneImportedVersion(batch: WriteBatch): WriteBatch {
+    const view = this.visible.view();
+    try {
+      return dropOneImportedVersion(batch, view);
+    } finally {
+      view.release();
+    }
   }
 
   sync(): void {
@@ -166,6 +184,8 @@ export interface RangedNodeSettings {
   readonly routerAttempts: number;
   /** Deliberate bug for checks-bite tests: a split's copy into the new range loses one key. */
   readonly splitLosesKey: boolean;
+  /** Deliberate bug for checks-bite tests: a merge's import into the left range drops one version. */
+  readonly mergeLosesKey: boolean;
 }
 
 /** What clients use of a node: the request surface of a Replica (a replica, or a router). */
@@ -192,7 +212,10 @@ export class RuntimeNode {
     private readonly settings: RuntimeNodeSettings,
     private readonly init: ReplicaInit,
   ) {
-    this.kv = new CrashableKv(settings.ranged?.splitLosesKey ?? false);
+    this.kv = new CrashableKv(
+      settings.ranged?.splitLosesKey ?? false,
+      settings.ranged?.mergeLosesKey ?? false,
+    );
     this.disk = new SimDisk(
       settings.scheduler,
       settings.random,
@@ -338,6 +361,8 @@ export class RuntimeNode {
       random: random.fork(`placement ${this.incarnationCount}`),
       logger: this.settings.logger,
       autoSplit: false,
+      // Merges come from the simulation's merge loop; recovery still rolls broken ones forward.
+      autoMerge: false,
       splitIntervalMs: ranged.splitIntervalMs,
       routePollIntervalMs: ranged.routePollIntervalMs,
       reconcileIntervalMs: ranged.reconcileIntervalMs,

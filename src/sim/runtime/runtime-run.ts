@@ -6,7 +6,8 @@
  * stopping on an error, every acknowledged write readable at its revision on every node at the
  * end, every node's final state equal to the leader's, and a linearizable history. With
  * `splits` the keyspace is split under load and faults and the split checks of split-run.ts
- * run too (state-machine safety is then checked per range).
+ * run too (state-machine safety is then checked per range); with `merges` as well, ranges are
+ * merged back meanwhile and the merge checks of merge-run.ts run too.
  *
  * The runtime is promise-driven, so between two scheduler events the caller's
  * `settleMicrotasks` lets every queued promise reaction run; it must resolve only after all
@@ -29,6 +30,14 @@ import { SimTransportHub } from "./sim-transport.js";
 import { startCrashLoop, startPartitionLoop, type FaultLoopCluster } from "./fault-loops.js";
 import { LeaderCheck } from "./leader-check.js";
 import { ApplyCheck } from "./apply-check.js";
+import {
+  describeStrayRanges,
+  finalMergeChecks,
+  mergedReplicasGone,
+  startMergeLoop,
+  type MergeLoopHandle,
+  type MergeStats,
+} from "./merge-run.js";
 import {
   SPLIT_KEYS,
   SPLIT_NODE_SETTINGS,
@@ -84,6 +93,13 @@ export interface RuntimeSimulationOptions {
   readonly clusterSize?: 3 | 5;
   /** Ask for a split while another is in flight (default: one at a time, see split-run.ts). */
   readonly concurrentSplits?: boolean;
+  /**
+   * With splits: merge ranges back under load and faults (merge-run.ts): a random node asks
+   * to merge a random non-first route into its left neighbour this often (mean virtual ms).
+   */
+  readonly mergeMeanIntervalMs?: number;
+  /** Deliberate bug (with merges): a merge's import into the left range drops one version. */
+  readonly mergeLosesKey?: boolean;
   /** Resolves once every queued microtask has run (see the file header). */
   readonly settleMicrotasks: () => Promise<void>;
   readonly traceCapacity?: number;
@@ -96,7 +112,7 @@ export interface RuntimeViolation {
   readonly time: number;
 }
 
-export interface RuntimeStats extends RuntimeClientCounters, SplitStats {
+export interface RuntimeStats extends RuntimeClientCounters, SplitStats, MergeStats {
   events: number;
   virtualMs: number;
   crashes: number;
@@ -165,6 +181,9 @@ class RuntimeRun {
     splitsRequested: 0,
     splitsDone: 0,
     splitsFailed: 0,
+    mergesRequested: 0,
+    mergesDone: 0,
+    mergesFailed: 0,
   };
   private readonly applyCheck = new ApplyCheck({
     violation: (invariant, detail) => this.violation(invariant, detail),
@@ -175,6 +194,7 @@ class RuntimeRun {
   readonly splits: boolean;
   readonly keys: readonly string[];
   private splitLoop: SplitLoopHandle | null = null;
+  private mergeLoop: MergeLoopHandle | null = null;
   private readonly leaderCheck = new LeaderCheck({
     electionSafetyKind: "election safety",
     violation: (kind, detail) => this.violation(kind, detail),
@@ -197,6 +217,9 @@ class RuntimeRun {
       throw new Error(
         `splits do not run with the ${options.profile} profile (membership changes reach range 1 only)`,
       );
+    }
+    if (!this.splits && options.mergeMeanIntervalMs !== undefined) {
+      throw new Error("merges run on a split keyspace only (set splitMeanIntervalMs too)");
     }
     this.keys = this.splits ? SPLIT_KEYS : this.profile.clients.keys;
     this.trace = new TraceBuffer(options.traceCapacity ?? 200, options.onTrace);
@@ -221,7 +244,13 @@ class RuntimeRun {
       checkQuorum,
       onReplica: (node, replica) => this.applyCheck.watch(node, replica),
       ...(this.splits
-        ? { ranged: { ...SPLIT_NODE_SETTINGS, splitLosesKey: options.splitLosesKey ?? false } }
+        ? {
+            ranged: {
+              ...SPLIT_NODE_SETTINGS,
+              splitLosesKey: options.splitLosesKey ?? false,
+              mergeLosesKey: options.mergeLosesKey ?? false,
+            },
+          }
         : {}),
     };
     const founders = Array.from({ length: this.clusterSize }, (_, i) => i + 1);
@@ -310,6 +339,14 @@ class RuntimeRun {
         { meanIntervalMs: splitMeanIntervalMs, concurrent: this.options.concurrentSplits ?? false },
         this.random.fork("faults/splits"),
         this.keys,
+      );
+    }
+    const mergeMeanIntervalMs = this.options.mergeMeanIntervalMs;
+    if (mergeMeanIntervalMs !== undefined) {
+      this.mergeLoop = startMergeLoop(
+        { ...this.splitCluster(), stats: this.stats },
+        { meanIntervalMs: mergeMeanIntervalMs },
+        this.random.fork("faults/merges"),
       );
     }
     if (partitions !== null) {
@@ -469,7 +506,11 @@ class RuntimeRun {
         );
       })
       .join("; ")
-      .concat(this.splits ? ` | ranges: ${describeSplits(this.members())}` : "");
+      .concat(
+        this.splits
+          ? ` | ranges: ${describeSplits(this.members())} | stray ranges: ${describeStrayRanges(this.members())}`
+          : "",
+      );
   }
 
   /** One leader, every member applied up to its commit index, no client operation or change in flight. */
@@ -483,7 +524,9 @@ class RuntimeRun {
       const status = n.replica()?.status();
       return status !== undefined && status.leader === leader.nodeId && status.applied >= leader.commit;
     });
-    return metaSettled && (!this.splits || (this.splitLoop?.busy() !== true && splitsSettled(members)));
+    if (!metaSettled || !this.splits) return metaSettled;
+    const loopsIdle = this.splitLoop?.busy() !== true && this.mergeLoop?.busy() !== true;
+    return loopsIdle && splitsSettled(members) && mergedReplicasGone(members);
   }
 
   async finalChecks(runUntil: (done: () => boolean, limitMs: number) => Promise<boolean>): Promise<void> {
@@ -500,9 +543,16 @@ class RuntimeRun {
         break;
       }
     }
-    if (this.splits)
-      await finalSplitChecks(this.splitCluster(runUntil), this.members(), this.acknowledged, this.keys);
-    else await this.finalStateChecks(leaderNode, leader);
+    if (this.splits) {
+      const members = this.members();
+      const routes = await finalSplitChecks(
+        this.splitCluster(runUntil),
+        members,
+        this.acknowledged,
+        this.keys,
+      );
+      if (routes !== null) finalMergeChecks(this, members, routes);
+    } else await this.finalStateChecks(leaderNode, leader);
     const result = checkLinearizability(this.history);
     if (result.outcome === "violation") this.violation("linearizability", result.explanation);
     if (result.outcome === "unknown") this.stats.linearizabilityUnknown++;

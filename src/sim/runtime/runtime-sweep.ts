@@ -31,6 +31,9 @@ export interface RuntimeSweepOptions {
   readonly splitMeanIntervalMs?: number;
   readonly splitLosesKey?: boolean;
   readonly concurrentSplits?: boolean;
+  /** Merge ranges back under load (runtime-run.ts `mergeMeanIntervalMs`; needs splits). */
+  readonly mergeMeanIntervalMs?: number;
+  readonly mergeLosesKey?: boolean;
   readonly settleMicrotasks: RuntimeSimulationOptions["settleMicrotasks"];
   readonly onTrace?: RuntimeSimulationOptions["onTrace"];
   /** Called after every run with the number of runs so far. */
@@ -77,6 +80,8 @@ export async function sweepRuntime(options: RuntimeSweepOptions): Promise<Runtim
       splitMeanIntervalMs: options.splitMeanIntervalMs,
       splitLosesKey: options.splitLosesKey,
       concurrentSplits: options.concurrentSplits,
+      mergeMeanIntervalMs: options.mergeMeanIntervalMs,
+      mergeLosesKey: options.mergeLosesKey,
       settleMicrotasks: options.settleMicrotasks,
       onTrace: options.onTrace,
     });
@@ -104,6 +109,8 @@ export interface RuntimeReplaySettings {
   readonly splitMeanIntervalMs?: number;
   readonly splitLosesKey?: boolean;
   readonly concurrentSplits?: boolean;
+  readonly mergeMeanIntervalMs?: number;
+  readonly mergeLosesKey?: boolean;
 }
 
 /** Violations, the exact replay command and the trace of a failed seed. */
@@ -123,6 +130,10 @@ export function describeRuntimeFailure(
       : "",
     settings.splitLosesKey === true ? "--split-loses-key" : "",
     settings.concurrentSplits === true ? "--concurrent-splits" : "",
+    settings.mergeMeanIntervalMs !== undefined
+      ? `--merges --merge-interval ${settings.mergeMeanIntervalMs}`
+      : "",
+    settings.mergeLosesKey === true ? "--merge-loses-key" : "",
   ].filter((flag) => flag !== "");
   return [
     `seed ${result.seed} (${result.profile}, ${result.clusterSize} nodes) failed: ${result.violations.length} violation(s)`,

@@ -27,7 +27,7 @@ import { SIM_RANGE_ID, type RangedNodeSettings, type RuntimeNode } from "./runti
 export const SPLIT_KEYS = ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"] as const;
 
 /** Placement settings of the simulated nodes: short intervals, so splits recover within a run. */
-export const SPLIT_NODE_SETTINGS: Omit<RangedNodeSettings, "splitLosesKey"> = {
+export const SPLIT_NODE_SETTINGS: Omit<RangedNodeSettings, "splitLosesKey" | "mergeLosesKey"> = {
   splitIntervalMs: 200,
   routePollIntervalMs: 300,
   reconcileIntervalMs: 400,
@@ -148,7 +148,7 @@ export async function driveUntilSettled<T>(
 }
 
 /** The running node that leads range `rangeId` at the highest term, if any. */
-function rangeLeader(nodes: readonly RuntimeNode[], rangeId: number): RuntimeNode | undefined {
+export function rangeLeader(nodes: readonly RuntimeNode[], rangeId: number): RuntimeNode | undefined {
   let best: { node: RuntimeNode; term: number } | undefined;
   for (const node of nodes) {
     const status = node.replicaOf(rangeId)?.status();
@@ -216,18 +216,21 @@ function sameBytes(a: Uint8Array | null, b: Uint8Array | null): boolean {
   return Buffer.compare(a, b) === 0;
 }
 
-/** The final checks of a split keyspace on `members` (settled, faults healed). */
+/**
+ * The final checks of a split keyspace on `members` (settled, faults healed). Returns the
+ * final catalog's routes, or null when it could not be read (a violation says why).
+ */
 export async function finalSplitChecks(
   cluster: SplitCluster,
   members: readonly RuntimeNode[],
   acknowledged: readonly AcknowledgedPut[],
   keys: readonly string[],
-): Promise<void> {
+): Promise<readonly RouteDescriptor[] | null> {
   const metaNode = rangeLeader(members, SIM_RANGE_ID);
   const meta = metaNode?.ranges();
   if (metaNode === undefined || meta === undefined) {
     cluster.violation("split checks", "no meta range leader at the end");
-    return;
+    return null;
   }
   let routes: readonly RouteDescriptor[];
   try {
@@ -246,7 +249,7 @@ export async function finalSplitChecks(
     }
   } catch (error) {
     cluster.violation("catalog", `the final catalog is unreadable or invalid: ${String(error)}`);
-    return;
+    return null;
   }
   for (const route of routes) {
     if (route.state !== "active")
@@ -255,6 +258,7 @@ export async function finalSplitChecks(
   }
   await checkAcknowledged(cluster, members, acknowledged);
   await checkCrossRangeScan(cluster, metaNode, keys);
+  return routes;
 }
 
 /** Every member's replica of `route`'s range: the route's bounds, active, the leader's state. */
