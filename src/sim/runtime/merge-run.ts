@@ -15,7 +15,7 @@
 import type { RouteDescriptor } from "../../placement/catalog/descriptor.js";
 import type { SeededRandom } from "../random.js";
 import { SIM_RANGE_ID, type RuntimeNode } from "./runtime-node.js";
-import { rangeLeader, type SplitCluster } from "./split-run.js";
+import { NodeRequests, rangeLeader, type SplitCluster } from "./split-run.js";
 
 /** Mean virtual milliseconds between two merge draws, unless a run says otherwise. */
 export const DEFAULT_MERGE_MEAN_INTERVAL_MS = 30;
@@ -46,9 +46,7 @@ export function startMergeLoop(
   options: { readonly meanIntervalMs: number },
   random: SeededRandom,
 ): MergeLoopHandle {
-  const inFlight = new Set<{ readonly node: RuntimeNode; readonly incarnation: number }>();
-  const busy = (): boolean =>
-    [...inFlight].some(({ node, incarnation }) => node.running && node.incarnation === incarnation);
+  const requests = new NodeRequests();
   const next = (): void => {
     cluster.scheduler.after(random.exponential(options.meanIntervalMs), () => {
       if (!cluster.faultsActive()) return;
@@ -56,37 +54,29 @@ export function startMergeLoop(
       const node = running.length > 0 ? random.pick(running) : undefined;
       const routes = node?.ranges()?.table.routes ?? [];
       const wanted = random.chance((routes.length - 1) / routes.length);
-      if (node !== undefined && routes.length > 1 && wanted && !busy()) {
+      if (node !== undefined && routes.length > 1 && wanted && !requests.busy()) {
         merge(node, random.pick(routes.slice(1)).routeId);
       }
       next();
     });
   };
   const merge = (node: RuntimeNode, routeId: number): void => {
-    const mine = { node, incarnation: node.incarnation };
-    inFlight.add(mine);
-    const ended = (): void => {
-      inFlight.delete(mine);
-    };
     cluster.stats.mergesRequested++;
-    node
-      .ranges()
-      ?.merge(routeId)
-      .then(
-        ({ merged }) => {
-          ended();
-          cluster.stats.mergesDone++;
-          cluster.trace(`n${node.id} merged route ${routeId} into range ${merged.groupId}`);
-        },
-        (error: unknown) => {
-          ended();
-          cluster.stats.mergesFailed++;
-          cluster.trace(`n${node.id} merge of route ${routeId} failed: ${String(error)}`);
-        },
-      );
+    requests.track(
+      node,
+      node.ranges()?.merge(routeId),
+      ({ merged }) => {
+        cluster.stats.mergesDone++;
+        cluster.trace(`n${node.id} merged route ${routeId} into range ${merged.groupId}`);
+      },
+      (error) => {
+        cluster.stats.mergesFailed++;
+        cluster.trace(`n${node.id} merge of route ${routeId} failed: ${String(error)}`);
+      },
+    );
   };
   next();
-  return { busy };
+  return { busy: () => requests.busy() };
 }
 
 /** The groups the meta leader's table lists, or null without a meta leader. */

@@ -84,44 +84,69 @@ export function startSplitLoop(
   random: SeededRandom,
   keys: readonly string[],
 ): SplitLoopHandle {
-  const inFlight = new Set<{ readonly node: RuntimeNode; readonly incarnation: number }>();
-  const busy = (): boolean =>
-    [...inFlight].some(({ node, incarnation }) => node.running && node.incarnation === incarnation);
+  const requests = new NodeRequests();
   const next = (): void => {
     cluster.scheduler.after(random.exponential(options.meanIntervalMs), () => {
       if (!cluster.faultsActive()) return;
       const running = cluster.live().filter((n) => n.ranges() !== undefined);
       const key = pickSplitKey(random, keys);
       const ranges = running.length > 0 ? random.pick(running) : undefined;
-      if (ranges !== undefined && (options.concurrent || !busy())) split(ranges, key);
+      if (ranges !== undefined && (options.concurrent || !requests.busy())) split(ranges, key);
       next();
     });
   };
   const split = (node: RuntimeNode, key: string): void => {
-    const mine = { node, incarnation: node.incarnation };
-    inFlight.add(mine);
-    const ended = (): void => {
-      inFlight.delete(mine);
-    };
     cluster.stats.splitsRequested++;
-    node
-      .ranges()
-      ?.split(encoder.encode(key))
-      .then(
-        ({ right }) => {
-          ended();
-          cluster.stats.splitsDone++;
-          cluster.trace(`n${node.id} split at ${key}: range ${right.groupId}`);
-        },
-        (error: unknown) => {
-          ended();
-          cluster.stats.splitsFailed++;
-          cluster.trace(`n${node.id} split at ${key} failed: ${String(error)}`);
-        },
-      );
+    requests.track(
+      node,
+      node.ranges()?.split(encoder.encode(key)),
+      ({ right }) => {
+        cluster.stats.splitsDone++;
+        cluster.trace(`n${node.id} split at ${key}: range ${right.groupId}`);
+      },
+      (error) => {
+        cluster.stats.splitsFailed++;
+        cluster.trace(`n${node.id} split at ${key} failed: ${String(error)}`);
+      },
+    );
   };
   next();
-  return { busy };
+  return { busy: () => requests.busy() };
+}
+
+/**
+ * Requests the split and merge loops asked of nodes and that have not answered: a request
+ * counts until it settles or its node crashes (a crash ends it, whatever it did).
+ */
+export class NodeRequests {
+  private readonly inFlight = new Set<{ readonly node: RuntimeNode; readonly incarnation: number }>();
+
+  busy(): boolean {
+    return [...this.inFlight].some(
+      ({ node, incarnation }) => node.running && node.incarnation === incarnation,
+    );
+  }
+
+  /** Counts `request` of `node` in flight until it settles, then calls `done` or `failed`. */
+  track<T>(
+    node: RuntimeNode,
+    request: Promise<T> | undefined,
+    done: (value: T) => void,
+    failed: (error: unknown) => void,
+  ): void {
+    const mine = { node, incarnation: node.incarnation };
+    this.inFlight.add(mine);
+    request?.then(
+      (value) => {
+        this.inFlight.delete(mine);
+        done(value);
+      },
+      (error: unknown) => {
+        this.inFlight.delete(mine);
+        failed(error);
+      },
+    );
+  }
 }
 
 /**
