@@ -2,7 +2,7 @@
  * The per-command checks of the runtime simulation, run as each replica applies: state-machine
  * safety (the same command, result kind and revision at every index of a range on every
  * node) and revisions strictly increasing within each incarnation of each replica. Ranges are
- * checked apart (each is its own Raft log); range commands (fence, split) are traced.
+ * checked apart (each is its own Raft log); range commands (fence, split, merge fence, merge) are traced.
  */
 import type { Replica } from "../../node/replica.js";
 import type { NodeId } from "../../raft/types.js";
@@ -55,13 +55,20 @@ export class ApplyCheck {
         if (first === undefined) {
           appliedAt.set(index, { nodeId: node.id, fingerprint });
           const { command } = envelope;
+          const { response } = outcome.result;
+          const result = response.kind === "error" ? response.message : "applied";
           if (command.kind === "fence" || command.kind === "split") {
-            const { response } = outcome.result;
             context.trace(
               () =>
                 `range ${replica.rangeId} index ${index}: ${command.kind} at ` +
-                `${decoder.decode(command.splitKey)} for range ${command.rhsRangeId}: ` +
-                `${response.kind === "error" ? response.message : "applied"}`,
+                `${decoder.decode(command.splitKey)} for range ${command.rhsRangeId}: ${result}`,
+            );
+          } else if (command.kind === "merge-fence") {
+            context.trace(() => `range ${replica.rangeId} index ${index}: merge fence: ${result}`);
+          } else if (command.kind === "merge") {
+            context.trace(
+              () =>
+                `range ${replica.rangeId} index ${index}: merge of range ${command.rhsRangeId}: ${result}`,
             );
           }
         } else if (first.fingerprint !== fingerprint) {
