@@ -444,6 +444,25 @@ async function runOperation(catalog: RouteCatalog, ranges: FakeRanges, op: Opera
   await new SplitCoordinator(process).split(chosen.routeId, inside[op.pick % inside.length]!);
 }
 
+/** Routes 1..4 split at f, m, t in a fresh catalog, and fake ranges holding MANY_KEYS. */
+async function fourRanges(): Promise<{ catalog: RouteCatalog; ranges: FakeRanges }> {
+  const catalog = new RouteCatalog(new MemoryMetaKv());
+  await catalog.initialize();
+  await catalog.save(1, split(["f", "m", "t"]));
+  const ranges = new FakeRanges();
+  const starts = ["", "f", "m", "t"];
+  starts.forEach((start, i) => {
+    const end = starts[i + 1] ?? null;
+    ranges.add(
+      i + 1,
+      start,
+      end,
+      MANY_KEYS.filter((k) => k >= start && (end === null || k < end)),
+    );
+  });
+  return { catalog, ranges };
+}
+
 test("property: random splits and merges with crashes end, after both recoveries, in a layout agreeing with the ranges", async () => {
   const seen = { merged: 0, split: 0, crashed: 0 };
   await fc.assert(
@@ -451,17 +470,7 @@ test("property: random splits and merges with crashes end, after both recoveries
       fc.array(fc.array(operation, { minLength: 1, maxLength: 3 }), { minLength: 1, maxLength: 4 }),
       fc.integer(),
       async (waves, seed) => {
-        const kv = new MemoryMetaKv();
-        const catalog = new RouteCatalog(kv);
-        await catalog.initialize();
-        await catalog.save(1, split(["f", "m", "t"]));
-        const ranges = new FakeRanges();
-        const starts = ["", "f", "m", "t"];
-        starts.forEach((start, i) => {
-          const end = starts[i + 1] ?? null;
-          const keys = MANY_KEYS.filter((k) => k >= start && (end === null || k < end));
-          ranges.add(i + 1, start, end, keys);
-        });
+        const { catalog, ranges } = await fourRanges();
         const random = lcg(seed);
         ranges.yieldPoint = async () => {
           for (let i = Math.floor(random() * 4); i > 0; i--) await new Promise((r) => setImmediate(r));
@@ -510,20 +519,7 @@ const COLD: LoadSource & RangeSizeSource = {
 async function loopSetup(
   options: { autoMerge?: boolean; mergesPerCycle?: number; leader?: () => boolean } = {},
 ) {
-  const catalog = new RouteCatalog(new MemoryMetaKv());
-  await catalog.initialize();
-  await catalog.save(1, split(["f", "m", "t"]));
-  const ranges = new FakeRanges();
-  const starts = ["", "f", "m", "t"];
-  starts.forEach((start, i) => {
-    const end = starts[i + 1] ?? null;
-    ranges.add(
-      i + 1,
-      start,
-      end,
-      MANY_KEYS.filter((k) => k >= start && (end === null || k < end)),
-    );
-  });
+  const { catalog, ranges } = await fourRanges();
   const time = new VirtualTime();
   const policy = new SplitPolicy(COLD, COLD);
   const loop = new SplitLoop({

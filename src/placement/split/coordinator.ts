@@ -22,7 +22,7 @@ import { bytesEqual, compareBytes } from "../../kv/bytes.js";
 import type { CatalogSnapshot, RouteCatalog } from "../catalog/catalog.js";
 import { describeRoute, type RouteDescriptor } from "../catalog/descriptor.js";
 import { SplitConflictError, SplitRefusedError, SplitStateError } from "./errors.js";
-import { boundsOf, isCatalogRace, replaceRoute } from "./route-edits.js";
+import { boundsOf, isCatalogRace, recoverRoutes, replaceRoute, type RecoveryPass } from "./route-edits.js";
 import { SYSTEM_SPAN_END, splitKeyRefusal } from "./split-key.js";
 
 /** A split a range is fenced for. */
@@ -118,10 +118,7 @@ export interface SplitCoordinatorOptions {
   readonly onSplit?: (result: SplitResult) => void;
 }
 
-export interface RecoveryReport {
-  readonly completed: readonly SplitResult[];
-  readonly failed: readonly { readonly routeId: number; readonly error: unknown }[];
-}
+export type RecoveryReport = RecoveryPass<SplitResult>;
 
 /** The next protocol step for one route. */
 type Step =
@@ -214,22 +211,12 @@ export class SplitCoordinator {
    * way) are the merge coordinator's.
    */
   async recover(): Promise<RecoveryReport> {
-    const snapshot = await this.catalog.snapshot();
-    const completed: SplitResult[] = [];
-    const failed: { routeId: number; error: unknown }[] = [];
-    let first: CatalogSnapshot | null = snapshot;
-    for (const route of snapshot.routes) {
-      if (route.state !== "active" && route.state !== "write-fenced") continue;
-      try {
-        const result = await this.rollForward(route.routeId, null, first, "recovered");
-        if (result !== null) completed.push(result);
-      } catch (error) {
-        this.counters.failures += 1;
-        failed.push({ routeId: route.routeId, error });
-      }
-      first = null;
-    }
-    return { completed, failed };
+    return recoverRoutes(
+      await this.catalog.snapshot(),
+      (route) => route.state === "active" || route.state === "write-fenced",
+      (route, first) => this.rollForward(route.routeId, null, first, "recovered"),
+      () => (this.counters.failures += 1),
+    );
   }
 
   /**

@@ -22,7 +22,7 @@ import type { CatalogSnapshot } from "../catalog/catalog.js";
 import { describeRoute, routeContains, type RouteDescriptor } from "../catalog/descriptor.js";
 import type { AppliedMerge, RangeDescription, RangeOps, SplitCatalog } from "./coordinator.js";
 import { MergeConflictError, MergeRefusedError, MergeStateError } from "./errors.js";
-import { boundsOf, isCatalogRace, replaceRoute } from "./route-edits.js";
+import { boundsOf, isCatalogRace, recoverRoutes, replaceRoute, type RecoveryPass } from "./route-edits.js";
 
 /** What the merge coordinator needs of the catalog (RouteCatalog). */
 export type MergeCatalog = Pick<SplitCatalog, "snapshot" | "save">;
@@ -64,10 +64,7 @@ export interface MergeCoordinatorOptions {
   readonly onMerge?: (result: MergeResult) => void;
 }
 
-export interface MergeRecoveryReport {
-  readonly completed: readonly MergeResult[];
-  readonly failed: readonly { readonly routeId: number; readonly error: unknown }[];
-}
+export type MergeRecoveryReport = RecoveryPass<MergeResult>;
 
 /** The next protocol step for route R. */
 type Step =
@@ -169,24 +166,12 @@ export class MergeCoordinator {
    * route's failure does not stop the others.
    */
   async recover(): Promise<MergeRecoveryReport> {
-    const snapshot = await this.catalog.snapshot();
-    const completed: MergeResult[] = [];
-    const failed: { routeId: number; error: unknown }[] = [];
-    let first: CatalogSnapshot | null = snapshot;
-    for (const route of snapshot.routes) {
-      const candidate =
-        route.state === "migrating-source" || (route.state === "active" && route.start.length > 0);
-      if (!candidate) continue;
-      try {
-        const result = await this.rollForward(route, first, "recovered", false);
-        if (result !== null) completed.push(result);
-      } catch (error) {
-        this.counters.failures += 1;
-        failed.push({ routeId: route.routeId, error });
-      }
-      first = null;
-    }
-    return { completed, failed };
+    return recoverRoutes(
+      await this.catalog.snapshot(),
+      (route) => route.state === "migrating-source" || (route.state === "active" && route.start.length > 0),
+      (route, first) => this.rollForward(route, first, "recovered", false),
+      () => (this.counters.failures += 1),
+    );
   }
 
   /** Proposes the fence; a failure that left the range fenced for a split is a refusal. */

@@ -1,9 +1,10 @@
 /**
  * Catalog edits the split and merge coordinators share: a route's bounds, the catalog with some
- * routes replaced or removed, and telling a lost catalog version race (retry) from any other
- * failure.
+ * routes replaced or removed, telling a lost catalog version race (retry) from any other
+ * failure, and a recovery pass over the catalog's routes.
  */
 import type { RangeBounds } from "../../kv/bounds.js";
+import type { CatalogSnapshot } from "../catalog/catalog.js";
 import type { RouteDescriptor } from "../catalog/descriptor.js";
 import { CatalogConflictError, CatalogVersionMismatchError } from "../catalog/errors.js";
 
@@ -23,4 +24,38 @@ export function replaceRoute(
 /** Whether a catalog save failed only because another save moved the version first. */
 export function isCatalogRace(error: unknown): boolean {
   return error instanceof CatalogVersionMismatchError || error instanceof CatalogConflictError;
+}
+
+/** What a recovery pass finished, and the routes it failed on. */
+export interface RecoveryPass<T> {
+  readonly completed: readonly T[];
+  readonly failed: readonly { readonly routeId: number; readonly error: unknown }[];
+}
+
+/**
+ * Rolls forward every route of `snapshot` that `candidate` picks, one at a time: the first gets
+ * `snapshot` itself, later ones read a fresh catalog (null), since earlier ones may have saved.
+ * One route's failure (counted by `failure`) does not stop the others.
+ */
+export async function recoverRoutes<T>(
+  snapshot: CatalogSnapshot,
+  candidate: (route: RouteDescriptor) => boolean,
+  rollForward: (route: RouteDescriptor, first: CatalogSnapshot | null) => Promise<T | null>,
+  failure: () => void,
+): Promise<RecoveryPass<T>> {
+  const completed: T[] = [];
+  const failed: { routeId: number; error: unknown }[] = [];
+  let first: CatalogSnapshot | null = snapshot;
+  for (const route of snapshot.routes) {
+    if (!candidate(route)) continue;
+    try {
+      const result = await rollForward(route, first);
+      if (result !== null) completed.push(result);
+    } catch (error) {
+      failure();
+      failed.push({ routeId: route.routeId, error });
+    }
+    first = null;
+  }
+  return { completed, failed };
 }
