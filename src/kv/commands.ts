@@ -178,12 +178,19 @@ export interface MergeFenceRequest {
  * Merges the right-hand neighbour `rhsRangeId` into this range: `image` is that range's whole
  * store (snapshot format, taken once it was merge-fenced) and enters this store in one engine
  * write (merge.ts). Refused (RangeFenced) while this range is fenced, (MergeImageInvalid) for
- * a bad or unfenced image, (KeyOutsideRange) unless this range ends where the image starts.
+ * a bad or unfenced image, (KeyOutsideRange) unless this range ends where the image starts
+ * and its bounds revision is still `lhsBoundsRevision`.
  */
 export interface MergeRequest {
   readonly kind: "merge";
   readonly rhsRangeId: number;
   readonly image: Uint8Array;
+  /**
+   * This range's bounds revision (MvccStore.boundsRevision) when the merge was decided: a
+   * range that split or merged since refuses it, even if it ends where the image starts
+   * again (it may have taken this very image in already, then split at its start).
+   */
+  readonly lhsBoundsRevision: bigint;
 }
 
 /** Raises the range's revision to at least `revision`, so every later write is above it. */
@@ -289,8 +296,8 @@ export function mergeFenceRequest(): MergeFenceRequest {
   return { kind: "merge-fence" };
 }
 
-export function mergeRequest(rhsRangeId: number, image: Uint8Array): MergeRequest {
-  return { kind: "merge", rhsRangeId, image };
+export function mergeRequest(rhsRangeId: number, image: Uint8Array, lhsBoundsRevision: bigint): MergeRequest {
+  return { kind: "merge", rhsRangeId, image, lhsBoundsRevision };
 }
 
 /** Whether `command` is one of the range commands (RangeCommand). */
@@ -316,6 +323,9 @@ export function rangeCommandProblem(command: RangeCommand): string | null {
       return null;
     case "merge":
       if (!(command.image instanceof Uint8Array)) return "merge: the image must be a Uint8Array";
+      if (!isTimestamp(command.lhsBoundsRevision)) {
+        return `merge: bounds revision ${command.lhsBoundsRevision} is not in 0..2^63-1`;
+      }
       return rangeIdProblem(command);
     case "fence":
     case "split":
@@ -608,7 +618,7 @@ function writeRangeCommand(w: ByteWriter, command: RangeCommand): void {
       w.u8(Kind.MergeFence);
       return;
     case "merge":
-      w.u8(Kind.Merge).u32(command.rhsRangeId).bytes(command.image);
+      w.u8(Kind.Merge).u32(command.rhsRangeId).u64(command.lhsBoundsRevision).bytes(command.image);
       return;
     case "fence":
     case "split":
@@ -623,7 +633,8 @@ function readRangeCommand(r: ByteReader, kind: number): RangeCommand {
   else if (kind === Kind.MergeFence) command = mergeFenceRequest();
   else if (kind === Kind.Merge) {
     const rhsRangeId = r.u32();
-    command = mergeRequest(rhsRangeId, r.bytes());
+    const lhsBoundsRevision = r.u64();
+    command = mergeRequest(rhsRangeId, r.bytes(), lhsBoundsRevision);
   } else {
     const splitKey = r.bytes();
     const rhsRangeId = r.u32();

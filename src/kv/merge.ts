@@ -159,8 +159,12 @@ export function applyMergeCommand(
     if (error instanceof DecodeError) return { kind: "refused", code: KvErrorCode.MergeImageInvalid };
     throw error;
   }
-  // A range that no longer ends where the image starts took it in already, or split since.
-  if (compareBytes(bounds.end, image.bounds.start) !== 0) {
+  // A range that no longer ends where the image starts took it in already, or split since; one
+  // whose bounds revision moved split or merged since the merge was decided, whatever its end.
+  if (
+    compareBytes(bounds.end, image.bounds.start) !== 0 ||
+    command.lhsBoundsRevision !== input.boundsRevision
+  ) {
     return { kind: "refused", code: KvErrorCode.KeyOutsideRange };
   }
   const { reader, batch, lhs } = input;

@@ -203,6 +203,18 @@ export function stageSplit(s: SplitStaging): boolean {
   return true;
 }
 
+/**
+ * The revision at which a store's bounds last changed: its last split or its last merge as
+ * the left side, whichever is later (0: neither, since it was created). Revisions only grow,
+ * so it changes with every split and merge, and two looks at a range that give the same
+ * bounds revision saw the same range, never one that split and merged back between them.
+ */
+export function boundsRevision(lastSplit: AppliedSplit | null, lastMerge: AppliedMerge | null): bigint {
+  const split = lastSplit?.revision ?? 0n;
+  const merge = lastMerge?.revision ?? 0n;
+  return split > merge ? split : merge;
+}
+
 /** A range command and the state it applies to (the store's, before it). */
 export interface RangeCommandInput {
   readonly reader: KvReader;
@@ -216,6 +228,8 @@ export interface RangeCommandInput {
   readonly dedupClients: number;
   readonly bounds: RangeBounds;
   readonly rangeState: RangeState;
+  /** The store's bounds revision (boundsRevision): a merge must name it. */
+  readonly boundsRevision: bigint;
   readonly lhs: SplitSide;
   /** The layout and tables of another range's store in the same engine. */
   readonly sideOf: (rangeId: number) => SplitSide;

@@ -74,6 +74,7 @@ import {
 import {
   ACTIVE_RANGE,
   applyRangeCommand,
+  boundsRevision,
   decodeAppliedSplit,
   decodeRangeState,
   encodeAppliedSplit,
@@ -282,6 +283,11 @@ export class MvccStore {
   /** The last merge this store applied (the range it took in, the merge's revision), or null. */
   get lastMerge(): AppliedMerge | null {
     return this.state.lastMerge;
+  }
+
+  /** The revision of this store's last split or merge (split.ts boundsRevision); a merge names it. */
+  get boundsRevision(): bigint {
+    return boundsRevision(this.state.lastSplit, this.state.lastMerge);
   }
 
   /**
@@ -745,6 +751,7 @@ export class MvccStore {
       dedupClients: before.dedupClients,
       bounds: before.bounds,
       rangeState: before.rangeState,
+      boundsRevision: boundsRevision(before.lastSplit, before.lastMerge),
       lhs,
       sideOf: (rangeId) => this.splitSide(rangeId),
     });

@@ -312,10 +312,16 @@ export class Replica {
    * Merges the right-hand neighbour `rhsRangeId` into this range from its `image`
    * (mergeImage() of a replica of it); resolves with the merge's revision once applied here.
    * Rejects with KvError: RangeFenced (this range is fenced), MergeImageInvalid,
-   * KeyOutsideRange (this range does not end where the image starts: see lastMerge).
+   * KeyOutsideRange (this range does not end where the image starts, or its bounds revision
+   * is no longer `lhsBoundsRevision`: see lastMerge).
    */
-  merge(rhsRangeId: number, image: Uint8Array, request?: RequestId): Promise<bigint> {
-    return this.proposeRangeCommand(mergeRequest(rhsRangeId, image), request);
+  merge(
+    rhsRangeId: number,
+    image: Uint8Array,
+    lhsBoundsRevision: bigint,
+    request?: RequestId,
+  ): Promise<bigint> {
+    return this.proposeRangeCommand(mergeRequest(rhsRangeId, image, lhsBoundsRevision), request);
   }
 
   /**
@@ -329,6 +335,11 @@ export class Replica {
   /** The last merge this range applied (the range it took in, the merge's revision), or null. */
   get lastMerge(): AppliedMerge | null {
     return this.stateMachine.lastMerge;
+  }
+
+  /** The revision of this range's last split or merge (MvccStore.boundsRevision) as applied here. */
+  get boundsRevision(): bigint {
+    return this.stateMachine.boundsRevision;
   }
 
   /**

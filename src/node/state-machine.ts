@@ -118,6 +118,10 @@ export class ReplicaStateMachine {
     return this.store.lastMerge;
   }
 
+  get boundsRevision(): bigint {
+    return this.store.boundsRevision;
+  }
+
   /** The store's whole image for a merge into the left neighbour; throws unless merge-fenced. */
   mergeImage(): Uint8Array {
     return this.store.mergeImage();

@@ -490,9 +490,13 @@ export class NodeRanges {
         await this.barrier(replica);
         return replica.mergeImage();
       },
-      merge: async (groupId, rhsGroupId, image) => {
+      merge: async (groupId, rhsGroupId, image, lhsBoundsRevision) => {
         const replica = this.hosted(groupId);
-        return applyOnce(replica.merge(rhsGroupId, image), () => replica.lastMerge, rhsGroupId);
+        return applyOnce(
+          replica.merge(rhsGroupId, image, lhsBoundsRevision),
+          () => replica.lastMerge,
+          rhsGroupId,
+        );
       },
     };
   }
@@ -519,6 +523,7 @@ export class NodeRanges {
       plannedSplit: replica.plannedSplit,
       lastSplit: replica.lastSplit,
       lastMerge: replica.lastMerge,
+      boundsRevision: replica.boundsRevision,
     };
   }
 

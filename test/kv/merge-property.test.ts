@@ -134,7 +134,12 @@ describe("merge (property)", () => {
 
           r.apply(2, mergeFenceRequest());
           const stamp = stamped ? top + 50n : 0n;
-          const merge = r.apply(1, mergeRequest(2, r.store(2).mergeImage()), undefined, stamp);
+          const merge = r.apply(
+            1,
+            mergeRequest(2, r.store(2).mergeImage(), r.store(1).boundsRevision),
+            undefined,
+            stamp,
+          );
           assert.equal(merge.result.response.kind, "merge");
           assert.equal(merge.result.revision, stamped ? stamp : top + 1n);
 

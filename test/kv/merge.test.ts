@@ -113,7 +113,7 @@ describe("merge fence", () => {
       revisionFloorRequest(revision + 100n),
       fenceRequest(b("p"), 3),
       splitRequest(b("p"), 3),
-      mergeRequest(3, new Uint8Array(0)),
+      mergeRequest(3, new Uint8Array(0), 0n),
       memberSetRequest({ id: 5, name: "n5", peerUrls: [], clientUrls: [] }),
     ];
     refused.forEach((command, i) => {
@@ -147,7 +147,7 @@ describe("merge fence", () => {
   it("travels in snapshot images: the state, and the last merge of a merged range", async () => {
     const r = threeRanges();
     merged(r);
-    r.apply(1, mergeRequest(2, r.store(2).mergeImage()));
+    r.apply(1, mergeRequest(2, r.store(2).mergeImage(), r.store(1).boundsRevision));
     const target = new Ranges();
     for (const [from, to] of [
       [2, 9],
@@ -214,7 +214,7 @@ describe("merge", () => {
     merged(r);
     const image = r.store(2).mergeImage();
     const stamp = rhs.revision + 1000n;
-    const outcome = r.apply(1, mergeRequest(2, image), undefined, stamp);
+    const outcome = r.apply(1, mergeRequest(2, image, r.store(1).boundsRevision), undefined, stamp);
     assert.equal(errorCode(outcome.result), null);
     assert.equal(outcome.result.response.kind, "merge");
     assert.equal(outcome.result.revision, stamp, "revisionForApply(max of both, stamp)");
@@ -244,7 +244,7 @@ describe("merge", () => {
     const top = r.store(2).revision;
     assert.ok(top > r.store(1).revision);
     merged(r);
-    const outcome = r.apply(1, mergeRequest(2, r.store(2).mergeImage()));
+    const outcome = r.apply(1, mergeRequest(2, r.store(2).mergeImage(), r.store(1).boundsRevision));
     assert.equal(outcome.result.revision, top + 1n);
   });
 
@@ -263,7 +263,7 @@ describe("merge", () => {
     r.apply(1, leaseGrantRequest(20, 9n));
     r.put(1, "b", "b1", 9n);
     merged(r);
-    r.apply(1, mergeRequest(2, r.store(2).mergeImage()));
+    r.apply(1, mergeRequest(2, r.store(2).mergeImage(), r.store(1).boundsRevision));
     const store = r.store(1);
     assert.deepEqual(
       store.leases().map(({ id, ttlSeconds }) => `${id}:${ttlSeconds}`),
@@ -289,7 +289,7 @@ describe("merge", () => {
     const f4 = put(1, "a", "f4", "f", 4).result;
     put(2, "n", "f4r", "f", 4);
     merged(r);
-    r.apply(1, mergeRequest(2, r.store(2).mergeImage()));
+    r.apply(1, mergeRequest(2, r.store(2).mergeImage(), r.store(1).boundsRevision));
     const retry = (clientId: string, sequence: number) =>
       r.apply(1, putRequest({ key: b("z"), value: b("retry") }), { clientId, sequence });
     assert.deepEqual(retry("c", 6).result, c6);
@@ -311,9 +311,9 @@ describe("merge", () => {
     const r = threeRanges();
     merged(r);
     const image = r.store(2).mergeImage();
-    const revision = r.apply(1, mergeRequest(2, image)).result.revision;
+    const revision = r.apply(1, mergeRequest(2, image, r.store(1).boundsRevision)).result.revision;
     const dump = r.dumpRange(1);
-    const again = r.apply(1, mergeRequest(2, image));
+    const again = r.apply(1, mergeRequest(2, image, r.store(1).boundsRevision));
     assert.equal(errorCode(again.result), KvErrorCode.KeyOutsideRange);
     assert.deepEqual(r.dumpRange(1), dump);
     assert.deepEqual(r.store(1).lastMerge, { rhsRangeId: 2, revision });
@@ -325,10 +325,40 @@ describe("merge", () => {
     const request = { clientId: "m", sequence: 1 };
     const fresh = threeRanges();
     merged(fresh);
-    const first = fresh.apply(1, mergeRequest(2, fresh.store(2).mergeImage()), request);
-    const retry = fresh.apply(1, mergeRequest(2, fresh.store(2).mergeImage()), request);
+    const first = fresh.apply(
+      1,
+      mergeRequest(2, fresh.store(2).mergeImage(), fresh.store(1).boundsRevision),
+      request,
+    );
+    const retry = fresh.apply(
+      1,
+      mergeRequest(2, fresh.store(2).mergeImage(), fresh.store(1).boundsRevision),
+      request,
+    );
     assert.equal(retry.duplicate, true);
     assert.deepEqual(retry.result, first.result);
+  });
+
+  it("refuses a merge decided before the range merged and split at the image's start again (KeyOutsideRange)", () => {
+    const r = threeRanges();
+    merged(r);
+    const image = r.store(2).mergeImage();
+    const decided = r.store(1).boundsRevision;
+    assert.equal(decided, r.store(1).lastSplit!.revision, "the split at m is the last change of range 1");
+    const merge = r.apply(1, mergeRequest(2, image, decided)).result;
+    assert.equal(errorCode(merge), null);
+    assert.equal(r.store(1).boundsRevision, merge.revision);
+    r.split(1, "m", 4);
+    assert.equal(s(r.store(1).bounds.end!), "m", "range 1 ends where the image starts again");
+    const moved = r.store(1).boundsRevision;
+    assert.equal(moved, r.store(1).lastSplit!.revision);
+    assert.ok(moved > merge.revision);
+    const dump = r.dumpRange(1);
+    const stale = r.apply(1, mergeRequest(2, image, decided));
+    assert.equal(errorCode(stale.result), KvErrorCode.KeyOutsideRange);
+    assert.equal(stale.merge, undefined);
+    assert.deepEqual(r.dumpRange(1), dump);
+    assert.equal(s(r.store(4).bounds.start), "m");
   });
 
   it("refuses bad merges and changes nothing, not even the dedup table", () => {
@@ -340,7 +370,10 @@ describe("merge", () => {
       {
         what: "an image that does not decode",
         code: KvErrorCode.MergeImageInvalid,
-        prepare: () => ({ target: 1, command: mergeRequest(2, b("not an image")) }),
+        prepare: (r) => ({
+          target: 1,
+          command: mergeRequest(2, b("not an image"), r.store(1).boundsRevision),
+        }),
       },
       {
         what: "a corrupted image",
@@ -349,20 +382,23 @@ describe("merge", () => {
           merged(r);
           const image = r.store(2).mergeImage();
           image[image.length - 20]! ^= 0xff;
-          return { target: 1, command: mergeRequest(2, image) };
+          return { target: 1, command: mergeRequest(2, image, r.store(1).boundsRevision) };
         },
       },
       {
         what: "the image of a range that is not merge-fenced",
         code: KvErrorCode.MergeImageInvalid,
-        prepare: (r) => ({ target: 1, command: mergeRequest(2, unfencedImage(r, 2)) }),
+        prepare: (r) => ({
+          target: 1,
+          command: mergeRequest(2, unfencedImage(r, 2), r.store(1).boundsRevision),
+        }),
       },
       {
         what: "the image of a range that does not start at this one's end",
         code: KvErrorCode.KeyOutsideRange,
         prepare: (r) => {
           r.apply(3, mergeFenceRequest());
-          return { target: 1, command: mergeRequest(3, r.store(3).mergeImage()) };
+          return { target: 1, command: mergeRequest(3, r.store(3).mergeImage(), r.store(1).boundsRevision) };
         },
       },
       {
@@ -370,7 +406,7 @@ describe("merge", () => {
         code: KvErrorCode.KeyOutsideRange,
         prepare: (r) => {
           merged(r);
-          return { target: 3, command: mergeRequest(2, r.store(2).mergeImage()) };
+          return { target: 3, command: mergeRequest(2, r.store(2).mergeImage(), r.store(3).boundsRevision) };
         },
       },
       {
@@ -379,7 +415,7 @@ describe("merge", () => {
         prepare: (r) => {
           merged(r);
           r.apply(1, fenceRequest(b("c"), 4));
-          return { target: 1, command: mergeRequest(2, r.store(2).mergeImage()) };
+          return { target: 1, command: mergeRequest(2, r.store(2).mergeImage(), r.store(1).boundsRevision) };
         },
       },
       {
@@ -388,7 +424,7 @@ describe("merge", () => {
         prepare: (r) => {
           r.apply(3, mergeFenceRequest());
           merged(r);
-          return { target: 2, command: mergeRequest(3, r.store(3).mergeImage()) };
+          return { target: 2, command: mergeRequest(3, r.store(3).mergeImage(), r.store(2).boundsRevision) };
         },
       },
     ];
@@ -425,7 +461,7 @@ describe("merge", () => {
       () => hub.watch({ key: b("n") }),
       (e: unknown) => e instanceof KvError && e.code === KvErrorCode.KeyOutsideRange,
     );
-    const outcome = apply(mergeRequest(2, image));
+    const outcome = apply(mergeRequest(2, image, r.store(1).boundsRevision));
     assert.equal(outcome.events.length, 0);
     const right = hub.watch({ key: b("n") });
     const write = apply(putRequest({ key: b("n"), value: b("after") }));
@@ -445,8 +481,8 @@ describe("merge", () => {
   it("encodes both commands and their responses, and rejects bad ones", () => {
     const commands: KvCommand[] = [
       mergeFenceRequest(),
-      mergeRequest(0xffff_ffff, b("image")),
-      mergeRequest(2, new Uint8Array(0)),
+      mergeRequest(0xffff_ffff, b("image"), (1n << 63n) - 1n),
+      mergeRequest(2, new Uint8Array(0), 0n),
     ];
     for (const command of commands) {
       assert.deepEqual(decodeCommand(encodeCommand(command)), command);
@@ -460,9 +496,11 @@ describe("merge", () => {
     const notBytes = { kind: "merge", rhsRangeId: 2, image: "image" } as unknown as KvCommand;
     assert.match(rangeCommandProblem(notBytes as RangeCommand) ?? "", /image must be a Uint8Array/);
     assert.throws(() => encodeCommand(notBytes), RangeError);
-    assert.throws(() => encodeCommand(mergeRequest(0, b("x"))), RangeError);
-    assert.throws(() => encodeCommand(mergeRequest(1.5, b("x"))), RangeError);
-    const good = encodeCommand(mergeRequest(2, b("x")));
+    assert.throws(() => encodeCommand(mergeRequest(0, b("x"), 0n)), RangeError);
+    assert.throws(() => encodeCommand(mergeRequest(1.5, b("x"), 0n)), RangeError);
+    assert.throws(() => encodeCommand(mergeRequest(2, b("x"), -1n)), RangeError);
+    assert.throws(() => encodeCommand(mergeRequest(2, b("x"), 1n << 63n)), RangeError);
+    const good = encodeCommand(mergeRequest(2, b("x"), 0n));
     const zeroId = good.slice();
     zeroId.fill(0, 2, 6);
     assert.throws(() => decodeCommand(zeroId), DecodeError);

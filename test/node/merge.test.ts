@@ -56,7 +56,7 @@ test("a merge after a split: every node's left replica serves the right-hand key
   assert.equal(new TextDecoder().decode(local.kvs[0]?.value), "n2");
   const image = source.mergeImage();
 
-  const revision = await settleProposal(cluster, lhs().merge(2, image), "the merge");
+  const revision = await settleProposal(cluster, lhs().merge(2, image, lhs().boundsRevision), "the merge");
   await cluster.runUntil(
     () => cluster.ids.every((id) => cluster.replica(id, 1).lastMerge?.revision === revision),
     "every node applies the merge",
@@ -76,7 +76,7 @@ test("a merge after a split: every node's left replica serves the right-hand key
 
   // A retry (another request) finds the range's end moved on; lastMerge tells it applied.
   await assert.rejects(
-    settleProposal(cluster, lhs().merge(2, image), "a retried merge"),
+    settleProposal(cluster, lhs().merge(2, image, lhs().boundsRevision), "a retried merge"),
     (e: unknown) => e instanceof KvError && e.code === KvErrorCode.KeyOutsideRange,
   );
   assert.equal(lhs().lastMerge?.rhsRangeId, 2);

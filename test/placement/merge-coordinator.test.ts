@@ -16,6 +16,7 @@ import { SplitCoordinator, type RangeOps } from "../../src/placement/split/coord
 import {
   MergeConflictError,
   MergeRefusedError,
+  MergeStateError,
   SplitConflictError,
 } from "../../src/placement/split/errors.js";
 import { SplitLoop, type SplitLoopOptions } from "../../src/placement/split/loop.js";
@@ -174,7 +175,7 @@ function bind(ranges: FakeRanges): RangeOps {
     describe: (g) => ranges.describe(g),
     mergeFence: (g) => ranges.mergeFence(g),
     mergeImage: (g) => ranges.mergeImage(g),
-    merge: (g, rhs, image) => ranges.merge(g, rhs, image),
+    merge: (g, rhs, image, revision) => ranges.merge(g, rhs, image, revision),
   };
 }
 
@@ -276,6 +277,43 @@ test("the left neighbour splits between the merge's fence and its merge: the mer
       [4, "h", "active"],
     ]);
     assert.equal(result.merged.end, null);
+    await checkAgreement(catalog, ranges, KEYS);
+    await checkHistory(catalog);
+  }
+});
+
+test("a merge decided before another coordinator merged R and split the target at R's start changes nothing", async () => {
+  // The target ends where R starts again, but took R in already. Overtaken before the target's
+  // look (describe) or after it (mergeImage), the catalog read after the look turns the stale
+  // merge away; overtaken after that read (merge), the target's bounds revision does.
+  for (const hook of ["describe", "mergeImage", "merge"] as const) {
+    const { catalog, ranges } = await setup();
+    const other = new MergeCoordinator({ catalog, ranges });
+    const splitter = new SplitCoordinator({ catalog, ranges });
+    let overtaken = false;
+    const ops: RangeOps = { ...bind(ranges) };
+    const original = ops[hook].bind(ops) as (...args: unknown[]) => Promise<unknown>;
+    Object.assign(ops, {
+      [hook]: async (...args: unknown[]) => {
+        if (!overtaken && (hook !== "describe" || args[0] === 2)) {
+          overtaken = true;
+          await other.recover();
+          await splitter.split(2, b("m"));
+        }
+        return original(...args);
+      },
+    });
+    await assert.rejects(
+      new MergeCoordinator({ catalog, ranges: ops }).merge(3, "manual"),
+      MergeStateError,
+      hook,
+    );
+    assert.deepEqual(await layout(catalog), [
+      [1, "", "active"],
+      [2, "f", "active"],
+      [4, "m", "active"],
+    ]);
+    assert.deepEqual(ranges.get(2).bounds.end, b("m"), hook);
     await checkAgreement(catalog, ranges, KEYS);
     await checkHistory(catalog);
   }

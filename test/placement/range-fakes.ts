@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { boundsContainKey, boundsEqual, type RangeBounds } from "../../src/kv/bounds.js";
 import { bytesEqual, compareBytes } from "../../src/kv/bytes.js";
+import { boundsRevision } from "../../src/kv/split.js";
 import type { RouteCatalog } from "../../src/placement/catalog/catalog.js";
 import { validateCatalog, type RouteDescriptor } from "../../src/placement/catalog/descriptor.js";
 import type {
@@ -141,6 +142,7 @@ export class FakeRanges implements RangeOps {
       plannedSplit: range.plannedSplit,
       lastSplit: this.forgetLastSplit ? null : range.lastSplit,
       lastMerge: range.lastMerge,
+      boundsRevision: boundsRevision(range.lastSplit, range.lastMerge),
     };
   }
 
@@ -166,7 +168,12 @@ export class FakeRanges implements RangeOps {
     return new TextEncoder().encode(JSON.stringify(image));
   }
 
-  async merge(groupId: number, rhsGroupId: number, image: Uint8Array): Promise<{ revision: bigint }> {
+  async merge(
+    groupId: number,
+    rhsGroupId: number,
+    image: Uint8Array,
+    lhsBoundsRevision: bigint,
+  ): Promise<{ revision: bigint }> {
     await this.yieldPoint();
     const range = this.get(groupId);
     if (range.state !== "active") throw new FakeStoreError("RangeFenced", range.state);
@@ -177,7 +184,8 @@ export class FakeRanges implements RangeOps {
       throw new FakeStoreError("MergeImageInvalid", "does not decode");
     }
     if (decoded.state !== "merge-fenced") throw new FakeStoreError("MergeImageInvalid", "not fenced");
-    if (range.bounds.end === null || hex(range.bounds.end) !== decoded.start) {
+    const moved = boundsRevision(range.lastSplit, range.lastMerge) !== lhsBoundsRevision;
+    if (range.bounds.end === null || hex(range.bounds.end) !== decoded.start || moved) {
       // A retry that finds this very merge applied resolves (as the node's RangeOps does).
       if (range.lastMerge?.rhsRangeId === rhsGroupId) return { revision: range.lastMerge.revision };
       throw new FakeStoreError("KeyOutsideRange", "the range does not end at the image's start");
@@ -256,7 +264,7 @@ export class CrashingProcess {
       describe: (g) => step(null, () => ranges.describe(g)),
       mergeFence: (g) => step("merge-fence", () => ranges.mergeFence(g)),
       mergeImage: (g) => step("image", () => ranges.mergeImage(g)),
-      merge: (g, rhs, image) => step("merge", () => ranges.merge(g, rhs, image)),
+      merge: (g, rhs, image, revision) => step("merge", () => ranges.merge(g, rhs, image, revision)),
     };
   }
 }

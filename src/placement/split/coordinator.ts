@@ -56,6 +56,8 @@ export interface RangeDescription {
   readonly lastSplit: AppliedSplit | null;
   /** The last merge the range applied as the left side (null: none). */
   readonly lastMerge: AppliedMerge | null;
+  /** The revision of its last split or merge (kv boundsRevision): a merge into it names it. */
+  readonly boundsRevision: bigint;
 }
 
 /** The range commands the coordinator needs (the node implements them over its replicas). */
@@ -70,10 +72,16 @@ export interface RangeOps {
   /** A linearizable barrier on the local replica of the group, then its merge image. */
   mergeImage(groupId: number): Promise<Uint8Array>;
   /**
-   * Proposes `merge` on the left group with the right group's image; resolves with the merge
-   * entry's revision (also when a retry finds this very merge applied).
+   * Proposes `merge` on the left group with the right group's image, refused unless the left
+   * range's bounds revision is still `lhsBoundsRevision`; resolves with the merge entry's
+   * revision (also when a retry finds this very merge applied).
    */
-  merge(groupId: number, rhsGroupId: number, image: Uint8Array): Promise<{ revision: bigint }>;
+  merge(
+    groupId: number,
+    rhsGroupId: number,
+    image: Uint8Array,
+    lhsBoundsRevision: bigint,
+  ): Promise<{ revision: bigint }>;
 }
 
 /** What the coordinator needs of the catalog (RouteCatalog). */

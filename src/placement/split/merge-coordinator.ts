@@ -6,7 +6,10 @@
  *   2. save the catalog with R migrating-source;
  *   3. take R's image (`mergeImage`: a barrier on the local replica, then its whole store);
  *   4. `merge` the image into the range of the route that ends at b now (normally the left
- *      neighbour; its right half if it split meanwhile): that range becomes [a, c);
+ *      neighbour; its right half if it split meanwhile): that range becomes [a, c). The
+ *      command names the bounds revision the target was described at, and the catalog is read
+ *      again after that look and must still show R: a target that took R in already (by
+ *      another coordinator) and split at b since ends at b again, but refuses the command;
  *   5. save the catalog with that route ending at c and R removed.
  *
  * Steps 2 to 5 are chosen by looking at what the catalog and the ranges say now (`rollForward`),
@@ -71,7 +74,7 @@ type Step =
   | { readonly kind: "nothing" }
   | { readonly kind: "save-migrating" }
   | { readonly kind: "unfence" }
-  | { readonly kind: "merge"; readonly target: RouteDescriptor }
+  | { readonly kind: "merge"; readonly target: RouteDescriptor; readonly boundsRevision: bigint }
   | { readonly kind: "save-merged"; readonly target: RouteDescriptor; readonly revision: bigint };
 
 /** Whether the range applied the merge of `rhsGroupId` and now ends where `right` ended. */
@@ -85,6 +88,20 @@ function appliedMerge(
   const end = range.bounds.end;
   const endsAtRight = end === null || right.end === null ? end === right.end : bytesEqual(end, right.end);
   return endsAtRight ? merge : null;
+}
+
+/** Whether `snapshot` still shows R as it was and `target` as the route ending where R starts. */
+function mergeStillDue(snapshot: CatalogSnapshot, right: RouteDescriptor, target: RouteDescriptor): boolean {
+  const nowRight = snapshot.routes.find((r) => r.routeId === right.routeId);
+  const nowTarget = snapshot.routes.find((r) => r.routeId === target.routeId);
+  return (
+    nowRight !== undefined &&
+    nowRight.state === "migrating-source" &&
+    boundsEqual(boundsOf(nowRight), boundsOf(right)) &&
+    nowTarget !== undefined &&
+    nowTarget.state === target.state &&
+    boundsEqual(boundsOf(nowTarget), boundsOf(target))
+  );
 }
 
 export class MergeCoordinator {
@@ -231,7 +248,17 @@ export class MergeCoordinator {
             break;
           case "merge": {
             const image = await this.ranges.mergeImage(right.groupId);
-            const revision = await this.applyMerge(step.target, right, image);
+            // The catalog read after the target's description must still show R and the
+            // target as decided: then the target had not taken R in when it was described, and
+            // its bounds revision changes if it does before the command applies.
+            const after = await this.catalog.snapshot();
+            if (!mergeStillDue(after, right, step.target)) {
+              this.counters.catalogRaces += 1;
+              races += 1;
+              snapshot = after;
+              continue;
+            }
+            const revision = await this.applyMerge(step.target, right, image, step.boundsRevision);
             if (revision !== null) {
               applied = { targetRouteId: step.target.routeId, revision };
             } else {
@@ -309,7 +336,7 @@ export class MergeCoordinator {
       return { kind: "save-merged", target, revision: merged.revision };
     }
     if (targetRange.state === "active" && boundsEqual(targetRange.bounds, boundsOf(target))) {
-      return { kind: "merge", target };
+      return { kind: "merge", target, boundsRevision: targetRange.boundsRevision };
     }
     throw new MergeConflictError(
       right.routeId,
@@ -320,22 +347,28 @@ export class MergeCoordinator {
 
   /**
    * Proposes the merge. Returns its revision (also when a concurrent recovery's merge applied
-   * first), or null when the target no longer is the active range ending at R's start (it split
-   * or was fenced meanwhile). Any other failure is the merge's own error.
+   * first), or null when the target no longer is the active range ending at R's start with the
+   * bounds revision it was described at (it split, merged or was fenced meanwhile). Any other
+   * failure is the merge's own error.
    */
   private async applyMerge(
     target: RouteDescriptor,
     right: RouteDescriptor,
     image: Uint8Array,
+    boundsRevision: bigint,
   ): Promise<bigint | null> {
     try {
-      return (await this.ranges.merge(target.groupId, right.groupId, image)).revision;
+      return (await this.ranges.merge(target.groupId, right.groupId, image, boundsRevision)).revision;
     } catch (error) {
       const range = await this.ranges.describe(target.groupId).catch(() => null);
       if (range === null) throw error;
       const merged = appliedMerge(range, right.groupId, right);
       if (merged !== null) return merged.revision;
-      if (range.state !== "active" || !boundsEqual(range.bounds, boundsOf(target))) return null;
+      const unchanged =
+        range.state === "active" &&
+        boundsEqual(range.bounds, boundsOf(target)) &&
+        range.boundsRevision === boundsRevision;
+      if (!unchanged) return null;
       throw error;
     }
   }
