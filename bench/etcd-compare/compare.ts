@@ -31,9 +31,16 @@ const OFFERED_RATES = [1_000, 2_000] as const;
 const CAS_CONCURRENCY = 16;
 /**
  * Unmeasured closed-loop traffic per system before the first row, so JIT and connections are
- * warm: a Concord member still runs much of its put path in V8's baseline tier after 2 s.
+ * warm. V8 optimizes a function after enough calls, not enough seconds, and the single-client
+ * path has shapes of its own: measured on 3 members, put c=1 cost 6,028 µs of server CPU per
+ * put after 5 s of warm-up at c=1, 5,166 after 10 s of puts at c=16, 4,472 after this plan
+ * (and 4,121 after 30 s at c=1), with V8's compiler threads busy all along the shorter ones.
  */
-const WARM_UP_SECONDS = 10;
+const WARM_UP: readonly { readonly spec: RowSpec; readonly seconds: number }[] = [
+  { spec: { id: "warm-up", workload: "closed-put", concurrency: 16 }, seconds: 20 },
+  { spec: { id: "warm-up", workload: "closed-put", concurrency: 1 }, seconds: 10 },
+  { spec: { id: "warm-up", workload: "closed-get", concurrency: 16 }, seconds: 10 },
+];
 
 /** Every row, in the order they run within a repetition. */
 export const ROWS: readonly RowSpec[] = [
@@ -132,8 +139,7 @@ export async function runEtcdCompare(options: CompareOptions): Promise<CompareRe
       progress(`  writing ${KEY_COUNT} keys, warming up`);
       const target = await openTarget(cluster);
       targets.set(system, target);
-      await measureRow(target, { id: "warm-up", workload: "closed-put", concurrency: 16 }, WARM_UP_SECONDS);
-      await measureRow(target, { id: "warm-up", workload: "closed-get", concurrency: 16 }, WARM_UP_SECONDS);
+      for (const { spec, seconds } of WARM_UP) await measureRow(target, spec, seconds);
     }
     for (let rep = 0; rep < reps; rep++) {
       for (const [rowIndex, spec] of rows.entries()) {
