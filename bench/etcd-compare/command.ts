@@ -84,6 +84,15 @@ function printReport(report: CompareReport): void {
     console.log("\netcdctl check perf --load=s (50 clients, 150 writes/s, 60 s):");
     for (const [system, run] of perfRuns) console.log(`  ${formatCheckPerf(system, run)}`);
   }
+  const { afterWarmUp, afterReps, afterCheckPerf } = report.concordRanges;
+  const counts = [
+    afterWarmUp === null ? null : `${afterWarmUp} after the warm-up`,
+    afterReps.length === 0 ? null : `${afterReps.map((n) => n ?? "?").join(" / ")} after each repetition`,
+    afterCheckPerf === null ? null : `${afterCheckPerf} after check perf`,
+  ].filter((part) => part !== null);
+  if (counts.length > 0)
+    console.log(`
+concord ranges (load splits the keyspace; etcd has one): ${counts.join(", ")}`);
 }
 
 /** Runs the comparison from its flags; the process exit code. */

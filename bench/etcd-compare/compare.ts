@@ -8,7 +8,13 @@
 import { loadavg } from "node:os";
 import { describeMachine, type Machine } from "../embedded.js";
 import { formatCheckPerf, runCheckPerf, type CheckPerfRun } from "./check-perf.js";
-import { binaryVersion, startServerCluster, type ServerCluster, type ServerKind } from "./servers.js";
+import {
+  binaryVersion,
+  concordRangeCount,
+  startServerCluster,
+  type ServerCluster,
+  type ServerKind,
+} from "./servers.js";
 import { rowGroup, summarizeRow, SYSTEMS, type Measurement, type RowSpec, type RowSummary } from "./stats.js";
 import {
   closeTarget,
@@ -84,6 +90,17 @@ export interface CompareReport {
   readonly skipped: Readonly<Partial<Record<ServerKind, string>>>;
   readonly rows: readonly RowSummary[];
   readonly checkPerf: Readonly<Partial<Record<ServerKind, CheckPerfRun>>>;
+  /**
+   * How many ranges the Concord cluster served after the warm-up, after each repetition and
+   * after check perf (null: not run, or the listing failed). Loads over the split threshold
+   * (1,000 requests/s for 15 s by default) split its keyspace during a run, as they would in
+   * production; etcd serves one Raft group throughout.
+   */
+  readonly concordRanges: {
+    readonly afterWarmUp: number | null;
+    readonly afterReps: readonly (number | null)[];
+    readonly afterCheckPerf: number | null;
+  };
 }
 
 export const CLIENT_DESCRIPTION =
@@ -121,6 +138,18 @@ export async function runEtcdCompare(options: CompareOptions): Promise<CompareRe
   const targets = new Map<ServerKind, Target>();
   const measured = new Map<string, Partial<Record<ServerKind, Measurement[]>>>();
   const checkPerf: Partial<Record<ServerKind, CheckPerfRun>> = {};
+  const concordRanges = {
+    afterWarmUp: null as number | null,
+    afterReps: [] as (number | null)[],
+    afterCheckPerf: null as number | null,
+  };
+  const countRanges = async (when: string): Promise<number | null> => {
+    const cluster = clusters.find((candidate) => candidate.kind === "concord");
+    if (cluster === undefined) return null;
+    const count = (await concordRangeCount(cluster)) ?? null;
+    progress(`  concord serves ${count ?? "an unknown number of"} range(s) ${when}`);
+    return count;
+  };
   // Ctrl-C or a kill still stops the members and removes their data dirs before exiting.
   const stopOnSignal = (signal: NodeJS.Signals): void => {
     progress(`${signal}: stopping the clusters`);
@@ -141,6 +170,7 @@ export async function runEtcdCompare(options: CompareOptions): Promise<CompareRe
       targets.set(system, target);
       for (const { spec, seconds } of WARM_UP) await measureRow(target, spec, seconds);
     }
+    if (rows.length > 0) concordRanges.afterWarmUp = await countRanges("after the warm-up");
     for (let rep = 0; rep < reps; rep++) {
       for (const [rowIndex, spec] of rows.entries()) {
         // Alternate who goes first, row by row and repetition by repetition.
@@ -158,6 +188,7 @@ export async function runEtcdCompare(options: CompareOptions): Promise<CompareRe
           );
         }
       }
+      if (rows.length > 0) concordRanges.afterReps.push(await countRanges(`after repetition ${rep + 1}`));
     }
     if (only.has("perf")) {
       for (const target of targets.values()) closeTarget(target);
@@ -167,6 +198,7 @@ export async function runEtcdCompare(options: CompareOptions): Promise<CompareRe
         checkPerf[cluster.kind] = await runCheckPerf(cluster);
         progress(`  ${formatCheckPerf(cluster.kind, checkPerf[cluster.kind] ?? { load: "s" })}`);
       }
+      concordRanges.afterCheckPerf = await countRanges("after check perf");
     }
   } finally {
     for (const target of targets.values()) closeTarget(target);
@@ -194,5 +226,6 @@ export async function runEtcdCompare(options: CompareOptions): Promise<CompareRe
     skipped,
     rows: rows.map((spec) => summarizeRow(spec, measured.get(spec.id) ?? {})),
     checkPerf,
+    concordRanges,
   };
 }

@@ -66,6 +66,25 @@ export async function etcdctl(
 }
 
 /**
+ * How many ranges a Concord cluster serves now (`concord range list -w json` through its
+ * endpoints), or undefined when the listing fails: a load over its split threshold splits the
+ * keyspace in the middle of a comparison, which etcd never does, and the report says so.
+ */
+export async function concordRangeCount(cluster: ServerCluster): Promise<number | undefined> {
+  try {
+    const { stdout } = await execFileAsync(
+      CONCORD_BIN,
+      ["range", "list", "-w", "json", `--endpoints=${cluster.endpoints.join(",")}`],
+      { timeout: ETCDCTL_TIMEOUT_MS },
+    );
+    const ranges = (JSON.parse(stdout) as { ranges?: unknown }).ranges;
+    return Array.isArray(ranges) ? ranges.length : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * The leader's endpoint per `etcdctl endpoint status -w json`: the endpoint whose member id
  * equals the leader id its status reports. Undefined if the answer names no such endpoint.
  * Ids are 64-bit, beyond a JSON number's exact range, so they are compared as digit strings.
