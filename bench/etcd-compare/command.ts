@@ -87,7 +87,9 @@ function printReport(report: CompareReport): void {
   const { afterWarmUp, afterReps, afterCheckPerf } = report.concordRanges;
   const counts = [
     afterWarmUp === null ? null : `${afterWarmUp} after the warm-up`,
-    afterReps.length === 0 ? null : `${afterReps.map((n) => n ?? "?").join(" / ")} after each repetition`,
+    afterReps.length === 0
+      ? null
+      : `${afterReps.map(({ ranges }) => ranges ?? "?").join(" / ")} after each repetition`,
     afterCheckPerf === null ? null : `${afterCheckPerf} after check perf`,
   ].filter((part) => part !== null);
   if (counts.length > 0)

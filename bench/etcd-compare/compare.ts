@@ -98,7 +98,8 @@ export interface CompareReport {
    */
   readonly concordRanges: {
     readonly afterWarmUp: number | null;
-    readonly afterReps: readonly (number | null)[];
+    /** One object per repetition (an array of numbers is not laid out as prettier lays it out). */
+    readonly afterReps: readonly { readonly repetition: number; readonly ranges: number | null }[];
     readonly afterCheckPerf: number | null;
   };
 }
@@ -140,7 +141,7 @@ export async function runEtcdCompare(options: CompareOptions): Promise<CompareRe
   const checkPerf: Partial<Record<ServerKind, CheckPerfRun>> = {};
   const concordRanges = {
     afterWarmUp: null as number | null,
-    afterReps: [] as (number | null)[],
+    afterReps: [] as { repetition: number; ranges: number | null }[],
     afterCheckPerf: null as number | null,
   };
   const countRanges = async (when: string): Promise<number | null> => {
@@ -188,7 +189,10 @@ export async function runEtcdCompare(options: CompareOptions): Promise<CompareRe
           );
         }
       }
-      if (rows.length > 0) concordRanges.afterReps.push(await countRanges(`after repetition ${rep + 1}`));
+      if (rows.length > 0) {
+        const ranges = await countRanges(`after repetition ${rep + 1}`);
+        concordRanges.afterReps.push({ repetition: rep + 1, ranges });
+      }
     }
     if (only.has("perf")) {
       for (const target of targets.values()) closeTarget(target);
