@@ -212,6 +212,12 @@ function u64Bytes(value: bigint): Uint8Array {
   return out;
 }
 
+/** What `sizeEstimate` answers: the data's bytes and its size-median user key (null: no data). */
+export interface SizeEstimate {
+  readonly bytes: number;
+  readonly medianKey: Uint8Array | null;
+}
+
 /** The granularity of `sizeEstimate`'s median: one remembered key per this many bytes. */
 const SIZE_CHECKPOINT_BYTES = 64 * 1024;
 
@@ -495,18 +501,39 @@ export class MvccStore {
    * key with about half of them below it (null when the data is empty): what a split by size
    * needs. One scan; memory bounded by one checkpoint per SIZE_CHECKPOINT_BYTES.
    */
-  sizeEstimate(): { readonly bytes: number; readonly medianKey: Uint8Array | null } {
+  sizeEstimate(): SizeEstimate {
+    const steps = this.sizeEstimateSteps(Infinity);
+    for (;;) {
+      const step = steps.next();
+      if (step.done === true) return step.value;
+    }
+  }
+
+  /**
+   * `sizeEstimate` in steps of at most `versionsPerStep` stored versions, so that a caller can
+   * let other work run between them: the scan of a large range takes long enough to stall
+   * every request of the node. The steps read one view (writes applied meanwhile are not
+   * counted), released when the generator finishes or is returned.
+   */
+  *sizeEstimateSteps(versionsPerStep: number): Generator<void, SizeEstimate, void> {
+    if (!(versionsPerStep >= 1))
+      throw new RangeError(`versionsPerStep must be at least 1, got ${versionsPerStep}`);
     const view = this.kv.view();
     try {
       const checkpoints: { readonly below: number; readonly dataKey: Uint8Array }[] = [];
       let bytes = 0;
       let nextCheckpoint = 0;
+      let inStep = 0;
       for (const { key, value } of view.scan(this.layout.dataStart, this.layout.dataEnd)) {
         if (bytes >= nextCheckpoint) {
           checkpoints.push({ below: bytes, dataKey: key.slice() });
           nextCheckpoint = bytes + SIZE_CHECKPOINT_BYTES;
         }
         bytes += key.length + value.length;
+        if (++inStep >= versionsPerStep) {
+          inStep = 0;
+          yield;
+        }
       }
       const median = checkpoints.find((checkpoint) => checkpoint.below * 2 >= bytes) ?? checkpoints.at(-1);
       return {

@@ -422,6 +422,11 @@ export class Replica {
     return this.stateMachine.sizeEstimate();
   }
 
+  /** The same in steps of at most `versionsPerStep` stored versions (MvccStore.sizeEstimateSteps). */
+  sizeEstimateSteps(versionsPerStep: number): ReturnType<ReplicaStateMachine["sizeEstimateSteps"]> {
+    return this.stateMachine.sizeEstimateSteps(versionsPerStep);
+  }
+
   /** etcd's HashKV of this replica's applied state (MvccStore.hashKv; throws KvError). */
   hashKv(revision = 0n): ReturnType<ReplicaStateMachine["hashKv"]> {
     return this.stateMachine.hashKv(revision);

@@ -131,6 +131,10 @@ export class ReplicaStateMachine {
     return this.store.sizeEstimate();
   }
 
+  sizeEstimateSteps(versionsPerStep: number): ReturnType<MvccStore["sizeEstimateSteps"]> {
+    return this.store.sizeEstimateSteps(versionsPerStep);
+  }
+
   hashKv(revision: bigint): ReturnType<MvccStore["hashKv"]> {
     return this.store.hashKv(revision);
   }

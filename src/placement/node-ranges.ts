@@ -110,6 +110,13 @@ interface MeasuredSize {
   readonly medianKey: Uint8Array | null;
 }
 
+/**
+ * Stored versions a size measurement scans before it lets other work run: one scan of a range
+ * holding tens of megabytes of history took over a second on the development VM, and every
+ * request of the node waited behind it.
+ */
+const SIZE_SCAN_VERSIONS_PER_STEP = 2_000;
+
 export class NodeRanges {
   readonly table = new RouteTable();
   readonly catalog: RouteCatalog;
@@ -122,6 +129,8 @@ export class NodeRanges {
   readonly loop: SplitLoop;
   private readonly host: NodeHost;
   private readonly sizes = new Map<number, MeasuredSize>();
+  /** Size measurements under way, by range: the steps left of each. */
+  private readonly measuring = new Map<number, Generator<void, Omit<MeasuredSize, "at">, void>>();
   /** Ranges whose applied writes feed the sampler (each replica once). */
   private readonly sampled = new WeakSet<Replica>();
   /** Groups the catalog lists that this node did not host at the previous pass. */
@@ -192,6 +201,7 @@ export class NodeRanges {
     this.stopped = true;
     this.reconcileTimer?.cancel();
     this.reconcileTimer = null;
+    for (const rangeId of [...this.measuring.keys()]) this.forgetSize(rangeId);
     await Promise.all([this.watcher.stop(), this.loop.stop()]);
   }
 
@@ -313,13 +323,13 @@ export class NodeRanges {
 
   private afterSplit(result: SplitResult): void {
     this.policy.recordSplit(this.options.monotonicClock(), result.left.groupId, result.right.groupId);
-    this.sizes.delete(result.left.groupId);
+    this.forgetSize(result.left.groupId);
     this.watcher.refresh().catch(() => undefined);
   }
 
   private afterMerge(result: MergeResult): void {
     this.policy.recordMerge(this.options.monotonicClock(), result.merged.groupId, result.removed.groupId);
-    this.sizes.delete(result.merged.groupId);
+    this.forgetSize(result.merged.groupId);
     this.watcher.refresh().catch(() => undefined);
   }
 
@@ -396,7 +406,7 @@ export class NodeRanges {
         boundsContainKey(coverReplica.bounds, start);
       if (!vouches) continue;
       this.sampler.forget(rangeId);
-      this.sizes.delete(rangeId);
+      this.forgetSize(rangeId);
       this.host
         .destroyReplica(rangeId)
         .then(() => this.options.logger.info({ rangeId }, "destroyed the replica of a merged range"))
@@ -543,7 +553,9 @@ export class NodeRanges {
 
   /**
    * Sizes for size splits, measured on this node's replica (one scan of its stored versions)
-   * at most once per `sizeRefreshMs` per range.
+   * at most once per `sizeRefreshMs` per range. A size that is due is measured in steps on the
+   * node's timers (SIZE_SCAN_VERSIONS_PER_STEP), so meanwhile, and before the first
+   * measurement ends, the last one (or none) is answered.
    */
   private sizeSource(): RangeSizeSource {
     const refreshMs = this.options.sizeRefreshMs ?? 30_000;
@@ -552,9 +564,8 @@ export class NodeRanges {
       const known = this.sizes.get(rangeId);
       if (known !== undefined && now - known.at < refreshMs) return known;
       const replica = this.host.replica(rangeId);
-      if (replica === undefined) return known;
-      this.measure(replica, now);
-      return this.sizes.get(rangeId);
+      if (replica !== undefined) this.measureInSteps(replica, now);
+      return known;
     };
     return {
       approximateBytes: (rangeId) => measured(rangeId)?.bytes ?? 0,
@@ -567,8 +578,39 @@ export class NodeRanges {
     };
   }
 
-  private measure(replica: Replica, now: number): void {
-    this.sizes.set(replica.rangeId, { at: now, ...replica.sizeEstimate() });
+  /** Starts measuring `replica`'s size unless a measurement of its range is under way. */
+  private measureInSteps(replica: Replica, startedAt: number): void {
+    const { rangeId } = replica;
+    if (this.stopped || this.measuring.has(rangeId)) return;
+    const steps = replica.sizeEstimateSteps(SIZE_SCAN_VERSIONS_PER_STEP);
+    this.measuring.set(rangeId, steps);
+    const step = (): void => {
+      // Forgotten meanwhile (split, merged, destroyed, stopped): its view is released already.
+      if (this.measuring.get(rangeId) !== steps) return;
+      let next: IteratorResult<void, Omit<MeasuredSize, "at">>;
+      try {
+        next = steps.next();
+      } catch (error) {
+        this.measuring.delete(rangeId);
+        this.options.logger.warn({ err: error, rangeId }, "range size measurement failed");
+        return;
+      }
+      if (next.done !== true) {
+        this.options.timers.setTimeout(step, 0);
+        return;
+      }
+      this.measuring.delete(rangeId);
+      this.sizes.set(rangeId, { at: startedAt, ...next.value });
+    };
+    step();
+  }
+
+  /** Drops what is known of a range's size and stops a measurement of it (releasing its view). */
+  private forgetSize(rangeId: number): void {
+    this.sizes.delete(rangeId);
+    const steps = this.measuring.get(rangeId);
+    this.measuring.delete(rangeId);
+    steps?.return(undefined as never);
   }
 }
 

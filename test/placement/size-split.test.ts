@@ -1,5 +1,6 @@
-// Splits by size: MvccStore.sizeEstimate against the bytes written, and a one-node store whose
-// range grows past maxRangeBytes splitting by itself at its size median.
+// Splits by size: MvccStore.sizeEstimate against the bytes written, the same measurement in
+// steps (what a node runs, so a large range's scan does not stall its requests), and a one-node
+// store whose range grows past maxRangeBytes splitting by itself at its size median.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -29,6 +30,30 @@ test("sizeEstimate counts every stored version and finds the key with half the b
   assert.ok(total >= 100 * 10_000 && total < 100 * 10_200, `bytes ${total}`);
   const index = Number(text(medianKey ?? undefined)?.slice(2));
   assert.ok(index >= 40 && index <= 60, `median key index ${index}`);
+});
+
+test("sizeEstimateSteps yields between steps, answers what sizeEstimate does, and reads one view", () => {
+  const store = new MvccStore(new MemoryOrderedKv());
+  const put = (index: number, key: string): void => {
+    store.apply(index, {
+      clientId: "",
+      sequence: 0,
+      timestamp: BigInt(index),
+      command: putRequest({ key: bytes(key), value: new Uint8Array(1_000) }),
+    });
+  };
+  for (let i = 0; i < 10; i++) put(i + 1, `s/${i}`);
+  const whole = store.sizeEstimate();
+  const steps = store.sizeEstimateSteps(3);
+  let yields = 0;
+  let step = steps.next();
+  // A write applied between two steps is not counted: the steps read the view they began with.
+  put(11, "s/late");
+  for (; step.done !== true; step = steps.next()) yields += 1;
+  assert.equal(yields, 3, "10 versions in steps of 3: it yields after the 3rd, 6th and 9th");
+  assert.deepEqual(step.value, whole);
+  assert.ok(store.sizeEstimate().bytes > whole.bytes, "the late write is counted by a new measurement");
+  assert.throws(() => store.sizeEstimateSteps(0).next(), RangeError);
 });
 
 test("a range over maxRangeBytes splits by itself at its size median", async () => {
