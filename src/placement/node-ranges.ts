@@ -17,6 +17,7 @@ import { leaseRevokeRequest, rangeRequest, type KvCommand, type RangeRequest } f
 import { boundsContainKey, boundsEqual, type RangeBounds } from "../kv/bounds.js";
 import { KvError, KvErrorCode } from "../kv/errors.js";
 import type { CommandResult, RangeResult } from "../kv/results.js";
+import type { SizeEstimate } from "../kv/store.js";
 import type { Watch, WatchRequest } from "../kv/watch.js";
 import type { NodeHost } from "../node/host.js";
 import type { Replica } from "../node/replica.js";
@@ -104,10 +105,9 @@ export interface RangeListing {
   readonly catalogVersion: number;
 }
 
-interface MeasuredSize {
+/** A range's size as measured by this node, and when the measurement began. */
+interface MeasuredSize extends SizeEstimate {
   readonly at: number;
-  readonly bytes: number;
-  readonly medianKey: Uint8Array | null;
 }
 
 /**
@@ -130,7 +130,7 @@ export class NodeRanges {
   private readonly host: NodeHost;
   private readonly sizes = new Map<number, MeasuredSize>();
   /** Size measurements under way, by range: the steps left of each. */
-  private readonly measuring = new Map<number, Generator<void, Omit<MeasuredSize, "at">, void>>();
+  private readonly measuring = new Map<number, Generator<void, SizeEstimate, void>>();
   /** Ranges whose applied writes feed the sampler (each replica once). */
   private readonly sampled = new WeakSet<Replica>();
   /** Groups the catalog lists that this node did not host at the previous pass. */
@@ -587,7 +587,7 @@ export class NodeRanges {
     const step = (): void => {
       // Forgotten meanwhile (split, merged, destroyed, stopped): its view is released already.
       if (this.measuring.get(rangeId) !== steps) return;
-      let next: IteratorResult<void, Omit<MeasuredSize, "at">>;
+      let next: IteratorResult<void, SizeEstimate>;
       try {
         next = steps.next();
       } catch (error) {
