@@ -117,6 +117,12 @@ export class Raft {
   /** Leader: per voter, when (tickCount + 1) the newest heartbeat it answered was sent. */
   private heartbeatAckTick = new Map<NodeId, number>();
   /**
+   * Leader: a TimeoutNow went out in this term. Its target campaigns without waiting out the
+   * voters' check-quorum leases whenever the message arrives (however late), so no lease of
+   * this term can be trusted again: reads take a heartbeat round until the term ends.
+   */
+  private leaseForfeited = false;
+  /**
    * Quiesced: ticks are ignored (no heartbeats, no election timer) until any other input
    * arrives. A leader quiesces by `quiesce()`, a follower on its leader's quiesce heartbeat.
    */
@@ -278,6 +284,7 @@ export class Raft {
       );
     }
     this.heartbeatAckTick = new Map();
+    this.leaseForfeited = false;
     this.pendingConfIndex = 0;
     this.uncommittedSize = 0;
     this.readOnly = new ReadOnlyQueue();
@@ -924,6 +931,7 @@ export class Raft {
    * (less a safety margin): until then, no follower of that quorum will vote for anyone else.
    */
   private leaseValid(): boolean {
+    if (this.leaseForfeited) return false;
     const now = this.tickCount + 1;
     const quorumSentAt = jointCommittedIndex(this.tracker.config.voters, (id) =>
       id === this.id ? now : this.heartbeatAckTick.get(id),
@@ -965,6 +973,7 @@ export class Raft {
   }
 
   private sendTimeoutNow(to: NodeId): void {
+    this.leaseForfeited = true;
     this.send({ type: MessageType.TimeoutNow, to });
   }
 
