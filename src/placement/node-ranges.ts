@@ -135,6 +135,8 @@ export class NodeRanges {
   private readonly sampled = new WeakSet<Replica>();
   /** Groups the catalog lists that this node did not host at the previous pass. */
   private missingBefore = new Set<number>();
+  /** Every range a route table here listed since start (destroyMergedReplicas). */
+  private readonly everListed = new Set<number>();
   private reconcileTimer: TimerHandle | null = null;
   private catalogInitialized = false;
   private initializing = false;
@@ -388,23 +390,41 @@ export class NodeRanges {
    * replica behind its route — range 1 replaying its log after a restart, with bounds from
    * before a split — shows other bounds, so it vouches for nothing. A range created here by a
    * split the table does not show yet is kept: its parent's bounds no longer hold its start.
+   *
+   * That is not enough on its own: a stale table can agree with a stale replica. Simulator
+   * seed 21019: a table from before range 6 merged into range 8 still showed route 6 over
+   * [k2, k4), and this node's replica of range 6, lagging and not yet destroyed, still showed
+   * those bounds; so range 14, split off range 8 at k2~ since, looked merged into range 6 and
+   * was destroyed after acknowledging entries its leader counted, then created again empty
+   * once the table listed it. So the range must also be proven gone, one of two ways:
+   * - some table this node loaded listed it (`everListed`): routes leave the catalog only by a
+   *   merge, and a node's table only moves forward;
+   * - or the covering replica's revision is above the range's (a non-empty one): the range
+   *   that took it in, and every range descended from that one, applies the merge at a
+   *   revision above the merged range's last, while a stale replica's revision stayed below
+   *   every split and merge that happened after it — among them the range's own creation.
    * Route ids are never reused, so a destroyed range is never listed, nor created, again.
    */
   private destroyMergedReplicas(): void {
     if (this.table.version <= 1) return;
     const listed = new Set(this.table.routes.map((route) => route.groupId));
+    for (const rangeId of listed) this.everListed.add(rangeId);
     for (const rangeId of this.host.rangeIds()) {
       if (rangeId === META_RANGE_ID || listed.has(rangeId)) continue;
-      const start = this.host.replica(rangeId)?.bounds.start;
-      const cover = start === undefined ? undefined : this.table.lookup(start);
+      const replica = this.host.replica(rangeId);
+      if (replica === undefined) continue;
+      const start = replica.bounds.start;
+      const cover = this.table.lookup(start);
       const coverReplica = cover === undefined ? undefined : this.host.replica(cover.groupId);
       const vouches =
-        start !== undefined &&
         cover !== undefined &&
         coverReplica !== undefined &&
         boundsEqual(coverReplica.bounds, { start: cover.start, end: cover.end }) &&
         boundsContainKey(coverReplica.bounds, start);
-      if (!vouches) continue;
+      const provenGone =
+        this.everListed.has(rangeId) ||
+        (replica.revision > 0n && (coverReplica?.revision ?? 0n) > replica.revision);
+      if (!vouches || !provenGone) continue;
       this.sampler.forget(rangeId);
       this.forgetSize(rangeId);
       this.host

@@ -20,6 +20,14 @@
 // again). A merge names the target's bounds revision, and the catalog is read again after the
 // target's look (MergeCoordinator).
 //
+// A live range destroyed on a stale table's word (partitions seed 21019, concurrent splits, 5
+// nodes): a node whose table predated range 6's merge into range 8 still had its lagging
+// replica of range 6 over [k2, k4), so range 14, split off range 8 at k2~ since, looked merged
+// into range 6; the node destroyed it after acknowledging entries, created it again empty when
+// the table listed it, and failed on a heartbeat committing an entry it no longer had.
+// Destroying now also needs proof the range is gone: a table here listed it once, or the
+// covering replica's revision is above the range's.
+//
 // Replay one:
 //   npm run sim -- --runtime --seed 191 --profile crashes --duration 3000 --crash-interval 150 --nodes 3 --splits --split-interval 40 --merges --merge-interval 30
 import assert from "node:assert/strict";
@@ -34,7 +42,10 @@ const SETTINGS = { ...SPLIT_SWEEP_SETTINGS, durationMs: 3000 } as const;
 async function assertSeedPasses(
   seed: number,
   profile: RuntimeProfileName,
-  settings: typeof SETTINGS & { readonly concurrentSplits?: boolean } = SETTINGS,
+  settings: Omit<typeof SETTINGS, "clusterSize"> & {
+    readonly clusterSize: 3 | 5;
+    readonly concurrentSplits?: boolean;
+  } = SETTINGS,
 ): Promise<void> {
   const summary = await sweepRuntime({ firstSeed: seed, seeds: 1, profile, ...settings, settleMicrotasks });
   const report = summary.failures.map((f) => describeRuntimeFailure(f, settings)).join("\n\n");
@@ -51,4 +62,8 @@ test("a merge-fenced range serves no stale linearizable read: the seed that read
 
 test("a merge decided before its target merged and split again is refused: the seed that merged twice now passes", async () => {
   await assertSeedPasses(9181, "partitions", { ...SETTINGS, concurrentSplits: true });
+});
+
+test("a stale table and a lagging replica do not get a live range destroyed: the seed that lost one now passes", async () => {
+  await assertSeedPasses(21019, "partitions", { ...SETTINGS, clusterSize: 5, concurrentSplits: true });
 });
