@@ -22,6 +22,7 @@ import { followMemberPeers } from "../node/members.js";
 import type { LocalMemberAttributes, ReadConsistency, RequestId } from "../node/types.js";
 import { NodeRanges, type RoutedKv } from "../placement/node-ranges.js";
 import type { SplitPolicyOptions } from "../placement/split/policy.js";
+import { ReadOnlyOption } from "../raft/index.js";
 import { EMPTY_CONF_STATE, type NodeId } from "../raft/types.js";
 import { LmdbStorageEngine } from "../storage/lmdb/engine.js";
 import { MemoryNetwork } from "../transport/memory.js";
@@ -70,6 +71,14 @@ export interface OpenOptions {
   readonly tickMs?: number;
   /** A write without a result after this long fails as ambiguous (the node's default: 10 s). */
   readonly proposalTimeoutMs?: number;
+  /**
+   * How a range's leader confirms a linearizable read (default "lease"): "lease" serves it at
+   * once while a quorum answered a heartbeat within the last election timeout less a margin
+   * (judged on the leader's monotonic clock; followers refuse votes meanwhile), as TiKV does;
+   * "read-index" waits for a quorum to answer a heartbeat sent after the read arrived, as etcd
+   * does, and assumes nothing about clocks. See docs/etcd-compatibility.md.
+   */
+  readonly linearizableReads?: LinearizableReads;
   readonly logger?: Logger;
   readonly retry?: Partial<RetryPolicy>;
   /** Called once if the member stops on an error it cannot recover from (e.g. a failed fsync). */
@@ -89,7 +98,21 @@ export interface OpenOptions {
   readonly rangeSizeRefreshMs?: number;
 }
 
+export type LinearizableReads = "lease" | "read-index";
+
+const READ_ONLY_OPTIONS: Readonly<Record<LinearizableReads, ReadOnlyOption>> = {
+  lease: ReadOnlyOption.LeaseBased,
+  "read-index": ReadOnlyOption.Safe,
+};
+
 const SILENT_LOGGER: Logger = { warn: () => {}, info: () => {} };
+
+function readOnlyOption(reads: LinearizableReads = "lease"): ReadOnlyOption {
+  if (!Object.hasOwn(READ_ONLY_OPTIONS, reads)) {
+    throw new RangeError(`linearizableReads must be "lease" or "read-index", got ${JSON.stringify(reads)}`);
+  }
+  return READ_ONLY_OPTIONS[reads];
+}
 
 function peerMap(peers: OpenOptions["peers"]): Map<NodeId, PeerAddress> {
   const entries: [number, string][] =
@@ -233,6 +256,7 @@ export async function openEmbedded(options: OpenOptions): Promise<EmbeddedConcor
     throw new RangeError(`nodeId ${nodeId} is not a positive integer`);
   const logger = options.logger ?? SILENT_LOGGER;
   const peers = peerMap(options.peers);
+  const reads = readOnlyOption(options.linearizableReads);
   const clustered = peers.size > 0;
   mkdirSync(options.dataDir, { recursive: true });
 
@@ -282,6 +306,7 @@ export async function openEmbedded(options: OpenOptions): Promise<EmbeddedConcor
     }),
     ...(options.tickMs === undefined ? {} : { tickMs: options.tickMs }),
     ...(options.proposalTimeoutMs === undefined ? {} : { proposalTimeoutMs: options.proposalTimeoutMs }),
+    raft: { readOnlyOption: reads },
     ...(options.onFailure === undefined ? {} : { onFailure: options.onFailure }),
   });
   const parts = new EmbeddedBackend(host, transport, raftEngine, stateMachineKv);

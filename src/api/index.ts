@@ -22,7 +22,13 @@ export {
   type TxnSpec,
   type WatchOptions,
 } from "./db.js";
-export { EmbeddedConcord, FIRST_RANGE_ID, openEmbedded, type OpenOptions } from "./embedded.js";
+export {
+  EmbeddedConcord,
+  FIRST_RANGE_ID,
+  openEmbedded,
+  type LinearizableReads,
+  type OpenOptions,
+} from "./embedded.js";
 export {
   AmbiguousResultError,
   AmbiguousWriteError,

@@ -49,6 +49,7 @@ export async function startEmbeddedNode(launch: NodeLaunch, logger: Logger): Pro
     autoSplit: launch.split.autoSplit,
     autoMerge: launch.split.autoMerge,
     splitPolicy: launch.split.policy,
+    linearizableReads: launch.linearizableReads,
   });
   const clientAddress = db.clientAddress();
   const peerAddress = db.peerAddress();

@@ -42,6 +42,7 @@ const START_FLAGS = [
   "initial-cluster-state",
   "initial-cluster-token",
   ...SPLIT_FLAG_NAMES,
+  "linearizable-reads",
 ] as const;
 
 const START_EXAMPLES = `
@@ -150,6 +151,7 @@ interface StartOptions {
   mergeMaxBytes?: string;
   mergeMaxOps?: string;
   mergeWindows?: string;
+  linearizableReads?: string;
 }
 
 type Chosen =
@@ -202,6 +204,10 @@ function buildProgram(deps: CliDeps, version: string, choose: (chosen: Chosen) =
       START_DEFAULTS.initialClusterToken,
     );
   for (const option of SPLIT_OPTIONS) start.option(option.flags, option.description);
+  start.option(
+    "--linearizable-reads <mode>",
+    "how a range's leader confirms a linearizable read: lease (served at once while a quorum answered a heartbeat within the election timeout, judged on the leader's monotonic clock) or read-index (a heartbeat round per batch of reads, as etcd; assumes nothing about clocks) (default: lease)",
+  );
   start
     .addHelpText("after", START_EXAMPLES)
     .action((options: StartOptions) => choose({ kind: "start", flags: options }));

@@ -6,6 +6,7 @@
  * SPLIT_OPTIONS for the command's help.
  */
 import { resolve } from "node:path";
+import type { LinearizableReads } from "../api/embedded.js";
 import { etcdClusterId } from "../api/etcd/context.js";
 import { joinedMemberIdOf } from "../api/etcd/member-ids.js";
 import type { SplitPolicyOptions } from "../placement/split/policy.js";
@@ -40,6 +41,8 @@ export interface StartFlags {
   readonly mergeMaxBytes?: string | undefined;
   readonly mergeMaxOps?: string | undefined;
   readonly mergeWindows?: string | undefined;
+  /** `--linearizable-reads`: lease or read-index. Absent: lease. */
+  readonly linearizableReads?: string | undefined;
 }
 
 /**
@@ -139,6 +142,18 @@ export interface StartConfig {
   readonly clusterToken: string;
   readonly clusterId: string;
   readonly split: SplitConfig;
+  readonly linearizableReads: LinearizableReads;
+}
+
+const LINEARIZABLE_READS: readonly LinearizableReads[] = ["lease", "read-index"];
+
+function parseLinearizableReads(text: string | undefined): LinearizableReads {
+  if (text === undefined) return "lease";
+  const mode = LINEARIZABLE_READS.find((known) => known === text);
+  if (mode === undefined) {
+    throw new UsageError(`--linearizable-reads: expected lease or read-index, got "${text}"`);
+  }
+  return mode;
 }
 
 function single(flag: string, urls: readonly ParsedUrl[]): ParsedUrl {
@@ -239,6 +254,7 @@ export function resolveStartConfig(flags: StartFlags, cwd: string): StartConfig 
     clusterToken,
     clusterId: clusterIdOf(clusterToken),
     split: parseSplitFlags(flags),
+    linearizableReads: parseLinearizableReads(flags.linearizableReads),
   };
 }
 

@@ -3,6 +3,7 @@
  * start (founding a cluster, or joining a running one), start the node through an injected NodeStarter, print its addresses, and on the first
  * SIGINT or SIGTERM close it and report success. A first start that fails is rolled back.
  */
+import type { LinearizableReads } from "../api/embedded.js";
 import type { NodeId } from "../raft/types.js";
 import { foundDataDir, inspectDataDir, type Rollback } from "./data-dir.js";
 import { RuntimeError } from "./errors.js";
@@ -27,6 +28,7 @@ export interface NodeLaunch {
   readonly peers: ReadonlyMap<NodeId, HostPort>;
   /** Automatic splits on or off, and the thresholds the flags set. */
   readonly split: SplitConfig;
+  readonly linearizableReads: LinearizableReads;
 }
 
 /** A started node: where it actually listens (port 0 resolved) and how to stop it. */
@@ -77,6 +79,7 @@ export function launchOf(config: StartConfig, join: boolean): NodeLaunch {
       config.members.map((member) => [member.id, { host: member.peerUrl.host, port: member.peerUrl.port }]),
     ),
     split: config.split,
+    linearizableReads: config.linearizableReads,
   };
 }
 

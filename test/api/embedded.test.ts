@@ -1,7 +1,7 @@
 // Concord.open without cluster options: a one-node durable store in this process, in a
 // temporary directory. Data written before close is there after reopening.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -108,5 +108,32 @@ test("an embedded watch reports puts and deletes, and ends when cancelled", asyn
   } finally {
     await db.close();
     rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test("linearizable reads are served under either read mode; an unknown mode opens nothing", async () => {
+  const root = mkdtempSync(join(tmpdir(), "concord-api-"));
+  try {
+    for (const linearizableReads of ["lease", "read-index"] as const) {
+      const db = await Concord.open({
+        dataDir: join(root, linearizableReads),
+        tickMs: 10,
+        linearizableReads,
+      });
+      try {
+        await db.put("k", linearizableReads);
+        assert.equal(text((await db.get("k"))?.value), linearizableReads);
+      } finally {
+        await db.close();
+      }
+    }
+    const dataDir = join(root, "refused");
+    await assert.rejects(
+      Concord.open({ dataDir, linearizableReads: "stale" as never }),
+      /linearizableReads must be "lease" or "read-index", got "stale"/,
+    );
+    assert.equal(existsSync(dataDir), false);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
   }
 });

@@ -24,6 +24,7 @@ import type { Replica } from "../../node/replica.js";
 import { NodeRanges } from "../../placement/node-ranges.js";
 import { RangeRouter } from "../../placement/router/router.js";
 import type { ReplicaInit } from "../../node/options.js";
+import type { ReadOnlyOption } from "../../raft/index.js";
 import type { NodeId } from "../../raft/types.js";
 import type { ReplicaStorage, StorageEngine } from "../../storage/contracts.js";
 import { MemoryStorageEngine } from "../../storage/memory.js";
@@ -169,6 +170,8 @@ export interface RuntimeNodeSettings {
   readonly readTimeoutMs: number;
   readonly preVote: boolean;
   readonly checkQuorum: boolean;
+  /** Lease reads only with checkQuorum (the core refuses otherwise); absent: ReadIndex rounds. */
+  readonly readOnlyOption?: ReadOnlyOption;
   /** Called with every new incarnation's replica, before it handles anything. */
   readonly onReplica: (node: RuntimeNode, replica: Replica) => void;
   /** Run as a node of a split keyspace (see the file header); absent: one range, no placement. */
@@ -304,7 +307,13 @@ export class RuntimeNode {
       snapshotEntries: this.settings.snapshotEntries,
       proposalTimeoutMs: this.settings.proposalTimeoutMs,
       readTimeoutMs: this.settings.readTimeoutMs,
-      raft: { preVote: this.settings.preVote, checkQuorum: this.settings.checkQuorum },
+      raft: {
+        preVote: this.settings.preVote,
+        checkQuorum: this.settings.checkQuorum,
+        ...(this.settings.readOnlyOption === undefined
+          ? {}
+          : { readOnlyOption: this.settings.readOnlyOption }),
+      },
     });
     void transport.start();
     host.start();

@@ -17,6 +17,7 @@
 import { rangeRequest } from "../../kv/commands.js";
 import type { ReplicaInit } from "../../node/options.js";
 import type { Replica } from "../../node/replica.js";
+import { ReadOnlyOption } from "../../raft/index.js";
 import { EMPTY_CONF_STATE, StateRole, type ConfState, type NodeId } from "../../raft/types.js";
 import type { Logger } from "../../transport/transport.js";
 import { checkLinearizability, type Operation } from "../linearizability/index.js";
@@ -229,6 +230,7 @@ class RuntimeRun {
     this.clusterSize = shape.pick(sizes);
     const preVote = shape.chance(0.5);
     const checkQuorum = shape.chance(0.5);
+    const readOnlyOption = checkQuorum && shape.chance(0.5) ? ReadOnlyOption.LeaseBased : ReadOnlyOption.Safe;
     const logger: Logger = { warn: () => undefined, info: () => undefined };
     this.nodeSettings = {
       scheduler: this.scheduler,
@@ -242,6 +244,7 @@ class RuntimeRun {
       readTimeoutMs: 1_000,
       preVote,
       checkQuorum,
+      readOnlyOption,
       onReplica: (node, replica) => this.applyCheck.watch(node, replica),
       ...(this.splits
         ? {
@@ -255,7 +258,10 @@ class RuntimeRun {
     };
     const founders = Array.from({ length: this.clusterSize }, (_, i) => i + 1);
     for (const id of founders) this.addNode(id, { bootstrap: { ...EMPTY_CONF_STATE, voters: founders } });
-    this.trace.add(0, `${this.clusterSize} nodes, preVote ${preVote}, checkQuorum ${checkQuorum}`);
+    this.trace.add(
+      0,
+      `${this.clusterSize} nodes, preVote ${preVote}, checkQuorum ${checkQuorum}, reads ${readOnlyOption}`,
+    );
     const clientRandom = this.random.fork("clients");
     for (let id = 1; id <= this.profile.clients.count; id++) {
       this.clients.push(new RuntimeClient(id, clientRandom.fork(`client ${id}`), this.clientContext()));
