@@ -81,9 +81,41 @@ export class WriteBatch {
     this.record({ key, value: null });
   }
 
-  /** Stages every op of `other` on top of this batch's (`other`'s win on the same key). */
+  /**
+   * Stages every op of `other` on top of this batch's (`other`'s win on the same key). When this
+   * batch keeps its order already, the two orders are merged in one pass: inserting op by op
+   * costs a splice each, quadratic in a large batch (a split's copy of every moving version,
+   * absorbed into the batch of the entries applied with it, took over a second).
+   */
   absorb(other: WriteBatch): void {
-    for (const [name, op] of other.ops) this.recordNamed(name, op);
+    if (other.ops.size === 0) return;
+    if (this.sorted === null || other.ops.size === 1) {
+      for (const [name, op] of other.ops) this.recordNamed(name, op);
+      return;
+    }
+    other.sortedOps();
+    const incoming = other.sorted!;
+    const { ops, names } = this.sorted;
+    const mergedOps: WriteOp[] = [];
+    const mergedNames: string[] = [];
+    let i = 0;
+    let j = 0;
+    while (i < names.length || j < incoming.names.length) {
+      const own = names[i];
+      const theirs = incoming.names[j];
+      if (theirs === undefined || (own !== undefined && own < theirs)) {
+        mergedOps.push(ops[i]!);
+        mergedNames.push(own!);
+        i++;
+        continue;
+      }
+      if (own === theirs) i++;
+      mergedOps.push(incoming.ops[j]!);
+      mergedNames.push(theirs);
+      this.ops.set(theirs, incoming.ops[j]!);
+      j++;
+    }
+    this.sorted = { ops: mergedOps, names: mergedNames };
   }
 
   /** The pending value for `key`: bytes, null when deleted, undefined when untouched. */
