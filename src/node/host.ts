@@ -8,9 +8,9 @@
  * answers proposals and reads, and advances each core. When the sync resolves, the messages
  * that promise durability (votes, acknowledgements) leave and the cores learn their entries
  * are durable (a leader's own log counts toward the quorum from then on); later turns run
- * meanwhile. Ticks are counted from the monotonic clock (see `countElapsedTicks`), so a
- * stalled event loop cannot leave a leader's lease judged on a clock that stood still.
- * Inputs that arrive between turns (ticks, messages, requests, durability reports)
+ * meanwhile. Ticks come from a timer; the cores' lease clocks also catch up with the
+ * monotonic clock (see `leaseCatchUp`), so a stalled event loop cannot leave a leader's lease
+ * judged on a clock that stood still. Inputs that arrive between turns (ticks, messages, requests, durability reports)
  * are queued and fed to the cores at the start of the next turn, so a core is never touched
  * between its `ready()` and `advance()`. Turns run back to back while work remains, never two
  * at once; requests made together (in one synchronous stretch — with `deferTurn` set to
@@ -56,8 +56,10 @@ export class NodeHost {
   private state: HostState = "new";
   private failureCause: Error | null = null;
   private pendingTicks = 0;
-  /** Monotonic time up to which whole ticks have been counted into pendingTicks. */
-  private ticksCountedUntil = 0;
+  /** Monotonic time of start(): the origin of the ticks of real time (leaseCatchUp). */
+  private ticksOrigin = 0;
+  /** Ticks the cores' lease clocks were moved by so far: by the timer, and to catch up. */
+  private leaseTicksFed = 0;
   private tickTimer: TimerHandle | null = null;
   private turnRequested = false;
   private loop: Promise<void> | null = null;
@@ -101,7 +103,7 @@ export class NodeHost {
   start(): void {
     if (this.state !== "new") throw new Error(`cannot start a node host that is ${this.state}`);
     this.state = "running";
-    this.ticksCountedUntil = this.options.monotonicClock();
+    this.ticksOrigin = this.options.monotonicClock();
     this.scheduleTick();
     this.requestTurn();
   }
@@ -256,27 +258,30 @@ export class NodeHost {
     this.tickTimer = this.options.timers.setTimeout(() => {
       this.tickTimer = null;
       if (this.state !== "running") return;
-      this.countElapsedTicks(this.options.monotonicClock());
+      this.pendingTicks++;
+      this.counters.ticks++;
       this.scheduleTick();
       this.requestTurn();
     }, this.config.tickMs);
   }
 
   /**
-   * Adds to pendingTicks the whole ticks elapsed on the monotonic clock since the last count.
-   * Counting timer firings instead would fall behind whenever the event loop stalls (a timer
-   * fires once, however late), and a leader whose ticks fell behind would judge its read lease
-   * valid after its followers' election timers ran out: a stale read. Runs at every turn's
-   * start too, since a turn can follow a stall before the timer's callback does. At most an
-   * election timeout's worth is kept: that already expires every lease and election timer, and
-   * more would only make a leader run its check-quorum twice before it reads the messages that
-   * arrived during the stall.
+   * How many ticks the cores' lease clocks must move on, beyond this turn's `timerTicks`, to
+   * keep up with the monotonic clock. A timer fires once however late it is, so after an
+   * event-loop stall the timer's ticks fall behind real time, while the followers' election
+   * timers, in other processes, kept running: a leader judging its lease on them would serve
+   * reads after a new leader may have been elected. Elections keep the timer's ticks (a stall
+   * of a process that hosts a whole test cluster must not time out every follower at once),
+   * which only makes followers slower to vote: the safe side for a lease. At most an election
+   * timeout's worth is returned, which already expires every lease.
    */
-  private countElapsedTicks(now: number): void {
-    const elapsed = Math.floor((now - this.ticksCountedUntil) / this.config.tickMs);
-    if (elapsed <= 0) return;
-    this.ticksCountedUntil += elapsed * this.config.tickMs;
-    this.pendingTicks = Math.min(this.pendingTicks + elapsed, this.config.electionTicks);
+  private leaseCatchUp(now: number, timerTicks: number): number {
+    const realTicks = Math.floor((now - this.ticksOrigin) / this.config.tickMs);
+    this.leaseTicksFed += timerTicks;
+    const behind = realTicks - this.leaseTicksFed;
+    if (behind <= 0) return 0;
+    this.leaseTicksFed = realTicks;
+    return Math.min(behind, this.config.electionTicks);
   }
 
   private receive(envelope: Envelope): void {
@@ -407,15 +412,14 @@ export class NodeHost {
   }
 
   private async turn(): Promise<void> {
-    const now = this.options.monotonicClock();
-    if (this.state === "running") this.countElapsedTicks(now);
     const ticks = this.pendingTicks;
     this.pendingTicks = 0;
-    this.counters.ticks += ticks;
+    const now = this.options.monotonicClock();
+    const leaseTicks = this.state === "running" ? this.leaseCatchUp(now, ticks) : 0;
     if (ticks > 0) this.onTicks(ticks, now);
     const replicas = [...this.awake];
     for (const replica of replicas) await replica.installIncomingSnapshot();
-    for (const replica of replicas) replica.feed(ticks, now);
+    for (const replica of replicas) replica.feed(ticks, now, leaseTicks);
     const work = replicas.flatMap((replica) => {
       const rd = replica.takeReady();
       return rd === null ? [] : [{ replica, rd }];

@@ -692,7 +692,7 @@ export class Replica {
   }
 
   /** Feeds the core what arrived since the last turn: ticks, messages, reports, requests. */
-  feed(ticks: number, now: number): void {
+  feed(ticks: number, now: number, leaseTicks = 0): void {
     for (const [index, term] of this.persistedReports.splice(0)) this.raw.persisted(index, term);
     if (this.wakeRequested) {
       this.wakeRequested = false;
@@ -700,6 +700,8 @@ export class Replica {
     }
     // A quiesced core ignores ticks: skip the calls.
     if (!this.raw.quiesced) for (let i = 0; i < ticks; i++) this.raw.tick();
+    // Before any read is judged: the lease clock keeps up with real time (NodeHost.leaseCatchUp).
+    if (leaseTicks > 0) this.raw.advanceLeaseClock(leaseTicks);
     for (const [peer, ok] of this.snapshotReports.splice(0)) this.raw.reportSnapshot(peer, ok);
     for (const peer of this.unreachablePeers) this.raw.reportUnreachable(peer);
     this.unreachablePeers.clear();

@@ -57,6 +57,11 @@ export class RawNode {
     this.raft.tick();
   }
 
+  /** Moves the lease clock on without the election and heartbeat timers (Raft.advanceLeaseClock). */
+  advanceLeaseClock(ticks: number): void {
+    this.raft.advanceLeaseClock(ticks);
+  }
+
   /** Campaign now instead of waiting for the election timeout. */
   campaign(): void {
     this.raft.campaign();

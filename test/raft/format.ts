@@ -64,6 +64,7 @@ export function formatMessage(m: Message): string {
     case MessageType.App:
       out += ` log=${m.logTerm}/${m.index} commit=${m.commit}`;
       if (m.entries.length > 0) out += ` entries=[${formatEntries(m.entries)}]`;
+      if (m.context.length > 0) out += " notice";
       break;
     case MessageType.AppResp:
       out += m.reject ? ` rejected index=${m.index} hint=${m.logTerm}/${m.rejectHint}` : ` index=${m.index}`;

@@ -102,6 +102,9 @@ export class Interaction {
       case "read-index":
         this.guard(out, () => this.node(id).raw.readIndex(encoder.encode(positional[1] ?? "")));
         break;
+      case "advance-lease-clock":
+        this.node(id).raw.advanceLeaseClock(Number(positional[1]));
+        break;
       case "transfer-leader":
         this.node(id).raw.transferLeader(Number(positional[1]));
         break;
