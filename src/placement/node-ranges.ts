@@ -20,6 +20,7 @@ import type { CommandResult, RangeResult } from "../kv/results.js";
 import type { SizeEstimate } from "../kv/store.js";
 import type { Watch, WatchRequest } from "../kv/watch.js";
 import type { NodeHost } from "../node/host.js";
+import { NotLeaderError } from "../node/errors.js";
 import type { Replica } from "../node/replica.js";
 import type { ReadConsistency, RequestId } from "../node/types.js";
 import { NONE, type ConfState, type NodeId, type RandomSource } from "../raft/types.js";
@@ -30,7 +31,7 @@ import type { RouteDescriptor, RouteState } from "./catalog/descriptor.js";
 import { replicaMetaKv } from "./catalog/meta-kv.js";
 import { RouteTable } from "./routes/table.js";
 import { RouteWatcher } from "./routes/watcher.js";
-import { ReplicaNotHostedError } from "./router/retry.js";
+import { backoffDelay, DEFAULT_RETRY_POLICY, ReplicaNotHostedError } from "./router/retry.js";
 import { RangeRouter } from "./router/router.js";
 import { catalogKeys } from "./router/system-keys.js";
 import { RoutedWatch } from "./router/watch.js";
@@ -505,15 +506,17 @@ export class NodeRanges {
   private rangeOps(): RangeOps {
     return {
       fence: async (groupId, splitKey, rhsGroupId) => {
-        await this.hosted(groupId).fence(splitKey, rhsGroupId);
+        await this.withLeader(() => this.hosted(groupId).fence(splitKey, rhsGroupId));
       },
       split: async (groupId, splitKey, rhsGroupId) => {
         const replica = this.hosted(groupId);
-        return applyOnce(replica.split(splitKey, rhsGroupId), () => replica.lastSplit, rhsGroupId);
+        return this.withLeader(() =>
+          applyOnce(replica.split(splitKey, rhsGroupId), () => replica.lastSplit, rhsGroupId),
+        );
       },
       describe: (groupId) => this.describe(groupId),
       mergeFence: async (groupId) => {
-        await this.hosted(groupId).mergeFence();
+        await this.withLeader(() => this.hosted(groupId).mergeFence());
       },
       mergeImage: async (groupId) => {
         const replica = this.hosted(groupId);
@@ -522,13 +525,29 @@ export class NodeRanges {
       },
       merge: async (groupId, rhsGroupId, image, lhsBoundsRevision) => {
         const replica = this.hosted(groupId);
-        return applyOnce(
-          replica.merge(rhsGroupId, image, lhsBoundsRevision),
-          () => replica.lastMerge,
-          rhsGroupId,
+        return this.withLeader(() =>
+          applyOnce(replica.merge(rhsGroupId, image, lhsBoundsRevision), () => replica.lastMerge, rhsGroupId),
         );
       },
     };
+  }
+
+  /**
+   * Runs a range command through this node's replica, riding out a group with no leader known
+   * here (NotLeaderError: nothing was proposed) with the router's bounded backoff, on the
+   * node's timers. A split's new range is still electing its first leader right after the
+   * split returns; a split of it made then through another member failed at once.
+   */
+  private async withLeader<T>(run: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await run();
+      } catch (error) {
+        if (!(error instanceof NotLeaderError) || attempt >= DEFAULT_RETRY_POLICY.attempts) throw error;
+        const delay = backoffDelay(DEFAULT_RETRY_POLICY, attempt);
+        await new Promise<void>((resolve) => this.options.timers.setTimeout(() => resolve(), delay));
+      }
+    }
   }
 
   /**
