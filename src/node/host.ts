@@ -10,11 +10,12 @@
  * are durable (a leader's own log counts toward the quorum from then on); later turns run
  * meanwhile. Ticks come from a timer; the cores' lease clocks also catch up with the
  * monotonic clock (see `leaseCatchUp`), so a stalled event loop cannot leave a leader's lease
- * judged on a clock that stood still. Inputs that arrive between turns (ticks, messages, requests, durability reports)
- * are queued and fed to the cores at the start of the next turn, so a core is never touched
- * between its `ready()` and `advance()`. Turns run back to back while work remains, never two
- * at once; requests made together (in one synchronous stretch — with `deferTurn` set to
- * setImmediate, as Concord.open does, in one event-loop pass) share the next turn.
+ * judged on a clock that stood still. Inputs that arrive between turns (ticks, messages,
+ * requests, durability reports) are queued and fed to the cores at the start of the next
+ * turn, so a core is never touched between its `ready()` and `advance()`. Turns run back to
+ * back while work remains, never two at once; requests made together (in one synchronous
+ * stretch — with `deferTurn` set to setImmediate, as Concord.open does, in one event-loop
+ * pass) share the next turn.
  *
  * Quiescence: only awake replicas are fed and asked for a Ready; a replica whose Raft group
  * quiesced with nothing pending goes dormant until a message, a request or a report arrives
