@@ -153,12 +153,14 @@ export class NodeHost {
     if (this.state !== "new" && this.state !== "running") return;
     // Hosted already; or being destroyed — merged away, and this split re-applied by a replay.
     if (this.replicas.has(rhsRangeId) || this.destroying.has(rhsRangeId)) return;
+    let initialised = false;
     if (!this.options.engine.groups().includes(rhsRangeId)) {
       const storage = this.options.stateMachine(rhsRangeId);
       if (new MvccStore(storage.kv, storage.storeOptions).appliedIndex === 0) return;
       initialiseSplitRange(this.options.engine.replica(rhsRangeId), confState);
+      initialised = true;
     }
-    const rhs = this.createReplica(rhsRangeId, { join: true });
+    const rhs = this.createReplica(rhsRangeId, { join: true, newSplitRange: initialised });
     // The left-hand leader's node starts the new group's first election at once: requests
     // for the moved keys would otherwise find no leader for an election timeout.
     if (this.replicas.get(rangeId)?.termLeaderRevision().leader === this.nodeId) rhs.campaign();

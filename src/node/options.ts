@@ -32,7 +32,13 @@ export type StateMachineFactory = (rangeId: number) => StateMachineStorage;
  * the given membership (every founder passes the same one), or as a joiner that waits to be
  * added by the group's leader. Over storage that already holds the group, either just reopens it.
  */
-export type ReplicaInit = { readonly bootstrap: ConfState } | { readonly join: true };
+/**
+ * How a replica starts over storage that holds no range yet: founding it, or waiting to be
+ * added. `newSplitRange`: the storage was just initialised for a split's new range here, so
+ * the replica resumes nothing (see RaftConfig.restarted).
+ */
+export type ReplicaInit =
+  { readonly bootstrap: ConfState } | { readonly join: true; readonly newSplitRange?: boolean };
 
 /** Raft settings a host passes through to every replica's core. */
 export type RaftTuning = Omit<

@@ -195,6 +195,7 @@ export class Replica {
     stateMachineStorage: StateMachineStorage,
     private readonly host: ReplicaHost,
   ) {
+    const restarted = !isFresh(storage) && !("join" in init && init.newSplitRange === true);
     if (isFresh(storage) && "bootstrap" in init) {
       const { voters, learners } = init.bootstrap;
       if (!voters.includes(host.nodeId) && !learners.includes(host.nodeId)) {
@@ -236,6 +237,7 @@ export class Replica {
       storage,
       random: host.random,
       applied: storage.appliedIndex(),
+      restarted,
     });
   }
 

@@ -58,6 +58,13 @@ export interface RaftConfig {
   readonly disableProposalForwarding?: boolean;
   /** A leader removed from (or demoted in) the configuration steps down. */
   readonly stepDownOnRemoval?: boolean;
+  /**
+   * This core resumes a member that may have answered a leader's heartbeats before it went
+   * down (its state was stored, not just created). With check-quorum it refuses votes for its
+   * first election timeout, as a follower that just heard from a leader does: it no longer
+   * knows that leader, and a lease the leader holds on its answers must stay safe.
+   */
+  readonly restarted?: boolean;
   readonly bugs?: InjectedBugs;
 }
 
@@ -89,6 +96,7 @@ export function resolveConfig(config: RaftConfig): ResolvedRaftConfig {
     leaseSafetyTicks: 2,
     disableProposalForwarding: false,
     stepDownOnRemoval: true,
+    restarted: false,
     ...config,
     bugs: config.bugs ?? {},
   };

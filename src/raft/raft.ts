@@ -139,6 +139,8 @@ export class Raft {
    * this term can be trusted again: reads take a heartbeat round until the term ends.
    */
   private leaseForfeited = false;
+  /** Ticks left during which a restarted core refuses votes (RaftConfig.restarted). */
+  private restartedLeaseTicks = 0;
   /**
    * Quiesced: ticks are ignored (no heartbeats, no election timer) until any other input
    * arrives. A leader quiesces by `quiesce()`, a follower on its leader's quiesce heartbeat.
@@ -156,6 +158,7 @@ export class Raft {
     if (hardState.term !== 0 || hardState.vote !== NONE || hardState.commit !== 0) this.loadState(hardState);
     if (this.config.applied > 0) this.log.appliedTo(this.config.applied);
     this.becomeFollower(this.term, NONE);
+    if (this.config.restarted && this.config.checkQuorum) this.restartedLeaseTicks = this.config.electionTick;
   }
 
   hardState(): HardState {
@@ -367,6 +370,7 @@ export class Raft {
     // A quiesced group's clocks stand still; the caller wakes it (any input) to resume them.
     if (this.quiesced) return;
     this.tickCount++;
+    if (this.restartedLeaseTicks > 0) this.restartedLeaseTicks--;
     if (this.role === StateRole.Leader) this.tickLeader();
     else this.tickElection();
   }
@@ -527,8 +531,11 @@ export class Raft {
     if (m.type === MessageType.Vote || m.type === MessageType.PreVote) {
       const forced = isTransferContext(m.context);
       const inLease =
-        this.config.checkQuorum && this.lead !== NONE && this.electionElapsed < this.config.electionTick;
-      // Leader stickiness: while we hear from a leader, a disruptive candidate is ignored.
+        this.config.checkQuorum &&
+        ((this.lead !== NONE && this.electionElapsed < this.config.electionTick) ||
+          this.restartedLeaseTicks > 0);
+      // Leader stickiness: while we hear from a leader (or may have, before a restart), a
+      // disruptive candidate is ignored; lease reads rely on it.
       if (!forced && inLease) return false;
     }
     if (m.type === MessageType.PreVote) return true; // never changes our term

@@ -192,6 +192,7 @@ export class SimNode {
       readOnlyOption: this.settings.readOnlyOption,
       maxSizePerMsg: this.settings.maxSizePerMsg,
       maxInflightMsgs: this.settings.maxInflightMsgs,
+      restarted: number > 1,
       bugs: this.settings.bugs,
     });
     this.current = {

@@ -6,7 +6,7 @@ import { checkedIncrement, RaftInvariantError } from "../../src/raft/assert.js";
 import { RaftConfigError, ReadOnlyOption, type RaftConfig } from "../../src/raft/config.js";
 import { ProposalDroppedError } from "../../src/raft/raft.js";
 import { RawNode } from "../../src/raft/rawnode.js";
-import { EntryType, StateRole, type ConfState } from "../../src/raft/types.js";
+import { EntryType, message, MessageType, StateRole, type ConfState } from "../../src/raft/types.js";
 import { UnstableLog } from "../../src/raft/unstable.js";
 import { MemoryStorageEngine } from "../../src/storage/memory.js";
 import { SeededRandom } from "../../src/sim/random.js";
@@ -29,6 +29,22 @@ function newNode(id: number, cs: ConfState, overrides: Partial<RaftConfig> = {})
     ...overrides,
   });
   return { raw, storage, engine };
+}
+
+/** A second core over `storage` (a restart of the node that wrote it). */
+function newNodeOver(
+  storage: ReturnType<MemoryStorageEngine["replica"]>,
+  overrides: Partial<RaftConfig> = {},
+) {
+  const raw = new RawNode({
+    id: 2,
+    electionTick: 10,
+    heartbeatTick: 1,
+    storage,
+    random: new SeededRandom(2),
+    ...overrides,
+  });
+  return { raw, storage };
 }
 
 /** Persist and advance every Ready until none is left (a one-node "cluster" needs no network). */
@@ -243,4 +259,37 @@ test("unstable entries replaced after they were handed out are handed out again"
   log.stableTo(3, 2);
   assert.equal(log.offset, 4);
   assert.deepEqual(log.entriesToWrite(), []);
+});
+
+test("a restarted core with check-quorum refuses votes for its first election timeout", () => {
+  // A follower that answered a leader's heartbeats, then crashed and came back at once, must
+  // not help elect anyone while that leader's lease on its answers may still run.
+  const voteFrom = (candidate: number) =>
+    message({ type: MessageType.Vote, from: candidate, to: 2, term: 3, logTerm: 0, index: 0 });
+  const granted = (node: { readonly raw: RawNode }): boolean => {
+    const rd = node.raw.ready();
+    node.raw.advance(rd);
+    return rd.messages.some((m) => m.type === MessageType.VoteResp && !m.reject);
+  };
+  const stored = (restarted: boolean, checkQuorum = true) => {
+    const node = newNode(2, confState([1, 2, 3]), { checkQuorum, restarted });
+    node.storage.setHardState({ term: 2, vote: 1, commit: 0 });
+    node.engine.syncNow();
+    return newNodeOver(node.storage, { checkQuorum, restarted });
+  };
+  const restarted = stored(true);
+  restarted.raw.step(voteFrom(3));
+  assert.equal(restarted.raw.hasReady() && granted(restarted), false, "voted within the election timeout");
+  for (let i = 0; i < 10; i++) restarted.raw.tick();
+  restarted.raw.step(voteFrom(3));
+  assert.equal(granted(restarted), true, "an election timeout after the restart it votes again");
+
+  for (const [isRestarted, checkQuorum] of [
+    [false, true],
+    [true, false],
+  ] as const) {
+    const node = stored(isRestarted, checkQuorum);
+    node.raw.step(voteFrom(3));
+    assert.equal(granted(node), true, `restarted ${isRestarted}, checkQuorum ${checkQuorum}`);
+  }
 });
