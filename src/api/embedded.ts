@@ -30,6 +30,7 @@ import { TcpTransport, type PeerAddress } from "../transport/tcp.js";
 import { systemRandom, systemTimers } from "../transport/timers.js";
 import type { Logger, Transport } from "../transport/transport.js";
 import { parseAddress } from "./address.js";
+import { LINEARIZABLE_READS, type LinearizableReads } from "./linearizable-reads.js";
 import { ConcordDb, type Backend, type RetryPolicy } from "./db.js";
 import { ReplicaStoppedError } from "./errors.js";
 import { ClientPort } from "./etcd/client-port.js";
@@ -98,8 +99,6 @@ export interface OpenOptions {
   readonly rangeSizeRefreshMs?: number;
 }
 
-export type LinearizableReads = "lease" | "read-index";
-
 const READ_ONLY_OPTIONS: Readonly<Record<LinearizableReads, ReadOnlyOption>> = {
   lease: ReadOnlyOption.LeaseBased,
   "read-index": ReadOnlyOption.Safe,
@@ -109,7 +108,8 @@ const SILENT_LOGGER: Logger = { warn: () => {}, info: () => {} };
 
 function readOnlyOption(reads: LinearizableReads = "lease"): ReadOnlyOption {
   if (!Object.hasOwn(READ_ONLY_OPTIONS, reads)) {
-    throw new RangeError(`linearizableReads must be "lease" or "read-index", got ${JSON.stringify(reads)}`);
+    const known = LINEARIZABLE_READS.map((mode) => JSON.stringify(mode)).join(" or ");
+    throw new RangeError(`linearizableReads must be ${known}, got ${JSON.stringify(reads)}`);
   }
   return READ_ONLY_OPTIONS[reads];
 }

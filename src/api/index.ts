@@ -22,13 +22,8 @@ export {
   type TxnSpec,
   type WatchOptions,
 } from "./db.js";
-export {
-  EmbeddedConcord,
-  FIRST_RANGE_ID,
-  openEmbedded,
-  type LinearizableReads,
-  type OpenOptions,
-} from "./embedded.js";
+export { EmbeddedConcord, FIRST_RANGE_ID, openEmbedded, type OpenOptions } from "./embedded.js";
+export { LINEARIZABLE_READS, type LinearizableReads } from "./linearizable-reads.js";
 export {
   AmbiguousResultError,
   AmbiguousWriteError,

@@ -6,7 +6,7 @@
  * SPLIT_OPTIONS for the command's help.
  */
 import { resolve } from "node:path";
-import type { LinearizableReads } from "../api/embedded.js";
+import { LINEARIZABLE_READS, type LinearizableReads } from "../api/linearizable-reads.js";
 import { etcdClusterId } from "../api/etcd/context.js";
 import { joinedMemberIdOf } from "../api/etcd/member-ids.js";
 import type { SplitPolicyOptions } from "../placement/split/policy.js";
@@ -145,13 +145,11 @@ export interface StartConfig {
   readonly linearizableReads: LinearizableReads;
 }
 
-const LINEARIZABLE_READS: readonly LinearizableReads[] = ["lease", "read-index"];
-
 function parseLinearizableReads(text: string | undefined): LinearizableReads {
   if (text === undefined) return "lease";
   const mode = LINEARIZABLE_READS.find((known) => known === text);
   if (mode === undefined) {
-    throw new UsageError(`--linearizable-reads: expected lease or read-index, got "${text}"`);
+    throw new UsageError(`--linearizable-reads: expected ${LINEARIZABLE_READS.join(" or ")}, got "${text}"`);
   }
   return mode;
 }

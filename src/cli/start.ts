@@ -3,7 +3,7 @@
  * start (founding a cluster, or joining a running one), start the node through an injected NodeStarter, print its addresses, and on the first
  * SIGINT or SIGTERM close it and report success. A first start that fails is rolled back.
  */
-import type { LinearizableReads } from "../api/embedded.js";
+import type { LinearizableReads } from "../api/linearizable-reads.js";
 import type { NodeId } from "../raft/types.js";
 import { foundDataDir, inspectDataDir, type Rollback } from "./data-dir.js";
 import { RuntimeError } from "./errors.js";
