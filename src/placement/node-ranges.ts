@@ -162,8 +162,7 @@ export class NodeRanges {
       table: this.table,
       replicas: this.host,
       reload: () => this.watcher.refresh(),
-      // Back off on the node's timers (virtual in the simulator), not the real event loop's.
-      sleep: (ms) => new Promise((resolve) => options.timers.setTimeout(resolve, ms)),
+      sleep: (ms) => this.sleep(ms),
     });
     this.sampler = new LoadSampler({ clock: options.monotonicClock, random: options.random });
     this.policy = new SplitPolicy(this.sampler, this.sizeSource(), {
@@ -532,6 +531,11 @@ export class NodeRanges {
     };
   }
 
+  /** Backoff waits run on the node's timers (virtual in the simulator), not the real event loop's. */
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => this.options.timers.setTimeout(() => resolve(), ms));
+  }
+
   /**
    * Runs a range command through this node's replica, riding out a group with no leader known
    * here (NotLeaderError: nothing was proposed) with the router's bounded backoff, on the
@@ -544,8 +548,7 @@ export class NodeRanges {
         return await run();
       } catch (error) {
         if (!(error instanceof NotLeaderError) || attempt >= DEFAULT_RETRY_POLICY.attempts) throw error;
-        const delay = backoffDelay(DEFAULT_RETRY_POLICY, attempt);
-        await new Promise<void>((resolve) => this.options.timers.setTimeout(() => resolve(), delay));
+        await this.sleep(backoffDelay(DEFAULT_RETRY_POLICY, attempt));
       }
     }
   }
