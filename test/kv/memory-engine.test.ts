@@ -166,6 +166,44 @@ describe("BatchOverlay", () => {
     );
   });
 
+  it("absorbs a batch of a few ops or of many into an ordered batch like a map overwrite", () => {
+    // Keys from a small space, so that absorbed ops often replace pending ones; batches of up to
+    // 80 ops, so that absorb both inserts ops one by one and merges orders.
+    const smallKey = fc.integer({ min: 0, max: 120 }).map((n) => Uint8Array.of(n));
+    const smallBatch = fc.array(
+      fc.record({ key: smallKey, value: fc.option(fc.uint8Array({ maxLength: 2 }), { nil: null }) }),
+      { maxLength: 80, size: "max" },
+    );
+    fc.assert(
+      fc.property(smallBatch, fc.array(smallBatch, { maxLength: 6 }), (first, rest) => {
+        const growing = new WriteBatch();
+        const model = new Map<number, Uint8Array | null>();
+        const stage = (batch: WriteBatch, ops: typeof first): void => {
+          for (const { key: k, value } of ops) {
+            if (value === null) batch.delete(k);
+            else batch.put(k, value);
+          }
+        };
+        stage(growing, first);
+        for (const { key: k, value } of first) model.set(k[0]!, value);
+        growing.sortedOps();
+        for (const ops of rest) {
+          const step = new WriteBatch();
+          stage(step, ops);
+          growing.absorb(step);
+          for (const { key: k, value } of ops) model.set(k[0]!, value);
+          const expected = [...model.entries()].sort(([a], [b]) => a - b);
+          assert.deepEqual(
+            growing.sortedOps().map((o) => [o.key[0], o.value]),
+            expected,
+          );
+          for (const [k, value] of expected) assert.deepEqual(growing.pending(Uint8Array.of(k)), value);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it("keeps reading like the committed batch while the batch grows and absorbs others", () => {
     fc.assert(
       fc.property(
