@@ -13,7 +13,7 @@
  * contiguous and a key's versions never interleave with a longer key's. ^revision is the
  * bitwise complement of the revision as 8 big-endian bytes: newest version first.
  */
-import { ByteReader, ByteWriter, DecodeError, concatBytes, prefixEnd, utf8 } from "./bytes.js";
+import { ByteReader, ByteWriter, DecodeError, EMPTY, concatBytes, prefixEnd, utf8 } from "./bytes.js";
 
 const ESCAPE = 0x00;
 const ESCAPED_ZERO = 0xff;
@@ -131,6 +131,7 @@ export class KeyLayout {
   readonly dedupOrderEnd: Uint8Array;
 
   readonly namespace: Uint8Array;
+  private lastDedupClient: { readonly id: string; readonly key: Uint8Array } = { id: "", key: EMPTY };
 
   constructor(namespace: Uint8Array) {
     this.namespace = namespace.slice();
@@ -174,14 +175,32 @@ export class KeyLayout {
     return { userKey, revision: decodeDescendingRevision(key, end) };
   }
 
+  /**
+   * The key of `clientId`'s dedup record. The last one is kept: each applied command looks up
+   * and records its client's, and a node's commands share one client id. Callers must not
+   * change the bytes.
+   */
   dedupClientKey(clientId: string): Uint8Array {
-    return concatBytes(this.dedupClientsStart, utf8(clientId));
+    if (clientId !== this.lastDedupClient.id) {
+      this.lastDedupClient = { id: clientId, key: concatBytes(this.dedupClientsStart, utf8(clientId)) };
+    }
+    return this.lastDedupClient.key;
   }
 
   dedupOrderKey(entryIndex: number): Uint8Array {
-    const key = new Uint8Array(this.dedupOrderStart.length + 8);
+    if (!Number.isSafeInteger(entryIndex) || entryIndex < 0) {
+      throw new RangeError(`entry index out of range: ${entryIndex}`);
+    }
+    const at = this.dedupOrderStart.length;
+    const key = new Uint8Array(at + 8);
     key.set(this.dedupOrderStart);
-    new DataView(key.buffer).setBigUint64(this.dedupOrderStart.length, BigInt(entryIndex));
+    // Big-endian u64, written as two u32 halves: no BigInt or DataView per command.
+    const high = Math.floor(entryIndex / 2 ** 32);
+    const low = entryIndex >>> 0;
+    for (let i = 0; i < 4; i++) {
+      key[at + i] = (high >>> (24 - 8 * i)) & 0xff;
+      key[at + 4 + i] = (low >>> (24 - 8 * i)) & 0xff;
+    }
     return key;
   }
 

@@ -206,6 +206,45 @@ function isRetriedUnrecorded(result: CommandResult): boolean {
   );
 }
 
+/*
+ * The state and the outcome of every applied command are built as whole object literals, not
+ * spread from the previous ones: spreading them took a tenth of the CPU time of applying puts.
+ */
+
+/** `before` with `appliedIndex` moved on and nothing else changed. */
+function withAppliedIndex(before: StoreState, appliedIndex: number): StoreState {
+  return {
+    appliedIndex,
+    revision: before.revision,
+    compacted: before.compacted,
+    dedupClients: before.dedupClients,
+    bounds: before.bounds,
+    rangeState: before.rangeState,
+    lastSplit: before.lastSplit,
+    lastMerge: before.lastMerge,
+  };
+}
+
+/** A command that answered `result`, staged `batch` (maybe nothing) and changed no state. */
+function unchangedBy(before: StoreState, batch: WriteBatch, result: CommandResult): Executed {
+  return {
+    batch,
+    result,
+    events: [],
+    revision: before.revision,
+    compacted: before.compacted,
+    leaseChange: null,
+    bounds: before.bounds,
+    rangeState: before.rangeState,
+    split: null,
+  };
+}
+
+/** A command refused with `code`: it staged nothing and changed nothing. */
+function refusedWith(before: StoreState, code: KvErrorCode): Executed {
+  return unchangedBy(before, new WriteBatch(), { revision: before.revision, response: errorResponse(code) });
+}
+
 function u64Bytes(value: bigint): Uint8Array {
   const out = new Uint8Array(8);
   new DataView(out.buffer).setBigUint64(0, value);
@@ -355,7 +394,7 @@ export class MvccStore {
           throw new Error(`entry index ${index} is not above the applied index ${state.appliedIndex}`);
         }
         if (envelope === null) {
-          state = { ...state, appliedIndex: index };
+          state = withAppliedIndex(state, index);
           return null;
         }
         const applied = this.applyCommand(reader, newestVersion, state, index, envelope);
@@ -384,29 +423,24 @@ export class MvccStore {
     checkEnvelope(envelope);
     const { clientId, sequence } = envelope;
     const previous = clientId === "" ? undefined : this.dedup.lookup(reader, clientId);
-    const after: StoreState = { ...before, appliedIndex: entryIndex };
     if (previous !== undefined && sequence <= previous.sequence) {
       const result =
         sequence === previous.sequence
           ? previous.result()
           : { revision: before.revision, response: errorResponse(KvErrorCode.StaleSequence) };
-      return { batch: new WriteBatch(), outcome: { result, events: [], duplicate: true }, state: after };
+      return {
+        batch: new WriteBatch(),
+        outcome: { result, events: [], duplicate: true },
+        state: withAppliedIndex(before, entryIndex),
+      };
     }
     const executed = this.execute(reader, envelope, before, entryIndex, newestVersion);
     let outcome: ApplyOutcome = { result: executed.result, events: executed.events, duplicate: false };
+    // Only range and lease commands have these: rare enough to spread for.
     if (executed.leaseChange !== null) outcome = { ...outcome, leaseChange: executed.leaseChange };
     if (executed.split !== null) outcome = { ...outcome, split: executed.split };
     if (executed.merge !== undefined) outcome = { ...outcome, merge: executed.merge };
-    let state: StoreState = {
-      ...after,
-      revision: executed.revision,
-      compacted: executed.compacted,
-      bounds: executed.bounds,
-      rangeState: executed.rangeState,
-      lastSplit: executed.lastSplit ?? before.lastSplit,
-      lastMerge: executed.lastMerge ?? before.lastMerge,
-      dedupClients: executed.dedupClients ?? before.dedupClients,
-    };
+    let dedupClients = executed.dedupClients ?? before.dedupClients;
     if (clientId !== "" && !isRetriedUnrecorded(executed.result)) {
       const record = { sequence, entryIndex, result: executed.result };
       // A merge may have imported this client's record: replace that one.
@@ -414,16 +448,18 @@ export class MvccStore {
         executed.merge === undefined
           ? previous
           : this.dedup.lookup(new BatchOverlay(reader, executed.batch), clientId);
-      const dedupClients = this.dedup.record(
-        reader,
-        executed.batch,
-        clientId,
-        record,
-        replaced,
-        state.dedupClients,
-      );
-      state = { ...state, dedupClients };
+      dedupClients = this.dedup.record(reader, executed.batch, clientId, record, replaced, dedupClients);
     }
+    const state: StoreState = {
+      appliedIndex: entryIndex,
+      revision: executed.revision,
+      compacted: executed.compacted,
+      dedupClients,
+      bounds: executed.bounds,
+      rangeState: executed.rangeState,
+      lastSplit: executed.lastSplit ?? before.lastSplit,
+      lastMerge: executed.lastMerge ?? before.lastMerge,
+    };
     return { batch: executed.batch, outcome, state };
   }
 
@@ -666,70 +702,55 @@ export class MvccStore {
   ): Executed {
     const bounds: RevisionBounds = { current: before.revision, compacted: before.compacted };
     const batch = new WriteBatch();
-    const unchanged = {
-      batch,
-      events: [],
-      revision: bounds.current,
-      compacted: bounds.compacted,
-      leaseChange: null,
-      bounds: before.bounds,
-      rangeState: before.rangeState,
-      split: null,
-    };
-    const failed = (code: KvErrorCode): Executed => ({
-      ...unchanged,
-      batch: new WriteBatch(),
-      result: { revision: bounds.current, response: errorResponse(code) },
-    });
     const fenced = before.rangeState.kind === "write-fenced";
     // A merge-fenced range's image must not go stale: it changes nothing any more.
     const mergeFenced = before.rangeState.kind === "merge-fenced";
     const { command } = envelope;
     if (isRangeCommand(command)) {
-      return this.executeRangeCommand(view, batch, command, envelope.timestamp, before, failed);
+      return this.executeRangeCommand(view, batch, command, envelope.timestamp, before);
     }
     if (command.kind === "leaseGrant" || command.kind === "leaseRevoke") {
       // A revocation deletes keys: a write like any other.
-      if (mergeFenced || (command.kind === "leaseRevoke" && fenced)) return failed(KvErrorCode.RangeFenced);
+      if (mergeFenced || (command.kind === "leaseRevoke" && fenced)) {
+        return refusedWith(before, KvErrorCode.RangeFenced);
+      }
       const outcome =
         command.kind === "leaseGrant"
           ? this.leaseTable.grant(view, batch, command, entryIndex, bounds.current)
           : this.leaseTable.revoke(view, batch, command, envelope.timestamp, bounds, before.bounds);
       return {
-        ...unchanged,
+        ...unchangedBy(before, batch, { revision: outcome.revision, response: outcome.response }),
         events: outcome.events,
         revision: outcome.revision,
         leaseChange: outcome.change,
-        result: { revision: outcome.revision, response: outcome.response },
       };
     }
     if (command.kind === "memberSet" || command.kind === "memberRemove") {
-      if (mergeFenced) return failed(KvErrorCode.RangeFenced);
+      if (mergeFenced) return refusedWith(before, KvErrorCode.RangeFenced);
       const response = this.memberTable.stage(batch, command);
-      return { ...unchanged, result: { revision: bounds.current, response } };
+      return unchangedBy(before, batch, { revision: bounds.current, response });
     }
     // Keys first: a request for another range is routed there, where it is validated.
-    if (!commandInsideBounds(before.bounds, command)) return failed(KvErrorCode.KeyOutsideRange);
+    if (!commandInsideBounds(before.bounds, command)) return refusedWith(before, KvErrorCode.KeyOutsideRange);
     const shapeError = commandShapeError(command);
-    if (shapeError !== null) return failed(shapeError);
+    if (shapeError !== null) return refusedWith(before, shapeError);
     if (mergeFenced && (command.kind === "compact" || commandWrites(command))) {
-      return failed(KvErrorCode.RangeFenced);
+      return refusedWith(before, KvErrorCode.RangeFenced);
     }
     if (command.kind === "compact") {
       const error = compactionError(command.revision, bounds);
-      if (error !== null) return failed(error);
+      if (error !== null) return refusedWith(before, error);
       stageCompaction(view, this.layout, batch, command.revision);
       return {
-        ...unchanged,
+        ...unchangedBy(before, batch, { revision: bounds.current, response: { kind: "compact" } }),
         compacted: command.revision,
-        result: { revision: bounds.current, response: { kind: "compact" } },
       };
     }
     if (before.rangeState.kind === "write-fenced" && commandWrites(command)) {
       // Only the part that moves is fenced: writes below the split key stay in this range,
       // so they go on (among them the route catalog's, which a split of range 1 saves here).
       const staying = { start: before.bounds.start, end: before.rangeState.splitKey };
-      if (!commandInsideBounds(staying, command)) return failed(KvErrorCode.RangeFenced);
+      if (!commandInsideBounds(staying, command)) return refusedWith(before, KvErrorCode.RangeFenced);
     }
     const revision = revisionForApply(bounds.current, envelope.timestamp);
     const writer = new CommandWriter(view, batch, this.layout, revision, bounds, newestVersion);
@@ -741,15 +762,20 @@ export class MvccStore {
     // etcd checks the leases of the puts it will run before running any; checking the
     // executed puts instead and dropping their batch has the same effect.
     if (this.enforceLeases && this.leaseTable.namesMissingLease(view, writer.events)) {
-      return failed(KvErrorCode.LeaseNotFound);
+      return refusedWith(before, KvErrorCode.LeaseNotFound);
     }
     this.leaseTable.stageAttachments(view, batch, writer.events);
     const resultRevision = wrote ? revision : bounds.current;
     return {
-      ...unchanged,
+      batch,
+      result: { revision: resultRevision, response },
       events: writer.events,
       revision: resultRevision,
-      result: { revision: resultRevision, response },
+      compacted: bounds.compacted,
+      leaseChange: null,
+      bounds: before.bounds,
+      rangeState: before.rangeState,
+      split: null,
     };
   }
 
@@ -760,7 +786,6 @@ export class MvccStore {
     command: RangeCommand,
     timestamp: bigint,
     before: StoreState,
-    failed: (code: KvErrorCode) => Executed,
   ): Executed {
     const lhs = {
       layout: this.layout,
@@ -782,7 +807,7 @@ export class MvccStore {
       lhs,
       sideOf: (rangeId) => this.splitSide(rangeId),
     });
-    if (effect.kind === "refused") return failed(effect.code);
+    if (effect.kind === "refused") return refusedWith(before, effect.code);
     return {
       batch,
       events: [],
