@@ -5,22 +5,27 @@
  *
  * It lives in the store's keyspace, so it is written in the same batch as the command's
  * effects, survives restarts and travels in snapshots — every replica holds the same table.
- * It is bounded: when more than `maxClients` clients are recorded, the one whose last command
- * is oldest (lowest entry index) is evicted. An evicted client's retry is indistinguishable
- * from a new request and would apply again, so the bound must comfortably exceed the clients
- * that are active within a retry window.
+ * It is bounded: when more than `maxClients` clients are recorded, the ones whose last command
+ * is oldest (lowest entry index) are evicted until the bound less a tenth of it (rounded down)
+ * remain. An evicted client's retry is indistinguishable from a new request and would apply
+ * again, so the bound must comfortably exceed the clients that are active within a retry window.
+ *
+ * The eviction order is not stored: an eviction reads the whole table and sorts it by entry
+ * index. Keeping an order row per client cost every applied command a delete and a put (a
+ * third of the engine writes of a put); an eviction, which only a client new to a full table
+ * causes, evicts a tenth of the table at once, so one read of the table serves that many new
+ * clients. (Stores written before this kept order rows under tag 0x03; nothing reads them.)
  *
  * Inherited records (entry index 0): a split copies the table into the new right-hand range,
  * whose entry indexes start afresh, so the copies cannot keep their place in the eviction
- * order. They carry entry index 0, have no order row, are not counted against the bound and
- * are never evicted; the client's next command on the new range replaces its record with an
- * ordinary one. So a split never makes a retry apply twice, and the table of a range exceeds
+ * order. They carry entry index 0, are not counted against the bound and are never evicted;
+ * the client's next command on the new range replaces its record with an ordinary one. So a split never makes a retry apply twice, and the table of a range exceeds
  * its bound by at most what it inherited.
  *
  * A merge imports the right-hand range's records the same way (inherited), keeping per client
  * the record with the higher sequence (on a tie, this range's own).
  */
-import { ByteReader, ByteWriter, fromUtf8, utf8 } from "./bytes.js";
+import { ByteReader, ByteWriter, fromUtf8 } from "./bytes.js";
 import { BatchOverlay, type KvReader, type WriteBatch } from "./engine.js";
 import type { KeyLayout } from "./keys.js";
 import { decodeCommandResult, encodeCommandResult, type CommandResult } from "./results.js";
@@ -80,8 +85,8 @@ export class DedupTable {
 
   /**
    * Stages `record` as `clientId`'s latest, replacing `previous` (what lookup returned), and
-   * evicts the least recently used clients beyond the bound. `clients` is the table's current
-   * size; returns its new size.
+   * evicts the least recently used clients when the table outgrows its bound. `clients` is the
+   * table's current size; returns its new size.
    */
   record(
     reader: KvReader,
@@ -92,26 +97,37 @@ export class DedupTable {
     clients: number,
   ): number {
     const counted = previous !== undefined && previous.entryIndex !== INHERITED_ENTRY_INDEX;
-    if (counted) batch.delete(this.layout.dedupOrderKey(previous.entryIndex));
     batch.put(this.layout.dedupClientKey(clientId), encodeRecord(record));
-    batch.put(this.layout.dedupOrderKey(record.entryIndex), utf8(clientId));
-    let size = counted ? clients : clients + 1;
-    const staged = new BatchOverlay(reader, batch);
-    while (size > this.maxClients) {
-      const oldest = this.oldest(staged);
-      if (oldest === undefined || oldest.clientId === clientId) {
-        throw new Error(`invariant violated: dedup table holds ${size} clients but none to evict`);
-      }
-      batch.delete(oldest.orderKey);
-      batch.delete(this.layout.dedupClientKey(oldest.clientId));
-      size -= 1;
+    const size = counted ? clients : clients + 1;
+    return size > this.maxClients ? this.evictOldest(new BatchOverlay(reader, batch), batch, size) : size;
+  }
+
+  /**
+   * Stages the eviction of the counted clients whose last command is oldest, from a table of
+   * `size` clients (as `staged` shows it) down to the bound less a tenth; returns the new size.
+   */
+  private evictOldest(staged: KvReader, batch: WriteBatch, size: number): number {
+    const counted: { key: Uint8Array; entryIndex: number }[] = [];
+    for (const { key, value } of staged.scan(this.layout.dedupClientsStart, this.layout.dedupClientsEnd)) {
+      const { entryIndex } = decodeRecord(value);
+      if (entryIndex !== INHERITED_ENTRY_INDEX) counted.push({ key, entryIndex });
     }
-    return size;
+    if (counted.length !== size) {
+      throw new Error(
+        `invariant violated: the dedup table counts ${size} clients but holds ${counted.length}`,
+      );
+    }
+    // Entry indexes are unique (one record per applied command), so the order is total.
+    counted.sort((a, b) => a.entryIndex - b.entryIndex);
+    const keep = this.maxClients - Math.floor(this.maxClients / 10);
+    const evicted = counted.slice(0, size - keep);
+    for (const { key } of evicted) batch.delete(key);
+    return size - evicted.length;
   }
 
   /**
    * Stages a copy of every record of this table in `target`'s table as an inherited record
-   * (see the file comment), leaving target's order rows and count alone.
+   * (see the file comment), leaving target's count alone.
    */
   stageInheritedCopy(reader: KvReader, batch: WriteBatch, target: DedupTable): void {
     const prefix = this.layout.dedupClientsStart.length;
@@ -126,8 +142,7 @@ export class DedupTable {
   /**
    * Stages a merge's import of `source`'s records (read through `sourceReader`): per client
    * the record with the higher sequence wins, this table's own on a tie; an imported record
-   * becomes inherited, and an ordinary record of this table it replaces leaves the eviction
-   * order. `clients` is this table's current size; returns its new size.
+   * becomes inherited, and an ordinary record of this table it replaces stops counting. `clients` is this table's current size; returns its new size.
    */
   stageMergeFrom(
     reader: KvReader,
@@ -143,22 +158,10 @@ export class DedupTable {
       const imported = decodeRecord(value);
       const own = this.lookup(reader, clientId);
       if (own !== undefined && own.sequence >= imported.sequence) continue;
-      if (own !== undefined && own.entryIndex !== INHERITED_ENTRY_INDEX) {
-        batch.delete(this.layout.dedupOrderKey(own.entryIndex));
-        size -= 1;
-      }
+      if (own !== undefined && own.entryIndex !== INHERITED_ENTRY_INDEX) size -= 1;
       const inherited = { ...imported, entryIndex: INHERITED_ENTRY_INDEX, result: imported.result() };
       batch.put(this.layout.dedupClientKey(clientId), encodeRecord(inherited));
     }
     return size;
-  }
-
-  private oldest(reader: KvReader): { orderKey: Uint8Array; clientId: string } | undefined {
-    for (const { key, value } of reader.scan(this.layout.dedupOrderStart, this.layout.dedupOrderEnd, {
-      limit: 1,
-    })) {
-      return { orderKey: key, clientId: fromUtf8(value, "dedup order entry") };
-    }
-    return undefined;
   }
 }

@@ -111,7 +111,8 @@ export function rangeIdOfNamespace(namespace: Uint8Array): number | null {
 
 const TAG_META = 0x01;
 const TAG_DEDUP_CLIENT = 0x02;
-const TAG_DEDUP_ORDER = 0x03;
+// 0x03 held the dedup table's eviction order, which is no longer stored (see dedup.ts). Not to
+// be reused: stores written before still hold such rows, and nothing reads them.
 const TAG_DATA = 0x10;
 
 /**
@@ -127,8 +128,6 @@ export class KeyLayout {
   readonly dataEnd: Uint8Array;
   readonly dedupClientsStart: Uint8Array;
   readonly dedupClientsEnd: Uint8Array;
-  readonly dedupOrderStart: Uint8Array;
-  readonly dedupOrderEnd: Uint8Array;
 
   readonly namespace: Uint8Array;
   private lastDedupClient: { readonly id: string; readonly key: Uint8Array } = { id: "", key: EMPTY };
@@ -141,8 +140,6 @@ export class KeyLayout {
     this.dataEnd = this.tagged(TAG_DATA + 1);
     this.dedupClientsStart = this.tagged(TAG_DEDUP_CLIENT);
     this.dedupClientsEnd = this.tagged(TAG_DEDUP_CLIENT + 1);
-    this.dedupOrderStart = this.tagged(TAG_DEDUP_ORDER);
-    this.dedupOrderEnd = this.tagged(TAG_DEDUP_ORDER + 1);
   }
 
   metaKey(field: MetaField): Uint8Array {
@@ -185,23 +182,6 @@ export class KeyLayout {
       this.lastDedupClient = { id: clientId, key: concatBytes(this.dedupClientsStart, utf8(clientId)) };
     }
     return this.lastDedupClient.key;
-  }
-
-  dedupOrderKey(entryIndex: number): Uint8Array {
-    if (!Number.isSafeInteger(entryIndex) || entryIndex < 0) {
-      throw new RangeError(`entry index out of range: ${entryIndex}`);
-    }
-    const at = this.dedupOrderStart.length;
-    const key = new Uint8Array(at + 8);
-    key.set(this.dedupOrderStart);
-    // Big-endian u64, written as two u32 halves: no BigInt or DataView per command.
-    const high = Math.floor(entryIndex / 2 ** 32);
-    const low = entryIndex >>> 0;
-    for (let i = 0; i < 4; i++) {
-      key[at + i] = (high >>> (24 - 8 * i)) & 0xff;
-      key[at + 4 + i] = (low >>> (24 - 8 * i)) & 0xff;
-    }
-    return key;
   }
 
   private tagged(tag: number): Uint8Array {

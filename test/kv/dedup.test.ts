@@ -96,6 +96,26 @@ describe("dedup table", () => {
     assert.equal(clients, 2, "the table holds two clients");
   });
 
+  it("evicts the oldest tenth of a larger bound at once, by each client's last command", () => {
+    const h = new Harness({ maxDedupClients: 20 });
+    for (let c = 1; c <= 20; c++) h.applyEnvelope(envelope(`c${c}`, 1, "a", `${c}`));
+    // c1 and c2 write again: c3 and c4 now have the oldest last commands.
+    h.applyEnvelope(envelope("c1", 2, "a", "1b"));
+    h.applyEnvelope(envelope("c2", 2, "a", "2b"));
+    const clients = () => dump(h.kv).filter((line) => line.startsWith(dedupClientPrefix)).length;
+    assert.equal(clients(), 20);
+    h.applyEnvelope(envelope("c21", 1, "a", "21")); // 21 clients: down to 20 - 2
+    assert.equal(clients(), 18);
+    for (const kept of ["c1", "c2", "c6", "c20", "c21"]) {
+      const sequence = kept === "c1" || kept === "c2" ? 2 : 1;
+      assert.equal(h.applyEnvelope(envelope(kept, sequence, "a", "retry")).duplicate, true, kept);
+    }
+    // Forgotten: a retry applies again.
+    for (const evicted of ["c3", "c4", "c5"]) {
+      assert.equal(h.applyEnvelope(envelope(evicted, 1, "a", "again")).duplicate, false, evicted);
+    }
+  });
+
   it("survives reopening the store over the same engine", () => {
     const h = new Harness();
     const first = h.applyEnvelope(envelope("c", 1, "a", "1"));

@@ -61,14 +61,21 @@ function readAll(r: Ranges, id: number, revision = 0n): string[] {
     );
 }
 
-/** The store's dedup count as stored, and how many eviction-order rows it holds: always equal. */
+/**
+ * The store's dedup count as stored, and how many of its records count against the bound (those
+ * not inherited: entry index, the u64 after the record's format byte and sequence, above 0):
+ * always equal.
+ */
 function dedupCounts(r: Ranges, id: number): { stored: bigint; rows: number } {
   const layout = new KeyLayout(rangeNamespace(id));
   const view = r.kv.view();
   try {
     const bytes = view.get(layout.metaKey(MetaField.DedupClients));
     const stored = bytes === undefined ? 0n : new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0);
-    return { stored, rows: [...view.scan(layout.dedupOrderStart, layout.dedupOrderEnd)].length };
+    const records = [...view.scan(layout.dedupClientsStart, layout.dedupClientsEnd)];
+    const entryIndex = (record: Uint8Array) =>
+      new DataView(record.buffer, record.byteOffset + 9, 8).getBigUint64(0);
+    return { stored, rows: records.filter(({ value }) => entryIndex(value) > 0n).length };
   } finally {
     view.release();
   }
