@@ -1,12 +1,13 @@
 /**
- * `npm run bench -- <workload> [flags]`: runs a named workload (`embedded`, `etcd-compare`, `idle-ranges`,
- * `split-throughput`),
+ * `npm run bench -- <workload> [flags]`: runs a named workload (`apply`, `embedded`, `etcd-compare`,
+ * `idle-ranges`, `split-throughput`),
  * prints the machine, the date and a table of results, and writes the same figures as JSON to
  * bench/results/<YYYY-MM-DD>-<workload>.json (etcd-compare also draws an SVG chart beside it).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { runApplyBench } from "./apply.js";
 import { DEFAULT_BUDGET, runEmbeddedBench, VALUE_BYTES } from "./embedded.js";
 import { runEtcdCompareCommand } from "./etcd-compare/command.js";
 import { runIdleRangesBench, type IdleRangesReport } from "./idle-ranges.js";
@@ -15,7 +16,8 @@ import { runSplitThroughputCommand } from "./split-throughput.js";
 import { formatTable, renderTable } from "./stats.js";
 
 const USAGE = [
-  "usage: npm run bench -- embedded [--ops <per row, default 3000>] [--seconds <per row, default 20>]",
+  "usage: npm run bench -- apply [--ops <puts per row, default 60000>]",
+  "       npm run bench -- embedded [--ops <per row, default 3000>] [--seconds <per row, default 20>]",
   "       npm run bench -- etcd-compare [--seconds <per row, default 4>] [--reps <default 3>]",
   "                                     [--only put,get,txn,watch,perf] [--systems concord,etcd]",
   "       npm run bench -- idle-ranges [--ranges <default 1000>] [--seconds <idle window, default 10>]",
@@ -90,6 +92,40 @@ async function runIdleRanges(
   return 0;
 }
 
+/** The apply workload: one table, one JSON file. */
+function runApply(opsText: string | undefined): number {
+  const puts = positiveNumber(opsText, 60_000, "--ops");
+  if (!Number.isSafeInteger(puts)) throw new RangeError(`--ops must be a whole number, not "${opsText}"`);
+  console.log(
+    `concord bench apply: MvccStore.applyEntries over lmdb (no Raft, no fsync), ${puts} puts per row ` +
+      `after a warm-up; reference: bare lmdb transactions of the same rows`,
+  );
+  const report = runApplyBench(puts, (line) => console.log(`  ${line}`));
+  const { machine } = report;
+  console.log(`\ndate: ${report.date}`);
+  console.log(
+    `machine: ${machine.cores} cores (${machine.cpuModel}), ${machine.memoryGiB} GiB, ${machine.platform}`,
+  );
+  console.log(`node: ${machine.node}\n`);
+  console.log(
+    renderTable(
+      ["entries per apply", "puts", "apply CPU us/put", "lmdb alone CPU us/put", "apply/lmdb"],
+      report.rows.map((row) => [
+        String(row.batch),
+        String(row.puts),
+        row.applyCpuUsPerPut.toFixed(1),
+        row.engineCpuUsPerPut.toFixed(1),
+        `${(row.applyCpuUsPerPut / row.engineCpuUsPerPut).toFixed(2)}x`,
+      ]),
+    ),
+  );
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = `${RESULTS_DIR}${report.date.slice(0, 10)}-${report.workload}.json`;
+  writeFileSync(file, `${JSON.stringify(report, jsonReplacer, 2)}\n`);
+  console.log(`\nwritten to ${file}`);
+  return 0;
+}
+
 async function main(): Promise<number> {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
@@ -103,6 +139,20 @@ async function main(): Promise<number> {
     },
   });
   const [workload, ...extra] = positionals;
+  if (workload === "apply") {
+    const applyFlagsOnly =
+      extra.length === 0 &&
+      values.seconds === undefined &&
+      values.reps === undefined &&
+      values.only === undefined &&
+      values.systems === undefined &&
+      values.ranges === undefined;
+    if (!applyFlagsOnly) {
+      console.error(`unknown workload or flag for "${positionals.join(" ")}"\n${USAGE}`);
+      return 2;
+    }
+    return runApply(values.ops);
+  }
   if (workload === "idle-ranges") {
     const idleFlagsOnly =
       extra.length === 0 &&

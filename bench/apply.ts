@@ -1,0 +1,142 @@
+/**
+ * The `apply` workload: what applying committed puts costs a replica's state machine, without
+ * Raft, network or fsync. Every replica pays it for every write, so it is a floor under each
+ * member's CPU per put in etcd-compare.
+ *
+ * An MvccStore over lmdb (in a temp dir, removed afterwards) applies batches of put entries
+ * the way a replica does (`applyEntries`, envelopes decoded from their log bytes), with etcd-
+ * compare's shape: 256-byte values over 1,000 keys, one client id (a node's). The reference,
+ * measured in the same run: bare lmdb write transactions of the same number of rows, keys and
+ * values (what the engine alone costs per put). Process CPU time per put, after a warm-up.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { open } from "lmdb";
+import { utf8 } from "../src/kv/bytes.js";
+import { decodeEnvelope, encodeEnvelope, putRequest } from "../src/kv/commands.js";
+import { rangeNamespace } from "../src/kv/keys.js";
+import { LmdbOrderedKv } from "../src/kv/lmdb-engine.js";
+import { MvccStore } from "../src/kv/store.js";
+import { describeMachine, type Machine } from "./embedded.js";
+
+export const APPLY_BATCH_SIZES = [1, 16, 64] as const;
+const VALUE_BYTES = 256;
+const KEY_COUNT = 1_000;
+const CLIENT_ID = "bench-apply-node-incarnation";
+/** Puts applied before a row's clock starts, so that the code is compiled and the keys exist. */
+const WARM_UP_PUTS = 20_000;
+
+export interface ApplyRow {
+  readonly batch: number;
+  readonly puts: number;
+  /** MvccStore.applyEntries: process CPU (all threads) per put. */
+  readonly applyCpuUsPerPut: number;
+  /** Bare lmdb transactions of one row per put: process CPU per put. */
+  readonly engineCpuUsPerPut: number;
+}
+
+export interface ApplyReport {
+  readonly workload: "apply";
+  readonly date: string;
+  readonly machine: Machine;
+  readonly putsPerRow: number;
+  readonly rows: readonly ApplyRow[];
+}
+
+function keyName(index: number): Uint8Array {
+  return utf8(`bench/key/${String(index % KEY_COUNT).padStart(6, "0")}`);
+}
+
+/** CPU microseconds (user + system, every thread) that `work` took. */
+function cpuUs(work: () => void): number {
+  const before = process.cpuUsage();
+  work();
+  const used = process.cpuUsage(before);
+  return used.user + used.system;
+}
+
+/** Applies `puts` puts in batches of `batch` to a fresh store; returns the CPU per put after the warm-up. */
+function measureApply(dir: string, batch: number, puts: number): number {
+  const kv = LmdbOrderedKv.open({ path: dir });
+  try {
+    const store = new MvccStore(kv, { namespace: rangeNamespace(1) });
+    const value = new Uint8Array(VALUE_BYTES).fill(0x61);
+    let index = 0;
+    let timestamp = 1n << 32n;
+    const applyBatch = (): void => {
+      const entries = [];
+      for (let i = 0; i < batch; i++) {
+        index += 1;
+        timestamp += 1n << 16n;
+        const command = putRequest({ key: keyName(index), value });
+        const data = encodeEnvelope({ clientId: CLIENT_ID, sequence: index, timestamp, command });
+        entries.push({ index, envelope: decodeEnvelope(data) });
+      }
+      store.applyEntries(entries);
+    };
+    for (let done = 0; done < WARM_UP_PUTS; done += batch) applyBatch();
+    return (
+      cpuUs(() => {
+        for (let done = 0; done < puts; done += batch) applyBatch();
+      }) / puts
+    );
+  } finally {
+    void kv.close();
+  }
+}
+
+/** The same rows written straight into lmdb, `batch` rows per synchronous transaction. */
+function measureEngine(dir: string, batch: number, puts: number): number {
+  // Committed without an fsync each, as the store's transactions are (it syncs separately).
+  const root = open<Uint8Array, Uint8Array>({
+    path: dir,
+    keyEncoding: "binary",
+    encoding: "binary",
+    noSync: true,
+    overlappingSync: false,
+    eventTurnBatching: false,
+  });
+  try {
+    const value = new Uint8Array(VALUE_BYTES + 34).fill(0x61);
+    let index = 0;
+    const writeBatch = (): void => {
+      root.transactionSync(() => {
+        for (let i = 0; i < batch; i++) {
+          index += 1;
+          root.putSync(keyName(index), value);
+        }
+      });
+    };
+    for (let done = 0; done < WARM_UP_PUTS; done += batch) writeBatch();
+    return (
+      cpuUs(() => {
+        for (let done = 0; done < puts; done += batch) writeBatch();
+      }) / puts
+    );
+  } finally {
+    void root.close();
+  }
+}
+
+export function runApplyBench(puts: number, progress: (line: string) => void): ApplyReport {
+  const rows: ApplyRow[] = [];
+  for (const batch of APPLY_BATCH_SIZES) {
+    const dir = mkdtempSync(join(tmpdir(), "concord-bench-apply-"));
+    try {
+      const applyCpuUsPerPut = measureApply(join(dir, "store"), batch, puts);
+      const engineCpuUsPerPut = measureEngine(join(dir, "engine"), batch, puts);
+      rows.push({ batch, puts, applyCpuUsPerPut, engineCpuUsPerPut });
+      progress(`done: batches of ${batch}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  return {
+    workload: "apply",
+    date: new Date().toISOString(),
+    machine: describeMachine(),
+    putsPerRow: puts,
+    rows,
+  };
+}
