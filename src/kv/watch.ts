@@ -202,7 +202,10 @@ export class WatchHub {
       }
     }
     this.publishedRevision = revision;
-    const sorted = [...events].sort((a, b) => compareBytes(a.kv.key, b.kv.key));
+    // Most applies have no live watch to deliver to; this is on every replica's write path.
+    if (this.liveByKey.size === 0 && this.liveRanges.size === 0) return;
+    const sorted =
+      events.length === 1 ? events : [...events].sort((a, b) => compareBytes(a.kv.key, b.kv.key));
     const selected = new Map<Watcher, KvEvent[]>();
     const add = (watcher: Watcher, event: KvEvent) => {
       const list = selected.get(watcher);
