@@ -355,12 +355,26 @@ export function decodeSnapshot(payload: Uint8Array): Snapshot {
   return { metadata, data: reader.rest() };
 }
 
-export function encodeEntry(entry: Entry): Uint8Array {
-  const writer = new ByteWriter(9 + entry.data.byteLength);
+/**
+ * The stored value of log entry `entry` under `key` (see frame): checksum, term (u64), type
+ * (u8), data, built in one buffer.
+ */
+export function frameEntry(key: Uint8Array, entry: Entry): Uint8Array {
+  const writer = new ByteWriter(CHECKSUM_BYTES + ENTRY_HEADER_BYTES + entry.data.byteLength);
+  writer.u32(0);
+  writeEntry(writer, entry);
+  const value = writer.done();
+  new DataView(value.buffer).setUint32(0, crc32(value.subarray(CHECKSUM_BYTES), crc32(key)));
+  return value;
+}
+
+/** Term (u64) and type (u8) before the data. */
+const ENTRY_HEADER_BYTES = 9;
+
+function writeEntry(writer: ByteWriter, entry: Entry): void {
   writer.u64(entry.term);
   writer.u8(entry.type);
   writer.raw(entry.data);
-  return writer.done();
 }
 
 const ENTRY_TYPES: ReadonlySet<number> = new Set<number>([EntryType.Normal, EntryType.ConfChange]);

@@ -35,7 +35,7 @@ import {
   decodeEntryTerm,
   decodeSnapshot,
   encodeApplied,
-  encodeEntry,
+  frameEntry,
   encodeHardState,
   encodeLogStart,
   encodeSnapshot,
@@ -301,7 +301,10 @@ export class LmdbReplicaStorage implements ReplicaStorage {
         end: entriesEnd(this.groupId),
       });
     }
-    for (const entry of kept) writes.push(put(entryKey(this.groupId, entry.index), encodeEntry(entry)));
+    for (const entry of kept) {
+      const key = entryKey(this.groupId, entry.index);
+      writes.push({ kind: "put", key, value: frameEntry(key, entry) });
+    }
     const batch = this.host.enqueue(this.state, writes);
     for (const entry of kept) state.unsyncedEntries.set(entry.index, { value: entry, batch });
     state.last = newLast;
