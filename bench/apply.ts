@@ -48,12 +48,16 @@ function keyName(index: number): Uint8Array {
   return utf8(`bench/key/${String(index % KEY_COUNT).padStart(6, "0")}`);
 }
 
-/** CPU microseconds (user + system, every thread) that `work` took. */
-function cpuUs(work: () => void): number {
+/**
+ * Runs `writeBatch` (`batch` puts each) through the warm-up, then for `puts` puts; returns the
+ * CPU microseconds (user + system, every thread) per put of the second part.
+ */
+function cpuPerPut(batch: number, puts: number, writeBatch: () => void): number {
+  for (let done = 0; done < WARM_UP_PUTS; done += batch) writeBatch();
   const before = process.cpuUsage();
-  work();
+  for (let done = 0; done < puts; done += batch) writeBatch();
   const used = process.cpuUsage(before);
-  return used.user + used.system;
+  return (used.user + used.system) / puts;
 }
 
 /** Applies `puts` puts in batches of `batch` to a fresh store; returns the CPU per put after the warm-up. */
@@ -75,12 +79,7 @@ function measureApply(dir: string, batch: number, puts: number): number {
       }
       store.applyEntries(entries);
     };
-    for (let done = 0; done < WARM_UP_PUTS; done += batch) applyBatch();
-    return (
-      cpuUs(() => {
-        for (let done = 0; done < puts; done += batch) applyBatch();
-      }) / puts
-    );
+    return cpuPerPut(batch, puts, applyBatch);
   } finally {
     void kv.close();
   }
@@ -108,12 +107,7 @@ function measureEngine(dir: string, batch: number, puts: number): number {
         }
       });
     };
-    for (let done = 0; done < WARM_UP_PUTS; done += batch) writeBatch();
-    return (
-      cpuUs(() => {
-        for (let done = 0; done < puts; done += batch) writeBatch();
-      }) / puts
-    );
+    return cpuPerPut(batch, puts, writeBatch);
   } finally {
     void root.close();
   }

@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { runApplyBench } from "./apply.js";
-import { DEFAULT_BUDGET, runEmbeddedBench, VALUE_BYTES } from "./embedded.js";
+import { DEFAULT_BUDGET, runEmbeddedBench, VALUE_BYTES, type Machine } from "./embedded.js";
 import { runEtcdCompareCommand } from "./etcd-compare/command.js";
 import { runIdleRangesBench, type IdleRangesReport } from "./idle-ranges.js";
 import type { RowBudget } from "./load.js";
@@ -25,6 +25,15 @@ const USAGE = [
 ].join("\n");
 const RESULTS_DIR = fileURLToPath(new URL("./results/", import.meta.url));
 
+/** The flags each workload takes; any other flag, or a word after the workload, is a usage error. */
+const WORKLOAD_FLAGS: ReadonlyMap<string, readonly string[]> = new Map([
+  ["apply", ["ops"]],
+  ["embedded", ["ops", "seconds"]],
+  ["etcd-compare", ["seconds", "reps", "only", "systems", "ranges"]],
+  ["idle-ranges", ["ranges", "seconds"]],
+  ["split-throughput", ["ranges", "seconds"]],
+]);
+
 function positiveNumber(text: string | undefined, fallback: number, flag: string): number {
   if (text === undefined) return fallback;
   const value = Number(text);
@@ -35,6 +44,24 @@ function positiveNumber(text: string | undefined, fallback: number, flag: string
 
 function jsonReplacer(_key: string, value: unknown): unknown {
   return typeof value === "number" && !Number.isInteger(value) ? Math.round(value * 100) / 100 : value;
+}
+
+/** Prints the date, machine and Node version of a report, before its table. */
+function printReportHeader(report: { readonly date: string; readonly machine: Machine }): void {
+  const { machine } = report;
+  console.log(`\ndate: ${report.date}`);
+  console.log(
+    `machine: ${machine.cores} cores (${machine.cpuModel}), ${machine.memoryGiB} GiB, ${machine.platform}`,
+  );
+  console.log(`node: ${machine.node}\n`);
+}
+
+/** Writes a report to bench/results/<date>-<workload>.json (replacing that day's). */
+function writeReport(report: { readonly date: string; readonly workload: string }): void {
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = `${RESULTS_DIR}${report.date.slice(0, 10)}-${report.workload}.json`;
+  writeFileSync(file, `${JSON.stringify(report, jsonReplacer, 2)}\n`);
+  console.log(`\nwritten to ${file}`);
 }
 
 /** The idle-ranges workload: quiescence on and off, one table, one JSON file. */
@@ -53,12 +80,7 @@ async function runIdleRanges(
   const report: IdleRangesReport = await runIdleRangesBench({ ranges, seconds }, (line) =>
     console.log(`  ${line}`),
   );
-  const { machine } = report;
-  console.log(`\ndate: ${report.date}`);
-  console.log(
-    `machine: ${machine.cores} cores (${machine.cpuModel}), ${machine.memoryGiB} GiB, ${machine.platform}`,
-  );
-  console.log(`node: ${machine.node}\n`);
+  printReportHeader(report);
   console.log(
     renderTable(
       [
@@ -85,10 +107,7 @@ async function runIdleRanges(
       ]),
     ),
   );
-  mkdirSync(RESULTS_DIR, { recursive: true });
-  const file = `${RESULTS_DIR}${report.date.slice(0, 10)}-${report.workload}.json`;
-  writeFileSync(file, `${JSON.stringify(report, jsonReplacer, 2)}\n`);
-  console.log(`\nwritten to ${file}`);
+  writeReport(report);
   return 0;
 }
 
@@ -101,12 +120,7 @@ function runApply(opsText: string | undefined): number {
       `after a warm-up; reference: bare lmdb transactions of the same rows`,
   );
   const report = runApplyBench(puts, (line) => console.log(`  ${line}`));
-  const { machine } = report;
-  console.log(`\ndate: ${report.date}`);
-  console.log(
-    `machine: ${machine.cores} cores (${machine.cpuModel}), ${machine.memoryGiB} GiB, ${machine.platform}`,
-  );
-  console.log(`node: ${machine.node}\n`);
+  printReportHeader(report);
   console.log(
     renderTable(
       ["entries per apply", "puts", "apply CPU us/put", "lmdb alone CPU us/put", "apply/lmdb"],
@@ -119,10 +133,7 @@ function runApply(opsText: string | undefined): number {
       ]),
     ),
   );
-  mkdirSync(RESULTS_DIR, { recursive: true });
-  const file = `${RESULTS_DIR}${report.date.slice(0, 10)}-${report.workload}.json`;
-  writeFileSync(file, `${JSON.stringify(report, jsonReplacer, 2)}\n`);
-  console.log(`\nwritten to ${file}`);
+  writeReport(report);
   return 0;
 }
 
@@ -139,54 +150,20 @@ async function main(): Promise<number> {
     },
   });
   const [workload, ...extra] = positionals;
-  if (workload === "apply") {
-    const applyFlagsOnly =
-      extra.length === 0 &&
-      values.seconds === undefined &&
-      values.reps === undefined &&
-      values.only === undefined &&
-      values.systems === undefined &&
-      values.ranges === undefined;
-    if (!applyFlagsOnly) {
-      console.error(`unknown workload or flag for "${positionals.join(" ")}"\n${USAGE}`);
-      return 2;
-    }
-    return runApply(values.ops);
-  }
-  if (workload === "idle-ranges") {
-    const idleFlagsOnly =
-      extra.length === 0 &&
-      values.ops === undefined &&
-      values.reps === undefined &&
-      values.only === undefined &&
-      values.systems === undefined;
-    if (!idleFlagsOnly) {
-      console.error(`unknown workload or flag for "${positionals.join(" ")}"\n${USAGE}`);
-      return 2;
-    }
-    return runIdleRanges(values.ranges, values.seconds);
-  }
-  const splitFlagsOnly =
-    extra.length === 0 &&
-    values.ops === undefined &&
-    values.reps === undefined &&
-    values.only === undefined &&
-    values.systems === undefined;
-  if (workload === "split-throughput" && splitFlagsOnly)
-    return runSplitThroughputCommand(values, RESULTS_DIR);
-  if (workload === "etcd-compare" && extra.length === 0 && values.ops === undefined)
-    return runEtcdCompareCommand(values, RESULTS_DIR);
-  const embeddedFlagsOnly =
-    values.reps === undefined &&
-    values.only === undefined &&
-    values.systems === undefined &&
-    values.ranges === undefined;
-  if (workload !== "embedded" || extra.length > 0 || !embeddedFlagsOnly) {
+  const accepted = workload === undefined ? undefined : WORKLOAD_FLAGS.get(workload);
+  const given = Object.entries(values)
+    .filter(([, value]) => value !== undefined)
+    .map(([flag]) => flag);
+  if (accepted === undefined || extra.length > 0 || given.some((flag) => !accepted.includes(flag))) {
     console.error(
       workload === undefined ? USAGE : `unknown workload or flag for "${positionals.join(" ")}"\n${USAGE}`,
     );
     return 2;
   }
+  if (workload === "apply") return runApply(values.ops);
+  if (workload === "idle-ranges") return runIdleRanges(values.ranges, values.seconds);
+  if (workload === "split-throughput") return runSplitThroughputCommand(values, RESULTS_DIR);
+  if (workload === "etcd-compare") return runEtcdCompareCommand(values, RESULTS_DIR);
   const budget: RowBudget = {
     maxOps: Math.floor(positiveNumber(values.ops, DEFAULT_BUDGET.maxOps, "--ops")),
     maxMs: positiveNumber(values.seconds, DEFAULT_BUDGET.maxMs / 1000, "--seconds") * 1000,
@@ -198,17 +175,9 @@ async function main(): Promise<number> {
   const report = await runEmbeddedBench(budget, (row) => {
     console.log(`  done: ${row.setup} ${row.operation} x${row.concurrency} (${row.ops} ops)`);
   });
-  const { machine } = report;
-  console.log(`\ndate: ${report.date}`);
-  console.log(
-    `machine: ${machine.cores} cores (${machine.cpuModel}), ${machine.memoryGiB} GiB, ${machine.platform}`,
-  );
-  console.log(`node: ${machine.node}\n`);
+  printReportHeader(report);
   console.log(formatTable(report.rows));
-  mkdirSync(RESULTS_DIR, { recursive: true });
-  const file = `${RESULTS_DIR}${report.date.slice(0, 10)}-${report.workload}.json`;
-  writeFileSync(file, `${JSON.stringify(report, jsonReplacer, 2)}\n`);
-  console.log(`\nwritten to ${file}`);
+  writeReport(report);
   return 0;
 }
 
