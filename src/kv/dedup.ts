@@ -19,8 +19,9 @@
  * Inherited records (entry index 0): a split copies the table into the new right-hand range,
  * whose entry indexes start afresh, so the copies cannot keep their place in the eviction
  * order. They carry entry index 0, are not counted against the bound and are never evicted;
- * the client's next command on the new range replaces its record with an ordinary one. So a split never makes a retry apply twice, and the table of a range exceeds
- * its bound by at most what it inherited.
+ * the client's next command on the new range replaces its record with an ordinary one. So a
+ * split never makes a retry apply twice, and the table of a range exceeds its bound by at most
+ * what it inherited.
  *
  * A merge imports the right-hand range's records the same way (inherited), keeping per client
  * the record with the higher sequence (on a tie, this range's own).
@@ -142,7 +143,8 @@ export class DedupTable {
   /**
    * Stages a merge's import of `source`'s records (read through `sourceReader`): per client
    * the record with the higher sequence wins, this table's own on a tie; an imported record
-   * becomes inherited, and an ordinary record of this table it replaces stops counting. `clients` is this table's current size; returns its new size.
+   * becomes inherited, and an ordinary record of this table it replaces stops counting.
+   * `clients` is this table's current size; returns its new size.
    */
   stageMergeFrom(
     reader: KvReader,
