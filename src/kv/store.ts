@@ -225,13 +225,22 @@ function withAppliedIndex(before: StoreState, appliedIndex: number): StoreState 
   };
 }
 
-/** A command that answered `result`, staged `batch` (maybe nothing) and changed no state. */
-function unchangedBy(before: StoreState, batch: WriteBatch, result: CommandResult): Executed {
+/**
+ * A command that answered `result`, staged `batch` (maybe nothing) and reported `events` at
+ * `revision`, leaving the bounds, range state, compaction and leases as `before` has them.
+ */
+function executedOn(
+  before: StoreState,
+  batch: WriteBatch,
+  result: CommandResult,
+  events: readonly KvEvent[] = [],
+  revision: bigint = before.revision,
+): Executed {
   return {
     batch,
     result,
-    events: [],
-    revision: before.revision,
+    events,
+    revision,
     compacted: before.compacted,
     leaseChange: null,
     bounds: before.bounds,
@@ -242,7 +251,7 @@ function unchangedBy(before: StoreState, batch: WriteBatch, result: CommandResul
 
 /** A command refused with `code`: it staged nothing and changed nothing. */
 function refusedWith(before: StoreState, code: KvErrorCode): Executed {
-  return unchangedBy(before, new WriteBatch(), { revision: before.revision, response: errorResponse(code) });
+  return executedOn(before, new WriteBatch(), { revision: before.revision, response: errorResponse(code) });
 }
 
 function u64Bytes(value: bigint): Uint8Array {
@@ -718,17 +727,16 @@ export class MvccStore {
         command.kind === "leaseGrant"
           ? this.leaseTable.grant(view, batch, command, entryIndex, bounds.current)
           : this.leaseTable.revoke(view, batch, command, envelope.timestamp, bounds, before.bounds);
+      const result = { revision: outcome.revision, response: outcome.response };
       return {
-        ...unchangedBy(before, batch, { revision: outcome.revision, response: outcome.response }),
-        events: outcome.events,
-        revision: outcome.revision,
+        ...executedOn(before, batch, result, outcome.events, outcome.revision),
         leaseChange: outcome.change,
       };
     }
     if (command.kind === "memberSet" || command.kind === "memberRemove") {
       if (mergeFenced) return refusedWith(before, KvErrorCode.RangeFenced);
       const response = this.memberTable.stage(batch, command);
-      return unchangedBy(before, batch, { revision: bounds.current, response });
+      return executedOn(before, batch, { revision: bounds.current, response });
     }
     // Keys first: a request for another range is routed there, where it is validated.
     if (!commandInsideBounds(before.bounds, command)) return refusedWith(before, KvErrorCode.KeyOutsideRange);
@@ -742,7 +750,7 @@ export class MvccStore {
       if (error !== null) return refusedWith(before, error);
       stageCompaction(view, this.layout, batch, command.revision);
       return {
-        ...unchangedBy(before, batch, { revision: bounds.current, response: { kind: "compact" } }),
+        ...executedOn(before, batch, { revision: bounds.current, response: { kind: "compact" } }),
         compacted: command.revision,
       };
     }
@@ -766,17 +774,7 @@ export class MvccStore {
     }
     this.leaseTable.stageAttachments(view, batch, writer.events);
     const resultRevision = wrote ? revision : bounds.current;
-    return {
-      batch,
-      result: { revision: resultRevision, response },
-      events: writer.events,
-      revision: resultRevision,
-      compacted: bounds.compacted,
-      leaseChange: null,
-      bounds: before.bounds,
-      rangeState: before.rangeState,
-      split: null,
-    };
+    return executedOn(before, batch, { revision: resultRevision, response }, writer.events, resultRevision);
   }
 
   /** Fence, Split, MergeFence, Merge, RevisionFloor (see commands.ts, split.ts, merge.ts). */

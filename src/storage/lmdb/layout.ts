@@ -222,7 +222,7 @@ export function parseKey(key: Uint8Array): ParsedKey | null {
 /** The stored value for `payload` under `key`: its checksum, then the payload. */
 export function frame(key: Uint8Array, payload: Uint8Array): Uint8Array {
   const value = new Uint8Array(CHECKSUM_BYTES + payload.byteLength);
-  new DataView(value.buffer).setUint32(0, crc32(payload, crc32(key)));
+  new DataView(value.buffer).setUint32(0, recordChecksum(key, payload));
   value.set(payload, CHECKSUM_BYTES);
   return value;
 }
@@ -232,7 +232,12 @@ export function unframe(key: Uint8Array, value: Uint8Array): Uint8Array | null {
   if (value.byteLength < CHECKSUM_BYTES) return null;
   const payload = value.subarray(CHECKSUM_BYTES);
   const stored = new DataView(value.buffer, value.byteOffset, CHECKSUM_BYTES).getUint32(0);
-  return stored === crc32(payload, crc32(key)) ? payload : null;
+  return stored === recordChecksum(key, payload) ? payload : null;
+}
+
+/** The checksum of a stored record: CRC-32 over its key, then its payload. */
+function recordChecksum(key: Uint8Array, payload: Uint8Array): number {
+  return crc32(payload, crc32(key));
 }
 
 /** The payload of a stored value without checking it (reads after open; open checked it). */
@@ -364,7 +369,7 @@ export function frameEntry(key: Uint8Array, entry: Entry): Uint8Array {
   writer.u32(0);
   writeEntry(writer, entry);
   const value = writer.done();
-  new DataView(value.buffer).setUint32(0, crc32(value.subarray(CHECKSUM_BYTES), crc32(key)));
+  new DataView(value.buffer).setUint32(0, recordChecksum(key, value.subarray(CHECKSUM_BYTES)));
   return value;
 }
 
