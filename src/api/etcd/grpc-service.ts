@@ -1,9 +1,10 @@
 /**
  * A grpc-js service definition built from a generated protobuf-es service descriptor: the
  * method paths (`/etcdserverpb.KV/Range`), streaming flags, and (de)serializers that use the
- * generated schemas. Unknown fields in requests are dropped, as etcd's Go server ignores them;
- * bytes that are not a valid message make the deserializer throw, which grpc-js answers with
- * an INTERNAL status without calling the handler.
+ * generated schemas (kv-encoding.ts writes the KV responses). Unknown fields in requests are
+ * dropped, as etcd's Go server ignores them; bytes that are not a valid message make the
+ * deserializer throw, which grpc-js answers with an INTERNAL status without calling the
+ * handler.
  */
 import {
   fromBinary,
@@ -13,10 +14,13 @@ import {
   type MessageShape,
 } from "@bufbuild/protobuf";
 import type { MethodDefinition, ServiceDefinition } from "@grpc/grpc-js";
+import { handEncoder } from "./kv-encoding.js";
 
+/** A message's wire bytes: by the hand-written encoder where kv-encoding.ts has one, else by toBinary. */
 function serializer<D extends DescMessage>(schema: D): (message: MessageShape<D>) => Buffer {
+  const encode = handEncoder(schema);
   return (message) => {
-    const bytes = toBinary(schema, message);
+    const bytes = encode?.(message) ?? toBinary(schema, message);
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   };
 }

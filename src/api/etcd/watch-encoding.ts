@@ -13,111 +13,11 @@
  * watch-service.ts) hands them to grpc-js as they are.
  */
 import { create, toBinary } from "@bufbuild/protobuf";
-import { WireType } from "@bufbuild/protobuf/wire";
 import type { KvEvent, KeyValue as KvKeyValue } from "../../kv/results.js";
 import { WatchResponseSchema, type WatchResponse } from "./gen/rpc_pb.js";
-
-const WIRE_VARINT = WireType.Varint;
-const WIRE_LENGTH_DELIMITED = WireType.LengthDelimited;
-
-function tag(field: number, wireType: number): number {
-  return (field << 3) | wireType;
-}
+import { ProtoWriter, WIRE_LENGTH_DELIMITED, WIRE_VARINT, tag, writeKeyValue } from "./proto-writer.js";
 
 const textEncoder = new TextEncoder();
-
-/**
- * A growable byte buffer with the protobuf primitives this file needs. Varints of 64-bit
- * values are written from two 32-bit halves, as protobuf does, to keep bigint arithmetic to
- * one split per value.
- */
-class ProtoWriter {
-  // Buffer.allocUnsafe (pooled, not zeroed): several times cheaper than a new Uint8Array for
-  // the small buffers written here; every byte handed out is written first.
-  private bytes: Uint8Array;
-  private length = 0;
-
-  constructor(capacity = 256) {
-    this.bytes = Buffer.allocUnsafe(capacity);
-  }
-
-  private ensure(extra: number): void {
-    if (this.length + extra <= this.bytes.length) return;
-    let size = this.bytes.length * 2;
-    while (size < this.length + extra) size *= 2;
-    const grown = Buffer.allocUnsafe(size);
-    grown.set(this.bytes.subarray(0, this.length));
-    this.bytes = grown;
-  }
-
-  /** A varint of a non-negative number below 2^32. */
-  uint32(value: number): this {
-    this.ensure(5);
-    while (value > 0x7f) {
-      this.bytes[this.length++] = (value & 0x7f) | 0x80;
-      value >>>= 7;
-    }
-    this.bytes[this.length++] = value;
-    return this;
-  }
-
-  /** A varint of an int64 or uint64: negative values as their 64-bit two's complement. */
-  int64(value: bigint): this {
-    const unsigned = BigInt.asUintN(64, value);
-    let low = Number(unsigned & 0xffffffffn);
-    let high = Number(unsigned >> 32n);
-    this.ensure(10);
-    while (high !== 0 || low > 0x7f) {
-      this.bytes[this.length++] = (low & 0x7f) | 0x80;
-      low = ((low >>> 7) | (high << 25)) >>> 0;
-      high >>>= 7;
-    }
-    this.bytes[this.length++] = low;
-    return this;
-  }
-
-  raw(data: Uint8Array): this {
-    this.ensure(data.length);
-    this.bytes.set(data, this.length);
-    this.length += data.length;
-    return this;
-  }
-
-  /** A length-delimited field: tag, length, bytes. */
-  bytesField(field: number, data: Uint8Array): this {
-    return this.uint32(tag(field, WIRE_LENGTH_DELIMITED)).uint32(data.length).raw(data);
-  }
-
-  /** An int64 / uint64 field, left out when zero (implicit presence). */
-  int64Field(field: number, value: bigint): this {
-    return value === 0n ? this : this.uint32(tag(field, WIRE_VARINT)).int64(value);
-  }
-
-  /** A bool field, left out when false. */
-  boolField(field: number, value: boolean): this {
-    return value ? this.uint32(tag(field, WIRE_VARINT)).uint32(1) : this;
-  }
-
-  /** A copy of what was written in memory of its own (for bytes that are kept: no pooled slab held). */
-  finish(): Uint8Array {
-    const copy = new Uint8Array(this.length);
-    copy.set(this.bytes.subarray(0, this.length));
-    return copy;
-  }
-
-  /** What was written, without a copy (for bytes that are used once). */
-  view(): Uint8Array {
-    return new Uint8Array(this.bytes.buffer, this.bytes.byteOffset, this.length);
-  }
-}
-
-/** mvccpb.KeyValue: key 1, create_revision 2, mod_revision 3, version 4, value 5, lease 6. */
-function writeKeyValue(writer: ProtoWriter, kv: KvKeyValue): ProtoWriter {
-  if (kv.key.length > 0) writer.bytesField(1, kv.key);
-  writer.int64Field(2, kv.createRevision).int64Field(3, kv.modRevision).int64Field(4, kv.version);
-  if (kv.value.length > 0) writer.bytesField(5, kv.value);
-  return writer.int64Field(6, kv.lease);
-}
 
 function encodeKeyValue(kv: KvKeyValue): Uint8Array {
   return writeKeyValue(new ProtoWriter(), kv).finish();
