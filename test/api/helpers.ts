@@ -1,26 +1,16 @@
-// Shared pieces of the client API tests: decoding values, free ports, bounded waits, a
-// cluster of members in this process.
+// Shared pieces of the client API tests: decoding values, bounded waits, a cluster of members
+// in this process.
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Concord, type EmbeddedConcord } from "../../src/api/index.js";
+import { freePort } from "../free-port.js";
 
 const decoder = new TextDecoder();
 
 export function text(bytes: Uint8Array | undefined): string | undefined {
   return bytes === undefined ? undefined : decoder.decode(bytes);
-}
-
-/** A port that was free a moment ago: bound on port 0 and released. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === "string") throw new Error("no port was bound");
-  return address.port;
 }
 
 /** Polls `condition` until it holds; fails (never hangs) after a bounded number of tries. */

@@ -6,26 +6,15 @@
 // Every wait is bounded (to fail rather than hang); nothing asserts on how long anything took.
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { createConnection, createServer } from "node:net";
+import { createConnection } from "node:net";
 import { fileURLToPath } from "node:url";
 import { test } from "node:test";
 import { Concord } from "../../src/api/concord.js";
+import { freePort } from "../free-port.js";
 import { snapshotTree, withTempDirAsync } from "./helpers.js";
 
 const BIN = fileURLToPath(new URL("../../bin/concord", import.meta.url));
 const WAIT_MS = 60_000;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", resolve);
-  });
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === "string") throw new Error("no port");
-  return address.port;
-}
 
 interface Concord {
   readonly child: ChildProcess;

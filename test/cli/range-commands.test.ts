@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { displayKey, parseRouteId, parseSplitKey } from "../../src/cli/client/range-commands.js";
 import { FakeRangeAdmin, serveRanges, type ServedRanges } from "../api/etcd/range-service-fake.js";
-import { clientCli, freePort, type CliResult } from "./client/scenario.js";
+import { freePort } from "../free-port.js";
+import { clientCli, type CliResult } from "./client/scenario.js";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 

@@ -3,7 +3,8 @@
 // (CONCORD_ETCD_CLIENT_TARGET=etcd) to show that what they expect is what etcd itself does.
 // Never used by the suite's default run. Every wait is bounded.
 import { spawn, type ChildProcess } from "node:child_process";
-import { freePort, within } from "../process/process-cluster.js";
+import { freePort } from "../free-port.js";
+import { within } from "../process/process-cluster.js";
 import { big, etcdctl, field, parseEtcdJson } from "./etcdctl.js";
 import type { MemberProcesses, ProcessMember } from "./harness.js";
 

@@ -17,7 +17,8 @@ import {
   type IKeyValue,
   type Watcher,
 } from "etcd3";
-import { freePort, sleep, within } from "../process/process-cluster.js";
+import { freePort } from "../free-port.js";
+import { sleep, within } from "../process/process-cluster.js";
 import { ClientCluster, clientUrl, eventually, FOUNDERS, TARGET, until } from "./harness.js";
 
 const SHORT_WAIT_MS = 30_000;

@@ -4,10 +4,9 @@
 // leader by polling every running member's status. Every wait is bounded so a test fails
 // instead of hanging; nothing here measures how long anything took.
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { Concord } from "../../src/api/concord.js";
+import { freePort } from "../free-port.js";
 
 const BIN = fileURLToPath(new URL("../../bin/concord", import.meta.url));
 /** Generous: a tsx start-up on a loaded two-core machine can take many seconds. */
@@ -15,52 +14,6 @@ const START_WAIT_MS = 90_000;
 const EXIT_WAIT_MS = 60_000;
 const LEADER_WAIT_MS = 90_000;
 const LEADER_POLL_MS = 200;
-
-/**
- * A free loopback port below the kernel's ephemeral range, for a member that is killed and
- * restarted on it. A port the kernel handed out by `listen(0)` lies in the range it also takes
- * outgoing connections' local ports from: while a killed member was down, some connection of
- * another test took its port, and the restart failed with EADDRINUSE.
- */
-export async function freePort(): Promise<number> {
-  const ephemeralStart = ephemeralPortRangeStart();
-  if (ephemeralStart === undefined) return listenedPort(0);
-  const low = Math.max(1024, ephemeralStart - 12_000);
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const candidate = low + Math.floor(Math.random() * (ephemeralStart - low));
-    try {
-      return await listenedPort(candidate);
-    } catch {
-      // Taken: try another.
-    }
-  }
-  return listenedPort(0);
-}
-
-/** The first port of Linux's ephemeral range, or undefined when it cannot be read. */
-function ephemeralPortRangeStart(): number | undefined {
-  try {
-    const first = Number(
-      readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0],
-    );
-    return Number.isInteger(first) && first > 2048 ? first : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Binds `port` (0: any) on 127.0.0.1, closes it again and returns the port it had. */
-async function listenedPort(port: number): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, "127.0.0.1", resolve);
-  });
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === "string") throw new Error("the probe socket has no port");
-  return address.port;
-}
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -8,7 +8,8 @@ import { after, before, test } from "node:test";
 import type { IMember } from "etcd3";
 import { etcdClusterId } from "../../../src/api/etcd/context.js";
 import { joinedMemberIdOf } from "../../../src/api/etcd/member-ids.js";
-import { freePort, waitFor } from "../helpers.js";
+import { freePort } from "../../free-port.js";
+import { waitFor } from "../helpers.js";
 import { CLUSTER_ID, MemberServers } from "./member-servers.js";
 
 const servers = new MemberServers();

@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Etcd3 } from "etcd3";
 import { Concord, type EmbeddedConcord } from "../../../src/api/index.js";
-import { freePort, waitFor } from "../helpers.js";
+import { freePort } from "../../free-port.js";
+import { waitFor } from "../helpers.js";
 
 /** `promise`, or a rejection naming `what` if it has not settled within 10 s (waits stay bounded). */
 export async function within<T>(promise: Promise<T>, what: string): Promise<T> {

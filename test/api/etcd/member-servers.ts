@@ -14,7 +14,8 @@ import { EtcdContext, etcdClusterId } from "../../../src/api/etcd/context.js";
 import { Cluster, Maintenance } from "../../../src/api/etcd/gen/rpc_pb.js";
 import { grpcServiceDefinition } from "../../../src/api/etcd/grpc-service.js";
 import { maintenanceService } from "../../../src/api/etcd/maintenance-service.js";
-import { freePort, waitFor } from "../helpers.js";
+import { freePort } from "../../free-port.js";
+import { waitFor } from "../helpers.js";
 
 export const CLUSTER_ID = "members-test";
 

@@ -9,7 +9,8 @@ import type { EmbeddedConcord } from "../../../src/api/embedded.js";
 import { startEmbeddedNode, stderrLogger } from "../../../src/cli/node-starter.js";
 import { runCli } from "../../../src/cli/program.js";
 import { ManualSignals, withTempDirAsync } from "../helpers.js";
-import { clientCli, freePort, runClientScenario, runFailoverScenario } from "./scenario.js";
+import { freePort } from "../../free-port.js";
+import { clientCli, runClientScenario, runFailoverScenario } from "./scenario.js";
 
 async function openServing(dataDir: string): Promise<{ db: EmbeddedConcord; endpoint: string }> {
   const endpoint = `127.0.0.1:${await freePort()}`;

@@ -4,7 +4,8 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { test } from "node:test";
 import { withTempDirAsync } from "../helpers.js";
-import { clientCli, freePort, runClientScenario, runFailoverScenario } from "./scenario.js";
+import { freePort } from "../../free-port.js";
+import { clientCli, runClientScenario, runFailoverScenario } from "./scenario.js";
 
 const etcdPresent = spawnSync("etcd", ["--version"], { stdio: "ignore" }).status === 0;
 

@@ -11,7 +11,7 @@ import { memberIdOf } from "../../../src/cli/member-id.js";
 import { startEmbeddedNode, stderrLogger } from "../../../src/cli/node-starter.js";
 import { runCli, type CliDeps } from "../../../src/cli/program.js";
 import { ManualSignals, snapshotTree, withTempDirAsync } from "../helpers.js";
-import { freePort } from "./scenario.js";
+import { freePort } from "../../free-port.js";
 
 const dec = (bytes: Uint8Array | undefined) => new TextDecoder().decode(bytes);
 

@@ -3,22 +3,9 @@
 // endpoint status/health, snapshot save, exit codes. Run against etcd and against Concord.
 import assert from "node:assert/strict";
 import { existsSync, statSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { runCli, type CliDeps } from "../../../src/cli/program.js";
 import { EXIT_UNAVAILABLE } from "../../../src/cli/client/errors.js";
-
-/** A port nobody listens on right now (for an endpoint that refuses, or a fixed listen port). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0));
-    });
-  });
-}
 
 async function* toAsync(lines: readonly string[]): AsyncGenerator<string> {
   for (const line of lines) yield await Promise.resolve(line);
