@@ -21,16 +21,17 @@ import {
   type DeleteRangeResponse,
   type PutResponse,
   type RangeResponse,
-  type ResponseHeader,
   type ResponseOp,
   type TxnResponse,
 } from "./gen/rpc_pb.js";
 import {
   ProtoWriter,
   boolFieldSize,
+  headerFieldSize,
   int64FieldSize,
   keyValueSize,
   lengthDelimitedSize,
+  writeHeaderField,
   writeKeyValue,
 } from "./proto-writer.js";
 
@@ -40,33 +41,6 @@ interface MaybeUnknown {
 
 function hasUnknown(message: MaybeUnknown | undefined): boolean {
   return message?.$unknown !== undefined && message.$unknown.length > 0;
-}
-
-/** Every response below starts with its header, field 1. */
-const HEADER_FIELD = 1;
-
-/** etcdserverpb.ResponseHeader: cluster_id 1, member_id 2, revision 3, raft_term 4. */
-function headerSize(header: ResponseHeader): number {
-  return (
-    int64FieldSize(header.clusterId) +
-    int64FieldSize(header.memberId) +
-    int64FieldSize(header.revision) +
-    int64FieldSize(header.raftTerm)
-  );
-}
-
-function headerFieldSize(header: ResponseHeader | undefined): number {
-  return header === undefined ? 0 : lengthDelimitedSize(headerSize(header));
-}
-
-function writeHeaderField(writer: ProtoWriter, header: ResponseHeader | undefined): void {
-  if (header === undefined) return;
-  writer
-    .lengthPrefix(HEADER_FIELD, headerSize(header))
-    .int64Field(1, header.clusterId)
-    .int64Field(2, header.memberId)
-    .int64Field(3, header.revision)
-    .int64Field(4, header.raftTerm);
 }
 
 function keyValueFieldSize(kv: KeyValue): number {

@@ -1,8 +1,8 @@
 /**
  * Hand-written protobuf output for the responses the etcd API sends most (watch-encoding.ts,
  * kv-encoding.ts): a byte writer with the primitives they need, the sizes of what it writes
- * (so that a message's length prefix is known before its body is written), and
- * mvccpb.KeyValue, which both carry. Every writer here produces what protobuf-es `toBinary`
+ * (so that a message's length prefix is known before its body is written), and the two
+ * messages both carry: etcdserverpb.ResponseHeader and mvccpb.KeyValue. Every writer here produces what protobuf-es `toBinary`
  * produces: fields in number order, implicit-presence fields left out when zero or empty,
  * negative int64s as ten-byte varints.
  */
@@ -36,7 +36,7 @@ export class ProtoWriter {
 
   private ensure(extra: number): void {
     if (this.length + extra <= this.bytes.length) return;
-    let size = this.bytes.length * 2;
+    let size = Math.max(16, this.bytes.length * 2);
     while (size < this.length + extra) size *= 2;
     const grown = Buffer.allocUnsafe(size);
     grown.set(this.bytes.subarray(0, this.length));
@@ -195,4 +195,41 @@ export function keyValueSize(kv: KeyValueFields): number {
     optionalBytesFieldSize(kv.value) +
     int64FieldSize(kv.lease)
   );
+}
+
+/** etcdserverpb.ResponseHeader's fields. */
+export interface HeaderFields {
+  readonly clusterId: bigint;
+  readonly memberId: bigint;
+  readonly revision: bigint;
+  readonly raftTerm: bigint;
+}
+
+/** Every etcd response starts with its header, field 1. */
+const HEADER_FIELD = 1;
+
+/** ResponseHeader: cluster_id 1, member_id 2, revision 3, raft_term 4. */
+function headerSize(header: HeaderFields): number {
+  return (
+    int64FieldSize(header.clusterId) +
+    int64FieldSize(header.memberId) +
+    int64FieldSize(header.revision) +
+    int64FieldSize(header.raftTerm)
+  );
+}
+
+/** Bytes of writeHeaderField's output (nothing for an absent header). */
+export function headerFieldSize(header: HeaderFields | undefined): number {
+  return header === undefined ? 0 : lengthDelimitedSize(headerSize(header));
+}
+
+/** A response's header field: tag, length, ResponseHeader (nothing for an absent header). */
+export function writeHeaderField(writer: ProtoWriter, header: HeaderFields | undefined): ProtoWriter {
+  if (header === undefined) return writer;
+  return writer
+    .lengthPrefix(HEADER_FIELD, headerSize(header))
+    .int64Field(1, header.clusterId)
+    .int64Field(2, header.memberId)
+    .int64Field(3, header.revision)
+    .int64Field(4, header.raftTerm);
 }

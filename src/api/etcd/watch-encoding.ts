@@ -15,7 +15,18 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import type { KvEvent, KeyValue as KvKeyValue } from "../../kv/results.js";
 import { WatchResponseSchema, type WatchResponse } from "./gen/rpc_pb.js";
-import { ProtoWriter, WIRE_LENGTH_DELIMITED, WIRE_VARINT, tag, writeKeyValue } from "./proto-writer.js";
+import {
+  ProtoWriter,
+  WIRE_LENGTH_DELIMITED,
+  WIRE_VARINT,
+  headerFieldSize,
+  tag,
+  writeHeaderField,
+  writeKeyValue,
+  type HeaderFields,
+} from "./proto-writer.js";
+
+export type { HeaderFields } from "./proto-writer.js";
 
 const textEncoder = new TextEncoder();
 
@@ -71,14 +82,6 @@ export function eventField(event: KvEvent): Uint8Array {
   return (cached.withPrevKv ??= encodeEventField(event));
 }
 
-/** etcdserverpb.ResponseHeader's fields. */
-export interface HeaderFields {
-  readonly clusterId: bigint;
-  readonly memberId: bigint;
-  readonly revision: bigint;
-  readonly raftTerm: bigint;
-}
-
 /**
  * The header field (tag 1, length, ResponseHeader bytes) of a response, reusing the last
  * encoding while the header stays the same: every response of one publish carries the same
@@ -98,13 +101,7 @@ export class HeaderFieldCache {
     ) {
       return last.bytes;
     }
-    const body = new ProtoWriter()
-      .int64Field(1, header.clusterId)
-      .int64Field(2, header.memberId)
-      .int64Field(3, header.revision)
-      .int64Field(4, header.raftTerm)
-      .finish();
-    const bytes = new ProtoWriter().bytesField(1, body).finish();
+    const bytes = writeHeaderField(new ProtoWriter(headerFieldSize(header)), header).finish();
     this.last = {
       fields: {
         clusterId: header.clusterId,

@@ -29,6 +29,7 @@ import {
   encodeTxnResponse,
   handEncoder,
 } from "../../../src/api/etcd/kv-encoding.js";
+import { ProtoWriter } from "../../../src/api/etcd/proto-writer.js";
 
 const INT64_MIN = -(1n << 63n);
 const INT64_MAX = (1n << 63n) - 1n;
@@ -184,4 +185,20 @@ test("the KV service serializes its responses by hand, every other message by to
     definition.Range!.responseSerialize(response),
     Buffer.from(toBinary(RangeResponseSchema, response)),
   );
+});
+
+test("a ProtoWriter grows from any starting capacity, none included", () => {
+  const value = new Uint8Array(40).fill(7);
+  for (const capacity of [0, 1, 3]) {
+    const bytes = new ProtoWriter(capacity).uint32(300).int64(-1n).bytesField(1, value).view();
+    assert.deepEqual(
+      Buffer.from(bytes),
+      Buffer.concat([
+        Buffer.of(0xac, 0x02),
+        Buffer.alloc(9, 0xff),
+        Buffer.of(0x01, 0x0a, 40),
+        Buffer.from(value),
+      ]),
+    );
+  }
 });
