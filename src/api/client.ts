@@ -104,9 +104,14 @@ class NativeConnection {
         if (waiter.deliver(response.body)) this.waiting.delete(response.id);
         if (this.retired && this.waiting.size === 0) this.close();
       },
-      closed: (reason) => {
+      closed: (reason, _cause, firstUnreadId) => {
         this.closeReason = reason;
-        for (const waiter of this.waiting.values()) waiter.fail(new ConnectionDropped(reason));
+        // A request the server says it never read had no effect: it is as if never sent (a
+        // write may go elsewhere), which a member shutting down gracefully can promise.
+        for (const [id, waiter] of this.waiting) {
+          const unread = firstUnreadId !== undefined && id >= firstUnreadId;
+          waiter.fail(unread ? new ConnectionLostError(reason) : new ConnectionDropped(reason));
+        }
         this.waiting.clear();
       },
     });

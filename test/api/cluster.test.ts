@@ -225,7 +225,7 @@ function sendRaw(address: string, bytes: Uint8Array): Promise<string | null> {
     let reason: string | null = null;
     socket.on("data", (chunk) => {
       for (const frame of decoder.push(chunk)) {
-        if (frame.kind === NativeFrameKind.Goodbye) reason = decodeGoodbye(frame.payload);
+        if (frame.kind === NativeFrameKind.Goodbye) reason = decodeGoodbye(frame.payload).reason;
       }
     });
     socket.on("error", reject);

@@ -21,8 +21,11 @@ export type CloseCause = "local" | "remote" | "protocol";
 export interface FramedSocketEvents {
   /** A Request or Response frame; throwing NativeProtocolError closes the connection. */
   frame(frame: NativeFrame): void;
-  /** Called exactly once, whoever closed the connection, saying why and who decided. */
-  closed(reason: string, cause: CloseCause): void;
+  /**
+   * Called exactly once, whoever closed the connection, saying why and who decided; with the
+   * other side's word on which requests it never read, when its Goodbye gave one.
+   */
+  closed(reason: string, cause: CloseCause, firstUnreadId?: number): void;
 }
 
 export class FramedSocket {
@@ -68,17 +71,21 @@ export class FramedSocket {
     });
   }
 
-  /** Closes the connection; a close decided here ("local", "protocol") tells the reason in a Goodbye. */
-  close(reason: string, cause: CloseCause = "local"): void {
+  /**
+   * Closes the connection; a close decided here ("local", "protocol") tells the reason in a
+   * Goodbye, and `firstUnreadId` when given (nothing is read after this call).
+   */
+  close(reason: string, cause: CloseCause = "local", firstUnreadId?: number): void {
     if (!this.open) return;
     this.open = false;
     if (cause !== "remote") {
-      this.socket.end(encodeNativeFrame(NativeFrameKind.Goodbye, encodeGoodbye(reason)));
+      const goodbye = firstUnreadId === undefined ? { reason } : { reason, firstUnreadId };
+      this.socket.end(encodeNativeFrame(NativeFrameKind.Goodbye, encodeGoodbye(goodbye)));
       this.socket.destroySoon();
     } else {
       this.socket.destroy();
     }
-    this.events.closed(reason, cause);
+    this.events.closed(reason, cause, firstUnreadId);
   }
 
   private receive(chunk: Uint8Array): void {
@@ -86,7 +93,8 @@ export class FramedSocket {
     try {
       for (const frame of this.decoder.push(chunk)) {
         if (frame.kind === NativeFrameKind.Goodbye) {
-          this.close(`closed by the other side: ${decodeGoodbye(frame.payload)}`, "remote");
+          const goodbye = decodeGoodbye(frame.payload);
+          this.close(`closed by the other side: ${goodbye.reason}`, "remote", goodbye.firstUnreadId);
           return;
         }
         this.events.frame(frame);

@@ -234,7 +234,10 @@ const STATUS: MessageSchema = {
   },
 };
 
-const GOODBYE: MessageSchema = { name: "Goodbye", fields: { 1: { name: "reason", kind: "string" } } };
+const GOODBYE: MessageSchema = {
+  name: "Goodbye",
+  fields: { 1: { name: "reason", kind: "string" }, 2: { name: "first_unread_id", kind: "uint" } },
+};
 
 // ------------------------------------------------------------------------------- framing
 
@@ -532,12 +535,31 @@ export function decodeResponse(bytes: Uint8Array): NativeResponse {
   });
 }
 
-export function encodeGoodbye(reason: string): Uint8Array {
+export interface Goodbye {
+  readonly reason: string;
+  /**
+   * Set by a side that stops reading requests (a server closing a session): every request
+   * whose id is this or above was never read, so it had no effect. Absent when unknown.
+   */
+  readonly firstUnreadId?: number;
+}
+
+export function encodeGoodbye(goodbye: Goodbye): Uint8Array {
   const writer = new BinaryWriter();
-  writeString(writer, 1, reason);
+  writeString(writer, 1, goodbye.reason);
+  if (goodbye.firstUnreadId !== undefined) {
+    if (goodbye.firstUnreadId < 1)
+      throw new RangeError("Goodbye.first_unread_id starts at 1 (request ids do)");
+    writeUint(writer, 2, goodbye.firstUnreadId, "Goodbye.first_unread_id");
+  }
   return writer.finish();
 }
 
-export function decodeGoodbye(bytes: Uint8Array): string {
-  return decoding("Goodbye", () => decodeFields(bytes, GOODBYE, "Goodbye").string(1));
+export function decodeGoodbye(bytes: Uint8Array): Goodbye {
+  return decoding("Goodbye", () => {
+    const fields = decodeFields(bytes, GOODBYE, "Goodbye");
+    const reason = fields.string(1);
+    const firstUnreadId = fields.uint(2);
+    return firstUnreadId === 0 ? { reason } : { reason, firstUnreadId };
+  });
 }

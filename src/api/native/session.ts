@@ -69,6 +69,8 @@ export class ClientSession {
   private readonly framed: FramedSocket;
   /** Open watches by the id of the request that opened them. */
   private readonly watches = new Map<number, Watch>();
+  /** The highest request id read: a client numbers its requests upwards on a connection. */
+  private lastReadId = 0;
 
   constructor(
     socket: Socket,
@@ -88,8 +90,9 @@ export class ClientSession {
     });
   }
 
+  /** Closes the session; its Goodbye tells the client which of its requests were never read. */
   close(reason: string): void {
-    this.framed.close(reason);
+    this.framed.close(reason, "local", this.lastReadId + 1);
   }
 
   private receive(frame: NativeFrame): void {
@@ -99,6 +102,7 @@ export class ClientSession {
       );
     }
     const request = decodeRequest(frame.payload);
+    this.lastReadId = Math.max(this.lastReadId, request.id);
     if (this.watches.has(request.id)) {
       throw new NativeProtocolError(`request id ${request.id} belongs to an open watch`);
     }
