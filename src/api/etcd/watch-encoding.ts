@@ -26,8 +26,6 @@ import {
   type HeaderFields,
 } from "./proto-writer.js";
 
-export type { HeaderFields } from "./proto-writer.js";
-
 const textEncoder = new TextEncoder();
 
 function encodeKeyValue(kv: KvKeyValue): Uint8Array {

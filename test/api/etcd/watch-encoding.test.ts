@@ -24,8 +24,8 @@ import {
   HeaderFieldCache,
   serializeWatchResponse,
   wireMessage,
-  type HeaderFields,
 } from "../../../src/api/etcd/watch-encoding.js";
+import type { HeaderFields } from "../../../src/api/etcd/proto-writer.js";
 
 const INT64_MAX = (1n << 63n) - 1n;
 const INT64_MIN = -(1n << 63n);
