@@ -1,15 +1,17 @@
 /**
  * A micro-benchmark of what the gRPC layer alone costs a server: the same unary etcd `KV/Put`
- * handler, answered from memory (a Map, no Raft, no disk), served (a) by grpc-js and (b) by a
- * lean gRPC server on `node:http2` (5-byte message framing, `grpc-status` trailer). Both use
- * the generated protobuf-es codecs, so the difference is the server framework. Each server
+ * handler, answered from memory (a Map, no Raft, no disk), served (a) by grpc-js, (b) by a
+ * lean gRPC server on `node:http2` (5-byte message framing, `grpc-status` trailer), and (c) by
+ * Concord's own gRPC server on its own HTTP/2 (src/api/etcd/grpc-server.ts, what members run).
+ * All use the generated protobuf-es codecs, so the difference is the server framework. Each server
  * runs in its own child process (so its CPU is its own, read from /proc); this process drives
  * both with one grpc-js client at a fixed concurrency, alternating, and prints CPU per request.
  *
  *   npx tsx bench/etcd-compare/grpc-overhead.ts [--seconds 5] [--reps 3] [--concurrency 64]
- *   (a child runs this file with `--serve grpc-js|http2` and prints "listening <port>")
+ *   (a child runs this file with `--serve grpc-js|http2|concord` and prints "listening <port>")
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { createServer } from "node:net";
 import http2 from "node:http2";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
@@ -22,12 +24,13 @@ import {
   type PutRequest,
   type PutResponse,
 } from "../../src/api/etcd/gen/rpc_pb.js";
+import { GrpcServer } from "../../src/api/etcd/grpc-server.js";
 import { clientCpuMicros, serverCpuMicros } from "./cpu.js";
 import { median } from "./stats.js";
 import { percentile } from "../stats.js";
 
 const PUT_PATH = "/etcdserverpb.KV/Put";
-const SERVER_KINDS = ["grpc-js", "http2"] as const;
+const SERVER_KINDS = ["grpc-js", "http2", "concord"] as const;
 type ServerKind = (typeof SERVER_KINDS)[number];
 const START_LIMIT_MS = 30_000;
 const MAX_REQUESTS_PER_RUN = 2_000_000;
@@ -112,6 +115,33 @@ async function serveHttp2(): Promise<number> {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address();
   if (address === null || typeof address === "string") throw new Error("the http2 server bound no port");
+  return address.port;
+}
+
+async function serveConcord(): Promise<number> {
+  const put = memoryPut();
+  const server = new GrpcServer({ maxReceiveMessageBytes: 4 * 1024 * 1024 });
+  server.addService(
+    {
+      Put: {
+        path: PUT_PATH,
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: (message: PutRequest) => Buffer.from(toBinary(PutRequestSchema, message)),
+        requestDeserialize: (bytes: Buffer) => fromBinary(PutRequestSchema, bytes),
+        responseSerialize: encode,
+        responseDeserialize: (bytes: Buffer) => fromBinary(PutResponseSchema, bytes),
+      },
+    },
+    { Put: (request: PutRequest) => Promise.resolve(put(request)) },
+  );
+  const listener = createServer((socket) => {
+    socket.setNoDelay(true);
+    server.injectConnection(socket);
+  });
+  await new Promise<void>((resolve) => listener.listen(0, "127.0.0.1", resolve));
+  const address = listener.address();
+  if (address === null || typeof address === "string") throw new Error("the concord server bound no port");
   return address.port;
 }
 
@@ -259,9 +289,10 @@ async function main(): Promise<void> {
     },
   });
   if (values.serve !== undefined) {
-    if (values.serve !== "grpc-js" && values.serve !== "http2")
-      throw new RangeError(`--serve takes grpc-js or http2, not "${values.serve}"`);
-    const port = values.serve === "grpc-js" ? await serveGrpcJs() : await serveHttp2();
+    const serve = { "grpc-js": serveGrpcJs, http2: serveHttp2, concord: serveConcord }[values.serve];
+    if (serve === undefined)
+      throw new RangeError(`--serve takes grpc-js, http2 or concord, not "${values.serve}"`);
+    const port = await serve();
     console.log(`listening ${port}`);
     return;
   }

@@ -28,7 +28,6 @@ import {
   makeGenericClientConstructor,
   status as GrpcStatus,
   type ServiceError,
-  type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { rangeRequest } from "../../kv/commands.js";
 import { memberRemoveRequest, memberSetRequest, type MemberCommand } from "../../kv/members.js";
@@ -58,6 +57,7 @@ import {
   type MemberUpdateResponse,
 } from "./gen/rpc_pb.js";
 import { grpcServiceDefinition } from "./grpc-service.js";
+import type { ServiceHandlers } from "./grpc-server.js";
 import { canonicalPeerUrl, joinedMemberIdOf } from "./member-ids.js";
 
 /** Marks a request one member forwarded to the leader, so it is never forwarded again. */
@@ -170,7 +170,7 @@ function checkReconfiguration(
   if (refusal === "unhealthy") throw new EtcdRpcError(ETCD_ERRORS.unhealthy);
 }
 
-export function clusterService(ctx: EtcdContext): UntypedServiceImplementation {
+export function clusterService(ctx: EtcdContext): ServiceHandlers {
   const list = (): Member[] => ctx.members().map(toMember);
   return {
     MemberList: unary<MemberListRequest, MemberListResponse>(async (request) => {
@@ -228,7 +228,7 @@ export function clusterService(ctx: EtcdContext): UntypedServiceImplementation {
       try {
         await promote(ctx, id);
       } catch (error) {
-        const forwarded = call.metadata.get(FORWARDED_HEADER).length > 0;
+        const forwarded = call.metadata(FORWARDED_HEADER) !== undefined;
         if (!(error instanceof NotLeaderError) || forwarded) {
           throw error instanceof NotLeaderError ? new EtcdRpcError(ETCD_ERRORS.notLeader) : error;
         }

@@ -4,23 +4,16 @@
  * cluster's ids, truthful response headers, the member list and the range leader's client
  * URL), etcd's gRPC errors (`EtcdRpcError`, `ETCD_ERRORS`) with the mapping of Concord's
  * errors onto them (`toServiceError`), and the handler wrappers (`unary`, `serverStream`) that
- * turn an async function over the generated messages into a grpc-js handler that never throws.
+ * turn an async function over the generated messages into a GrpcServer handler (grpc-server.ts)
+ * whose failures are etcd's errors.
  *
- * A service module exports `fooService(ctx: EtcdContext): UntypedServiceImplementation` whose
- * keys are the method names of the generated `DescService` (`Foo` in gen/rpc_pb.ts); the server
- * (server.ts) pairs the two to build the grpc-js service definition (serialization included).
+ * A service module exports `fooService(ctx: EtcdContext): ServiceHandlers` whose keys are the
+ * method names of the generated `DescService` (`Foo` in gen/rpc_pb.ts); the server (server.ts)
+ * pairs the two with the service definition (serialization included).
  */
 import { createHash } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
-import {
-  status as GrpcStatus,
-  type ServerErrorResponse,
-  type ServerUnaryCall,
-  type ServerWritableStream,
-  type UntypedServiceImplementation,
-  type handleServerStreamingCall,
-  type handleUnaryCall,
-} from "@grpc/grpc-js";
+import { status as GrpcStatus } from "@grpc/grpc-js";
 import { KV_ERROR_MESSAGES, KvError, KvErrorCode } from "../../kv/errors.js";
 import {
   AmbiguousResultError,
@@ -36,6 +29,7 @@ import { isRoutingError } from "../../placement/router/retry.js";
 import { SystemKeyError } from "../../placement/router/system-keys.js";
 import type { MemberRecord } from "../../node/types.js";
 import { ResponseHeaderSchema, type ResponseHeader } from "./gen/rpc_pb.js";
+import type { GrpcCall, StreamHandler, UnaryHandler } from "./grpc-server.js";
 
 export type { MemberRecord };
 
@@ -133,7 +127,7 @@ export function kvErrorSpec(code: KvErrorCode): EtcdErrorSpec {
  * "request timed out"; a stopped replica → "server stopped". Anything unexpected → INTERNAL
  * with its message.
  */
-export function toServiceError(error: unknown): ServerErrorResponse {
+export function toServiceError(error: unknown): EtcdRpcError {
   let code: GrpcStatus;
   let message: string;
   if (error instanceof EtcdRpcError) ({ code, message } = error);
@@ -151,7 +145,7 @@ export function toServiceError(error: unknown): ServerErrorResponse {
     code = GrpcStatus.INTERNAL;
     message = error instanceof Error ? error.message : String(error);
   }
-  return Object.assign(new Error(message), { code, details: message });
+  return new EtcdRpcError({ code, message });
 }
 
 function errorMessage(error: unknown): string {
@@ -245,22 +239,15 @@ export class EtcdContext {
   }
 }
 
-/** A service module: the handlers of one etcd service, keyed by method name. */
-export type EtcdServiceFactory = (ctx: EtcdContext) => UntypedServiceImplementation;
-
 /**
  * A unary handler from a function returning the response or a promise of it; a throw or a
  * rejection becomes the gRPC error etcd would send.
  */
-export function unary<I, O>(
-  handle: (request: I, call: ServerUnaryCall<I, O>) => O | Promise<O>,
-): handleUnaryCall<I, O> {
-  return (call, callback) => {
-    new Promise<O>((resolve) => resolve(handle(call.request, call))).then(
-      (response) => callback(null, response),
-      (error: unknown) => callback(toServiceError(error)),
-    );
-  };
+export function unary<I, O>(handle: (request: I, call: GrpcCall) => O | Promise<O>): UnaryHandler {
+  return (request: I, call: GrpcCall) =>
+    new Promise<O>((resolve) => resolve(handle(request, call))).catch((error: unknown) => {
+      throw toServiceError(error);
+    });
 }
 
 /**
@@ -268,13 +255,11 @@ export function unary<I, O>(
  * drain when `write` returns false); the call ends when it resolves, with the gRPC error etcd
  * would send when it rejects.
  */
-export function serverStream<I, O>(
-  handle: (request: I, call: ServerWritableStream<I, O>) => Promise<void>,
-): handleServerStreamingCall<I, O> {
+export function serverStream<I>(handle: (request: I, call: GrpcCall) => Promise<void>): StreamHandler {
   return (call) => {
-    new Promise<void>((resolve) => resolve(handle(call.request, call))).then(
+    new Promise<void>((resolve) => resolve(handle(call.request as I, call))).then(
       () => call.end(),
-      (error: unknown) => call.emit("error", toServiceError(error)),
+      (error: unknown) => call.fail(toServiceError(error)),
     );
   };
 }

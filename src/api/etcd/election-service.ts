@@ -27,14 +27,7 @@
  * are not the recipe's.
  */
 import { create } from "@bufbuild/protobuf";
-import {
-  status as GrpcStatus,
-  type ServerUnaryCall,
-  type ServerWritableStream,
-  type handleUnaryCall,
-  type UntypedServiceImplementation,
-} from "@grpc/grpc-js";
-import type { EventEmitter } from "node:events";
+import { status as GrpcStatus } from "@grpc/grpc-js";
 import { once } from "node:events";
 import { deleteRangeRequest, putRequest, txnRequest } from "../../kv/commands.js";
 import { KvError } from "../../kv/errors.js";
@@ -76,6 +69,7 @@ import {
   type ResignRequest,
   type ResignResponse,
 } from "./gen/v3election_pb.js";
+import type { GrpcCall, ServiceHandlers, UnaryHandler } from "./grpc-server.js";
 import { ReplicaRecipeClient } from "./recipe-client.js";
 
 /** etcd's election errors: plain Go errors, so gRPC's UNKNOWN code with their text. */
@@ -107,7 +101,7 @@ export function subspaceOf(name: Uint8Array): string {
 }
 
 /** An AbortSignal that fires when the client cancels the call (or its deadline passes). */
-export function callSignal(call: EventEmitter & { readonly cancelled: boolean }): {
+export function callSignal(call: GrpcCall): {
   readonly signal: AbortSignal;
   readonly dispose: () => void;
 } {
@@ -163,9 +157,9 @@ export function recipeError(error: unknown, expired: EtcdErrorSpec): unknown {
 /** A unary handler whose failures are answered as `recipeError` says. */
 export function recipeUnary<I, O>(
   expired: EtcdErrorSpec,
-  handle: (request: I, call: ServerUnaryCall<I, O>) => Promise<O>,
-): handleUnaryCall<I, O> {
-  return unary(async (request: I, call: ServerUnaryCall<I, O>) => {
+  handle: (request: I, call: GrpcCall) => Promise<O>,
+): UnaryHandler {
+  return unary(async (request: I, call: GrpcCall) => {
     try {
       return await handle(request, call);
     } catch (error) {
@@ -261,16 +255,12 @@ export async function resignTerm(
   return result.revision;
 }
 
-async function writeResponse<O>(
-  call: ServerWritableStream<unknown, O>,
-  response: O,
-  signal: AbortSignal,
-): Promise<void> {
+async function writeResponse<O>(call: GrpcCall, response: O, signal: AbortSignal): Promise<void> {
   if (call.write(response)) return;
   await once(call, "drain", { signal });
 }
 
-export function electionService(ctx: EtcdContext): UntypedServiceImplementation {
+export function electionService(ctx: EtcdContext): ServiceHandlers {
   const client = new ReplicaRecipeClient(ctx);
   return {
     Campaign: recipeUnary(
@@ -327,35 +317,33 @@ export function electionService(ctx: EtcdContext): UntypedServiceImplementation 
       },
     ),
 
-    Observe: serverStream(
-      async (request: LeaderRequest, call: ServerWritableStream<LeaderRequest, LeaderResponse>) => {
-        const keys = new ElectionKeys(subspaceOf(request.name));
-        const { signal, dispose } = callSignal(call);
-        try {
-          for await (const change of observeLeader(client, keys, { signal })) {
-            if (change.leader === null || change.value === null) continue;
-            const record: LeaderRecord = {
-              holder: change.leader,
-              term: change.term,
-              priority: change.priority ?? 0,
-              // A leader change does not carry the holder's lease; Leader reports it.
-              lease: 0n,
-              value: change.value,
-            };
-            const kv = leaderKeyValue(keys, record, change.revision, 0n);
-            await writeResponse(
-              call,
-              create(LeaderResponseSchema, { header: ctx.header(change.revision), kv }),
-              signal,
-            );
-          }
-        } catch (error) {
-          if (!signal.aborted) throw error;
-        } finally {
-          dispose();
+    Observe: serverStream(async (request: LeaderRequest, call: GrpcCall) => {
+      const keys = new ElectionKeys(subspaceOf(request.name));
+      const { signal, dispose } = callSignal(call);
+      try {
+        for await (const change of observeLeader(client, keys, { signal })) {
+          if (change.leader === null || change.value === null) continue;
+          const record: LeaderRecord = {
+            holder: change.leader,
+            term: change.term,
+            priority: change.priority ?? 0,
+            // A leader change does not carry the holder's lease; Leader reports it.
+            lease: 0n,
+            value: change.value,
+          };
+          const kv = leaderKeyValue(keys, record, change.revision, 0n);
+          await writeResponse(
+            call,
+            create(LeaderResponseSchema, { header: ctx.header(change.revision), kv }),
+            signal,
+          );
         }
-      },
-    ),
+      } catch (error) {
+        if (!signal.aborted) throw error;
+      } finally {
+        dispose();
+      }
+    }),
 
     Resign: recipeUnary(
       ELECTION_ERRORS.sessionExpired,

@@ -5,7 +5,7 @@
  * etcd would refuse is refused here before anything is proposed. Compact answers once this
  * member has applied the compaction, so it is always "physical".
  */
-import type { UntypedServiceImplementation } from "@grpc/grpc-js";
+import type { ServiceHandlers } from "./grpc-server.js";
 import { compactRequest } from "../../kv/commands.js";
 import { unary, type EtcdContext } from "./context.js";
 import {
@@ -34,7 +34,7 @@ import {
   type TxnResponse,
 } from "./gen/rpc_pb.js";
 
-export function kvService(ctx: EtcdContext): UntypedServiceImplementation {
+export function kvService(ctx: EtcdContext): ServiceHandlers {
   return {
     Range: unary(async (request: RangeRequest): Promise<RangeResponse> => {
       const range = fromRangeRequest(request);

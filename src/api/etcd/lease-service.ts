@@ -7,7 +7,7 @@
  * gets TTL -1.
  */
 import { create } from "@bufbuild/protobuf";
-import type { ServerDuplexStream, UntypedServiceImplementation } from "@grpc/grpc-js";
+import type { GrpcCall, ServiceHandlers } from "./grpc-server.js";
 import { leaseGrantRequest, leaseRevokeRequest } from "../../kv/commands.js";
 import type { TimeToLive } from "../../kv/lease-clock.js";
 import { KvError } from "../../kv/errors.js";
@@ -26,7 +26,6 @@ import {
   type LeaseGrantRequest,
   type LeaseGrantResponse,
   type LeaseKeepAliveRequest,
-  type LeaseKeepAliveResponse,
   type LeaseLeasesResponse,
   type LeaseRevokeRequest,
   type LeaseRevokeResponse,
@@ -114,7 +113,7 @@ function toTtlSeconds(ttl: bigint): number {
   return Number(ttl > max ? max : ttl);
 }
 
-export function leaseService(ctx: EtcdContext, forwarder: LeaderForwarder): UntypedServiceImplementation {
+export function leaseService(ctx: EtcdContext, forwarder: LeaderForwarder): ServiceHandlers {
   const keepAlive = async (id: bigint): Promise<number | null> => {
     try {
       return await ctx.replica().leaseKeepAlive(id);
@@ -151,7 +150,7 @@ export function leaseService(ctx: EtcdContext, forwarder: LeaderForwarder): Unty
       return create(LeaseRevokeResponseSchema, { header: ctx.header(result.revision) });
     }),
 
-    LeaseKeepAlive: (call: ServerDuplexStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse>) => {
+    LeaseKeepAlive: (call: GrpcCall) => {
       // Answered one at a time, in order: a keep-alive stream is a sequence of renewals.
       let chain = Promise.resolve();
       let ended = false;
@@ -171,7 +170,7 @@ export function leaseService(ctx: EtcdContext, forwarder: LeaderForwarder): Unty
           } catch (error) {
             if (ended) return;
             ended = true;
-            call.emit("error", toServiceError(error));
+            call.fail(toServiceError(error));
           }
         });
       });
@@ -182,7 +181,6 @@ export function leaseService(ctx: EtcdContext, forwarder: LeaderForwarder): Unty
           call.end();
         });
       });
-      call.on("error", () => (ended = true));
       call.on("close", () => (ended = true));
     },
 

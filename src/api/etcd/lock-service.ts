@@ -19,7 +19,8 @@
  * KV-based lock clients (etcdctl `lock`): their keys are not the recipe's.
  */
 import { create } from "@bufbuild/protobuf";
-import { status as GrpcStatus, type UntypedServiceImplementation } from "@grpc/grpc-js";
+import { status as GrpcStatus } from "@grpc/grpc-js";
+import type { ServiceHandlers } from "./grpc-server.js";
 import { deleteRangeRequest } from "../../kv/commands.js";
 import { acquireLock } from "../../recipes/index.js";
 import { decodeLeaderRecord } from "../../recipes/election/records.js";
@@ -71,7 +72,7 @@ function parseLockKey(key: Uint8Array): { name: Uint8Array; lease: bigint } {
   return { name: new TextEncoder().encode(text.slice(0, at)), lease: BigInt(`0x${hex}`) };
 }
 
-export function lockService(ctx: EtcdContext): UntypedServiceImplementation {
+export function lockService(ctx: EtcdContext): ServiceHandlers {
   const client = new ReplicaRecipeClient(ctx);
   return {
     Lock: recipeUnary(LOCK_SESSION_EXPIRED, async (request: LockRequest, call): Promise<LockResponse> => {

@@ -26,7 +26,8 @@
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
-import { status as GrpcStatus, type UntypedServiceImplementation } from "@grpc/grpc-js";
+import { status as GrpcStatus } from "@grpc/grpc-js";
+import type { ServiceHandlers } from "./grpc-server.js";
 import { NotLeaderError } from "../../node/errors.js";
 import { LeaderTransferError } from "../../node/members.js";
 import { StateRole } from "../../raft/types.js";
@@ -120,10 +121,7 @@ async function* snapshotResponses(ctx: EtcdContext): AsyncGenerator<SnapshotResp
   yield response(snapshotFileTrailer(imageBytes, hash));
 }
 
-export function maintenanceService(
-  ctx: EtcdContext,
-  options: MaintenanceOptions = {},
-): UntypedServiceImplementation {
+export function maintenanceService(ctx: EtcdContext, options: MaintenanceOptions = {}): ServiceHandlers {
   const dbSize = () => BigInt(options.dataDir === undefined ? 0 : directoryBytes(options.dataDir));
   return {
     Status: unary<StatusRequest, StatusResponse>(() =>
@@ -165,7 +163,7 @@ export function maintenanceService(
       }),
     ),
 
-    Snapshot: serverStream<SnapshotRequest, SnapshotResponse>(async (_request, call) => {
+    Snapshot: serverStream<SnapshotRequest>(async (_request, call) => {
       for await (const response of snapshotResponses(ctx)) {
         if (call.cancelled) return;
         if (!call.write(response)) {

@@ -18,7 +18,8 @@
  * one), so a malformed request never reaches the admin.
  */
 import { create } from "@bufbuild/protobuf";
-import { status as GrpcStatus, type UntypedServiceImplementation } from "@grpc/grpc-js";
+import { status as GrpcStatus } from "@grpc/grpc-js";
+import type { ServiceHandlers } from "./grpc-server.js";
 import { KvError } from "../../kv/errors.js";
 import { ReplicaRequestError } from "../../node/errors.js";
 import type { RangeListing } from "../../placement/node-ranges.js";
@@ -122,7 +123,7 @@ export function rangeInfoMessage(info: RangeInfo): RangeInfoMessage {
   });
 }
 
-export function rangeService(ctx: EtcdContext, admin: RangeAdmin): UntypedServiceImplementation {
+export function rangeService(ctx: EtcdContext, admin: RangeAdmin): ServiceHandlers {
   return {
     List: unary(async (_request: ListRangesRequest): Promise<ListRangesResponse> => {
       const ranges = await adminCall(() => admin.list());

@@ -1,5 +1,5 @@
 /**
- * `EtcdServer`: the etcd v3 gRPC API of one Concord member — a grpc-js Server with the KV,
+ * `EtcdServer`: the etcd v3 gRPC API of one Concord member — a GrpcServer with the KV,
  * Watch, Lease, Cluster and Maintenance services and etcd's Election and Lock services, their
  * definitions built from the generated descriptors, and Concord's Ranges admin service when
  * the member has a range admin (range-service.ts). It listens on no port of its own: the
@@ -7,7 +7,6 @@
  * (`injectConnection`).
  */
 import type { Duplex } from "node:stream";
-import { Server, ServerCredentials, type ConnectionInjector } from "@grpc/grpc-js";
 import type { NodeHost } from "../../node/host.js";
 import { clusterService } from "./cluster-service.js";
 import type { RoutedKv } from "../../placement/node-ranges.js";
@@ -17,6 +16,7 @@ import { Cluster, KV, Lease, Maintenance } from "./gen/rpc_pb.js";
 import { Ranges } from "./gen/concord/ranges_pb.js";
 import { Election } from "./gen/v3election_pb.js";
 import { Lock } from "./gen/v3lock_pb.js";
+import { GrpcServer } from "./grpc-server.js";
 import { grpcServiceDefinition } from "./grpc-service.js";
 import { kvService } from "./kv-service.js";
 import { LeaderForwarder, leaseService } from "./lease-service.js";
@@ -26,8 +26,9 @@ import { rangeService, type RangeAdmin } from "./range-service.js";
 import { watchService, watchServiceDefinition } from "./watch-service.js";
 
 /**
- * The largest request accepted: etcd's default request limit (1.5 MiB) plus its allowance for
- * gRPC overhead (512 KiB). Larger requests fail with RESOURCE_EXHAUSTED before any handler.
+ * The largest request message accepted: etcd's default request limit (1.5 MiB) plus its
+ * allowance for gRPC overhead (512 KiB). Larger ones fail with RESOURCE_EXHAUSTED before any
+ * handler.
  */
 export const MAX_REQUEST_BYTES = 1.5 * 1024 * 1024 + 512 * 1024;
 
@@ -45,8 +46,7 @@ export interface EtcdServerOptions {
 
 export class EtcdServer {
   readonly context: EtcdContext;
-  private readonly grpc: Server;
-  private readonly injector: ConnectionInjector;
+  private readonly grpc: GrpcServer;
   private readonly forwarder: LeaderForwarder;
 
   constructor(options: EtcdServerOptions) {
@@ -56,10 +56,7 @@ export class EtcdServer {
       ...(options.kv === undefined ? {} : { kv: options.kv }),
     });
     this.forwarder = new LeaderForwarder(this.context);
-    this.grpc = new Server({
-      "grpc.max_receive_message_length": MAX_REQUEST_BYTES,
-      "grpc.max_send_message_length": -1,
-    });
+    this.grpc = new GrpcServer({ maxReceiveMessageBytes: MAX_REQUEST_BYTES });
     const ctx = this.context;
     this.grpc.addService(grpcServiceDefinition(KV), kvService(ctx));
     this.grpc.addService(watchServiceDefinition(), watchService(ctx));
@@ -73,18 +70,16 @@ export class EtcdServer {
     this.grpc.addService(grpcServiceDefinition(Lock), lockService(ctx));
     if (options.rangeAdmin !== undefined)
       this.grpc.addService(grpcServiceDefinition(Ranges), rangeService(ctx, options.rangeAdmin));
-    this.injector = this.grpc.createConnectionInjector(ServerCredentials.createInsecure());
   }
 
   /** Serves gRPC on an accepted connection (bytes already read must have been unshifted). */
   injectConnection(connection: Duplex): void {
-    this.injector.injectConnection(connection);
+    this.grpc.injectConnection(connection);
   }
 
   /** Closes every connection at once (calls in flight end with an error) and the forwarder. */
   async close(): Promise<void> {
-    this.injector.destroy();
-    this.grpc.forceShutdown();
+    this.grpc.close();
     await this.forwarder.close();
   }
 }

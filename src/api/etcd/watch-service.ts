@@ -12,7 +12,8 @@
  * receive it; the pumps of all watches that wait for the stream to drain share one "drain"
  * listener.
  */
-import type { ServerDuplexStream, ServiceDefinition, UntypedServiceImplementation } from "@grpc/grpc-js";
+import type { ServiceDefinition } from "@grpc/grpc-js";
+import type { GrpcCall, ServiceHandlers } from "./grpc-server.js";
 import { compareBytes } from "../../kv/bytes.js";
 import type { Watch, WatchFilter, WatchResponse as KvWatchResponse } from "../../kv/watch.js";
 import type { EtcdContext } from "./context.js";
@@ -22,7 +23,6 @@ import {
   WatchCreateRequest_FilterType,
   type WatchCreateRequest,
   type WatchRequest,
-  type WatchResponse,
 } from "./gen/rpc_pb.js";
 import {
   encodeWatchResponse,
@@ -63,12 +63,11 @@ class WatchStream {
   constructor(
     private readonly ctx: EtcdContext,
     private readonly headers: HeaderFieldCache,
-    private readonly call: ServerDuplexStream<WatchRequest, WatchResponse>,
+    private readonly call: GrpcCall,
   ) {
     call.on("data", (request: WatchRequest) => this.receive(request));
     call.on("drain", () => this.resumeWriters());
     call.on("end", () => this.close(true));
-    call.on("error", () => this.close(false));
     call.on("close", () => this.close(false));
   }
 
@@ -219,11 +218,11 @@ class WatchStream {
   }
 }
 
-export function watchService(ctx: EtcdContext): UntypedServiceImplementation {
+export function watchService(ctx: EtcdContext): ServiceHandlers {
   // Shared by every stream: the responses of one publish carry one header.
   const headers = new HeaderFieldCache();
   return {
-    Watch: (call: ServerDuplexStream<WatchRequest, WatchResponse>) => {
+    Watch: (call: GrpcCall) => {
       new WatchStream(ctx, headers, call);
     },
   };

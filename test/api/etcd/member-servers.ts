@@ -1,17 +1,18 @@
 // A three-member Concord cluster in this process (Concord.open with static peers on 127.0.0.1),
 // each member serving etcd's Cluster and Maintenance services on a gRPC port of its own, and
 // `etcd3` clients for them: the harness of the Cluster and Maintenance service tests. The
-// services are mounted on a bare grpc-js server here so the tests exercise exactly those two
-// modules; the full etcd server mounts the same modules.
+// services are mounted on a bare GrpcServer on a port of their own here, so the tests exercise
+// exactly those two modules; the full etcd server mounts the same modules.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { createServer, type Server } from "node:net";
 import { Etcd3 } from "etcd3";
 import { Concord, type EmbeddedConcord } from "../../../src/api/index.js";
 import { clusterService } from "../../../src/api/etcd/cluster-service.js";
 import { EtcdContext, etcdClusterId } from "../../../src/api/etcd/context.js";
 import { Cluster, Maintenance } from "../../../src/api/etcd/gen/rpc_pb.js";
+import { GrpcServer } from "../../../src/api/etcd/grpc-server.js";
 import { grpcServiceDefinition } from "../../../src/api/etcd/grpc-service.js";
 import { maintenanceService } from "../../../src/api/etcd/maintenance-service.js";
 import { freePort } from "../../free-port.js";
@@ -22,7 +23,7 @@ export const CLUSTER_ID = "members-test";
 export interface RunningMember {
   readonly db: EmbeddedConcord;
   readonly dataDir: string;
-  readonly server: Server;
+  readonly server: { readonly grpc: GrpcServer; readonly listener: Server };
   /** "127.0.0.1:port" of its gRPC server. */
   readonly endpoint: string;
   readonly client: Etcd3;
@@ -64,14 +65,15 @@ export class MemberServers {
       },
     });
     const ctx = new EtcdContext({ host: db.host, clusterId: etcdClusterId(CLUSTER_ID) });
-    const server = new Server();
-    server.addService(grpcServiceDefinition(Cluster), clusterService(ctx));
-    server.addService(grpcServiceDefinition(Maintenance), maintenanceService(ctx, { dataDir }));
-    await new Promise<void>((resolve, reject) =>
-      server.bindAsync(endpoint, ServerCredentials.createInsecure(), (error) =>
-        error === null ? resolve() : reject(error),
-      ),
-    );
+    const grpc = new GrpcServer({ maxReceiveMessageBytes: 4 * 1024 * 1024 });
+    grpc.addService(grpcServiceDefinition(Cluster), clusterService(ctx));
+    grpc.addService(grpcServiceDefinition(Maintenance), maintenanceService(ctx, { dataDir }));
+    const listener = createServer((socket) => grpc.injectConnection(socket));
+    await new Promise<void>((resolve, reject) => {
+      listener.once("error", reject);
+      listener.listen(port, "127.0.0.1", () => resolve());
+    });
+    const server = { grpc, listener };
     const client = new Etcd3({ hosts: endpoint });
     const member = { db, dataDir, server, endpoint, client };
     this.members.set(nodeId, member);
@@ -109,7 +111,8 @@ export class MemberServers {
     const member = this.member(id);
     this.members.delete(id);
     member.client.close();
-    member.server.forceShutdown();
+    member.server.listener.close();
+    member.server.grpc.close();
     await member.db.close();
   }
 

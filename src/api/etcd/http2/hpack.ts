@@ -1,8 +1,9 @@
 /**
- * The few HPACK (RFC 7541) pieces the client port's authority rewriting needs: prefixed
- * integers, string literals, and the static Huffman code (decoding, to read a header value a
- * client compressed). No dynamic table and no encoder of whole header lists live here: the
- * rewriting copies every representation it does not change byte for byte.
+ * HPACK (RFC 7541) as the server side of an HTTP/2 connection needs it: the decoder of the
+ * client's header blocks (static and dynamic tables, prefixed integers, string literals, the
+ * static Huffman code), and the encoding primitives the server's own header blocks are built
+ * from. The server never inserts into the client's dynamic table: its blocks use static
+ * indexes and literals without indexing only (grpc-server.ts pre-encodes them).
  */
 
 /** A header block that is not valid HPACK (truncated, overlong integer, bad Huffman code). */
@@ -143,4 +144,181 @@ export function stringLiteralText(literal: { bytes: Uint8Array; huffman: boolean
 export function encodeRawStringLiteral(text: string): Buffer {
   const bytes = Buffer.from(text, "latin1");
   return Buffer.concat([Buffer.from(encodeInteger(bytes.length, 7, 0x00)), bytes]);
+}
+
+/** One header field: lowercase name and value, as latin1 text. */
+export interface HeaderField {
+  readonly name: string;
+  readonly value: string;
+}
+
+/** RFC 7541 Appendix A: the static table, index 1..61. */
+const STATIC_TABLE: readonly HeaderField[] = (
+  [
+    [":authority", ""],
+    [":method", "GET"],
+    [":method", "POST"],
+    [":path", "/"],
+    [":path", "/index.html"],
+    [":scheme", "http"],
+    [":scheme", "https"],
+    [":status", "200"],
+    [":status", "204"],
+    [":status", "206"],
+    [":status", "304"],
+    [":status", "400"],
+    [":status", "404"],
+    [":status", "500"],
+    ["accept-charset", ""],
+    ["accept-encoding", "gzip, deflate"],
+    ["accept-language", ""],
+    ["accept-ranges", ""],
+    ["accept", ""],
+    ["access-control-allow-origin", ""],
+    ["age", ""],
+    ["allow", ""],
+    ["authorization", ""],
+    ["cache-control", ""],
+    ["content-disposition", ""],
+    ["content-encoding", ""],
+    ["content-language", ""],
+    ["content-length", ""],
+    ["content-location", ""],
+    ["content-range", ""],
+    ["content-type", ""],
+    ["cookie", ""],
+    ["date", ""],
+    ["etag", ""],
+    ["expect", ""],
+    ["expires", ""],
+    ["from", ""],
+    ["host", ""],
+    ["if-match", ""],
+    ["if-modified-since", ""],
+    ["if-none-match", ""],
+    ["if-range", ""],
+    ["if-unmodified-since", ""],
+    ["last-modified", ""],
+    ["link", ""],
+    ["location", ""],
+    ["max-forwards", ""],
+    ["proxy-authenticate", ""],
+    ["proxy-authorization", ""],
+    ["range", ""],
+    ["referer", ""],
+    ["refresh", ""],
+    ["retry-after", ""],
+    ["server", ""],
+    ["set-cookie", ""],
+    ["strict-transport-security", ""],
+    ["transfer-encoding", ""],
+    ["user-agent", ""],
+    ["vary", ""],
+    ["via", ""],
+    ["www-authenticate", ""],
+  ] as const
+).map(([name, value]) => ({ name, value }));
+
+/** Static table indexes the server's own header blocks use. */
+export const STATIC_INDEX = { status200: 8, contentType: 31 } as const;
+
+/** The size an entry counts against the dynamic table (RFC 7541 4.1). */
+function entrySize(field: HeaderField): number {
+  return field.name.length + field.value.length + 32;
+}
+
+/**
+ * Decodes the header blocks of one connection, in order: the dynamic table is the
+ * connection's, so every block must pass through here, even one whose stream is ignored.
+ * Throws HpackError on anything that is not valid HPACK (a connection error: the table can no
+ * longer be trusted).
+ */
+export class HpackDecoder {
+  /** Newest first: dynamic index 62 is entries[0]. */
+  private readonly entries: HeaderField[] = [];
+  private tableSize = 0;
+  private maxTableSize: number;
+
+  /** `settingsMaxTableSize`: this side's SETTINGS_HEADER_TABLE_SIZE, the most a size update may ask for. */
+  constructor(private readonly settingsMaxTableSize: number) {
+    this.maxTableSize = settingsMaxTableSize;
+  }
+
+  /**
+   * The fields of one complete header block. Fields past `maxListSize` (RFC 9113's header list
+   * size: name + value + 32 per field) are decoded for the table's sake and dropped; `overflow`
+   * says so.
+   */
+  decode(block: Uint8Array, maxListSize: number): { fields: HeaderField[]; overflow: boolean } {
+    const fields: HeaderField[] = [];
+    let listSize = 0;
+    let overflow = false;
+    let offset = 0;
+    let fieldSeen = false;
+    while (offset < block.length) {
+      const first = block[offset] ?? 0;
+      let field: HeaderField;
+      if (first & 0x80) {
+        const { value: index, next } = readInteger(block, offset, 7);
+        offset = next;
+        field = this.field(index);
+      } else if ((first & 0xe0) === 0x20) {
+        // A dynamic table size update: only before the block's first field.
+        if (fieldSeen) throw new HpackError("dynamic table size update after a header field");
+        const { value: size, next } = readInteger(block, offset, 5);
+        offset = next;
+        if (size > this.settingsMaxTableSize)
+          throw new HpackError("dynamic table size update above the limit");
+        this.maxTableSize = size;
+        this.evictTo(size);
+        continue;
+      } else {
+        const indexing = (first & 0xc0) === 0x40;
+        const { value: nameIndex, next } = readInteger(block, offset, indexing ? 6 : 4);
+        offset = next;
+        let name: string;
+        if (nameIndex === 0) {
+          const literal = readStringLiteral(block, offset);
+          offset = literal.next;
+          name = stringLiteralText(literal);
+        } else {
+          name = this.field(nameIndex).name;
+        }
+        const literal = readStringLiteral(block, offset);
+        offset = literal.next;
+        field = { name, value: stringLiteralText(literal) };
+        if (indexing) this.insert(field);
+      }
+      fieldSeen = true;
+      listSize += entrySize(field);
+      if (listSize > maxListSize) overflow = true;
+      else fields.push(field);
+    }
+    return { fields, overflow };
+  }
+
+  private field(index: number): HeaderField {
+    if (index === 0) throw new HpackError("header field index 0");
+    const field =
+      index <= STATIC_TABLE.length ? STATIC_TABLE[index - 1] : this.entries[index - STATIC_TABLE.length - 1];
+    if (field === undefined) throw new HpackError(`header field index ${index} is not in the table`);
+    return field;
+  }
+
+  private insert(field: HeaderField): void {
+    const size = entrySize(field);
+    // An entry larger than the whole table empties it and is not added (RFC 7541 4.4).
+    this.evictTo(this.maxTableSize - size);
+    if (size > this.maxTableSize) return;
+    this.entries.unshift(field);
+    this.tableSize += size;
+  }
+
+  private evictTo(size: number): void {
+    while (this.tableSize > Math.max(size, 0)) {
+      const evicted = this.entries.pop();
+      if (evicted === undefined) break;
+      this.tableSize -= entrySize(evicted);
+    }
+  }
 }
