@@ -37,15 +37,20 @@ const OFFERED_RATES = [1_000, 2_000] as const;
 const CAS_CONCURRENCY = 16;
 /**
  * Unmeasured closed-loop traffic per system before the first row, so JIT and connections are
- * warm. V8 optimizes a function after enough calls, not enough seconds, and the single-client
- * path has shapes of its own: measured on 3 members, put c=1 cost 6,028 µs of server CPU per
- * put after 5 s of warm-up at c=1, 5,166 after 10 s of puts at c=16, 4,472 after this plan
+ * warm: every kind of request the rows make (puts, gets, txns, watches) runs first. V8
+ * optimizes a function after enough calls, not enough seconds, and the single-client path has
+ * shapes of its own: measured on 3 members, put c=1 cost 6,028 µs of server CPU per put after
+ * 5 s of warm-up at c=1, 5,166 after 10 s of puts at c=16, 4,472 after the puts and gets here
  * (and 4,121 after 30 s at c=1), with V8's compiler threads busy all along the shorter ones.
+ * Txns have code of their own: txn cas c=16 cost 1,468 µs per txn after puts alone, 902 after
+ * 15 s of txns (etcd: 629 either way).
  */
 const WARM_UP: readonly { readonly spec: RowSpec; readonly seconds: number }[] = [
   { spec: { id: "warm-up", workload: "closed-put", concurrency: 16 }, seconds: 20 },
   { spec: { id: "warm-up", workload: "closed-put", concurrency: 1 }, seconds: 10 },
   { spec: { id: "warm-up", workload: "closed-get", concurrency: 16 }, seconds: 10 },
+  { spec: { id: "warm-up", workload: "cas", concurrency: CAS_CONCURRENCY }, seconds: 10 },
+  { spec: { id: "warm-up", workload: "watch" }, seconds: 5 },
 ];
 
 /** Every row, in the order they run within a repetition. */
