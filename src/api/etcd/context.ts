@@ -30,6 +30,7 @@ import { SystemKeyError } from "../../placement/router/system-keys.js";
 import type { MemberRecord } from "../../node/types.js";
 import { ResponseHeaderSchema, type ResponseHeader } from "./gen/rpc_pb.js";
 import type { GrpcCall, StreamHandler, UnaryHandler } from "./grpc-server.js";
+import type { HeaderFields } from "./proto-writer.js";
 
 export type { MemberRecord };
 
@@ -203,14 +204,18 @@ export class EtcdContext {
    * `revision` (the operation's revision), else the revision this replica has applied.
    */
   header(revision?: bigint): ResponseHeader {
-    const replica = this.host.replica(this.rangeId);
-    const now = replica?.termLeaderRevision();
-    return create(ResponseHeaderSchema, {
+    return create(ResponseHeaderSchema, this.headerFields(revision));
+  }
+
+  /** `header`'s fields as a plain object, for encoders that write them without a message. */
+  headerFields(revision?: bigint): HeaderFields {
+    const now = this.host.replica(this.rangeId)?.termLeaderRevision();
+    return {
       clusterId: this.clusterId,
       memberId: BigInt(this.memberId),
       revision: revision ?? now?.revision ?? 0n,
       raftTerm: BigInt(now?.term ?? 0),
-    });
+    };
   }
 
   /** The range's voters and learners with their names and URLs, as applied on this member. */

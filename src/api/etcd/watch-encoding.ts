@@ -7,17 +7,12 @@
  * The output is byte-for-byte what protobuf-es `toBinary(WatchResponseSchema, ...)` writes
  * for the same message (fields in number order, zero values of implicit-presence fields
  * left out, negative int64s as ten-byte varints); test/api/etcd/watch-encoding.test.ts
- * checks it against toBinary. `wireMessage` wraps the bytes so that the Watch method's
- * serializer writes them unchanged: the generic protobuf one (grpc-service.ts) copies them
- * through toBinary's writer, `serializeWatchResponse` (watchServiceDefinition in
- * watch-service.ts) hands them to grpc-js as they are.
+ * checks it against toBinary. The Watch method's serializer (watchServiceDefinition in
+ * watch-service.ts) writes these bytes as they are.
  */
-import { create, toBinary } from "@bufbuild/protobuf";
 import type { KvEvent, KeyValue as KvKeyValue } from "../../kv/results.js";
-import { WatchResponseSchema, type WatchResponse } from "./gen/rpc_pb.js";
 import {
   ProtoWriter,
-  WIRE_LENGTH_DELIMITED,
   WIRE_VARINT,
   headerFieldSize,
   tag,
@@ -145,33 +140,4 @@ export function encodeWatchResponse(response: EncodedWatchResponse): Uint8Array 
   writer.boolField(7, response.fragment ?? false);
   for (const event of events) writer.raw(event);
   return writer.view();
-}
-
-/** Where a wire message keeps its encoded bytes, for a serializer that writes them as they are. */
-const ENCODED = Symbol("encoded WatchResponse bytes");
-
-/** A WatchResponse that carries its own encoding (wireMessage). */
-export type WireWatchResponse = WatchResponse & { readonly [ENCODED]: Uint8Array };
-
-/**
- * The encoded bytes as a message that any WatchResponse serializer writes unchanged:
- * `serializeWatchResponse` takes the bytes as they are; a plain protobuf serializer
- * (toBinary, grpc-service.ts) sees an empty WatchResponse whose one unknown field holds them,
- * and protobuf-es writes an unknown field as its tag followed by its data verbatim. The bytes
- * always start with the header's tag (field 1, length-delimited): that is the unknown field's
- * tag, the rest its data.
- */
-export function wireMessage(bytes: Uint8Array): WireWatchResponse {
-  if (bytes[0] !== tag(1, WIRE_LENGTH_DELIMITED))
-    throw new Error("an encoded WatchResponse must start with its header field");
-  // create(), not a spread of a template: toBinary is several times slower on spread copies.
-  const message = create(WatchResponseSchema);
-  message.$unknown = [{ no: 1, wireType: WIRE_LENGTH_DELIMITED, data: bytes.subarray(1) }];
-  return Object.assign(message, { [ENCODED]: bytes });
-}
-
-/** A Watch response serializer for grpc-js: a wire message's own bytes, anything else by toBinary. */
-export function serializeWatchResponse(message: WatchResponse): Buffer {
-  const bytes = (message as Partial<WireWatchResponse>)[ENCODED] ?? toBinary(WatchResponseSchema, message);
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

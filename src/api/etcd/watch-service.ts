@@ -28,8 +28,6 @@ import {
   encodeWatchResponse,
   eventField,
   HeaderFieldCache,
-  serializeWatchResponse,
-  wireMessage,
   type EncodedWatchResponse,
 } from "./watch-encoding.js";
 
@@ -194,8 +192,8 @@ class WatchStream {
    */
   private write(fields: Omit<EncodedWatchResponse, "header">, revision?: bigint): boolean {
     if (this.closed) return true;
-    const header = this.headers.field(this.ctx.header(revision));
-    return this.call.write(wireMessage(encodeWatchResponse({ header, ...fields })));
+    const header = this.headers.field(this.ctx.headerFields(revision));
+    return this.call.write(encodeWatchResponse({ header, ...fields }));
   }
 
   /** Resolves when the stream drains or goes away (never rejects). */
@@ -229,8 +227,8 @@ export function watchService(ctx: EtcdContext): ServiceHandlers {
 }
 
 /**
- * The Watch service's grpc-js definition: grpcServiceDefinition(Watch), but responses that were
- * encoded ahead (every response this service writes) go out as they are, not through toBinary.
+ * The Watch service's definition: grpcServiceDefinition(Watch), but its responses are the wire
+ * bytes encodeWatchResponse wrote (every response this service writes), sent as they are.
  */
 export function watchServiceDefinition(): ServiceDefinition {
   const definition = grpcServiceDefinition(WatchService);
@@ -238,6 +236,9 @@ export function watchServiceDefinition(): ServiceDefinition {
   if (method === undefined) throw new Error("the generated Watch service has no Watch method");
   return {
     ...definition,
-    Watch: { ...method, responseSerialize: serializeWatchResponse as (message: unknown) => Buffer },
+    Watch: {
+      ...method,
+      responseSerialize: (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+    },
   };
 }
