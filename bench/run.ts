@@ -16,7 +16,8 @@ import { runSplitThroughputCommand } from "./split-throughput.js";
 import { formatTable, renderTable } from "./stats.js";
 
 const USAGE = [
-  "usage: npm run bench -- apply [--ops <puts per row, default 60000>]",
+  "usage: npm run bench -- <workload> [flags]   (--help: this text)",
+  "       npm run bench -- apply [--ops <puts per row, default 60000>]",
   "       npm run bench -- embedded [--ops <per row, default 3000>] [--seconds <per row, default 20>]",
   "       npm run bench -- etcd-compare [--seconds <per row, default 4>] [--reps <default 3>]",
   "                                     [--only put,get,txn,watch,perf] [--systems concord,etcd]",
@@ -138,17 +139,30 @@ function runApply(opsText: string | undefined): number {
 }
 
 async function main(): Promise<number> {
-  const { positionals, values } = parseArgs({
-    allowPositionals: true,
-    options: {
-      ops: { type: "string" },
-      seconds: { type: "string" },
-      reps: { type: "string" },
-      only: { type: "string" },
-      systems: { type: "string" },
-      ranges: { type: "string" },
-    },
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({
+      allowPositionals: true,
+      options: {
+        help: { type: "boolean", short: "h" },
+        ops: { type: "string" },
+        seconds: { type: "string" },
+        reps: { type: "string" },
+        only: { type: "string" },
+        systems: { type: "string" },
+        ranges: { type: "string" },
+      },
+    });
+  } catch (error) {
+    console.error(`${error instanceof Error ? error.message : String(error)}\n${USAGE}`);
+    return 2;
+  }
+  const { positionals, values: flags } = parsed;
+  const { help, ...values } = flags;
+  if (help === true) {
+    console.log(USAGE);
+    return 0;
+  }
   const [workload, ...extra] = positionals;
   const accepted = workload === undefined ? undefined : WORKLOAD_FLAGS.get(workload);
   const given = Object.entries(values)
