@@ -321,6 +321,7 @@ export async function openEmbedded(options: OpenOptions): Promise<EmbeddedConcor
             dataDir: options.dataDir,
             kv: parts.kv,
             rangeAdmin: parts.rangeAdmin,
+            logger,
           }),
           native: new NativeServer({ host, kv: parts.kv, logger }),
           logger,

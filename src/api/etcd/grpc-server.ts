@@ -49,6 +49,10 @@ interface Method {
 export interface GrpcServerOptions {
   /** The largest request message accepted (RESOURCE_EXHAUSTED above it). */
   readonly maxReceiveMessageBytes: number;
+  /** Told when a handler's event listener throws (a bug; the call and connection go on). */
+  readonly onHandlerError?: (error: unknown) => void;
+  /** Request bytes a connection may hold before GOAWAY (default 256 MiB; see http2/connection.ts). */
+  readonly maxBufferedRequestBytes?: number;
 }
 
 const MESSAGE_PREFIX_LENGTH = 5;
@@ -144,6 +148,8 @@ export class GrpcCall extends EventEmitter {
   /** Bytes of a request message not complete yet. */
   private chunks: Buffer[] = [];
   private chunkBytes = 0;
+  /** Bytes of a unary request message held until the request ends (counted as buffered). */
+  private heldBytes = 0;
 
   constructor(
     private readonly stream: Http2ServerStream,
@@ -222,9 +228,11 @@ export class GrpcCall extends EventEmitter {
   }
 
   private release(): void {
-    if (this.chunkBytes > 0) this.stream.connection.adjustBufferedRequestBytes(-this.chunkBytes);
+    const held = this.chunkBytes + this.heldBytes;
+    if (held > 0) this.stream.connection.adjustBufferedRequestBytes(-held);
     this.chunks = [];
     this.chunkBytes = 0;
+    this.heldBytes = 0;
   }
 
   private receive(data: Buffer): void {
@@ -239,7 +247,9 @@ export class GrpcCall extends EventEmitter {
         return;
       }
       data = Buffer.concat(this.chunks, this.chunkBytes);
-      this.release();
+      this.stream.connection.adjustBufferedRequestBytes(-this.chunkBytes);
+      this.chunks = [];
+      this.chunkBytes = 0;
     }
     let offset = 0;
     while (data.length - offset >= MESSAGE_PREFIX_LENGTH) {
@@ -254,7 +264,8 @@ export class GrpcCall extends EventEmitter {
       if (this.over) return;
     }
     if (offset < data.length) {
-      const rest = data.subarray(offset);
+      // A copy: a view would pin the whole read buffer for the few bytes counted here.
+      const rest = Buffer.from(data.subarray(offset));
       this.chunks.push(rest);
       this.chunkBytes = rest.length;
       this.stream.connection.adjustBufferedRequestBytes(rest.length);
@@ -263,8 +274,11 @@ export class GrpcCall extends EventEmitter {
 
   /** The length in the prefix of the buffered partial message (at least 5 bytes buffered). */
   private pendingMessageLength(): number {
-    const first = this.chunks[0]!;
-    const head = first.length >= MESSAGE_PREFIX_LENGTH ? first : Buffer.concat(this.chunks, this.chunkBytes);
+    let head = this.chunks[0]!;
+    if (head.length < MESSAGE_PREFIX_LENGTH) {
+      head = Buffer.concat(this.chunks, this.chunkBytes);
+      this.chunks = [head];
+    }
     return head.readUInt32BE(1);
   }
 
@@ -297,6 +311,9 @@ export class GrpcCall extends EventEmitter {
       });
     }
     this.request = request;
+    // Held until the request ends, a message the client cannot take back by flow control.
+    this.heldBytes = bytes.length;
+    this.stream.connection.adjustBufferedRequestBytes(bytes.length);
   }
 
   private remoteEnd(): void {
@@ -311,6 +328,8 @@ export class GrpcCall extends EventEmitter {
     if (this.messages === 0) {
       return this.fail({ code: GrpcStatus.UNIMPLEMENTED, message: "no request message for a unary request" });
     }
+    this.stream.connection.adjustBufferedRequestBytes(-this.heldBytes);
+    this.heldBytes = 0;
     if (this.method.responseStream) {
       this.callStreamHandler();
       return;
@@ -363,6 +382,10 @@ export class GrpcServer {
     const connection: Http2ServerConnection = new Http2ServerConnection(socket, {
       onRequest: (stream, headers) => this.request(stream, headers),
       onClose: () => this.connections.delete(connection),
+      ...(this.options.onHandlerError === undefined ? {} : { onCallbackError: this.options.onHandlerError }),
+      ...(this.options.maxBufferedRequestBytes === undefined
+        ? {}
+        : { maxBufferedRequestBytes: this.options.maxBufferedRequestBytes }),
     });
     if (!connection.isClosed) this.connections.add(connection);
   }

@@ -8,6 +8,7 @@
  */
 import type { Duplex } from "node:stream";
 import type { NodeHost } from "../../node/host.js";
+import type { Logger } from "../../transport/transport.js";
 import { clusterService } from "./cluster-service.js";
 import type { RoutedKv } from "../../placement/node-ranges.js";
 import { EtcdContext } from "./context.js";
@@ -42,6 +43,8 @@ export interface EtcdServerOptions {
   readonly dataDir?: string;
   /** Serves concordpb.Ranges (list, split) over it; without one that service is UNIMPLEMENTED. */
   readonly rangeAdmin?: RangeAdmin;
+  /** Where a service's failure outside any call goes (a bug: an event listener that threw). */
+  readonly logger?: Logger;
 }
 
 export class EtcdServer {
@@ -56,7 +59,16 @@ export class EtcdServer {
       ...(options.kv === undefined ? {} : { kv: options.kv }),
     });
     this.forwarder = new LeaderForwarder(this.context);
-    this.grpc = new GrpcServer({ maxReceiveMessageBytes: MAX_REQUEST_BYTES });
+    const logger = options.logger;
+    this.grpc = new GrpcServer({
+      maxReceiveMessageBytes: MAX_REQUEST_BYTES,
+      ...(logger === undefined
+        ? {}
+        : {
+            onHandlerError: (error: unknown) =>
+              logger.warn({ error: String(error) }, "etcd API handler failed"),
+          }),
+    });
     const ctx = this.context;
     this.grpc.addService(grpcServiceDefinition(KV), kvService(ctx));
     this.grpc.addService(watchServiceDefinition(), watchService(ctx));

@@ -100,6 +100,9 @@ class FakeSocket extends Duplex {
   readonly frames: ReceivedFrame[] = [];
   writes = 0;
   ended = false;
+  /** While set, writes do not complete (a client that stops reading): `release` completes them. */
+  hold = false;
+  private readonly held: (() => void)[] = [];
   private received = Buffer.alloc(0);
   private readonly decoder = new HpackDecoder(4096);
 
@@ -108,13 +111,23 @@ class FakeSocket extends Duplex {
   override _write(chunk: Buffer, _encoding: string, callback: () => void): void {
     this.writes++;
     this.parse(chunk);
-    callback();
+    this.complete(callback);
   }
 
   override _writev(chunks: { chunk: Buffer }[], callback: () => void): void {
     this.writes++;
     for (const { chunk } of chunks) this.parse(chunk);
-    callback();
+    this.complete(callback);
+  }
+
+  /** Completes the writes held so far. */
+  release(): void {
+    for (const callback of this.held.splice(0)) callback();
+  }
+
+  private complete(callback: () => void): void {
+    if (this.hold) this.held.push(callback);
+    else callback();
   }
 
   override _final(callback: () => void): void {
@@ -514,6 +527,145 @@ describe("one HTTP/2 connection of the gRPC server", () => {
       resets.map((f) => [f.streamId, f.payload.readUInt32BE(0)]),
       [[2001, 0x7]],
     );
+  });
+
+  test("HEADERS on a stream both sides ended is a connection error (STREAM_CLOSED)", async () => {
+    const socket = connected(testServer());
+    socket.send(putCall(1, "x"));
+    await tick();
+    assert.equal(field(socket.of(0x1, 1)[1], "grpc-status"), "0");
+    socket.send(frame(0x1, 0x5, 1, requestBlock("/etcdserverpb.KV/Put")));
+    await tick();
+    assert.equal(socket.goAwayCode(), 0x5);
+  });
+
+  test("a response ended on the request's last frame is not followed by RST_STREAM", async () => {
+    const socket = connected(testServer());
+    socket.send(frame(0x1, 0x5, 1, requestBlock("/etcdserverpb.Auth/Authenticate")));
+    socket.send(
+      Buffer.concat([
+        frame(0x1, 0x4, 3, requestBlock("/etcdserverpb.KV/Put")),
+        frame(0x0, 0x1, 3, grpcMessage(hex("0a ff"))),
+      ]),
+    );
+    await tick();
+    assert.equal(socket.of(0x1, 1).length, 1);
+    assert.equal(socket.of(0x1, 3).length, 1);
+    assert.deepEqual(socket.of(0x3), [], "no RST_STREAM on a stream both sides ended");
+  });
+
+  test("many large requests at once on one connection are all answered", async () => {
+    const server = new GrpcServer({ maxReceiveMessageBytes: 2 * 1024 * 1024 });
+    server.addService(grpcServiceDefinition(KV), {
+      Put: (request: PutRequest) =>
+        Promise.resolve(create(PutResponseSchema, { header: { revision: BigInt(request.value.length) } })),
+    });
+    const socket = connected(server);
+    const streams = Array.from({ length: 40 }, (_, i) => 2 * i + 1);
+    const message = grpcMessage(putBytes("v".repeat(1_900_000)));
+    for (const id of streams) socket.send(frame(0x1, 0x4, id, requestBlock("/etcdserverpb.KV/Put")));
+    // Interleaved 16 KiB frames, as a client's writer sends them: 76 MB held at once at the end.
+    for (let offset = 0; offset < message.length; offset += 16_384) {
+      const last = offset + 16_384 >= message.length;
+      for (const id of streams)
+        socket.send(frame(0x0, last ? 0x1 : 0, id, message.subarray(offset, offset + 16_384)));
+    }
+    await tick();
+    assert.equal(socket.goAwayCode(), undefined);
+    const ok = streams.filter((id) => field(socket.of(0x1, id)[1], "grpc-status") === "0");
+    assert.equal(ok.length, streams.length);
+  });
+
+  test("complete unary requests the client never ends count as held bytes: GOAWAY past the limit", async () => {
+    const server = new GrpcServer({ maxReceiveMessageBytes: 4096, maxBufferedRequestBytes: 10_000 });
+    server.addService(grpcServiceDefinition(KV), { Put: () => Promise.resolve(create(PutResponseSchema)) });
+    const socket = connected(server);
+    for (let id = 1; id <= 9; id += 2) {
+      socket.send(
+        Buffer.concat([
+          frame(0x1, 0x4, id, requestBlock("/etcdserverpb.KV/Put")),
+          frame(0x0, 0, id, grpcMessage(putBytes("v".repeat(3000)))),
+        ]),
+      );
+    }
+    await tick();
+    assert.equal(socket.goAwayCode(), 0xb);
+  });
+
+  test("resetting streams faster than the limit ends the connection (rapid reset)", async () => {
+    const log = { cancelled: 0, requests: 0 };
+    const socket = connected(testServer(log));
+    const rounds = (from: number, count: number) =>
+      Buffer.concat(
+        Array.from({ length: count }, (_, i) => {
+          const id = 2 * (from + i) + 1;
+          return Buffer.concat([putCall(id, "hang"), frame(0x3, 0, id, hex("0000 0008"))]);
+        }),
+      );
+    socket.send(rounds(0, 900));
+    await tick();
+    assert.equal(socket.goAwayCode(), undefined, "a burst below the limit is fine");
+    assert.equal(log.cancelled, 900);
+    socket.send(rounds(900, 200));
+    await tick();
+    assert.equal(socket.goAwayCode(), 0xb);
+  });
+
+  test("a client that does not read stops being read; reading resumes once it catches up", async () => {
+    const socket = connected(testServer());
+    await tick();
+    socket.hold = true;
+    const pings = Buffer.concat(
+      Array.from({ length: 70_000 }, () => frame(0x6, 0, 0, hex("0102030405060708"))),
+    );
+    socket.send(pings);
+    await tick();
+    assert.equal(socket.isPaused(), true);
+    socket.hold = false;
+    socket.release();
+    await tick();
+    assert.equal(socket.isPaused(), false);
+    assert.equal(socket.of(0x6).length, 70_000);
+  });
+
+  test("a writer that writes again on every drain is told to wait again while the socket is full", async () => {
+    const server = new GrpcServer({ maxReceiveMessageBytes: 1024 });
+    let written = 0;
+    const blob = new Uint8Array(8 * 1024);
+    server.addService(grpcServiceDefinition(Maintenance), {
+      Snapshot: (call: GrpcCall) => {
+        const pump = () => {
+          while (written < 400) {
+            written++;
+            if (!call.write(create(SnapshotResponseSchema, { blob }))) return;
+          }
+          call.end();
+        };
+        call.on("drain", pump);
+        pump();
+      },
+    });
+    // Windows as large as allowed, so only the socket holds the writer back.
+    const socket = connected(server, hex("0004 7fff ffff"));
+    socket.send(frame(0x8, 0, 0, hex("7fff 0000")));
+    await tick();
+    socket.hold = true;
+    socket.send(
+      Buffer.concat([
+        frame(0x1, 0x4, 1, requestBlock("/etcdserverpb.Maintenance/Snapshot")),
+        frame(0x0, 0x1, 1, grpcMessage(new Uint8Array(0))),
+      ]),
+    );
+    await tick();
+    const before = written;
+    socket.release();
+    await tick();
+    // One drain lets the writer fill the socket once more, not write everything.
+    assert.ok(written - before <= 8, `${written - before} messages after one drain`);
+    socket.hold = false;
+    socket.release();
+    for (let i = 0; i < 100 && written < 400; i++) await tick();
+    assert.equal(written, 400);
   });
 
   const connectionErrors: [string, Buffer, number][] = [

@@ -15,7 +15,11 @@
  * What the client sends wrong is answered as RFC 9113 says: a connection error (GOAWAY with
  * the code, then the socket is closed) or a stream error (RST_STREAM). Memory is bounded: frames
  * above 16 KiB, header blocks above 64 KiB, more than `maxConcurrentStreams` open streams, and
- * more than `maxBufferedRequestBytes` of request bytes held by the layer above all fail.
+ * more than `maxBufferedRequestBytes` of request bytes held by the layer above all fail; the
+ * connection stops reading while over 1 MiB of its writes wait for the client to read (PING
+ * floods included). A client must send its preface within 10 s. Resetting streams faster than
+ * 33 per second after a burst of 1,000 ("rapid reset", CVE-2023-44487; nghttp2's limits) ends
+ * the connection with ENHANCE_YOUR_CALM: each reset stream's handler may still be running.
  */
 import type { Duplex } from "node:stream";
 import {
@@ -51,6 +55,13 @@ const MAX_HEADER_LIST_BYTES = 64 * 1024;
 const HEADER_TABLE_SIZE = 4096;
 /** A stream whose unsent response bytes exceed this asks its writer to wait for drain. */
 const STREAM_SEND_BACKLOG_BYTES = 64 * 1024;
+/** Reading stops while more than this waits in the socket for the client to read. */
+const MAX_UNREAD_WRITE_BYTES = 1024 * 1024;
+/** How long a new connection has to send the client preface. */
+const PREFACE_TIMEOUT_MS = 10_000;
+/** Client stream resets allowed at once, and regained per second (nghttp2's defaults). */
+const RESET_BURST = 1000;
+const RESETS_PER_SECOND = 33;
 const EMPTY = Buffer.alloc(0);
 /** How long a connection this side closed waits for the client to close its side. */
 const CLOSE_GRACE_MS = 1_000;
@@ -60,8 +71,12 @@ export interface Http2ServerConnectionOptions {
   readonly onRequest: (stream: Http2ServerStream, headers: readonly HeaderField[]) => void;
   /** The connection is gone (closed by either side); called once. */
   readonly onClose?: () => void;
+  /** A callback of the layer above threw outside a frame it was handed (a bug there, reported). */
+  readonly onCallbackError?: (error: unknown) => void;
   readonly maxConcurrentStreams?: number;
   readonly maxBufferedRequestBytes?: number;
+  /** The clock of the reset rate limit (milliseconds). */
+  readonly now?: () => number;
 }
 
 /** A connection error: GOAWAY with this code, then close. */
@@ -98,15 +113,27 @@ export class Http2ServerConnection {
   private bufferedRequestBytes = 0;
   private corked = false;
   private closed = false;
+  private readingPaused = false;
+  private readonly prefaceTimer: NodeJS.Timeout;
+  private readonly now: () => number;
+  private resetTokens = RESET_BURST;
+  private resetTokensAt: number;
 
   constructor(
     private readonly socket: Duplex,
     private readonly options: Http2ServerConnectionOptions,
   ) {
     this.maxConcurrentStreams = options.maxConcurrentStreams ?? 1000;
-    this.maxBufferedRequestBytes = options.maxBufferedRequestBytes ?? 64 * 1024 * 1024;
+    this.maxBufferedRequestBytes = options.maxBufferedRequestBytes ?? 256 * 1024 * 1024;
+    this.now = options.now ?? (() => performance.now());
+    this.resetTokensAt = this.now();
+    this.prefaceTimer = setTimeout(
+      () => this.fail(new ConnectionError(Http2ErrorCode.protocol, "no client preface")),
+      PREFACE_TIMEOUT_MS,
+    );
+    this.prefaceTimer.unref();
     socket.on("data", (chunk: Buffer) => this.receive(chunk));
-    socket.on("drain", () => this.resumeWriters());
+    socket.on("drain", () => this.drained());
     socket.on("error", () => this.destroy());
     socket.on("close", () => this.destroy());
     this.write(
@@ -132,7 +159,7 @@ export class Http2ServerConnection {
     this.goAway(Http2ErrorCode.noError, "");
   }
 
-  /** Bytes the layer above holds of requests not complete yet (positive: more held). */
+  /** Bytes the layer above holds of requests it has not handed on yet (positive: more held). */
   adjustBufferedRequestBytes(delta: number): void {
     this.bufferedRequestBytes += delta;
     if (this.bufferedRequestBytes > this.maxBufferedRequestBytes) {
@@ -235,6 +262,7 @@ export class Http2ServerConnection {
           return;
         }
         this.prefaceRead = true;
+        clearTimeout(this.prefaceTimer);
         offset = CLIENT_PREFACE.length;
       }
       while (input.length - offset >= FRAME_HEADER_LENGTH) {
@@ -255,6 +283,11 @@ export class Http2ServerConnection {
       input = input.subarray(offset);
       // Keep a copy of a short remainder, not a view pinning the whole read buffer.
       this.input = input.length === 0 ? EMPTY : Buffer.from(input);
+      if (this.socket.writableLength > MAX_UNREAD_WRITE_BYTES && !this.readingPaused) {
+        // The client is not reading what it asked for: stop taking more requests (and PINGs).
+        this.readingPaused = true;
+        this.socket.pause();
+      }
     } catch (error) {
       if (error instanceof ConnectionError) this.fail(error);
       else if (error instanceof HpackError)
@@ -323,8 +356,11 @@ export class Http2ServerConnection {
     }
     if (stream.remoteEnded) return stream.reset(Http2ErrorCode.streamClosed);
     if (!stream.received(payload.length)) return stream.reset(Http2ErrorCode.flowControl);
+    // Marked before the data is handed on: a response finished on it must not reset the stream.
+    const endStream = (flags & Flag.endStream) !== 0;
+    if (endStream) stream.remoteEnded = true;
     if (data.length > 0) stream.onData(data);
-    if ((flags & Flag.endStream) !== 0 && !stream.isFinished) stream.remoteEnd();
+    if (endStream && !stream.isFinished) stream.onEnd();
   }
 
   private headers(flags: number, streamId: number, payload: Buffer): void {
@@ -357,13 +393,12 @@ export class Http2ServerConnection {
     if (existing !== undefined) {
       // Trailers: only as the request's end.
       if (!endStream || existing.remoteEnded) return existing.reset(Http2ErrorCode.protocol);
-      existing.remoteEnd();
+      existing.remoteEnded = true;
+      existing.onEnd();
       return;
     }
     if (streamId <= this.lastStreamId) {
-      // A finished stream's trailers are dropped; a reused or lower id breaks the protocol.
-      if (endStream) return;
-      throw new ConnectionError(Http2ErrorCode.protocol, `stream ${streamId} opened out of order`);
+      throw new ConnectionError(Http2ErrorCode.streamClosed, `HEADERS on closed stream ${streamId}`);
     }
     this.lastStreamId = streamId;
     if (overflow) {
@@ -376,8 +411,9 @@ export class Http2ServerConnection {
     }
     const stream = new Http2ServerStream(this, streamId, this.peerInitialWindow, STREAM_RECEIVE_WINDOW);
     this.streams.set(streamId, stream);
+    stream.remoteEnded = endStream;
     this.options.onRequest(stream, fields);
-    if (endStream && !stream.isFinished) stream.remoteEnd();
+    if (endStream && !stream.isFinished) stream.onEnd();
   }
 
   private rstStream(streamId: number, payload: Buffer): void {
@@ -386,7 +422,10 @@ export class Http2ServerConnection {
       throw new ConnectionError(Http2ErrorCode.frameSize, "RST_STREAM is not 4 bytes");
     if (streamId > this.lastStreamId)
       throw new ConnectionError(Http2ErrorCode.protocol, "RST_STREAM on an idle stream");
-    this.streams.get(streamId)?.abort();
+    const stream = this.streams.get(streamId);
+    if (stream === undefined) return;
+    this.chargeReset();
+    stream.abort();
   }
 
   private settings(flags: number, streamId: number, payload: Buffer): void {
@@ -444,6 +483,18 @@ export class Http2ServerConnection {
     this.flushBlocked();
   }
 
+  /** One client reset of a stream this side had not finished; too many too fast end the connection. */
+  private chargeReset(): void {
+    const now = this.now();
+    const regained = ((now - this.resetTokensAt) / 1000) * RESETS_PER_SECOND;
+    this.resetTokens = Math.min(RESET_BURST, this.resetTokens + regained);
+    this.resetTokensAt = now;
+    this.resetTokens -= 1;
+    if (this.resetTokens < 0) {
+      throw new ConnectionError(Http2ErrorCode.enhanceYourCalm, "too many stream resets");
+    }
+  }
+
   private flushBlocked(): void {
     for (const stream of this.blocked) {
       if (this.sendWindow <= 0) break;
@@ -452,12 +503,30 @@ export class Http2ServerConnection {
     this.resumeWriters();
   }
 
+  private drained(): void {
+    if (this.readingPaused && !this.closed) {
+      this.readingPaused = false;
+      this.socket.resume();
+    }
+    this.resumeWriters();
+  }
+
   private resumeWriters(): void {
-    if (this.socket.writableNeedDrain) return;
-    for (const stream of this.waitingForDrain) {
+    // A copy: a writer resumed here may wait again, and then it is told on the next drain.
+    for (const stream of [...this.waitingForDrain]) {
+      if (this.socket.writableNeedDrain) return;
       if (stream.pendingBytes >= STREAM_SEND_BACKLOG_BYTES) continue;
       this.waitingForDrain.delete(stream);
-      stream.onDrain();
+      this.callback(() => stream.onDrain());
+    }
+  }
+
+  /** Runs a callback of the layer above where a throw would escape a socket callback. */
+  callback(run: () => void): void {
+    try {
+      run();
+    } catch (error) {
+      this.options.onCallbackError?.(error);
     }
   }
 
@@ -477,6 +546,7 @@ export class Http2ServerConnection {
   private destroy(): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.prefaceTimer);
     if (this.corked) {
       this.corked = false;
       this.socket.uncork();
@@ -485,8 +555,8 @@ export class Http2ServerConnection {
     this.streams.clear();
     this.blocked.clear();
     this.waitingForDrain.clear();
-    for (const stream of streams) stream.abort();
-    this.options.onClose?.();
+    for (const stream of streams) this.callback(() => stream.abort());
+    this.callback(() => this.options.onClose?.());
   }
 }
 
@@ -554,11 +624,6 @@ export class Http2ServerStream {
       this.receivedUnacked = 0;
     }
     return true;
-  }
-
-  remoteEnd(): void {
-    this.remoteEnded = true;
-    this.onEnd();
   }
 
   /** False when the window would exceed 2^31 - 1 (a flow-control error). */
