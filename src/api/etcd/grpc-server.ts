@@ -390,11 +390,6 @@ export class GrpcServer {
     if (!connection.isClosed) this.connections.add(connection);
   }
 
-  /** How many connections are open (tests and metrics). */
-  get connectionCount(): number {
-    return this.connections.size;
-  }
-
   /** Closes every connection at once (GOAWAY; calls in flight are cancelled). */
   close(): void {
     for (const connection of [...this.connections]) connection.close();

@@ -150,10 +150,6 @@ export class Http2ServerConnection {
     return this.closed;
   }
 
-  get openStreams(): number {
-    return this.streams.size;
-  }
-
   /** Says goodbye (GOAWAY, NO_ERROR) and closes at once: open streams are aborted. */
   close(): void {
     this.goAway(Http2ErrorCode.noError, "");

@@ -140,12 +140,6 @@ export function stringLiteralText(literal: { bytes: Uint8Array; huffman: boolean
   return literal.huffman ? decodeHuffman(literal.bytes) : Buffer.from(literal.bytes).toString("latin1");
 }
 
-/** A string literal without Huffman coding. */
-export function encodeRawStringLiteral(text: string): Buffer {
-  const bytes = Buffer.from(text, "latin1");
-  return Buffer.concat([Buffer.from(encodeInteger(bytes.length, 7, 0x00)), bytes]);
-}
-
 /** One header field: lowercase name and value, as latin1 text. */
 export interface HeaderField {
   readonly name: string;
