@@ -54,26 +54,26 @@ function memoryPut(): (request: PutRequest) => PutResponse {
   };
 }
 
+/** The one-method service both grpc-js and Concord's server serve (node:http2 frames by hand). */
+const PUT_SERVICE = {
+  Put: {
+    path: PUT_PATH,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (message: PutRequest) => Buffer.from(toBinary(PutRequestSchema, message)),
+    requestDeserialize: (bytes: Buffer) => fromBinary(PutRequestSchema, bytes),
+    responseSerialize: encode,
+    responseDeserialize: (bytes: Buffer) => fromBinary(PutResponseSchema, bytes),
+  },
+};
+
 async function serveGrpcJs(): Promise<number> {
   const put = memoryPut();
   const server = new grpc.Server();
-  server.addService(
-    {
-      Put: {
-        path: PUT_PATH,
-        requestStream: false,
-        responseStream: false,
-        requestSerialize: (message: PutRequest) => Buffer.from(toBinary(PutRequestSchema, message)),
-        requestDeserialize: (bytes: Buffer) => fromBinary(PutRequestSchema, bytes),
-        responseSerialize: encode,
-        responseDeserialize: (bytes: Buffer) => fromBinary(PutResponseSchema, bytes),
-      },
-    },
-    {
-      Put: (call: grpc.ServerUnaryCall<PutRequest, PutResponse>, callback: grpc.sendUnaryData<PutResponse>) =>
-        callback(null, put(call.request)),
-    },
-  );
+  server.addService(PUT_SERVICE, {
+    Put: (call: grpc.ServerUnaryCall<PutRequest, PutResponse>, callback: grpc.sendUnaryData<PutResponse>) =>
+      callback(null, put(call.request)),
+  });
   return new Promise((resolve, reject) =>
     server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, port) =>
       error === null ? resolve(port) : reject(error),
@@ -121,20 +121,7 @@ async function serveHttp2(): Promise<number> {
 async function serveConcord(): Promise<number> {
   const put = memoryPut();
   const server = new GrpcServer({ maxReceiveMessageBytes: 4 * 1024 * 1024 });
-  server.addService(
-    {
-      Put: {
-        path: PUT_PATH,
-        requestStream: false,
-        responseStream: false,
-        requestSerialize: (message: PutRequest) => Buffer.from(toBinary(PutRequestSchema, message)),
-        requestDeserialize: (bytes: Buffer) => fromBinary(PutRequestSchema, bytes),
-        responseSerialize: encode,
-        responseDeserialize: (bytes: Buffer) => fromBinary(PutResponseSchema, bytes),
-      },
-    },
-    { Put: (request: PutRequest) => Promise.resolve(put(request)) },
-  );
+  server.addService(PUT_SERVICE, { Put: (request: PutRequest) => Promise.resolve(put(request)) });
   const listener = createServer((socket) => {
     socket.setNoDelay(true);
     server.injectConnection(socket);

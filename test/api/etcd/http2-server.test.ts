@@ -250,29 +250,32 @@ describe("HPACK decoding", () => {
     ":method: GET|:scheme: https|:path: /index.html|:authority: www.example.com|custom-key: custom-value",
   ].map((text) => text.split("|"));
 
-  test("RFC 7541 C.3: three requests without Huffman, sharing the dynamic table", () => {
-    const decoder = new HpackDecoder(4096);
-    const blocks = [
-      "8286 8441 0f77 7777 2e65 7861 6d70 6c65 2e63 6f6d",
-      "8286 84be 5808 6e6f 2d63 6163 6865",
-      "8287 85bf 400a 6375 7374 6f6d 2d6b 6579 0c63 7573 746f 6d2d 7661 6c75 65",
-    ];
-    blocks.forEach((block, i) =>
-      assert.deepEqual(pairs(decoder.decode(hex(block), 4096).fields), requests[i]),
-    );
-  });
-
-  test("RFC 7541 C.4: the same requests with Huffman", () => {
-    const decoder = new HpackDecoder(4096);
-    const blocks = [
-      "8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff",
-      "8286 84be 5886 a8eb 1064 9cbf",
-      "8287 85bf 4088 25a8 49e9 5ba9 7d7f 8925 a849 e95b b8e8 b4bf",
-    ];
-    blocks.forEach((block, i) =>
-      assert.deepEqual(pairs(decoder.decode(hex(block), 4096).fields), requests[i]),
-    );
-  });
+  const rfcExamples: [string, string[]][] = [
+    [
+      "C.3, without Huffman",
+      [
+        "8286 8441 0f77 7777 2e65 7861 6d70 6c65 2e63 6f6d",
+        "8286 84be 5808 6e6f 2d63 6163 6865",
+        "8287 85bf 400a 6375 7374 6f6d 2d6b 6579 0c63 7573 746f 6d2d 7661 6c75 65",
+      ],
+    ],
+    [
+      "C.4, with Huffman",
+      [
+        "8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff",
+        "8286 84be 5886 a8eb 1064 9cbf",
+        "8287 85bf 4088 25a8 49e9 5ba9 7d7f 8925 a849 e95b b8e8 b4bf",
+      ],
+    ],
+  ];
+  for (const [example, blocks] of rfcExamples) {
+    test(`RFC 7541 ${example}: three requests sharing the dynamic table`, () => {
+      const decoder = new HpackDecoder(4096);
+      blocks.forEach((block, i) =>
+        assert.deepEqual(pairs(decoder.decode(hex(block), 4096).fields), requests[i]),
+      );
+    });
+  }
 
   test("a size update evicts; entries above the table size empty it; bad indexes and updates are refused", () => {
     const decoder = new HpackDecoder(4096);
