@@ -311,7 +311,7 @@ export class GrpcCall extends EventEmitter {
       });
     }
     this.request = request;
-    // Held until the request ends, a message the client cannot take back by flow control.
+    // Counted until the request ends: else a client could park a whole request on every stream.
     this.heldBytes = bytes.length;
     this.stream.connection.adjustBufferedRequestBytes(bytes.length);
   }
