@@ -32,6 +32,7 @@ import {
   type PutRequest,
 } from "../../../src/api/etcd/gen/rpc_pb.js";
 import { GrpcServer, type GrpcCall } from "../../../src/api/etcd/grpc-server.js";
+import { Http2ServerConnection } from "../../../src/api/etcd/http2/connection.js";
 import { grpcServiceDefinition } from "../../../src/api/etcd/grpc-service.js";
 import {
   decodeHuffman,
@@ -669,6 +670,15 @@ describe("one HTTP/2 connection of the gRPC server", () => {
     socket.release();
     for (let i = 0; i < 100 && written < 400; i++) await tick();
     assert.equal(written, 400);
+  });
+
+  test("a connection that sends no preface in time is closed with GOAWAY", async () => {
+    const socket = new FakeSocket();
+    new Http2ServerConnection(socket, { onRequest: () => undefined, prefaceTimeoutMs: 20 });
+    socket.send(Buffer.from("PRI * HTTP/2.0"));
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    assert.equal(socket.goAwayCode(), 0x1);
+    assert.equal(socket.ended, true);
   });
 
   const connectionErrors: [string, Buffer, number][] = [

@@ -57,7 +57,7 @@ const HEADER_TABLE_SIZE = 4096;
 const STREAM_SEND_BACKLOG_BYTES = 64 * 1024;
 /** Reading stops while more than this waits in the socket for the client to read. */
 const MAX_UNREAD_WRITE_BYTES = 1024 * 1024;
-/** How long a new connection has to send the client preface. */
+/** How long a new connection has to send the client preface, unless told otherwise. */
 const PREFACE_TIMEOUT_MS = 10_000;
 /** Client stream resets allowed at once, and regained per second (nghttp2's defaults). */
 const RESET_BURST = 1000;
@@ -77,6 +77,8 @@ export interface Http2ServerConnectionOptions {
   readonly maxBufferedRequestBytes?: number;
   /** The clock of the reset rate limit (milliseconds). */
   readonly now?: () => number;
+  /** How long a new connection has to send the client preface (default 10 s). */
+  readonly prefaceTimeoutMs?: number;
 }
 
 /** A connection error: GOAWAY with this code, then close. */
@@ -129,7 +131,7 @@ export class Http2ServerConnection {
     this.resetTokensAt = this.now();
     this.prefaceTimer = setTimeout(
       () => this.fail(new ConnectionError(Http2ErrorCode.protocol, "no client preface")),
-      PREFACE_TIMEOUT_MS,
+      options.prefaceTimeoutMs ?? PREFACE_TIMEOUT_MS,
     );
     this.prefaceTimer.unref();
     socket.on("data", (chunk: Buffer) => this.receive(chunk));
