@@ -8,8 +8,13 @@
  * machine applies entry by entry, and an fsync per entry would bound apply throughput by the
  * disk. The node calls `sync()` exactly where durability matters (before the Raft storage
  * records an applied index or compacts its log), so one fsync covers many applied entries.
- * A crash loses a suffix of unsynced transactions, never part of one: lmdb commits by
- * switching meta pages, and an unsynced meta page that did not land leaves the previous one.
+ * A process crash loses nothing (the page cache keeps every commit), and a crash losing a
+ * suffix of unsynced transactions never loses part of one: lmdb commits by switching meta
+ * pages, and an unsynced meta page that did not land leaves the previous one. Not covered: a
+ * system crash (power loss, kernel panic) between syncs. LMDB documents that with MDB_NOSYNC
+ * the database may then be corrupt, not only behind, unless the filesystem keeps write order
+ * (pages freed by an unsynced commit may be reused and written before its meta page lands);
+ * ext4 does not promise that order. Open question, noted in the session note of 2026-11-23.
  *
  * Keys are stored behind a one-byte prefix so that the empty key, which lmdb cannot store, is
  * a key like any other, and scans without bounds become bounded ranges of the database.
