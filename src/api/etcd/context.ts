@@ -131,8 +131,8 @@ export function kvErrorSpec(code: KvErrorCode): EtcdErrorSpec {
 export function toServiceError(error: unknown): EtcdRpcError {
   let code: GrpcStatus;
   let message: string;
-  if (error instanceof EtcdRpcError) ({ code, message } = error);
-  else if (error instanceof KvError) ({ code, message } = KV_ERRORS[error.code]);
+  if (error instanceof EtcdRpcError) return error;
+  if (error instanceof KvError) ({ code, message } = KV_ERRORS[error.code]);
   else if (error instanceof NotLeaderError) ({ code, message } = ETCD_ERRORS.noLeader);
   else if (error instanceof ProposalDroppedError) ({ code, message } = ETCD_ERRORS.leaderChanged);
   else if (error instanceof AmbiguousResultError) ({ code, message } = ETCD_ERRORS.timeout);

@@ -39,7 +39,7 @@ import {
   SETTINGS_ACK_FRAME,
   settingsFrame,
   windowUpdateFrame,
-  writeFrameHeader,
+  frame,
 } from "./frames.js";
 import { HpackDecoder, HpackError, type HeaderField } from "./hpack.js";
 
@@ -181,42 +181,24 @@ export class Http2ServerConnection {
 
   /** HEADERS (split into CONTINUATION frames when the block exceeds the peer's frame size). */
   writeHeaders(streamId: number, block: Uint8Array, endStream: boolean): void {
-    const endStreamFlag = endStream ? Flag.endStream : 0;
-    if (block.length <= this.peerMaxFrameSize) {
-      const bytes = Buffer.allocUnsafe(FRAME_HEADER_LENGTH + block.length);
-      writeFrameHeader(bytes, 0, block.length, FrameType.headers, endStreamFlag | Flag.endHeaders, streamId);
-      bytes.set(block, FRAME_HEADER_LENGTH);
-      this.write(bytes);
-      return;
-    }
-    for (let offset = 0; offset < block.length; offset += this.peerMaxFrameSize) {
+    let offset = 0;
+    do {
       const fragment = block.subarray(offset, offset + this.peerMaxFrameSize);
-      const last = offset + this.peerMaxFrameSize >= block.length;
-      const bytes = Buffer.allocUnsafe(FRAME_HEADER_LENGTH + fragment.length);
-      writeFrameHeader(
-        bytes,
-        0,
-        fragment.length,
-        offset === 0 ? FrameType.headers : FrameType.continuation,
-        (offset === 0 ? endStreamFlag : 0) | (last ? Flag.endHeaders : 0),
-        streamId,
-      );
-      bytes.set(fragment, FRAME_HEADER_LENGTH);
-      this.write(bytes);
-    }
+      const first = offset === 0;
+      offset += fragment.length;
+      const flags =
+        (first && endStream ? Flag.endStream : 0) | (offset >= block.length ? Flag.endHeaders : 0);
+      this.write(frame(first ? FrameType.headers : FrameType.continuation, flags, streamId, fragment));
+    } while (offset < block.length);
   }
 
   /** DATA frames for bytes the windows already allow (the caller has checked and charged them). */
-  writeData(streamId: number, data: Uint8Array, endStream: boolean): void {
+  writeData(streamId: number, data: Uint8Array): void {
     let offset = 0;
     do {
-      const length = Math.min(data.length - offset, this.peerMaxFrameSize);
-      const last = offset + length === data.length;
-      const bytes = Buffer.allocUnsafe(FRAME_HEADER_LENGTH + length);
-      writeFrameHeader(bytes, 0, length, FrameType.data, last && endStream ? Flag.endStream : 0, streamId);
-      bytes.set(data.subarray(offset, offset + length), FRAME_HEADER_LENGTH);
-      this.write(bytes);
-      offset += length;
+      const chunk = data.subarray(offset, offset + this.peerMaxFrameSize);
+      offset += chunk.length;
+      this.write(frame(FrameType.data, 0, streamId, chunk));
     } while (offset < data.length);
   }
 
@@ -653,7 +635,7 @@ export class Http2ServerStream {
     if (this.pendingBytes === 0 && connection.fitsAtOnce(this, data.length)) {
       this.sendWindow -= data.length;
       connection.sendWindow -= data.length;
-      connection.writeData(this.id, data, false);
+      connection.writeData(this.id, data);
     } else {
       this.pending.push(data);
       this.pendingBytes += data.length;
@@ -707,7 +689,7 @@ export class Http2ServerStream {
       this.pendingBytes -= chunk.length;
       this.sendWindow -= chunk.length;
       connection.sendWindow -= chunk.length;
-      connection.writeData(this.id, chunk, false);
+      connection.writeData(this.id, chunk);
     }
     if (this.pendingTrailers !== null) {
       const trailers = this.pendingTrailers;

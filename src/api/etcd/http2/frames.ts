@@ -60,7 +60,7 @@ export const DEFAULT_WINDOW_SIZE = 65_535;
 export const MAX_WINDOW_SIZE = 2 ** 31 - 1;
 
 /** Writes a frame header at `offset` of `target`. */
-export function writeFrameHeader(
+function writeFrameHeader(
   target: Uint8Array,
   offset: number,
   length: number,
