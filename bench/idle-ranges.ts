@@ -1,7 +1,7 @@
 /**
  * The `idle-ranges` workload: what 1,000 ranges that nobody uses cost. Three NodeHosts in this
- * process (lmdb Raft storage and lmdb state machines in a temp dir, TcpTransport on 127.0.0.1)
- * host the same N ranges; once every range has a leader (and, with quiescence on, every
+ * process (write-ahead-log Raft storage and lmdb state machines in a temp dir, TcpTransport on
+ * 127.0.0.1) host the same N ranges; once every range has a leader (and, with quiescence on, every
  * replica has gone dormant) the process's CPU time and the Raft and liveness messages sent
  * are measured over an idle window — with quiescence on, then with it off.
  */
@@ -12,7 +12,7 @@ import { rangeNamespace } from "../src/kv/keys.js";
 import { LmdbOrderedKv } from "../src/kv/lmdb-engine.js";
 import { NodeHost } from "../src/node/host.js";
 import { EMPTY_CONF_STATE, NONE, StateRole, type NodeId } from "../src/raft/types.js";
-import { LmdbStorageEngine } from "../src/storage/lmdb/engine.js";
+import { WalStorageEngine } from "../src/storage/wal/engine.js";
 import { TcpTransport } from "../src/transport/tcp.js";
 import { systemRandom, systemTimers } from "../src/transport/timers.js";
 import type { Logger } from "../src/transport/transport.js";
@@ -62,7 +62,7 @@ const silentLogger: Logger = { warn: () => {}, info: () => {} };
 interface Member {
   readonly host: NodeHost;
   readonly transport: TcpTransport;
-  readonly engine: LmdbStorageEngine;
+  readonly engine: WalStorageEngine;
   readonly kv: LmdbOrderedKv;
 }
 
@@ -71,7 +71,7 @@ async function startMembers(root: string, quiesce: boolean): Promise<Member[]> {
   for (const nodeId of NODE_IDS) {
     const dir = join(root, `node-${nodeId}`);
     mkdirSync(dir, { recursive: true });
-    const engine = await LmdbStorageEngine.open({ path: join(dir, "raft"), logger: { warn: () => {} } });
+    const engine = await WalStorageEngine.open({ path: join(dir, "raft-log"), logger: { warn: () => {} } });
     const kv = LmdbOrderedKv.open({ path: join(dir, "state") });
     const transport = new TcpTransport({
       clusterId: "idle-ranges",

@@ -1,13 +1,14 @@
 /**
  * `openEmbedded` (exposed as `Concord.open`): a Concord member inside the calling process.
- * It assembles the production parts — an LmdbStorageEngine for the Raft logs and an
- * LmdbOrderedKv for the state machines under `dataDir`, a NodeHost, a TcpTransport when the
+ * It assembles the production parts — a WalStorageEngine for the Raft logs (an
+ * LmdbStorageEngine in data dirs made before the write-ahead log) and an LmdbOrderedKv for the
+ * state machines under `dataDir`, a NodeHost, a TcpTransport when the
  * process is a member of a cluster (`peers`), and optionally a client port serving both the etcd
  * v3 gRPC API and the native protocol (ClientPort) for remote
  * clients — bootstraps range 1 on first open and reopens it from disk afterwards. The handle
  * it returns is a ConcordDb whose requests go straight to the local replicas.
  */
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { LmdbOrderedKv } from "../kv/lmdb-engine.js";
 import { rangeNamespace } from "../kv/keys.js";
@@ -24,7 +25,10 @@ import { NodeRanges, type RoutedKv } from "../placement/node-ranges.js";
 import type { SplitPolicyOptions } from "../placement/split/policy.js";
 import { ReadOnlyOption } from "../raft/index.js";
 import { EMPTY_CONF_STATE, type NodeId } from "../raft/types.js";
+import type { StorageEngine } from "../storage/contracts.js";
+import type { StorageLogger } from "../storage/errors.js";
 import { LmdbStorageEngine } from "../storage/lmdb/engine.js";
+import { WalStorageEngine } from "../storage/wal/engine.js";
 import { MemoryNetwork } from "../transport/memory.js";
 import { TcpTransport, type PeerAddress } from "../transport/tcp.js";
 import { systemRandom, systemTimers } from "../transport/timers.js";
@@ -157,7 +161,7 @@ class EmbeddedBackend implements Backend {
   constructor(
     readonly host: NodeHost,
     private readonly transport: Transport,
-    private readonly raftEngine: LmdbStorageEngine,
+    private readonly raftEngine: RaftLogEngine,
     private readonly stateMachineKv: LmdbOrderedKv,
   ) {}
 
@@ -249,6 +253,23 @@ export class EmbeddedConcord extends ConcordDb {
 
 /** Where a member keeps its state machines' store, under its data dir. */
 export const STATE_MACHINE_DIR = "state";
+/** The Raft logs' directory in a data dir: a write-ahead log (WalStorageEngine). */
+export const RAFT_LOG_DIR = "raft-log";
+/** Where data dirs made before the write-ahead log keep their Raft logs: an lmdb environment. */
+const LMDB_RAFT_LOG_DIR = "raft";
+
+type RaftLogEngine = StorageEngine & { close(): Promise<void> };
+
+/**
+ * The data dir's Raft log engine: the write-ahead log, or, in a data dir an earlier version
+ * made, the lmdb environment it already holds (kept as it is, so upgrading needs no migration).
+ */
+function openRaftLog(dataDir: string, logger: StorageLogger): Promise<RaftLogEngine> {
+  const lmdbPath = join(dataDir, LMDB_RAFT_LOG_DIR);
+  return existsSync(lmdbPath)
+    ? LmdbStorageEngine.open({ path: lmdbPath, logger })
+    : WalStorageEngine.open({ path: join(dataDir, RAFT_LOG_DIR), logger });
+}
 
 export async function openEmbedded(options: OpenOptions): Promise<EmbeddedConcord> {
   const nodeId = options.nodeId ?? 1;
@@ -262,9 +283,8 @@ export async function openEmbedded(options: OpenOptions): Promise<EmbeddedConcor
 
   const peerListen = options.listenPeer === undefined ? peers.get(nodeId) : parseAddress(options.listenPeer);
   const clientListen = options.listenClient === undefined ? null : parseAddress(options.listenClient);
-  const raftEngine = await LmdbStorageEngine.open({
-    path: join(options.dataDir, "raft"),
-    logger: { warn: (message) => logger.warn({ dataDir: options.dataDir }, message) },
+  const raftEngine = await openRaftLog(options.dataDir, {
+    warn: (message) => logger.warn({ dataDir: options.dataDir }, message),
   });
   let stateMachineKv: LmdbOrderedKv;
   try {

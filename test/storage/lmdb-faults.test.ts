@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { entriesFrom, observe } from "../../src/storage/conformance-model.js";
 import { LmdbStorageEngine } from "../../src/storage/lmdb/engine.js";
-import { DiskFullError, StorageFatalError, isDiskFull } from "../../src/storage/lmdb/errors.js";
+import { DiskFullError, StorageFatalError, isDiskFull } from "../../src/storage/errors.js";
 import { openLmdbStore } from "../../src/storage/lmdb/store.js";
 import { FaultyStore, freshDir, removeDir, systemError, withDir } from "./lmdb-support.js";
 

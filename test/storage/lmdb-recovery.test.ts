@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { NO_LIMIT, entriesFrom, plainEntries } from "../../src/storage/conformance-model.js";
 import { LmdbStorageEngine } from "../../src/storage/lmdb/engine.js";
-import { StorageCorruptionError } from "../../src/storage/lmdb/errors.js";
+import { StorageCorruptionError } from "../../src/storage/errors.js";
 import { FORMAT_KEY, RecordKind, entryKey, frame, groupRecordKey } from "../../src/storage/lmdb/layout.js";
 import { openLmdbStore, type DurableStore, type StoreWrite } from "../../src/storage/lmdb/store.js";
 import { RecordingLogger, withDir } from "./lmdb-support.js";

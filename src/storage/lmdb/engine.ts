@@ -17,13 +17,13 @@
 import { resolve } from "node:path";
 import { StorageUsageError, type ReplicaStorage, type StorageEngine } from "../contracts.js";
 import { requireCount, requirePositive } from "../rules.js";
-import { DiskFullError, StorageFatalError, isDiskFull } from "./errors.js";
-import { recover, type StorageLogger } from "./recovery.js";
+import { DiskFullError, StorageFatalError, isDiskFull, type StorageLogger } from "../errors.js";
+import { recover } from "./recovery.js";
 import { groupKeyRange } from "./layout.js";
 import { GroupState, LmdbReplicaStorage, type ReplicaHost } from "./replica.js";
 import { openLmdbStore, type DurableStore, type StoreWrite } from "./store.js";
 
-export type { StorageLogger } from "./recovery.js";
+export type { StorageLogger } from "../errors.js";
 
 /** Initial map size: address space only (the file grows with the data), and lmdb-js grows the map past it. */
 export const DEFAULT_MAP_SIZE_BYTES = 64 * 2 ** 30;

@@ -13,15 +13,27 @@
  * that lands under the wrong key fails its check too. Payload integers are u64 big-endian
  * (safe integers only), counts u32.
  */
-import {
-  EntryType,
-  type ConfState,
-  type Entry,
-  type HardState,
-  type Snapshot,
-  type SnapshotMetadata,
-} from "../../raft/types.js";
 import { crc32 } from "node:zlib";
+import type { ConfState, Entry, HardState, Snapshot, SnapshotMetadata } from "../../raft/types.js";
+import {
+  ByteReader,
+  ByteWriter,
+  ENTRY_HEADER_BYTES,
+  HARD_STATE_BYTES,
+  MalformedRecordError,
+  readEntryType,
+  readHardState,
+  readSnapshotMetadata,
+  snapshotMetadataSize,
+  readConfState,
+  confStateSize,
+  writeConfState,
+  writeEntryBody,
+  writeHardState,
+  writeSnapshotMetadata,
+} from "../codec.js";
+
+export { MalformedRecordError } from "../codec.js";
 
 /** Bumped whenever keys or payloads change meaning; an engine opens only its own version. */
 export const LAYOUT_VERSION = 1;
@@ -40,114 +52,11 @@ export type RecordKind = (typeof RecordKind)[keyof typeof RecordKind];
 const GROUP_RECORD_KEY_BYTES = 9;
 const ENTRY_KEY_BYTES = 17;
 const CHECKSUM_BYTES = 4;
-const TWO_TO_THE_32 = 0x1_0000_0000;
 
 export const FORMAT_KEY: Uint8Array = Uint8Array.from([
   0xff,
   ...new TextEncoder().encode("concord/raft-log"),
 ]);
-
-/** A stored record that passed its checksum but does not decode: a layout bug or a foreign file. */
-export class MalformedRecordError extends Error {
-  constructor(message: string) {
-    super(`malformed record: ${message}`);
-    this.name = "MalformedRecordError";
-  }
-}
-
-/** Writes a payload of a size known up front; `done()` checks that every byte was written. */
-class ByteWriter {
-  readonly bytes: Uint8Array;
-  private readonly view: DataView;
-  private position = 0;
-
-  constructor(size: number) {
-    this.bytes = new Uint8Array(size);
-    this.view = new DataView(this.bytes.buffer);
-  }
-
-  u8(value: number): void {
-    this.view.setUint8(this.position, value);
-    this.position += 1;
-  }
-
-  u32(value: number): void {
-    this.view.setUint32(this.position, value);
-    this.position += 4;
-  }
-
-  u64(value: number): void {
-    if (!Number.isSafeInteger(value) || value < 0) {
-      throw new Error(`lmdb layout: ${value} is not a non-negative safe integer`);
-    }
-    this.view.setUint32(this.position, Math.floor(value / TWO_TO_THE_32));
-    this.view.setUint32(this.position + 4, value % TWO_TO_THE_32);
-    this.position += 8;
-  }
-
-  raw(bytes: Uint8Array): void {
-    this.bytes.set(bytes, this.position);
-    this.position += bytes.byteLength;
-  }
-
-  done(): Uint8Array {
-    if (this.position !== this.bytes.byteLength) {
-      throw new Error(`lmdb layout: wrote ${this.position} of ${this.bytes.byteLength} bytes`);
-    }
-    return this.bytes;
-  }
-}
-
-/** Reads a payload, throwing MalformedRecordError on any overrun or out-of-range value. */
-class ByteReader {
-  private readonly view: DataView;
-  private position = 0;
-
-  constructor(private readonly bytes: Uint8Array) {
-    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  }
-
-  private need(count: number): void {
-    if (this.position + count > this.bytes.byteLength) {
-      throw new MalformedRecordError(
-        `needs ${count} more bytes at ${this.position} of ${this.bytes.byteLength}`,
-      );
-    }
-  }
-
-  u8(): number {
-    this.need(1);
-    return this.view.getUint8(this.position++);
-  }
-
-  u32(): number {
-    this.need(4);
-    const value = this.view.getUint32(this.position);
-    this.position += 4;
-    return value;
-  }
-
-  u64(): number {
-    this.need(8);
-    const value = this.view.getUint32(this.position) * TWO_TO_THE_32 + this.view.getUint32(this.position + 4);
-    if (!Number.isSafeInteger(value)) throw new MalformedRecordError(`u64 at ${this.position} is not safe`);
-    this.position += 8;
-    return value;
-  }
-
-  /** A copy of everything not read yet (`new Uint8Array`, as a Buffer's slice() would not copy). */
-  rest(): Uint8Array {
-    const rest = new Uint8Array(this.bytes.subarray(this.position));
-    this.position = this.bytes.byteLength;
-    return rest;
-  }
-
-  end(): void {
-    if (this.position !== this.bytes.byteLength) {
-      throw new MalformedRecordError(`${this.bytes.byteLength - this.position} trailing bytes`);
-    }
-  }
-}
 
 function writeGroupPrefix(writer: ByteWriter, groupId: number, kind: RecordKind): void {
   writer.u64(groupId);
@@ -260,16 +169,14 @@ export function decodeFormat(payload: Uint8Array): number {
 }
 
 export function encodeHardState(hardState: HardState): Uint8Array {
-  const writer = new ByteWriter(24);
-  writer.u64(hardState.term);
-  writer.u64(hardState.vote);
-  writer.u64(hardState.commit);
+  const writer = new ByteWriter(HARD_STATE_BYTES);
+  writeHardState(writer, hardState);
   return writer.done();
 }
 
 export function decodeHardState(payload: Uint8Array): HardState {
   const reader = new ByteReader(payload);
-  const hardState = { term: reader.u64(), vote: reader.u64(), commit: reader.u64() };
+  const hardState = readHardState(reader);
   reader.end();
   return hardState;
 }
@@ -294,28 +201,6 @@ export function decodeLogStart(payload: Uint8Array): LogStart {
   return start;
 }
 
-const CONF_LISTS = ["voters", "learners", "votersOutgoing", "learnersNext"] as const;
-
-function confStateSize(confState: ConfState): number {
-  return 1 + CONF_LISTS.reduce((size, list) => size + 4 + 8 * confState[list].length, 0);
-}
-
-function writeConfState(writer: ByteWriter, confState: ConfState): void {
-  writer.u8(confState.autoLeave ? 1 : 0);
-  for (const list of CONF_LISTS) {
-    writer.u32(confState[list].length);
-    for (const id of confState[list]) writer.u64(id);
-  }
-}
-
-function readConfState(reader: ByteReader): ConfState {
-  const autoLeave = reader.u8();
-  if (autoLeave > 1) throw new MalformedRecordError(`autoLeave flag ${autoLeave}`);
-  const lists = CONF_LISTS.map(() => Array.from({ length: reader.u32() }, () => reader.u64()));
-  const [voters = [], learners = [], votersOutgoing = [], learnersNext = []] = lists;
-  return { voters, learners, votersOutgoing, learnersNext, autoLeave: autoLeave === 1 };
-}
-
 export interface Applied {
   readonly index: number;
   readonly confState: ConfState;
@@ -337,16 +222,10 @@ export function decodeApplied(payload: Uint8Array): Applied {
 
 export function encodeSnapshot(snapshot: Snapshot): Uint8Array {
   const { metadata, data } = snapshot;
-  const writer = new ByteWriter(16 + confStateSize(metadata.confState) + data.byteLength);
-  writer.u64(metadata.index);
-  writer.u64(metadata.term);
-  writeConfState(writer, metadata.confState);
+  const writer = new ByteWriter(snapshotMetadataSize(metadata) + data.byteLength);
+  writeSnapshotMetadata(writer, metadata);
   writer.raw(data);
   return writer.done();
-}
-
-function readSnapshotMetadata(reader: ByteReader): SnapshotMetadata {
-  return { index: reader.u64(), term: reader.u64(), confState: readConfState(reader) };
 }
 
 /** The snapshot's metadata alone, without copying its data. */
@@ -367,27 +246,10 @@ export function decodeSnapshot(payload: Uint8Array): Snapshot {
 export function frameEntry(key: Uint8Array, entry: Entry): Uint8Array {
   const writer = new ByteWriter(CHECKSUM_BYTES + ENTRY_HEADER_BYTES + entry.data.byteLength);
   writer.u32(0);
-  writeEntry(writer, entry);
+  writeEntryBody(writer, entry);
   const value = writer.done();
   new DataView(value.buffer).setUint32(0, recordChecksum(key, value.subarray(CHECKSUM_BYTES)));
   return value;
-}
-
-/** Term (u64) and type (u8) before the data. */
-const ENTRY_HEADER_BYTES = 9;
-
-function writeEntry(writer: ByteWriter, entry: Entry): void {
-  writer.u64(entry.term);
-  writer.u8(entry.type);
-  writer.raw(entry.data);
-}
-
-const ENTRY_TYPES: ReadonlySet<number> = new Set<number>([EntryType.Normal, EntryType.ConfChange]);
-
-function readEntryType(reader: ByteReader): EntryType {
-  const type = reader.u8();
-  if (!ENTRY_TYPES.has(type)) throw new MalformedRecordError(`entry type ${type}`);
-  return type;
 }
 
 /** The entry stored at `index`; its data is a copy the caller owns. */

@@ -16,7 +16,7 @@ import {
   type HardState,
   type SnapshotMetadata,
 } from "../../raft/types.js";
-import { StorageCorruptionError } from "./errors.js";
+import { StorageCorruptionError, type StorageLogger } from "../errors.js";
 import {
   FORMAT_KEY,
   LAYOUT_VERSION,
@@ -40,10 +40,6 @@ import {
 import type { DurableStore, StoreWrite } from "./store.js";
 
 /** Where the engine reports what it repaired on open. */
-export interface StorageLogger {
-  warn(message: string): void;
-}
-
 /** One group's state as found on disk. */
 export interface RecoveredGroup {
   readonly groupId: number;

@@ -1,22 +1,21 @@
-// Child process of lmdb-crash.test.ts: writes rounds to an lmdb engine until it is SIGKILLed.
-// Usage: lmdb-crash-child.ts <dir> <rounds to sync first>
+// Child process of crash.test.ts: writes rounds to a durable engine until it is SIGKILLed.
+// Usage: crash-child.ts <lmdb|wal> <dir> <rounds to sync first>
 // Round r appends entry r to groups 1, 2 and 3, in that order, each followed by a hard state
 // committing it. The child syncs the first rounds one by one, writes one more round without
 // syncing and prints "synced <n>". Then it keeps writing a round per event-loop turn, with a
 // sync per round that it does not wait for (so commits overlap writes and coalesce), printing
 // "synced <r>" whenever the sync issued after round r resolves, until it is killed.
 import { setImmediate as nextTurn } from "node:timers/promises";
-import { LmdbStorageEngine } from "../../src/storage/lmdb/engine.js";
-import { CRASH_GROUPS, crashEntry } from "./lmdb-crash-data.js";
+import { CRASH_GROUPS, crashEntry, openCrashEngine } from "./crash-data.js";
 
 /** A bound so that a child nobody kills still ends. */
 const MAX_ROUNDS = 1_000_000;
 
-const [dir, syncedArg] = process.argv.slice(2);
-if (dir === undefined || syncedArg === undefined)
-  throw new Error("usage: lmdb-crash-child.ts <dir> <rounds>");
+const [kind, dir, syncedArg] = process.argv.slice(2);
+if ((kind !== "lmdb" && kind !== "wal") || dir === undefined || syncedArg === undefined)
+  throw new Error("usage: crash-child.ts <lmdb|wal> <dir> <rounds>");
 const syncedRounds = Number(syncedArg);
-const engine = await LmdbStorageEngine.open({ path: dir });
+const engine = await openCrashEngine(kind, dir);
 
 function writeRound(round: number): void {
   for (const groupId of CRASH_GROUPS) {

@@ -1,5 +1,6 @@
 /**
- * The lmdb engine's failure modes and how a failed commit is classified:
+ * The durable engines' failure modes (lmdb/ and wal/), how a failed commit is classified, and
+ * where an engine reports what opening repaired (StorageLogger):
  * - StorageFatalError: a write or fsync failed. The engine is poisoned for good; the node
  *   must stop. Never retried: after a failed fsync the kernel may have dropped the dirty
  *   pages, so a later "successful" fsync would prove nothing.
@@ -8,6 +9,11 @@
  * - StorageCorruptionError: the directory holds data the engine cannot trust (a committed
  *   entry or a metadata record that fails its checksum, an unknown layout); opening refuses.
  */
+
+/** Receives warnings about what opening an engine repaired. */
+export interface StorageLogger {
+  warn(message: string): void;
+}
 
 function describe(cause: unknown): string {
   if (!(cause instanceof Error)) return String(cause);

@@ -1,0 +1,329 @@
+// WalStorageEngine: the shared storage conformance suite (with default sizes, and with tiny
+// segments and checkpoints so that rollovers and checkpoints happen under the random model
+// test), then what the disk may hold after a crash (torn tails, torn checkpoints, damage),
+// disk faults, and a timing printout of many small syncs.
+import assert from "node:assert/strict";
+import { appendFileSync, readFileSync, readdirSync, truncateSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { runStorageConformance } from "../../src/storage/conformance.js";
+import { NO_LIMIT, entriesFrom, observe, plainEntries } from "../../src/storage/conformance-model.js";
+import { StorageUsageError } from "../../src/storage/contracts.js";
+import { DiskFullError, StorageCorruptionError, StorageFatalError } from "../../src/storage/errors.js";
+import { WalStorageEngine, type WalStorageOptions } from "../../src/storage/wal/engine.js";
+import { NodeWalDirectory, segmentName, type SegmentFile } from "../../src/storage/wal/files.js";
+import { SEGMENT_HEADER_BYTES, encodeFrame, segmentHeader } from "../../src/storage/wal/records.js";
+import { RecordingLogger, freshDir, removeDir, systemError, withDir } from "./lmdb-support.js";
+
+const TINY = { segmentBytes: 256, checkpointBytes: 512 } as const;
+
+for (const [name, sizes] of [
+  ["WalStorageEngine", {}],
+  ["WalStorageEngine (tiny segments and checkpoints)", TINY],
+] as const) {
+  runStorageConformance(
+    name,
+    {
+      open: async () => {
+        const dir = freshDir();
+        const logger = new RecordingLogger();
+        const options: WalStorageOptions = { path: dir, logger, ...sizes };
+        let engine = await WalStorageEngine.open(options);
+        return {
+          engine,
+          crashAndReopen: async () => {
+            await engine.abandon();
+            engine = await WalStorageEngine.open(options);
+            return engine;
+          },
+          close: async () => {
+            await engine.close();
+            removeDir(dir);
+            assert.deepEqual(logger.warnings, [], "a crash between appends never needs repairs");
+          },
+        };
+      },
+    },
+    { propertyRuns: 100 },
+  );
+}
+
+function segmentFiles(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((file) => file.endsWith(".wal"))
+    .sort();
+}
+
+/** Two groups with synced data: three frames in segment 1. */
+async function writeThreeFrames(dir: string): Promise<ReturnType<typeof observe>> {
+  const engine = await WalStorageEngine.open({ path: dir });
+  const r = engine.replica(1);
+  r.append(entriesFrom(1, [1, 1], 30));
+  r.setHardState({ term: 1, vote: 1, commit: 1 });
+  await engine.sync();
+  engine.replica(2).append(entriesFrom(1, [2]));
+  await engine.sync();
+  r.append(entriesFrom(3, [1]));
+  await engine.sync();
+  const seen = observe(r);
+  await engine.close();
+  return seen;
+}
+
+describe("WalStorageEngine", () => {
+  it("writes are readable at once, and durable only once a sync has appended them", () =>
+    withDir(async (dir) => {
+      let engine = await WalStorageEngine.open({ path: dir });
+      engine.replica(1).append(entriesFrom(1, [1, 1]));
+      engine.replica(2).setHardState({ term: 3, vote: 2, commit: 0 });
+      assert.equal(engine.replica(1).lastIndex(), 2);
+      await engine.abandon();
+
+      engine = await WalStorageEngine.open({ path: dir });
+      assert.deepEqual(engine.groups(), [], "nothing was synced");
+      engine.replica(1).append(entriesFrom(1, [1, 1]));
+      engine.replica(2).setHardState({ term: 3, vote: 2, commit: 0 });
+      await engine.sync();
+      engine.replica(1).append(entriesFrom(3, [2]));
+      await engine.abandon();
+
+      engine = await WalStorageEngine.open({ path: dir });
+      assert.deepEqual(engine.groups(), [1, 2]);
+      assert.equal(engine.replica(1).lastIndex(), 2, "the write after the sync is lost");
+      assert.deepEqual(engine.replica(2).hardState(), { term: 3, vote: 2, commit: 0 });
+      await engine.close();
+    }));
+
+  it("one sync appends one frame for every group; syncs during an append share one follow-up", () =>
+    withDir(async (dir) => {
+      let engine = await WalStorageEngine.open({ path: dir });
+      for (const groupId of [4, 8, 15]) engine.replica(groupId).append(entriesFrom(1, [1, 1, 1]));
+      await engine.sync();
+      assert.equal(engine.stats().commits, 1);
+      await engine.sync();
+      assert.equal(engine.stats().commits, 1, "a sync with nothing to write appends nothing");
+      const [a, b] = [engine.replica(1), engine.replica(2)];
+      a.append(entriesFrom(1, [1]));
+      const first = engine.sync();
+      b.append(entriesFrom(1, [1]));
+      const second = engine.sync();
+      a.append(entriesFrom(2, [1]));
+      const third = engine.sync();
+      await Promise.all([first, second, third]);
+      assert.equal(engine.stats().commits, 3, "the first append, then one follow-up for the two behind it");
+      await engine.abandon();
+      engine = await WalStorageEngine.open({ path: dir });
+      assert.deepEqual([engine.replica(1).lastIndex(), engine.replica(2).lastIndex()], [2, 1]);
+      await engine.close();
+    }));
+
+  it("close makes the pending writes durable; a closed engine refuses to be used", () =>
+    withDir(async (dir) => {
+      let engine = await WalStorageEngine.open({ path: dir });
+      const r = engine.replica(3);
+      r.append(entriesFrom(1, [1, 1, 1]));
+      await engine.close();
+      assert.throws(() => r.lastIndex(), StorageUsageError);
+      assert.throws(() => engine.replica(3), StorageUsageError);
+      await assert.rejects(engine.sync(), StorageUsageError);
+      await assert.rejects(WalStorageEngine.open({ path: dir, segmentBytes: 0 }), StorageUsageError);
+
+      engine = await WalStorageEngine.open({ path: dir });
+      assert.equal(engine.replica(3).lastIndex(), 3);
+      await assert.rejects(WalStorageEngine.open({ path: `${dir}/.` }), StorageUsageError);
+      await engine.close();
+    }));
+
+  it("keeps large entries and snapshots intact across a restart", () =>
+    withDir(async (dir) => {
+      let engine = await WalStorageEngine.open({ path: dir });
+      const r = engine.replica(1);
+      r.append(entriesFrom(1, [1, 1], 1 << 20));
+      r.setHardState({ term: 1, vote: 1, commit: 2 });
+      const image = new Uint8Array(3 << 20).map((_, i) => (i * 7) & 0xff);
+      r.saveSnapshot({
+        metadata: { index: 2, term: 1, confState: { ...r.confState(), voters: [1] } },
+        data: image,
+      });
+      await engine.close();
+
+      engine = await WalStorageEngine.open({ path: dir });
+      const after = engine.replica(1);
+      assert.deepEqual(Buffer.from(after.snapshot().data), Buffer.from(image));
+      assert.equal(after.firstIndex(), 3);
+      assert.deepEqual(after.initialState().confState.voters, [1]);
+      await engine.close();
+    }));
+
+  it("rolls segments over, checkpoints, deletes what the checkpoint replaced, and replays the same state", () =>
+    withDir(async (dir) => {
+      let engine = await WalStorageEngine.open({ path: dir, segmentBytes: 4096, checkpointBytes: 16_384 });
+      for (let round = 0; round < 200; round++) {
+        for (const groupId of round <= 120 ? [1, 2, 3] : [1, 2]) {
+          const r = engine.replica(groupId);
+          r.append(entriesFrom(round + 1, [1], 100));
+          r.setHardState({ term: 1, vote: 1, commit: round + 1 });
+          if (round % 50 === 49) r.compact(round - 10);
+        }
+        if (round === 120) engine.dropGroup(3);
+        await engine.sync();
+      }
+      const { checkpoints, liveSegments } = engine.stats();
+      assert.ok(checkpoints >= 2, `checkpoints: ${checkpoints}`);
+      const before = [1, 2].map((groupId) => observe(engine.replica(groupId)));
+      await engine.close();
+      assert.equal(segmentFiles(dir).length, liveSegments, "only the live segments are left");
+
+      engine = await WalStorageEngine.open({ path: dir, segmentBytes: 4096, checkpointBytes: 16_384 });
+      assert.deepEqual(engine.groups(), [1, 2]);
+      assert.deepEqual(
+        [1, 2].map((groupId) => observe(engine.replica(groupId))),
+        before,
+      );
+      await engine.close();
+    }));
+
+  it("cuts a torn last frame with a warning and keeps every synced one", () =>
+    withDir(async (dir) => {
+      const seen = await writeThreeFrames(dir);
+      const file = join(dir, segmentName(1));
+      const size = readFileSync(file).findLastIndex((byte) => byte !== 0) + 1;
+      truncateSync(file, size);
+      appendFileSync(file, encodeFrame([{ kind: "drop", groupId: 1 }]).subarray(0, 12));
+      const logger = new RecordingLogger();
+      const engine = await WalStorageEngine.open({ path: dir, logger });
+      assert.deepEqual(observe(engine.replica(1)), seen);
+      assert.match(logger.warnings.join("\n"), /torn write/);
+      engine.replica(1).append(entriesFrom(4, [1]));
+      await engine.sync();
+      await engine.close();
+      const again = await WalStorageEngine.open({ path: dir, logger });
+      assert.equal(again.replica(1).lastIndex(), 4, "writes after the repair land where the torn frame was");
+      await again.close();
+    }));
+
+  it("a torn checkpoint segment is deleted and replay starts from the previous one", () =>
+    withDir(async (dir) => {
+      const seen = await writeThreeFrames(dir);
+      const torn = new Uint8Array(SEGMENT_HEADER_BYTES + 100);
+      torn.set(segmentHeader(true));
+      torn.fill(7, SEGMENT_HEADER_BYTES);
+      writeFileSync(join(dir, segmentName(2)), torn);
+      const logger = new RecordingLogger();
+      const engine = await WalStorageEngine.open({ path: dir, logger });
+      assert.deepEqual(observe(engine.replica(1)), seen);
+      assert.match(logger.warnings.join("\n"), /checkpoint in segment 2 was torn/);
+      assert.deepEqual(segmentFiles(dir), [segmentName(1)]);
+      await engine.close();
+    }));
+
+  it("refuses to open when acknowledged data is damaged or missing, or the files are not a log", async () => {
+    const cases: [string, (dir: string) => void][] = [
+      [
+        "a damaged frame with later segments after it",
+        (dir) => {
+          const file = join(dir, segmentName(1));
+          const bytes = readFileSync(file);
+          bytes.writeUInt8(bytes.readUInt8(SEGMENT_HEADER_BYTES + 20) ^ 0xff, SEGMENT_HEADER_BYTES + 20);
+          writeFileSync(file, bytes);
+          const next = new Uint8Array(SEGMENT_HEADER_BYTES);
+          next.set(segmentHeader(false));
+          writeFileSync(join(dir, segmentName(2)), next);
+        },
+      ],
+      [
+        "a missing segment",
+        (dir) => {
+          writeFileSync(join(dir, segmentName(3)), segmentHeader(false));
+        },
+      ],
+      [
+        "a foreign file",
+        (dir) => {
+          writeFileSync(join(dir, segmentName(1)), "not a log, but not zeros either");
+        },
+      ],
+    ];
+    for (const [what, damage] of cases) {
+      await withDir(async (dir) => {
+        await writeThreeFrames(dir);
+        damage(dir);
+        await assert.rejects(WalStorageEngine.open({ path: dir }), StorageCorruptionError, what);
+      });
+    }
+  });
+
+  it("a full disk refuses writes and keeps serving reads; an I/O error stops the engine", async () => {
+    for (const [code, expected] of [
+      ["ENOSPC", DiskFullError],
+      ["EIO", StorageFatalError],
+    ] as const) {
+      await withDir(async (dir) => {
+        const directory = new FailingDirectory(dir);
+        const engine = await WalStorageEngine.open({ path: dir, directory });
+        engine.replica(1).append(entriesFrom(1, [1]));
+        await engine.sync();
+        directory.failWrites = systemError(`write failed: ${code}`, code === "ENOSPC" ? 28 : 5);
+        directory.free = 1 << 30;
+        engine.replica(1).append(entriesFrom(2, [1]));
+        await assert.rejects(engine.sync(), expected);
+        if (expected === DiskFullError) {
+          assert.equal(engine.replica(1).lastIndex(), 2, "reads are still served");
+          assert.throws(() => engine.replica(1).append(entriesFrom(3, [1])), DiskFullError);
+        } else {
+          assert.throws(() => engine.replica(1).lastIndex(), StorageFatalError);
+        }
+        await engine.close();
+      });
+    }
+  });
+
+  it("reports how long 1,000 syncs of 10 entries x 3 groups take (printed, not asserted)", () =>
+    withDir(async (dir) => {
+      const engine = await WalStorageEngine.open({ path: dir });
+      const groups = [1, 2, 3].map((groupId) => engine.replica(groupId));
+      const started = performance.now();
+      for (let round = 0; round < 1000; round++) {
+        for (const replica of groups)
+          replica.append(entriesFrom(round * 10 + 1, Array<number>(10).fill(1), 100));
+        await engine.sync();
+      }
+      const elapsedMs = performance.now() - started;
+      console.log(
+        `wal: 1,000 syncs of 10 entries x 3 groups took ${elapsedMs.toFixed(0)} ms ` +
+          `(${(elapsedMs / 1000).toFixed(2)} ms per sync, ${engine.stats().commits} appends)`,
+      );
+      assert.equal(engine.stats().commits, 1000);
+      assert.deepEqual(
+        plainEntries(groups[2]!.entries(10_000, 10_001, NO_LIMIT)),
+        plainEntries(entriesFrom(10_000, [1], 100)),
+      );
+      await engine.close();
+    }));
+});
+
+/** The real directory, with segment writes that fail on demand. */
+class FailingDirectory extends NodeWalDirectory {
+  failWrites: Error | null = null;
+  free: number | null = null;
+
+  override openSegment(sequence: number): SegmentFile {
+    return this.#failing(super.openSegment(sequence));
+  }
+
+  override async createSegment(sequence: number): Promise<SegmentFile> {
+    return this.#failing(await super.createSegment(sequence));
+  }
+
+  override freeBytes(): number {
+    return this.free ?? super.freeBytes();
+  }
+
+  #failing(file: SegmentFile): SegmentFile {
+    return {
+      write: (bytes, position) =>
+        this.failWrites === null ? file.write(bytes, position) : Promise.reject(this.failWrites),
+      close: () => file.close(),
+    };
+  }
+}
