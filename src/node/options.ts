@@ -71,6 +71,11 @@ export interface NodeHostOptions {
   readonly heartbeatTicks?: number;
   /** Applied entries between two snapshots of a replica, each of which compacts its log (default 10,000). */
   readonly snapshotEntries?: number;
+  /**
+   * Applied entry bytes that also call for a snapshot, before `snapshotEntries` entries have
+   * (default 64 MiB): the Raft log engine holds a replica's log in memory until it is compacted.
+   */
+  readonly snapshotBytes?: number;
   /** A proposal without a result after this long fails with AmbiguousResultError (default 10,000 ms). */
   readonly proposalTimeoutMs?: number;
   /** A linearizable read without a read index after this long fails with ReadTimeoutError (default 5,000 ms). */
@@ -98,6 +103,7 @@ export interface ResolvedNodeConfig {
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
   readonly snapshotEntries: number;
+  readonly snapshotBytes: number;
   readonly proposalTimeoutMs: number;
   readonly readTimeoutMs: number;
   readonly watchProgressIntervalMs: number;
@@ -119,6 +125,7 @@ export function resolveNodeConfig(options: NodeHostOptions): ResolvedNodeConfig 
     electionTicks: positive("electionTicks", options.electionTicks ?? 10),
     heartbeatTicks: positive("heartbeatTicks", options.heartbeatTicks ?? 1),
     snapshotEntries: positive("snapshotEntries", options.snapshotEntries ?? 10_000),
+    snapshotBytes: positive("snapshotBytes", options.snapshotBytes ?? 64 * 2 ** 20),
     proposalTimeoutMs: positive("proposalTimeoutMs", options.proposalTimeoutMs ?? 10_000),
     readTimeoutMs: positive("readTimeoutMs", options.readTimeoutMs ?? 5_000),
     watchProgressIntervalMs: positive("watchProgressIntervalMs", options.watchProgressIntervalMs ?? 600_000),

@@ -845,7 +845,8 @@ export class Replica {
   }
 
   get snapshotDue(): boolean {
-    return this.stateMachine.snapshotDue(this.host.config.snapshotEntries);
+    const { snapshotEntries, snapshotBytes } = this.host.config;
+    return this.stateMachine.snapshotDue(snapshotEntries, snapshotBytes);
   }
 
   /** Records a local snapshot at the core's applied index, compacting the log up to it. */

@@ -66,6 +66,8 @@ export class ReplicaStateMachine {
   /** Membership as of the core's applied index: what a local snapshot records. */
   private appliedConfState: ConfState;
   private appliedSinceSnapshot = 0;
+  /** Bytes of the entries counted in appliedSinceSnapshot. */
+  private appliedBytesSinceSnapshot = 0;
   private membershipChangedSinceSnapshot = false;
   private readonly listeners = new Set<ApplyListener>();
 
@@ -206,6 +208,7 @@ export class ReplicaStateMachine {
   ): Promise<AppliedEntry> {
     const { index } = entry;
     this.appliedSinceSnapshot++;
+    this.appliedBytesSinceSnapshot += entry.data.byteLength;
     const change = decodeConfChange(entry.data);
     const confState = applyConfChange(change);
     this.appliedConfState = confState;
@@ -230,6 +233,7 @@ export class ReplicaStateMachine {
   private applyRun(run: readonly Entry[]): { applied: AppliedEntry[]; splits: number[] } {
     if (run.length === 0) return { applied: [], splits: [] };
     this.appliedSinceSnapshot += run.length;
+    for (const entry of run) this.appliedBytesSinceSnapshot += entry.data.byteLength;
     const held = this.store.appliedIndex;
     // An empty entry is a new leader's; it only moves the applied index.
     const decoded = run.map((entry) => ({
@@ -304,12 +308,22 @@ export class ReplicaStateMachine {
       );
     }
     this.appliedConfState = metadata.confState;
-    this.appliedSinceSnapshot = 0;
-    this.membershipChangedSinceSnapshot = false;
+    this.resetSnapshotCounters();
   }
 
-  snapshotDue(snapshotEntries: number): boolean {
-    return this.membershipChangedSinceSnapshot || this.appliedSinceSnapshot >= snapshotEntries;
+  /** Whether a local snapshot is due: after a membership change, or enough entries or bytes. */
+  snapshotDue(snapshotEntries: number, snapshotBytes: number): boolean {
+    return (
+      this.membershipChangedSinceSnapshot ||
+      this.appliedSinceSnapshot >= snapshotEntries ||
+      this.appliedBytesSinceSnapshot >= snapshotBytes
+    );
+  }
+
+  private resetSnapshotCounters(): void {
+    this.appliedSinceSnapshot = 0;
+    this.appliedBytesSinceSnapshot = 0;
+    this.membershipChangedSinceSnapshot = false;
   }
 
   /**
@@ -318,8 +332,7 @@ export class ReplicaStateMachine {
    * machine is synced first: the log may forget only entries the state machine holds durably.
    */
   async takeSnapshot(coreApplied: number): Promise<boolean> {
-    this.appliedSinceSnapshot = 0;
-    this.membershipChangedSinceSnapshot = false;
+    this.resetSnapshotCounters();
     if (coreApplied <= this.raftStorage.snapshot().metadata.index) return false;
     const metadata: SnapshotMetadata = {
       index: coreApplied,

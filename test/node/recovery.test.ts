@@ -154,3 +154,22 @@ test("a snapshot transfer that fails is reported to the core and retried", async
   cluster.assertHealthy();
   await cluster.shutdown();
 });
+
+test("a replica snapshots, compacting its log, once its applied entries reach snapshotBytes", async () => {
+  // Each write's entry holds a 1,000-byte value; 4,000 bytes call for a snapshot long before
+  // the 1,000,000 entries would.
+  const cluster = new TestCluster([1, 2, 3], { snapshotEntries: 1_000_000, snapshotBytes: 4_000 });
+  await cluster.startAll();
+  cluster.bootstrap(RANGE);
+  const leader = await cluster.elect(RANGE);
+  await writeAll(cluster, leader, keys("small", 2), "1");
+  await cluster.waitApplied(RANGE, cluster.replica(leader, RANGE).appliedIndex);
+  assert.equal(cluster.replica(leader, RANGE).status().snapshotIndex, 0, "two small writes call for none");
+  await writeAll(cluster, leader, keys("big", 6), "x".repeat(1_000));
+  await cluster.waitApplied(RANGE, cluster.replica(leader, RANGE).appliedIndex);
+  for (const id of cluster.ids) {
+    assert.ok(cluster.replica(id, RANGE).status().snapshotIndex > 0, `node ${id} took a snapshot`);
+  }
+  cluster.assertHealthy();
+  await cluster.shutdown();
+});

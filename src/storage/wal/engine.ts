@@ -22,7 +22,8 @@
  * the filesystem a journal commit on top of the data flush).
  *
  * Memory: every group's log since its last compaction stays in memory, as etcd's raft log
- * does; the node compacts each group's log every `snapshotEntries` applied entries.
+ * does; the node compacts each group's log every `snapshotEntries` applied entries, or
+ * sooner once they hold `snapshotBytes` (src/node/options.ts).
  *
  * Failures: as the lmdb engine (errors.ts): a failed append poisons the engine and is never
  * retried; a full disk refuses writes and keeps serving reads.
