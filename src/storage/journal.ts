@@ -138,7 +138,7 @@ export class ReplicaState implements ReplicaFacts {
   appliedIndex = 0;
   snapshot: Snapshot = EMPTY_SNAPSHOT;
 
-  /** Everything the state holds (shared, frozen values), for a checkpoint of a write-ahead log. */
+  /** Everything the state holds (shared, frozen values): for a copy, or a write-ahead log checkpoint. */
   image(): ReplicaImage {
     return {
       offset: this.offset,
@@ -165,15 +165,7 @@ export class ReplicaState implements ReplicaFacts {
   }
 
   clone(): ReplicaState {
-    const copy = new ReplicaState();
-    copy.offset = this.offset;
-    copy.offsetTerm = this.offsetTerm;
-    copy.log = [...this.log];
-    copy.hardState = this.hardState;
-    copy.confState = this.confState;
-    copy.appliedIndex = this.appliedIndex;
-    copy.snapshot = this.snapshot;
-    return copy;
+    return ReplicaState.fromImage(this.image());
   }
 
   firstIndex(): number {

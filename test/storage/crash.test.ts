@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
 import { NO_LIMIT, plainEntries } from "../../src/storage/conformance-model.js";
 import { CRASH_GROUPS, crashEntry, openCrashEngine, type CrashEngineKind } from "./crash-data.js";
-import { RecordingLogger, withDir } from "./lmdb-support.js";
+import { RecordingLogger, withDir } from "./support.js";
 
 const CHILD = fileURLToPath(new URL("./crash-child.ts", import.meta.url));
 

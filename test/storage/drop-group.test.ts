@@ -15,7 +15,7 @@ import { StorageUsageError, type StorageEngine } from "../../src/storage/contrac
 import { LmdbStorageEngine } from "../../src/storage/lmdb/engine.js";
 import { MemoryStorageEngine } from "../../src/storage/memory.js";
 import { EMPTY_CONF_STATE, EMPTY_HARD_STATE } from "../../src/raft/types.js";
-import { freshDir, removeDir } from "./lmdb-support.js";
+import { freshDir, removeDir } from "./support.js";
 
 /** An engine under test and its two ways of coming back: a restart, and a crash that loses unsynced writes. */
 interface Subject {

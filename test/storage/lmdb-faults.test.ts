@@ -11,7 +11,7 @@ import { entriesFrom, observe } from "../../src/storage/conformance-model.js";
 import { LmdbStorageEngine } from "../../src/storage/lmdb/engine.js";
 import { DiskFullError, StorageFatalError, isDiskFull } from "../../src/storage/errors.js";
 import { openLmdbStore } from "../../src/storage/lmdb/store.js";
-import { FaultyStore, freshDir, removeDir, systemError, withDir } from "./lmdb-support.js";
+import { FaultyStore, freshDir, removeDir, systemError, withDir } from "./support.js";
 
 const EIO = 5;
 const ENOSPC = 28;

@@ -29,7 +29,7 @@ import {
   unframe,
 } from "../../src/storage/lmdb/layout.js";
 import { openLmdbStore } from "../../src/storage/lmdb/store.js";
-import { withDir } from "./lmdb-support.js";
+import { withDir } from "./support.js";
 
 const text = (s: string) => new TextEncoder().encode(s);
 

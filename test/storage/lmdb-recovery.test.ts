@@ -8,7 +8,7 @@ import { LmdbStorageEngine } from "../../src/storage/lmdb/engine.js";
 import { StorageCorruptionError } from "../../src/storage/errors.js";
 import { FORMAT_KEY, RecordKind, entryKey, frame, groupRecordKey } from "../../src/storage/lmdb/layout.js";
 import { openLmdbStore, type DurableStore, type StoreWrite } from "../../src/storage/lmdb/store.js";
-import { RecordingLogger, withDir } from "./lmdb-support.js";
+import { RecordingLogger, withDir } from "./support.js";
 
 /** Group 1: entries 1..10 (terms 1,1,1,2,2,2,3,3,3,3), commit 4. Group 2: entries 1..3, commit 3. */
 const GROUP_1_TERMS = [1, 1, 1, 2, 2, 2, 3, 3, 3, 3];

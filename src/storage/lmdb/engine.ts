@@ -19,6 +19,7 @@ import { StorageUsageError, type ReplicaStorage, type StorageEngine } from "../c
 import { requireCount, requirePositive } from "../rules.js";
 import { DiskFullError, StorageFatalError, isDiskFull, type StorageLogger } from "../errors.js";
 import { recover } from "./recovery.js";
+import { SerialCommits } from "../serial-commits.js";
 import { groupKeyRange } from "./layout.js";
 import { GroupState, LmdbReplicaStorage, type ReplicaHost } from "./replica.js";
 import { openLmdbStore, type DurableStore, type StoreWrite } from "./store.js";
@@ -67,14 +68,15 @@ export class LmdbStorageEngine implements StorageEngine {
   #openBatch = 1;
   /** The groups written to in the open batch: the ones to tell when it commits. */
   #openBatchGroups = new Set<GroupState>();
-  #inFlight: Promise<void> | null = null;
-  /** The commit that follows the in-flight one, shared by every sync() called meanwhile. */
-  #queued: Promise<void> | null = null;
+  readonly #commits = new SerialCommits(
+    () => this.#commitPending(),
+    () => this.#pending.length > 0,
+  );
   #failure: { readonly cause: unknown } | null = null;
   #diskFull: { readonly cause: unknown } | null = null;
   #closed = false;
   #abandoned = false;
-  #commits = 0;
+  #commitCount = 0;
   #bytesCommitted = 0;
 
   private constructor(store: DurableStore, states: readonly GroupState[], release: () => void) {
@@ -168,13 +170,7 @@ export class LmdbStorageEngine implements StorageEngine {
 
   async sync(): Promise<void> {
     this.#checkWritable();
-    if (this.#pending.length === 0) return this.#inFlight ?? Promise.resolve();
-    if (this.#inFlight === null) return this.#commitPending();
-    this.#queued ??= this.#inFlight.then(() => {
-      this.#queued = null;
-      return this.#commitPending();
-    });
-    return this.#queued;
+    return this.#commits.sync();
   }
 
   /**
@@ -185,9 +181,9 @@ export class LmdbStorageEngine implements StorageEngine {
     if (this.#closed) return;
     this.#closed = true;
     try {
-      await this.#settle();
+      await this.#commits.settle();
       if (this.#failure === null && this.#diskFull === null && this.#pending.length > 0) {
-        await this.#commitPending();
+        await this.#commits.commitNow();
       }
     } finally {
       await this.#shutDown();
@@ -203,12 +199,12 @@ export class LmdbStorageEngine implements StorageEngine {
     this.#closed = true;
     this.#abandoned = true;
     this.#pending = [];
-    await this.#settle();
+    await this.#commits.settle();
     await this.#shutDown();
   }
 
   stats(): LmdbStorageStats {
-    return { commits: this.#commits, bytesCommitted: this.#bytesCommitted };
+    return { commits: this.#commitCount, bytesCommitted: this.#bytesCommitted };
   }
 
   #checkReadable(): void {
@@ -235,7 +231,6 @@ export class LmdbStorageEngine implements StorageEngine {
     if (this.#abandoned) {
       return Promise.reject(new StorageUsageError("the engine was abandoned before this sync could run"));
     }
-    if (this.#inFlight !== null) throw new Error("lmdb storage: a commit started while another is in flight");
     const writes = this.#pending;
     const bytes = this.#pendingBytes;
     const batch = this.#openBatch;
@@ -244,20 +239,16 @@ export class LmdbStorageEngine implements StorageEngine {
     this.#pendingBytes = 0;
     this.#openBatch++;
     this.#openBatchGroups = new Set();
-    const commit = this.#store.commit(writes).then(
+    return this.#store.commit(writes).then(
       () => {
-        this.#inFlight = null;
-        this.#commits++;
+        this.#commitCount++;
         this.#bytesCommitted += bytes;
         for (const state of written) state.forgetSynced(batch);
       },
       (cause: unknown) => {
-        this.#inFlight = null;
         throw this.#fail(cause, bytes);
       },
     );
-    this.#inFlight = commit;
-    return commit;
   }
 
   /** Records why a commit failed and returns the error its sync rejects with. */
@@ -268,11 +259,6 @@ export class LmdbStorageEngine implements StorageEngine {
     }
     this.#failure = { cause };
     return new StorageFatalError(cause);
-  }
-
-  /** Waits until no commit is running or queued, whatever their outcome. */
-  async #settle(): Promise<void> {
-    await (this.#queued ?? this.#inFlight)?.catch(() => undefined);
   }
 
   async #shutDown(): Promise<void> {

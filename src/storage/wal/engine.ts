@@ -34,6 +34,7 @@ import { StorageUsageError, type ReplicaStorage, type StorageEngine } from "../c
 import { DiskFullError, StorageFatalError, isDiskFull, type StorageLogger } from "../errors.js";
 import { JournaledReplicaStorage, ReplicaState, type JournalRecord } from "../journal.js";
 import { requireCount, requirePositive } from "../rules.js";
+import { SerialCommits } from "../serial-commits.js";
 import { NodeWalDirectory, type SegmentFile, type WalDirectory } from "./files.js";
 import { recoverWal } from "./recovery.js";
 import { SEGMENT_HEADER_BYTES, encodeFrame, segmentHeader, type WalRecord } from "./records.js";
@@ -95,9 +96,10 @@ export class WalStorageEngine implements StorageEngine {
   #allocated: number;
   #liveBytes: number;
   #lastCheckpointBytes = 0;
-  #inFlight: Promise<void> | null = null;
-  /** The append that follows the in-flight one, shared by every sync() called meanwhile. */
-  #queued: Promise<void> | null = null;
+  readonly #appends = new SerialCommits(
+    () => this.#appendPending(),
+    () => this.#pending.length > 0,
+  );
   #removal: Promise<void> = Promise.resolve();
   #failure: { readonly cause: unknown } | null = null;
   #diskFull: { readonly cause: unknown } | null = null;
@@ -192,13 +194,7 @@ export class WalStorageEngine implements StorageEngine {
 
   async sync(): Promise<void> {
     this.#checkWritable();
-    if (this.#pending.length === 0) return this.#inFlight ?? Promise.resolve();
-    if (this.#inFlight === null) return this.#appendPending();
-    this.#queued ??= this.#inFlight.then(() => {
-      this.#queued = null;
-      return this.#appendPending();
-    });
-    return this.#queued;
+    return this.#appends.sync();
   }
 
   /** Makes every write so far durable (unless the engine has failed) and closes the files. */
@@ -206,9 +202,9 @@ export class WalStorageEngine implements StorageEngine {
     if (this.#closed) return;
     this.#closed = true;
     try {
-      await this.#settle();
+      await this.#appends.settle();
       if (this.#failure === null && this.#diskFull === null && this.#pending.length > 0) {
-        await this.#appendPending();
+        await this.#appends.commitNow();
       }
     } finally {
       await this.#shutDown();
@@ -224,7 +220,7 @@ export class WalStorageEngine implements StorageEngine {
     this.#closed = true;
     this.#abandoned = true;
     this.#pending = [];
-    await this.#settle();
+    await this.#appends.settle();
     await this.#shutDown();
   }
 
@@ -262,25 +258,19 @@ export class WalStorageEngine implements StorageEngine {
     if (this.#abandoned) {
       return Promise.reject(new StorageUsageError("the engine was abandoned before this sync could run"));
     }
-    if (this.#inFlight !== null)
-      throw new Error("write-ahead log: an append started while another is in flight");
     const records = this.#pending;
     this.#pending = [];
     const checkpoint = this.#liveBytes >= Math.max(this.#checkpointBytes, 2 * this.#lastCheckpointBytes);
     const frame = checkpoint ? encodeFrame(this.#images()) : encodeFrame(records);
-    const append = this.#append(frame, checkpoint).then(
+    return this.#append(frame, checkpoint).then(
       () => {
-        this.#inFlight = null;
         this.#commits++;
         this.#bytesCommitted += frame.byteLength;
       },
       (cause: unknown) => {
-        this.#inFlight = null;
         throw this.#fail(cause, frame.byteLength);
       },
     );
-    this.#inFlight = append;
-    return append;
   }
 
   /** Every group's whole state; the current state includes every queued record. */
@@ -361,11 +351,6 @@ export class WalStorageEngine implements StorageEngine {
     }
     this.#failure = { cause };
     return new StorageFatalError(cause);
-  }
-
-  /** Waits until no append is running or queued, whatever their outcome. */
-  async #settle(): Promise<void> {
-    await (this.#queued ?? this.#inFlight)?.catch(() => undefined);
   }
 
   async #shutDown(): Promise<void> {
