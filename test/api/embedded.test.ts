@@ -6,7 +6,28 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { Concord, ClientClosedError, KvError, KvErrorCode } from "../../src/api/index.js";
+import { LmdbStorageEngine } from "../../src/storage/lmdb/engine.js";
 import { text } from "./helpers.js";
+
+test("a new data dir keeps its Raft log in raft-log/; one holding an lmdb raft/ keeps using that", async () => {
+  for (const earlier of [false, true]) {
+    const dataDir = mkdtempSync(join(tmpdir(), "concord-api-"));
+    try {
+      // A data dir an earlier version made: its Raft log is an lmdb environment in raft/.
+      if (earlier) await (await LmdbStorageEngine.open({ path: join(dataDir, "raft") })).close();
+      const db = await Concord.open({ dataDir, tickMs: 10 });
+      await db.put("alpha", "1");
+      await db.close();
+      const reopened = await Concord.open({ dataDir, tickMs: 10 });
+      assert.equal(text((await reopened.get("alpha"))?.value), "1");
+      await reopened.close();
+      assert.equal(existsSync(join(dataDir, "raft-log")), !earlier);
+      assert.equal(existsSync(join(dataDir, "raft")), earlier);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }
+});
 
 test("embedded open, put, get, close and reopen keeps the data", async () => {
   const dataDir = mkdtempSync(join(tmpdir(), "concord-api-"));

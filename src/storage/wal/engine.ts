@@ -28,14 +28,13 @@
  * Failures: as the lmdb engine (errors.ts): a failed append poisons the engine and is never
  * retried; a full disk refuses writes and keeps serving reads.
  */
-import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import { StorageUsageError, type ReplicaStorage, type StorageEngine } from "../contracts.js";
 import { DiskFullError, StorageFatalError, isDiskFull, type StorageLogger } from "../errors.js";
 import { JournaledReplicaStorage, ReplicaState, type JournalRecord } from "../journal.js";
 import { requireCount, requirePositive } from "../rules.js";
 import { SerialCommits } from "../serial-commits.js";
-import { NodeWalDirectory, type SegmentFile, type WalDirectory } from "./files.js";
+import { NodeWalDirectory, createDirectoryDurably, type SegmentFile, type WalDirectory } from "./files.js";
 import { recoverWal } from "./recovery.js";
 import { SEGMENT_HEADER_BYTES, encodeFrame, segmentHeader, type WalRecord } from "./records.js";
 
@@ -137,7 +136,7 @@ export class WalStorageEngine implements StorageEngine {
   static async open(options: WalStorageOptions): Promise<WalStorageEngine> {
     const path = resolve(options.path);
     if (openPaths.has(path)) throw new StorageUsageError(`${path} is already open in this process`);
-    mkdirSync(path, { recursive: true });
+    createDirectoryDurably(path);
     openPaths.add(path);
     const release = () => openPaths.delete(path);
     try {

@@ -7,10 +7,23 @@
  * flush, no separate fdatasync round trip through the thread pool). A new segment's directory
  * entry is made durable by an fsync of the directory before the segment is written to.
  */
-import { closeSync, constants, fsyncSync, openSync, readFileSync, readdirSync, statfsSync } from "node:fs";
-import { close, fsync, open, unlink, write } from "node:fs";
-import { ftruncateSync } from "node:fs";
-import { join } from "node:path";
+import {
+  close,
+  closeSync,
+  constants,
+  fsync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  open,
+  openSync,
+  readFileSync,
+  readdirSync,
+  statfsSync,
+  unlink,
+  write,
+} from "node:fs";
+import { dirname, join } from "node:path";
 
 /** Segment files are named by their sequence number, 16 hex digits, so names sort in order. */
 const SEGMENT_NAME = /^([0-9a-f]{16})\.wal$/;
@@ -23,6 +36,28 @@ export function segmentName(sequence: number): string {
 export function segmentSequence(name: string): number | null {
   const match = SEGMENT_NAME.exec(name);
   return match?.[1] === undefined ? null : Number.parseInt(match[1], 16);
+}
+
+/**
+ * Creates `path` (and missing parents) so that it survives a power loss: the directory entry
+ * of each directory created is made durable by an fsync of its parent, as a new segment's is.
+ */
+export function createDirectoryDurably(path: string): void {
+  const first = mkdirSync(path, { recursive: true });
+  if (first === undefined) return;
+  for (let created = path; ; created = dirname(created)) {
+    syncDirectorySync(dirname(created));
+    if (created === first) return;
+  }
+}
+
+function syncDirectorySync(path: string): void {
+  const fd = openSync(path, constants.O_RDONLY);
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** One segment open for writing. */
