@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { appendFileSync, readFileSync, readdirSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import fc from "fast-check";
 import { runStorageConformance } from "../../src/storage/conformance.js";
 import { entriesFrom, observe } from "../../src/storage/conformance-model.js";
 import { StorageUsageError } from "../../src/storage/contracts.js";
@@ -201,6 +202,47 @@ describe("WalStorageEngine", () => {
       assert.equal(again.replica(1).lastIndex(), 4, "writes after the repair land where the torn frame was");
       await again.close();
     }));
+
+  it("a last frame cut short or damaged anywhere is dropped, and everything synced before it is kept", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 2, maxLength: 10 }),
+        fc.nat(),
+        fc.boolean(),
+        (batches, where, truncate) =>
+          withDir(async (dir) => {
+            const engine = await WalStorageEngine.open({ path: dir });
+            const r = engine.replica(1);
+            let before = observe(r);
+            let lastFrameStart = SEGMENT_HEADER_BYTES;
+            for (const [i, count] of batches.entries()) {
+              before = observe(r);
+              lastFrameStart = SEGMENT_HEADER_BYTES + engine.stats().bytesCommitted;
+              r.append(entriesFrom(r.lastIndex() + 1, Array<number>(count).fill(1), 16 * (i + 1)));
+              r.setHardState({ term: 1, vote: 1, commit: r.lastIndex() - 1 });
+              await engine.sync();
+            }
+            const frameBytes = SEGMENT_HEADER_BYTES + engine.stats().bytesCommitted - lastFrameStart;
+            await engine.close();
+            const file = join(dir, segmentName(1));
+            const at = lastFrameStart + (where % frameBytes);
+            if (truncate) {
+              truncateSync(file, at);
+            } else {
+              const bytes = readFileSync(file);
+              bytes.writeUInt8(bytes.readUInt8(at) ^ 0x5a, at);
+              writeFileSync(file, bytes);
+            }
+            const logger = new RecordingLogger();
+            const reopened = await WalStorageEngine.open({ path: dir, logger });
+            assert.deepEqual(observe(reopened.replica(1)), before);
+            assert.equal(logger.warnings.length, truncate && at === lastFrameStart ? 0 : 1);
+            await reopened.close();
+          }),
+      ),
+      { numRuns: 60 },
+    );
+  });
 
   it("a torn checkpoint segment is deleted and replay starts from the previous one", () =>
     withDir(async (dir) => {
