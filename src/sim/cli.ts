@@ -1,7 +1,7 @@
 /**
  * `npm run sim -- --seeds N [--seed S] [--profile NAME|all] [--steps K] [--verbose] [--bug NAMES]`
  * `npm run sim -- --runtime [--seeds N] [--seed S] [--profile NAME|all] [--steps K] [--duration MS]
- *   [--crash-interval MS] [--ack-before-sync] [--nodes 3|5] [--splits [--split-interval MS]
+ *   [--crash-interval MS] [--ack-before-sync] [--wal] [--nodes 3|5] [--splits [--split-interval MS]
  *   [--split-loses-key] [--concurrent-splits] [--merges [--merge-interval MS] [--merge-loses-key]]]`
  *
  * Runs simulation seeds, prints progress and a summary table of the stats summed over the
@@ -31,6 +31,7 @@ interface CliOptions {
   duration?: number;
   crashInterval?: number;
   ackBeforeSync: boolean;
+  wal: boolean;
   nodes?: 3 | 5;
   splits: boolean;
   splitInterval?: number;
@@ -141,6 +142,7 @@ async function runtimeMain(options: CliOptions): Promise<number> {
     durationMs: options.duration,
     crashMeanIntervalMs: options.crashInterval,
     ackBeforeSync: options.ackBeforeSync,
+    walDisks: options.wal,
     ...splitSettings,
     settleMicrotasks,
     onTrace: options.verbose ? (line) => process.stdout.write(`${formatTraceLine(line)}\n`) : undefined,
@@ -163,6 +165,7 @@ async function runtimeMain(options: CliOptions): Promise<number> {
       durationMs: options.duration,
       crashMeanIntervalMs: options.crashInterval,
       ackBeforeSync: options.ackBeforeSync,
+      walDisks: options.wal,
       ...splitSettings,
     };
     process.stdout.write(`\n${describeRuntimeFailure(failure, replay)}\n`);
@@ -201,6 +204,11 @@ function main(argv: readonly string[]): number | Promise<number> {
       positiveInteger,
     )
     .option("--ack-before-sync", "with --runtime: disks acknowledge syncs early (a deliberate bug)", false)
+    .option(
+      "--wal",
+      "with --runtime: Raft logs in the production write-ahead log on simulated disks (crashes tear writes in flight)",
+      false,
+    )
     .option(
       "--nodes <n>",
       "with --runtime: cluster size 3 or 5 (default: the profile picks)",

@@ -29,3 +29,25 @@ test("the same crash-heavy seeds over honest disks report nothing", async () => 
     .join("\n\n");
   assert.equal(summary.failures.length, 0, report);
 });
+
+// The same two checks with the Raft logs in the production write-ahead log (--wal): its
+// frames torn by crashes, recovered by its own recovery.
+test("the write-ahead log on a disk that acknowledges writes early is caught", async () => {
+  const summary = await sweepRuntime({ ...CRASH_HEAVY, walDisks: true, ackBeforeSync: true });
+  assert.ok(summary.failures.length > 0, "no seed caught the early acknowledgement");
+});
+
+test("the write-ahead log on honest disks, crash-heavy seeds, reports nothing", async () => {
+  const summary = await sweepRuntime({ ...CRASH_HEAVY, walDisks: true });
+  const report = summary.failures
+    .map((f) =>
+      describeRuntimeFailure(f, {
+        durationMs: RUNTIME_DURATION_MS,
+        crashMeanIntervalMs: 100,
+        walDisks: true,
+      }),
+    )
+    .join("\n\n");
+  assert.equal(summary.failures.length, 0, report);
+  assert.ok(summary.stats.lostUnsyncedWrites > 0, "no crash hit a write in flight");
+});

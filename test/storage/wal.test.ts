@@ -226,6 +226,13 @@ describe("WalStorageEngine", () => {
             await engine.close();
             const file = join(dir, segmentName(1));
             const at = lastFrameStart + (where % frameBytes);
+            // A cut that leaves only zero bytes of the frame (its length's high bytes) looks
+            // like no write at all: nothing to repair, so no warning.
+            const leftOnlyZeros =
+              truncate &&
+              readFileSync(file)
+                .subarray(lastFrameStart, at)
+                .every((byte) => byte === 0);
             if (truncate) {
               truncateSync(file, at);
             } else {
@@ -236,7 +243,7 @@ describe("WalStorageEngine", () => {
             const logger = new RecordingLogger();
             const reopened = await WalStorageEngine.open({ path: dir, logger });
             assert.deepEqual(observe(reopened.replica(1)), before);
-            assert.equal(logger.warnings.length, truncate && at === lastFrameStart ? 0 : 1);
+            assert.equal(logger.warnings.length, leftOnlyZeros ? 0 : 1);
             await reopened.close();
           }),
       ),

@@ -87,7 +87,7 @@ function listedGroups(members: readonly RuntimeNode[]): Set<number> | null {
 
 /** Ranges `node` hosts a replica of, or keeps Raft storage for, that `listed` does not name. */
 function strayRanges(node: RuntimeNode, listed: ReadonlySet<number>): number[] {
-  const held = new Set([...node.replicas().map((replica) => replica.rangeId), ...node.disk.groups()]);
+  const held = new Set([...node.replicas().map((replica) => replica.rangeId), ...node.raftLog.groups()]);
   return [...held].filter((rangeId) => !listed.has(rangeId)).sort((a, b) => a - b);
 }
 

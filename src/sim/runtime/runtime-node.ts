@@ -33,6 +33,7 @@ import type { MsRange } from "../profiles.js";
 import type { SeededRandom } from "../random.js";
 import type { Scheduler } from "../scheduler.js";
 import { SimTimers, simMonotonicClock, simWallClock } from "./sim-timers.js";
+import { SimWalDisk } from "./sim-wal-disk.js";
 import type { SimTransport, SimTransportHub } from "./sim-transport.js";
 import { dropOneImportedVersion } from "./merge-bug.js";
 import { dropOneMovedKey } from "./split-bug.js";
@@ -163,6 +164,8 @@ export interface RuntimeNodeSettings {
   readonly random: SeededRandom;
   readonly diskLatencyMs: MsRange;
   readonly ackBeforeSync: boolean;
+  /** The Raft logs go to the production write-ahead log on a simulated disk (SimWalDisk). */
+  readonly walDisks?: boolean;
   readonly logger: Logger;
   readonly tickMs: number;
   readonly snapshotEntries: number;
@@ -195,7 +198,10 @@ export interface RangedNodeSettings {
 export type ClientKv = Pick<Replica, "propose" | "range">;
 
 export class RuntimeNode {
+  /** The simulated disk: the state machine's syncs take its latency; the Raft logs, unless walDisks. */
   readonly disk: SimDisk;
+  /** Where the Raft logs live: `disk`, or the write-ahead log on its own simulated disk. */
+  readonly raftLog: StorageEngine & { crash(): number };
   readonly kv: CrashableKv;
   private host: NodeHost | null = null;
   private placement: NodeRanges | null = null;
@@ -225,6 +231,16 @@ export class RuntimeNode {
       settings.diskLatencyMs,
       settings.ackBeforeSync,
     );
+    this.raftLog =
+      settings.walDisks === true
+        ? new SimWalDisk(
+            `node-${id}`,
+            settings.scheduler,
+            settings.random,
+            settings.diskLatencyMs,
+            settings.ackBeforeSync ? LAZY_WRITE_BACK_FACTOR : null,
+          )
+        : this.disk;
   }
 
   get running(): boolean {
@@ -290,7 +306,7 @@ export class RuntimeNode {
     const transport = hub.createTransport(this.id);
     const host = new NodeHost({
       nodeId: this.id,
-      engine: this.disk,
+      engine: this.raftLog,
       transport,
       timers,
       monotonicClock: simMonotonicClock(scheduler),
@@ -318,7 +334,7 @@ export class RuntimeNode {
     void transport.start();
     host.start();
     try {
-      const stored = this.disk.groups().includes(SIM_RANGE_ID);
+      const stored = this.raftLog.groups().includes(SIM_RANGE_ID);
       const opened = stored ? host.openStoredReplicas() : [host.createReplica(SIM_RANGE_ID, this.init)];
       if (host.replica(SIM_RANGE_ID) === undefined) {
         throw new Error(`node ${this.id}: the stored range did not reopen`);
@@ -353,7 +369,8 @@ export class RuntimeNode {
     this.transport = null;
     this.settings.hub.network.setUp(this.id, false);
     this.kv.crash();
-    return this.disk.crash();
+    const lost = this.disk.crash();
+    return this.raftLog === this.disk ? lost : lost + this.raftLog.crash();
   }
 
   /**

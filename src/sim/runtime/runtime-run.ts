@@ -80,6 +80,8 @@ export interface RuntimeSimulationOptions {
   readonly durationMs?: number;
   /** Deliberate bug: the simulated disks acknowledge syncs before the writes are durable. */
   readonly ackBeforeSync?: boolean;
+  /** Raft logs in the production write-ahead log on simulated disks (sim-wal-disk.ts). */
+  readonly walDisks?: boolean;
   /** Overrides the profile's mean time between crashes (crash-heavy runs for checks-bite tests). */
   readonly crashMeanIntervalMs?: number;
   /**
@@ -237,6 +239,7 @@ class RuntimeRun {
       hub: this.hub,
       diskLatencyMs: this.profile.diskLatencyMs,
       ackBeforeSync: options.ackBeforeSync ?? false,
+      walDisks: options.walDisks ?? false,
       logger,
       tickMs: TICK_MS,
       snapshotEntries: this.profile.snapshotEvery,

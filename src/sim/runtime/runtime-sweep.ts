@@ -25,6 +25,7 @@ export interface RuntimeSweepOptions {
   readonly steps?: number;
   readonly durationMs?: number;
   readonly ackBeforeSync?: boolean;
+  readonly walDisks?: boolean;
   readonly crashMeanIntervalMs?: number;
   readonly clusterSize?: 3 | 5;
   /** Split the keyspace under load (runtime-run.ts `splitMeanIntervalMs`). */
@@ -75,6 +76,7 @@ export async function sweepRuntime(options: RuntimeSweepOptions): Promise<Runtim
       steps: options.steps,
       durationMs: options.durationMs,
       ackBeforeSync: options.ackBeforeSync,
+      walDisks: options.walDisks,
       crashMeanIntervalMs: options.crashMeanIntervalMs,
       clusterSize: options.clusterSize,
       splitMeanIntervalMs: options.splitMeanIntervalMs,
@@ -105,6 +107,7 @@ export interface RuntimeReplaySettings {
   readonly durationMs?: number;
   readonly crashMeanIntervalMs?: number;
   readonly ackBeforeSync?: boolean;
+  readonly walDisks?: boolean;
   readonly clusterSize?: 3 | 5;
   readonly splitMeanIntervalMs?: number;
   readonly splitLosesKey?: boolean;
@@ -124,6 +127,7 @@ export function describeRuntimeFailure(
     settings.durationMs !== undefined ? `--duration ${settings.durationMs}` : "",
     settings.crashMeanIntervalMs !== undefined ? `--crash-interval ${settings.crashMeanIntervalMs}` : "",
     settings.ackBeforeSync === true ? "--ack-before-sync" : "",
+    settings.walDisks === true ? "--wal" : "",
     settings.clusterSize !== undefined ? `--nodes ${settings.clusterSize}` : "",
     settings.splitMeanIntervalMs !== undefined
       ? `--splits --split-interval ${settings.splitMeanIntervalMs}`

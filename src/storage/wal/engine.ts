@@ -154,6 +154,23 @@ export class WalStorageEngine implements StorageEngine {
     }
   }
 
+  /**
+   * Opens the log in `directory` at once, replaying it synchronously; segments to delete go in
+   * the background. For the simulator, whose disk is in memory and owned by its caller (no
+   * check against a second engine on the same directory).
+   */
+  static openDirectory(
+    directory: WalDirectory,
+    options: Omit<WalStorageOptions, "path" | "directory"> = {},
+  ): WalStorageEngine {
+    return new WalStorageEngine(
+      { ...options, path: directory.path },
+      directory,
+      options.logger ?? CONSOLE_LOGGER,
+      () => undefined,
+    );
+  }
+
   replica(groupId: number): ReplicaStorage {
     this.#checkReadable();
     requireCount(groupId, "group id");
