@@ -17,7 +17,8 @@
 import { resolve } from "node:path";
 import { StorageUsageError, type ReplicaStorage, type StorageEngine } from "../contracts.js";
 import { requireCount, requirePositive } from "../rules.js";
-import { DiskFullError, StorageFatalError, isDiskFull, type StorageLogger } from "../errors.js";
+import { EngineHealth } from "../engine-health.js";
+import { StorageFatalError, type StorageLogger } from "../errors.js";
 import { recover } from "./recovery.js";
 import { SerialCommits } from "../serial-commits.js";
 import { groupKeyRange } from "./layout.js";
@@ -62,6 +63,7 @@ export class LmdbStorageEngine implements StorageEngine {
   readonly #states = new Map<number, GroupState>();
   readonly #handles = new Map<number, LmdbReplicaStorage>();
   readonly #host: ReplicaHost;
+  readonly #health: EngineHealth;
   #pending: StoreWrite[] = [];
   #pendingBytes = 0;
   /** Id of the batch that writes made now belong to; the next commit takes it. */
@@ -72,21 +74,18 @@ export class LmdbStorageEngine implements StorageEngine {
     () => this.#commitPending(),
     () => this.#pending.length > 0,
   );
-  #failure: { readonly cause: unknown } | null = null;
-  #diskFull: { readonly cause: unknown } | null = null;
-  #closed = false;
-  #abandoned = false;
   #commitCount = 0;
   #bytesCommitted = 0;
 
   private constructor(store: DurableStore, states: readonly GroupState[], release: () => void) {
     this.#store = store;
     this.#release = release;
+    this.#health = new EngineHealth(store.path);
     for (const state of states) this.#states.set(state.groupId, state);
     this.#host = {
       store,
-      checkReadable: () => this.#checkReadable(),
-      checkWritable: () => this.#checkWritable(),
+      checkReadable: () => this.#health.checkReadable(),
+      checkWritable: () => this.#health.checkWritable(),
       enqueue: (group, writes) => this.#enqueue(group, writes),
     };
   }
@@ -132,7 +131,7 @@ export class LmdbStorageEngine implements StorageEngine {
   }
 
   replica(groupId: number): ReplicaStorage {
-    this.#checkReadable();
+    this.#health.checkReadable();
     requireCount(groupId, "group id");
     const existing = this.#handles.get(groupId);
     if (existing !== undefined) return existing;
@@ -147,7 +146,7 @@ export class LmdbStorageEngine implements StorageEngine {
   }
 
   groups(): number[] {
-    this.#checkReadable();
+    this.#health.checkReadable();
     return [...this.#states.keys()].sort((a, b) => a - b);
   }
 
@@ -157,7 +156,7 @@ export class LmdbStorageEngine implements StorageEngine {
    * starts empty. A group the engine does not hold writes nothing.
    */
   dropGroup(groupId: number): void {
-    this.#checkWritable();
+    this.#health.checkWritable();
     requireCount(groupId, "group id");
     const state = this.#states.get(groupId);
     if (state === undefined) return;
@@ -169,7 +168,7 @@ export class LmdbStorageEngine implements StorageEngine {
   }
 
   async sync(): Promise<void> {
-    this.#checkWritable();
+    this.#health.checkWritable();
     return this.#commits.sync();
   }
 
@@ -178,11 +177,10 @@ export class LmdbStorageEngine implements StorageEngine {
    * environment. Handles stop working.
    */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (!this.#health.close()) return;
     try {
       await this.#commits.settle();
-      if (this.#failure === null && this.#diskFull === null && this.#pending.length > 0) {
+      if (this.#health.committable && this.#pending.length > 0) {
         await this.#commits.commitNow();
       }
     } finally {
@@ -195,9 +193,7 @@ export class LmdbStorageEngine implements StorageEngine {
    * leaves on disk (a commit already in flight may or may not land). For crash tests.
    */
   async abandon(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#abandoned = true;
+    if (!this.#health.abandon()) return;
     this.#pending = [];
     await this.#commits.settle();
     await this.#shutDown();
@@ -205,16 +201,6 @@ export class LmdbStorageEngine implements StorageEngine {
 
   stats(): LmdbStorageStats {
     return { commits: this.#commitCount, bytesCommitted: this.#bytesCommitted };
-  }
-
-  #checkReadable(): void {
-    if (this.#closed) throw new StorageUsageError(`the storage engine at ${this.#store.path} is closed`);
-    if (this.#failure !== null) throw new StorageFatalError(this.#failure.cause);
-  }
-
-  #checkWritable(): void {
-    this.#checkReadable();
-    if (this.#diskFull !== null) throw new DiskFullError(this.#diskFull.cause);
   }
 
   #enqueue(group: GroupState, writes: readonly StoreWrite[]): number {
@@ -228,7 +214,7 @@ export class LmdbStorageEngine implements StorageEngine {
 
   /** Commits everything queued as one transaction. */
   #commitPending(): Promise<void> {
-    if (this.#abandoned) {
+    if (this.#health.abandoned) {
       return Promise.reject(new StorageUsageError("the engine was abandoned before this sync could run"));
     }
     const writes = this.#pending;
@@ -246,19 +232,9 @@ export class LmdbStorageEngine implements StorageEngine {
         for (const state of written) state.forgetSynced(batch);
       },
       (cause: unknown) => {
-        throw this.#fail(cause, bytes);
+        throw this.#health.fail(cause, bytes, () => this.#store.freeBytes());
       },
     );
-  }
-
-  /** Records why a commit failed and returns the error its sync rejects with. */
-  #fail(cause: unknown, batchBytes: number): Error {
-    if (isDiskFull(cause, batchBytes, () => this.#store.freeBytes())) {
-      this.#diskFull = { cause };
-      return new DiskFullError(cause);
-    }
-    this.#failure = { cause };
-    return new StorageFatalError(cause);
   }
 
   async #shutDown(): Promise<void> {

@@ -30,7 +30,8 @@
  */
 import { resolve } from "node:path";
 import { StorageUsageError, type ReplicaStorage, type StorageEngine } from "../contracts.js";
-import { DiskFullError, StorageFatalError, isDiskFull, type StorageLogger } from "../errors.js";
+import { EngineHealth } from "../engine-health.js";
+import type { StorageLogger } from "../errors.js";
 import { JournaledReplicaStorage, ReplicaState, type JournalRecord } from "../journal.js";
 import { requireCount, requirePositive } from "../rules.js";
 import { SerialCommits } from "../serial-commits.js";
@@ -81,6 +82,7 @@ function grownSize(allocated: number, end: number): number {
 export class WalStorageEngine implements StorageEngine {
   readonly #directory: WalDirectory;
   readonly #logger: StorageLogger;
+  readonly #health: EngineHealth;
   readonly #segmentBytes: number;
   readonly #checkpointBytes: number;
   readonly #release: () => void;
@@ -100,10 +102,6 @@ export class WalStorageEngine implements StorageEngine {
     () => this.#pending.length > 0,
   );
   #removal: Promise<void> = Promise.resolve();
-  #failure: { readonly cause: unknown } | null = null;
-  #diskFull: { readonly cause: unknown } | null = null;
-  #closed = false;
-  #abandoned = false;
   #commits = 0;
   #bytesCommitted = 0;
   #checkpoints = 0;
@@ -115,6 +113,7 @@ export class WalStorageEngine implements StorageEngine {
     release: () => void,
   ) {
     this.#directory = directory;
+    this.#health = new EngineHealth(directory.path);
     this.#logger = logger;
     this.#release = release;
     this.#segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
@@ -172,7 +171,7 @@ export class WalStorageEngine implements StorageEngine {
   }
 
   replica(groupId: number): ReplicaStorage {
-    this.#checkReadable();
+    this.#health.checkReadable();
     requireCount(groupId, "group id");
     const existing = this.#handles.get(groupId);
     if (existing !== undefined) return existing;
@@ -180,7 +179,7 @@ export class WalStorageEngine implements StorageEngine {
     const handle: JournaledReplicaStorage = new JournaledReplicaStorage(groupId, {
       state: () => this.#liveState(groupId, handle),
       record: (record) => {
-        this.#checkWritable();
+        this.#health.checkWritable();
         this.#liveState(groupId, handle).apply(record);
         this.#pending.push(record);
       },
@@ -190,7 +189,7 @@ export class WalStorageEngine implements StorageEngine {
   }
 
   groups(): number[] {
-    this.#checkReadable();
+    this.#health.checkReadable();
     return [...this.#states.keys()].sort((a, b) => a - b);
   }
 
@@ -200,7 +199,7 @@ export class WalStorageEngine implements StorageEngine {
    * the engine does not hold writes nothing.
    */
   dropGroup(groupId: number): void {
-    this.#checkWritable();
+    this.#health.checkWritable();
     requireCount(groupId, "group id");
     if (!this.#states.has(groupId)) return;
     this.#states.delete(groupId);
@@ -209,17 +208,16 @@ export class WalStorageEngine implements StorageEngine {
   }
 
   async sync(): Promise<void> {
-    this.#checkWritable();
+    this.#health.checkWritable();
     return this.#appends.sync();
   }
 
   /** Makes every write so far durable (unless the engine has failed) and closes the files. */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (!this.#health.close()) return;
     try {
       await this.#appends.settle();
-      if (this.#failure === null && this.#diskFull === null && this.#pending.length > 0) {
+      if (this.#health.committable && this.#pending.length > 0) {
         await this.#appends.commitNow();
       }
     } finally {
@@ -232,9 +230,7 @@ export class WalStorageEngine implements StorageEngine {
    * disk (an append already in flight may or may not land). For crash tests.
    */
   async abandon(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#abandoned = true;
+    if (!this.#health.abandon()) return;
     this.#pending = [];
     await this.#appends.settle();
     await this.#shutDown();
@@ -250,7 +246,7 @@ export class WalStorageEngine implements StorageEngine {
   }
 
   #liveState(groupId: number, handle: JournaledReplicaStorage): ReplicaState {
-    this.#checkReadable();
+    this.#health.checkReadable();
     if (this.#handles.get(groupId) !== handle) {
       throw new StorageUsageError(`storage of group ${groupId} was dropped; open it again`);
     }
@@ -259,19 +255,9 @@ export class WalStorageEngine implements StorageEngine {
     return state;
   }
 
-  #checkReadable(): void {
-    if (this.#closed) throw new StorageUsageError(`the storage engine at ${this.#directory.path} is closed`);
-    if (this.#failure !== null) throw new StorageFatalError(this.#failure.cause);
-  }
-
-  #checkWritable(): void {
-    this.#checkReadable();
-    if (this.#diskFull !== null) throw new DiskFullError(this.#diskFull.cause);
-  }
-
   /** Appends everything queued as one frame, or a checkpoint of every group when one is due. */
   #appendPending(): Promise<void> {
-    if (this.#abandoned) {
+    if (this.#health.abandoned) {
       return Promise.reject(new StorageUsageError("the engine was abandoned before this sync could run"));
     }
     const records = this.#pending;
@@ -284,7 +270,7 @@ export class WalStorageEngine implements StorageEngine {
         this.#bytesCommitted += frame.byteLength;
       },
       (cause: unknown) => {
-        throw this.#fail(cause, frame.byteLength);
+        throw this.#health.fail(cause, frame.byteLength, () => this.#directory.freeBytes());
       },
     );
   }
@@ -357,16 +343,6 @@ export class WalStorageEngine implements StorageEngine {
             `(they are deleted when the log next opens): ${String(error)}`,
         );
       });
-  }
-
-  /** Records why an append failed and returns the error its sync rejects with. */
-  #fail(cause: unknown, frameBytes: number): Error {
-    if (isDiskFull(cause, frameBytes, () => this.#directory.freeBytes())) {
-      this.#diskFull = { cause };
-      return new DiskFullError(cause);
-    }
-    this.#failure = { cause };
-    return new StorageFatalError(cause);
   }
 
   async #shutDown(): Promise<void> {
