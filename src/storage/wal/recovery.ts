@@ -89,12 +89,11 @@ class SegmentReplay {
     return new StorageCorruptionError(this.directory.path, `segment ${sequence}: ${problem}`);
   }
 
-  /** The segment's bytes and whether replay may start there, checking its header. */
-  open(sequence: number): { readonly bytes: Uint8Array; readonly replayStart: boolean } {
-    const bytes = this.directory.read(sequence);
+  /** Whether replay may start at a segment of these bytes, checking its header. */
+  replayStart(sequence: number, bytes: Uint8Array): boolean {
     const header = readSegmentHeader(bytes);
     if ("problem" in header) throw this.corrupt(sequence, header.problem);
-    return { bytes, replayStart: header.replayStart };
+    return header.replayStart;
   }
 
   /**
@@ -145,20 +144,23 @@ export function recoverWal(directory: WalDirectory, logger: StorageLogger): WalR
     if (sequence !== first + i) throw segments.corrupt(first + i, "it is missing, later segments exist");
   });
 
-  const opened = new Map<number, { readonly bytes: Uint8Array; readonly replayStart: boolean }>();
-  const segment = (sequence: number) => {
-    let found = opened.get(sequence);
-    if (found === undefined) {
-      found = segments.open(sequence);
-      opened.set(sequence, found);
+  const read = new Map<number, Uint8Array>();
+  const bytesOf = (sequence: number): Uint8Array => {
+    let bytes = read.get(sequence);
+    if (bytes === undefined) {
+      bytes = directory.read(sequence);
+      read.set(sequence, bytes);
     }
-    return found;
+    return bytes;
   };
   let live = [...sequences];
   const torn: number[] = [];
   const last = live.at(-1) as number;
-  const lastBytes = directory.read(last);
-  if (lastBytes.subarray(0, SEGMENT_HEADER_BYTES).every((byte) => byte === 0)) {
+  if (
+    bytesOf(last)
+      .subarray(0, SEGMENT_HEADER_BYTES)
+      .every((byte) => byte === 0)
+  ) {
     // Created, but its first write (header and first frame together) never landed.
     logger.warn(
       `write-ahead log ${directory.path}: segment ${last} was created but never written; deleting it`,
@@ -171,8 +173,8 @@ export function recoverWal(directory: WalDirectory, logger: StorageLogger): WalR
     return { states, liveSegments: [], writeOffset: 0, liveBytes: 0, staleSegments: torn };
   for (let i = live.length - 1; i >= 0; i--) {
     const sequence = live[i] as number;
-    const { bytes, replayStart } = segment(sequence);
-    if (!replayStart) continue;
+    const bytes = bytesOf(sequence);
+    if (!segments.replayStart(sequence, bytes)) continue;
     if (sequence === 1 || readFrame(bytes, SEGMENT_HEADER_BYTES).type === "frame") {
       startIndex = i;
       break;
@@ -195,12 +197,7 @@ export function recoverWal(directory: WalDirectory, logger: StorageLogger): WalR
   let writeOffset = 0;
   let liveBytes = 0;
   live.forEach((sequence, i) => {
-    const { end, frameBytes } = segments.replay(
-      states,
-      sequence,
-      segment(sequence).bytes,
-      i === live.length - 1,
-    );
+    const { end, frameBytes } = segments.replay(states, sequence, bytesOf(sequence), i === live.length - 1);
     writeOffset = end;
     liveBytes += frameBytes;
   });
