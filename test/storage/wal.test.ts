@@ -1,53 +1,32 @@
 // WalStorageEngine: the shared storage conformance suite (with default sizes, and with tiny
 // segments and checkpoints so that rollovers and checkpoints happen under the random model
-// test), then what the disk may hold after a crash (torn tails, torn checkpoints, damage),
-// disk faults, and a timing printout of many small syncs.
+// test) and the durable-engine tests (durable-engine.ts), then group commit, what the disk may
+// hold after a crash (torn tails, torn checkpoints, damage) and disk faults.
 import assert from "node:assert/strict";
 import { appendFileSync, readFileSync, readdirSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { runStorageConformance } from "../../src/storage/conformance.js";
 import { entriesFrom, observe } from "../../src/storage/conformance-model.js";
 import { StorageUsageError } from "../../src/storage/contracts.js";
 import { DiskFullError, StorageCorruptionError, StorageFatalError } from "../../src/storage/errors.js";
 import { WalStorageEngine, type WalStorageOptions } from "../../src/storage/wal/engine.js";
 import { NodeWalDirectory, segmentName, type SegmentFile } from "../../src/storage/wal/files.js";
 import { SEGMENT_HEADER_BYTES, encodeFrame, segmentHeader } from "../../src/storage/wal/records.js";
-import { RecordingLogger, freshDir, removeDir, reportSmallSyncs, systemError, withDir } from "./support.js";
+import { describeDurableEngine, runDurableConformance, type OpenDurableEngine } from "./durable-engine.js";
+import { RecordingLogger, systemError, withDir } from "./support.js";
 
 const TINY = { segmentBytes: 256, checkpointBytes: 512 } as const;
 
-for (const [name, sizes] of [
-  ["WalStorageEngine", {}],
-  ["WalStorageEngine (tiny segments and checkpoints)", TINY],
-] as const) {
-  runStorageConformance(
-    name,
-    {
-      open: async () => {
-        const dir = freshDir();
-        const logger = new RecordingLogger();
-        const options: WalStorageOptions = { path: dir, logger, ...sizes };
-        let engine = await WalStorageEngine.open(options);
-        return {
-          engine,
-          crashAndReopen: async () => {
-            await engine.abandon();
-            engine = await WalStorageEngine.open(options);
-            return engine;
-          },
-          close: async () => {
-            await engine.close();
-            removeDir(dir);
-            assert.deepEqual(logger.warnings, [], "a crash between appends never needs repairs");
-          },
-        };
-      },
-    },
-    { propertyRuns: 100 },
-  );
+/** The write-ahead log at `path`, with `sizes` for its segments and checkpoints. */
+function openWal(sizes: Partial<WalStorageOptions> = {}): OpenDurableEngine {
+  return (path, logger) =>
+    WalStorageEngine.open({ path, ...(logger === undefined ? {} : { logger }), ...sizes });
 }
+
+runDurableConformance("WalStorageEngine", openWal());
+runDurableConformance("WalStorageEngine (tiny segments and checkpoints)", openWal(TINY));
+describeDurableEngine("WalStorageEngine", "wal", openWal());
 
 function segmentFiles(dir: string): string[] {
   return readdirSync(dir)
@@ -72,29 +51,6 @@ async function writeThreeFrames(dir: string): Promise<ReturnType<typeof observe>
 }
 
 describe("WalStorageEngine", () => {
-  it("writes are readable at once, and durable only once a sync has appended them", () =>
-    withDir(async (dir) => {
-      let engine = await WalStorageEngine.open({ path: dir });
-      engine.replica(1).append(entriesFrom(1, [1, 1]));
-      engine.replica(2).setHardState({ term: 3, vote: 2, commit: 0 });
-      assert.equal(engine.replica(1).lastIndex(), 2);
-      await engine.abandon();
-
-      engine = await WalStorageEngine.open({ path: dir });
-      assert.deepEqual(engine.groups(), [], "nothing was synced");
-      engine.replica(1).append(entriesFrom(1, [1, 1]));
-      engine.replica(2).setHardState({ term: 3, vote: 2, commit: 0 });
-      await engine.sync();
-      engine.replica(1).append(entriesFrom(3, [2]));
-      await engine.abandon();
-
-      engine = await WalStorageEngine.open({ path: dir });
-      assert.deepEqual(engine.groups(), [1, 2]);
-      assert.equal(engine.replica(1).lastIndex(), 2, "the write after the sync is lost");
-      assert.deepEqual(engine.replica(2).hardState(), { term: 3, vote: 2, commit: 0 });
-      await engine.close();
-    }));
-
   it("one sync appends one frame for every group; syncs during an append share one follow-up", () =>
     withDir(async (dir) => {
       let engine = await WalStorageEngine.open({ path: dir });
@@ -118,42 +74,9 @@ describe("WalStorageEngine", () => {
       await engine.close();
     }));
 
-  it("close makes the pending writes durable; a closed engine refuses to be used", () =>
+  it("refuses a segment size that is not positive", () =>
     withDir(async (dir) => {
-      let engine = await WalStorageEngine.open({ path: dir });
-      const r = engine.replica(3);
-      r.append(entriesFrom(1, [1, 1, 1]));
-      await engine.close();
-      assert.throws(() => r.lastIndex(), StorageUsageError);
-      assert.throws(() => engine.replica(3), StorageUsageError);
-      await assert.rejects(engine.sync(), StorageUsageError);
       await assert.rejects(WalStorageEngine.open({ path: dir, segmentBytes: 0 }), StorageUsageError);
-
-      engine = await WalStorageEngine.open({ path: dir });
-      assert.equal(engine.replica(3).lastIndex(), 3);
-      await assert.rejects(WalStorageEngine.open({ path: `${dir}/.` }), StorageUsageError);
-      await engine.close();
-    }));
-
-  it("keeps large entries and snapshots intact across a restart", () =>
-    withDir(async (dir) => {
-      let engine = await WalStorageEngine.open({ path: dir });
-      const r = engine.replica(1);
-      r.append(entriesFrom(1, [1, 1], 1 << 20));
-      r.setHardState({ term: 1, vote: 1, commit: 2 });
-      const image = new Uint8Array(3 << 20).map((_, i) => (i * 7) & 0xff);
-      r.saveSnapshot({
-        metadata: { index: 2, term: 1, confState: { ...r.confState(), voters: [1] } },
-        data: image,
-      });
-      await engine.close();
-
-      engine = await WalStorageEngine.open({ path: dir });
-      const after = engine.replica(1);
-      assert.deepEqual(Buffer.from(after.snapshot().data), Buffer.from(image));
-      assert.equal(after.firstIndex(), 3);
-      assert.deepEqual(after.initialState().confState.voters, [1]);
-      await engine.close();
     }));
 
   it("rolls segments over, checkpoints, deletes what the checkpoint replaced, and replays the same state", () =>
@@ -326,14 +249,6 @@ describe("WalStorageEngine", () => {
       });
     }
   });
-
-  it("reports how long 1,000 syncs of 10 entries x 3 groups take (printed, not asserted)", () =>
-    withDir(async (dir) => {
-      const engine = await WalStorageEngine.open({ path: dir });
-      await reportSmallSyncs("wal", engine);
-      assert.equal(engine.stats().commits, 1000, "one append per sync");
-      await engine.close();
-    }));
 });
 
 /** The real directory, with segment writes that fail on demand. */
