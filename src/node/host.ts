@@ -94,6 +94,7 @@ export class NodeHost {
       isAccepting: () => this.state === "new" || this.state === "running",
       requestTurn: (replica) => this.wake(replica),
       splitApplied: (rangeId, rhsRangeId, confState) => this.hostSplitRange(rangeId, rhsRangeId, confState),
+      peerRecentlyHeard: (peer) => this.liveness.recentlyHeard(peer, this.options.monotonicClock()),
     };
     this.liveness = new PeerLiveness<Replica>(this.config.electionTicks * this.config.tickMs);
     options.transport.onReceive((envelope) => this.receive(envelope));

@@ -327,29 +327,26 @@ function quorumOf(size: number): number {
 /**
  * etcd's strict reconfiguration check (--strict-reconfig-check, on by default): a new voter is
  * refused unless enough voters have started (published their record) to keep a quorum of the
- * bigger group, and, where this member knows who is reachable (it leads: `progress` holds every
- * member's recent activity), unless every voter is reachable; a voter's removal is refused
- * when the reachable voters left would not form a quorum. Learners never endanger quorum.
- * Returns null when the change may go ahead.
+ * bigger group, and, where this member knows who is reachable (it leads; `reachable` is null
+ * otherwise), unless every voter is reachable; a voter's removal is refused when the reachable
+ * voters left would not form a quorum. Learners never endanger quorum. Returns null when the
+ * change may go ahead.
  */
 export function reconfigurationRefusal(
   change: { readonly kind: "addVoter" | "addLearner" | "remove"; readonly id: NodeId },
-  self: NodeId,
   conf: ConfState,
   records: readonly MemberAttributes[],
-  progress: ReadonlyMap<NodeId, ProgressStatus>,
+  reachable: ((id: NodeId) => boolean) | null,
 ): ReconfigurationRefusal | null {
   const voters = conf.voters;
-  const knowsReachability = progress.size > 0;
-  const reachable = (id: NodeId) => id === self || progress.get(id)?.recentActive === true;
   if (change.kind === "addLearner") return null;
   if (change.kind === "addVoter") {
     const started = voters.filter((id) => records.some((r) => r.id === id && r.name !== "")).length;
     if (started < quorumOf(voters.length + 1)) return "not-enough-started";
-    if (knowsReachability && !voters.every(reachable)) return "unhealthy";
+    if (reachable !== null && !voters.every(reachable)) return "unhealthy";
     return null;
   }
-  if (!voters.includes(change.id) || !knowsReachability) return null;
+  if (!voters.includes(change.id) || reachable === null) return null;
   const remaining = voters.filter((id) => id !== change.id);
   return remaining.filter(reachable).length < quorumOf(remaining.length) ? "unhealthy" : null;
 }

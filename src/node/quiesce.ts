@@ -67,6 +67,12 @@ export class PeerLiveness<Follower = unknown> {
     if (followers.size === 0) this.followersOf.delete(leader);
   }
 
+  /** Whether anything arrived from `peer` within the last `silenceMs` before `now`. */
+  recentlyHeard(peer: NodeId, now: number): boolean {
+    const last = this.lastHeard.get(peer);
+    return last !== undefined && now - last < this.silenceMs;
+  }
+
   /**
    * The followers whose leader's node has been silent for `silenceMs` (or was never heard
    * from); they stop waiting on it. The caller wakes them.
@@ -74,8 +80,7 @@ export class PeerLiveness<Follower = unknown> {
   silentLeaderFollowers(now: number): Follower[] {
     const woken: Follower[] = [];
     for (const [leader, followers] of this.followersOf) {
-      const last = this.lastHeard.get(leader);
-      if (last !== undefined && now - last < this.silenceMs) continue;
+      if (this.recentlyHeard(leader, now)) continue;
       for (const follower of followers) {
         woken.push(follower);
         this.leaderOf.delete(follower);

@@ -113,6 +113,12 @@ export interface ReplicaHost {
    * state machine is synced: host the right-hand range if it is not hosted yet.
    */
   splitApplied(rangeId: number, rhsRangeId: number, confState: ConfState): void;
+  /**
+   * Whether this node heard from `peer` (any Raft or liveness message) within an election
+   * timeout: a window that slides, unlike a Raft progress's recentActive flag, which the leader
+   * clears every election timeout and sets again only as answers come in.
+   */
+  peerRecentlyHeard(peer: NodeId): boolean;
 }
 
 /** What writing one Ready left to do once it is durable (see Replica.write). */
@@ -444,8 +450,12 @@ export class Replica {
     readonly kind: "addVoter" | "addLearner" | "remove";
     readonly id: NodeId;
   }): ReconfigurationRefusal | null {
-    const { confState, progress } = this.raw.status();
-    return reconfigurationRefusal(change, this.host.nodeId, confState, this.stateMachine.members(), progress);
+    const { confState, softState } = this.raw.status();
+    const reachable =
+      softState.role === StateRole.Leader
+        ? (id: NodeId) => id === this.host.nodeId || this.host.peerRecentlyHeard(id)
+        : null;
+    return reconfigurationRefusal(change, confState, this.stateMachine.members(), reachable);
   }
 
   /**

@@ -194,3 +194,16 @@ test("a leader holding a lease does not quiesce, so cut off it still steps down 
   cluster.assertHealthy();
   await cluster.shutdown();
 });
+
+test("a busy range's leader sees its followers as reachable between heartbeats (etcd's reconfiguration check)", async () => {
+  const cluster = new TestCluster([1, 2, 3], { quiesce: false });
+  await cluster.startAll();
+  cluster.bootstrap(1);
+  const leader = await cluster.elect(1);
+  const follower = cluster.ids.find((id) => id !== leader)!;
+  const refusal = () => cluster.replica(leader, 1).reconfigurationRefusal({ kind: "remove", id: follower });
+  // Checked between every two deliveries for 40 ticks (four election timeouts).
+  await cluster.tick(40, () => refusal() !== null);
+  assert.equal(refusal(), null, "removing a follower of a healthy three-member range is refused");
+  await cluster.shutdown();
+});
