@@ -72,7 +72,10 @@ async function startMembers(root: string, quiesce: boolean): Promise<Member[]> {
     const dir = join(root, `node-${nodeId}`);
     mkdirSync(dir, { recursive: true });
     const engine = await WalStorageEngine.open({ path: join(dir, "raft-log"), logger: { warn: () => {} } });
-    const kv = LmdbOrderedKv.open({ path: join(dir, "state") });
+    const kv = LmdbOrderedKv.open({
+      path: join(dir, "state"),
+      commitTimer: (commit, delayMs) => systemTimers.setTimeout(commit, delayMs),
+    });
     const transport = new TcpTransport({
       clusterId: "idle-ranges",
       nodeId,

@@ -113,14 +113,14 @@ async function runIdleRanges(
 }
 
 /** The apply workload: one table, one JSON file. */
-function runApply(opsText: string | undefined): number {
+async function runApply(opsText: string | undefined): Promise<number> {
   const puts = positiveNumber(opsText, 60_000, "--ops");
   if (!Number.isSafeInteger(puts)) throw new RangeError(`--ops must be a whole number, not "${opsText}"`);
   console.log(
     `concord bench apply: MvccStore.applyEntries over lmdb (no Raft, no fsync), ${puts} puts per row ` +
       `after a warm-up; reference: bare lmdb transactions of the same rows`,
   );
-  const report = runApplyBench(puts, (line) => console.log(`  ${line}`));
+  const report = await runApplyBench(puts, (line) => console.log(`  ${line}`));
   printReportHeader(report);
   console.log(
     renderTable(

@@ -288,7 +288,10 @@ export async function openEmbedded(options: OpenOptions): Promise<EmbeddedConcor
   });
   let stateMachineKv: LmdbOrderedKv;
   try {
-    stateMachineKv = LmdbOrderedKv.open({ path: join(options.dataDir, STATE_MACHINE_DIR) });
+    stateMachineKv = LmdbOrderedKv.open({
+      path: join(options.dataDir, STATE_MACHINE_DIR),
+      commitTimer: (commit, delayMs) => systemTimers.setTimeout(commit, delayMs),
+    });
   } catch (error) {
     await raftEngine.close();
     throw error;

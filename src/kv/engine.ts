@@ -140,6 +140,14 @@ export class WriteBatch {
     return op !== undefined && compareBytes(op.key, end) < 0 ? op : undefined;
   }
 
+  /** A batch with the same ops (and order, if known) that later changes to either leave the other alone. */
+  copy(): WriteBatch {
+    const copied = new WriteBatch();
+    for (const [name, op] of this.ops) copied.ops.set(name, op);
+    if (this.sorted !== null) copied.sorted = { ops: [...this.sorted.ops], names: [...this.sorted.names] };
+    return copied;
+  }
+
   /** The pending operations in ascending key order. */
   sortedOps(): readonly WriteOp[] {
     if (this.sorted === null) {

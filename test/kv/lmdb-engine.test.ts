@@ -14,6 +14,7 @@ import { WriteBatch, type KvReader, type ScanOptions } from "../../src/kv/engine
 import { LmdbOrderedKv } from "../../src/kv/lmdb-engine.js";
 import { checkViewIsolation, key, ModelKv, scanArb } from "./ordered-kv-model.js";
 import { MvccStore } from "../../src/kv/store.js";
+import { systemTimers } from "../../src/transport/timers.js";
 
 const directories: string[] = [];
 after(() => {
@@ -53,11 +54,21 @@ function clear(engine: LmdbOrderedKv): void {
   engine.write(batch);
 }
 
+/** An engine on real timers. */
+function openKv(path: string): LmdbOrderedKv {
+  return LmdbOrderedKv.open({
+    path,
+    commitTimer: (commit, delayMs) => systemTimers.setTimeout(commit, delayMs),
+  });
+}
+
 const enc = (text: string) => new TextEncoder().encode(text);
+
+type KvPairs = { key: Uint8Array; value: Uint8Array }[];
 
 describe("LmdbOrderedKv", () => {
   it("matches a sorted-map model for gets and scans after any sequence of batches", async () => {
-    const engine = LmdbOrderedKv.open({ path: freshPath() });
+    const engine = openKv(freshPath());
     try {
       fc.assert(
         fc.property(
@@ -93,34 +104,28 @@ describe("LmdbOrderedKv", () => {
   });
 
   it("gives views that never see writes made after they were opened", async () => {
-    const engine = LmdbOrderedKv.open({ path: freshPath() });
+    const engine = openKv(freshPath());
     checkViewIsolation(engine);
     await engine.close();
   });
 
-  it("applies nothing of a batch whose write throws", async () => {
-    const engine = LmdbOrderedKv.open({ path: freshPath() });
-    const ok = new WriteBatch();
-    ok.put(Uint8Array.of(1), Uint8Array.of(1));
-    engine.write(ok);
-    const poisoned = new WriteBatch();
-    for (let i = 0; i < 500; i++) poisoned.put(Uint8Array.of(2, i >> 8, i & 0xff), Uint8Array.of(2));
-    const ops = poisoned.sortedOps();
-    // A batch whose op list breaks halfway through, as a failing engine write would.
-    const broken = Object.assign(new WriteBatch(), {
-      sortedOps: () => [...ops.slice(0, 250), null, ...ops.slice(250)],
-    });
-    assert.throws(() => engine.write(broken));
+  it("a commit lmdb refuses leaves the writes readable and fails sync and later writes with its error", async () => {
+    const engine = openKv(freshPath());
+    const batch = new WriteBatch();
+    batch.put(Uint8Array.of(1), Uint8Array.of(1));
+    // lmdb stores keys of at most 1,978 bytes: the commit fails, and none of its batch lands.
+    batch.put(new Uint8Array(3000).fill(2), Uint8Array.of(2));
+    engine.write(batch);
+    await assert.rejects(engine.sync(), /maximum key size/);
     const view = engine.view();
-    assert.deepEqual(collect(view, new Uint8Array(0), null), [
-      { key: Uint8Array.of(1), value: Uint8Array.of(1) },
-    ]);
+    assert.deepEqual(view.get(Uint8Array.of(1)), Uint8Array.of(1));
     view.release();
-    await engine.close();
+    assert.throws(() => engine.write(new WriteBatch()), /maximum key size/);
+    await assert.rejects(engine.close(), /maximum key size/);
   });
 
   it("refuses a non-positive scan limit, use of a released view and use after close", async () => {
-    const engine = LmdbOrderedKv.open({ path: freshPath() });
+    const engine = openKv(freshPath());
     const view = engine.view();
     assert.throws(() => view.scan(new Uint8Array(0), null, { limit: 0 }), RangeError);
     view.release();
@@ -131,7 +136,7 @@ describe("LmdbOrderedKv", () => {
 
   it("keeps synced data across a close and reopen", async () => {
     const path = freshPath();
-    const engine = LmdbOrderedKv.open({ path });
+    const engine = openKv(path);
     const batch = new WriteBatch();
     for (let i = 0; i < 300; i++) batch.put(enc(`k${String(i).padStart(3, "0")}`), enc(`v${i}`));
     batch.put(new Uint8Array(0), enc("the empty key"));
@@ -139,7 +144,7 @@ describe("LmdbOrderedKv", () => {
     await engine.sync();
     await engine.close();
 
-    const reopened = LmdbOrderedKv.open({ path });
+    const reopened = openKv(path);
     const view = reopened.view();
     assert.deepEqual(view.get(enc("k123")), enc("v123"));
     assert.deepEqual(view.get(new Uint8Array(0)), enc("the empty key"));
@@ -148,33 +153,121 @@ describe("LmdbOrderedKv", () => {
     await reopened.close();
   });
 
-  it("shares an environment opened by its caller, one named database per engine", async () => {
-    const root = open<Uint8Array, Uint8Array>({ path: freshPath(), maxDbs: 4, overlappingSync: false });
-    const a = LmdbOrderedKv.onRoot(root, { name: "a" });
-    const b = LmdbOrderedKv.onRoot(root, { name: "b" });
+  it("keeps writes in memory until a delayed commit, and every view its picture across commits", async () => {
+    type Step =
+      | { kind: "write"; ops: Op[] }
+      | { kind: "view" }
+      | { kind: "timer" }
+      | { kind: "settle" }
+      | { kind: "sync" };
+    const step: fc.Arbitrary<Step> = fc.oneof(
+      {
+        weight: 4,
+        arbitrary: fc.record({ kind: fc.constant("write" as const), ops: fc.array(op, { maxLength: 40 }) }),
+      },
+      { weight: 2, arbitrary: fc.constant({ kind: "view" as const }) },
+      { weight: 2, arbitrary: fc.constant({ kind: "timer" as const }) },
+      { weight: 1, arbitrary: fc.constant({ kind: "settle" as const }) },
+      { weight: 1, arbitrary: fc.constant({ kind: "sync" as const }) },
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { maxLength: 40 }), scanArb, async (steps, s) => {
+        const timers: (() => void)[] = [];
+        const path = freshPath();
+        const engine = LmdbOrderedKv.open({
+          path,
+          commitAtOps: 60,
+          commitTimer: (run) => {
+            timers.push(run);
+            return { cancel: () => timers.splice(timers.indexOf(run) >>> 0, 1) };
+          },
+        });
+        const model = new ModelKv();
+        const views: { view: ReturnType<LmdbOrderedKv["view"]>; expected: KvPairs }[] = [];
+        const picture = (reader: KvReader) => collect(reader, new Uint8Array(0), null);
+        try {
+          for (const next of steps) {
+            if (next.kind === "write") {
+              const batch = batchOf(next.ops);
+              engine.write(batch);
+              model.apply(batch);
+            } else if (next.kind === "view") {
+              const view = engine.view();
+              assert.deepEqual(picture(view), model.scan(new Uint8Array(0), null));
+              views.push({ view, expected: model.scan(new Uint8Array(0), null) });
+            } else if (next.kind === "timer") {
+              timers.shift()?.();
+            } else if (next.kind === "settle") {
+              await new Promise((resolve) => setTimeout(resolve, 1));
+            } else {
+              await engine.sync();
+            }
+          }
+          for (const { view, expected } of views) {
+            assert.deepEqual(picture(view), expected, "an old view changed");
+            view.release();
+          }
+          const options = { reverse: s.reverse, limit: s.limit };
+          const last = engine.view();
+          assert.deepEqual(collect(last, s.start, s.end, options), model.scan(s.start, s.end, options));
+          last.release();
+          await engine.close();
+          // Everything written reached the disk: a reopened engine holds it all.
+          const reopened = openKv(path);
+          const view = reopened.view();
+          assert.deepEqual(picture(view), model.scan(new Uint8Array(0), null));
+          view.release();
+          await reopened.close();
+        } finally {
+          for (const { view } of views) view.release();
+          await engine.close();
+        }
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it("commits a written batch after the commit delay, synced, and keeps it in memory until then", async () => {
+    const path = freshPath();
+    const delays: number[] = [];
+    let fire: (() => void) | null = null;
+    const engine = LmdbOrderedKv.open({
+      path,
+      commitDelayMs: 250,
+      commitTimer: (run, ms) => {
+        delays.push(ms);
+        fire = run;
+        return { cancel: () => (fire = null) };
+      },
+    });
     const batch = new WriteBatch();
-    batch.put(enc("x"), enc("in a"));
-    a.write(batch);
-    await a.sync();
-    const inA = a.view();
-    const inB = b.view();
-    assert.deepEqual(inA.get(enc("x")), enc("in a"));
-    assert.equal(inB.get(enc("x")), undefined);
-    inA.release();
-    inB.release();
-    await a.close();
-    // Closing an engine leaves its caller's environment open for the others.
-    b.write(batch);
-    const afterClose = b.view();
-    assert.deepEqual(afterClose.get(enc("x")), enc("in a"));
-    afterClose.release();
-    await b.close();
-    await root.close();
+    batch.put(enc("k"), enc("v"));
+    engine.write(batch);
+    engine.write(batch);
+    assert.deepEqual(delays, [250], "one timer for everything waiting");
+    const raw = open<Uint8Array, Uint8Array>({ path, maxDbs: 8, overlappingSync: false });
+    const db = raw.openDB<Uint8Array, Uint8Array>({
+      name: "state-machine",
+      keyEncoding: "binary",
+      encoding: "binary",
+    });
+    const stored = Uint8Array.of(0, ...enc("k"));
+    assert.equal(db.get(stored), undefined, "not committed before the delay");
+    const view = engine.view();
+    assert.deepEqual(view.get(enc("k")), enc("v"));
+    view.release();
+    (fire as (() => void) | null)?.();
+    await engine.sync();
+    db.resetReadTxn();
+    const committed = db.get(stored);
+    assert.deepEqual(committed && new Uint8Array(committed), enc("v"));
+    await engine.close();
+    await raw.close();
   });
 
   it("backs an MvccStore that reopens with its applied index, revision and data", async () => {
     const path = freshPath();
-    const engine = LmdbOrderedKv.open({ path });
+    const engine = openKv(path);
     const store = new MvccStore(engine);
     for (let index = 1; index <= 20; index++) {
       store.apply(index, {
@@ -189,7 +282,7 @@ describe("LmdbOrderedKv", () => {
     await engine.sync();
     await engine.close();
 
-    const reopenedEngine = LmdbOrderedKv.open({ path });
+    const reopenedEngine = openKv(path);
     const reopened = new MvccStore(reopenedEngine);
     assert.equal(reopened.appliedIndex, 20);
     assert.equal(reopened.revision, revision);

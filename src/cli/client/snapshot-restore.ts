@@ -21,6 +21,7 @@ import { DecodeError } from "../../kv/bytes.js";
 import { WriteBatch, type KvPair } from "../../kv/engine.js";
 import { KeyLayout, MetaField } from "../../kv/keys.js";
 import { LmdbOrderedKv } from "../../kv/lmdb-engine.js";
+import { systemTimers } from "../../transport/timers.js";
 import { SnapshotDecoder } from "../../kv/snapshot.js";
 import { FIRST_RANGE_ID, STATE_MACHINE_DIR } from "../../api/embedded.js";
 import { rangeNamespace } from "../../kv/keys.js";
@@ -142,7 +143,10 @@ export async function runSnapshotRestore(
   const bar = progressBar(ctx.io.stderrIsTTY, "snapshot restore");
   let store: LmdbOrderedKv | null = null;
   try {
-    store = LmdbOrderedKv.open({ path: join(config.dataDir, STATE_MACHINE_DIR) });
+    store = LmdbOrderedKv.open({
+      path: join(config.dataDir, STATE_MACHINE_DIR),
+      commitTimer: (commit, delayMs) => systemTimers.setTimeout(commit, delayMs),
+    });
     const target = store;
     const namespace = rangeNamespace(FIRST_RANGE_ID);
     let batch = new WriteBatch();
