@@ -30,6 +30,8 @@ export enum KvErrorCode {
   CrossRangeTxn = 16,
   /** Concord's own: a merge's image of the right-hand range is bad or was taken unfenced. */
   MergeImageInvalid = 17,
+  /** Concord's own: a write names a key over MAX_KEY_BYTES (keys.ts). */
+  KeyTooLarge = 18,
 }
 
 export const KV_ERROR_MESSAGES: Readonly<Record<KvErrorCode, string>> = {
@@ -54,6 +56,7 @@ export const KV_ERROR_MESSAGES: Readonly<Record<KvErrorCode, string>> = {
   [KvErrorCode.CrossRangeTxn]: "concord: cross-range transactions not yet supported",
   [KvErrorCode.MergeImageInvalid]:
     "concord: merge refused: the right-hand range's image is invalid or not fenced",
+  [KvErrorCode.KeyTooLarge]: "concord: key is too large (at most 1,900 bytes, a zero byte counting as two)",
 };
 
 export function isKvErrorCode(value: number): value is KvErrorCode {

@@ -21,6 +21,22 @@ const TERMINATOR = 0x01;
 const REVISION_BYTES = 8;
 const U64_MASK = (1n << 64n) - 1n;
 
+/**
+ * The longest user key a write may name, each 0x00 byte counting twice (as encodeUserKey
+ * escapes it). The durable engine (lmdb) stores keys of at most 1,978 bytes; a version key is
+ * the key encoded plus 16 bytes of engine prefix, namespace, tag, terminator and revision, and
+ * a lease attachment the raw key plus 14; 1,900 leaves room for both.
+ */
+export const MAX_KEY_BYTES = 1900;
+
+/** Whether a write naming `key` must be refused (KeyTooLarge): see MAX_KEY_BYTES. */
+export function keyTooLarge(key: Uint8Array): boolean {
+  if (key.length > MAX_KEY_BYTES) return true;
+  let zeros = 0;
+  for (const b of key) if (b === ESCAPE) zeros += 1;
+  return key.length + zeros > MAX_KEY_BYTES;
+}
+
 /** The order-preserving, prefix-free encoding of a user key. */
 export function encodeUserKey(key: Uint8Array): Uint8Array {
   let zeros = 0;

@@ -117,20 +117,30 @@ class LmdbReadView implements ReadView {
 
   get(key: Uint8Array): Uint8Array | undefined {
     this.checkOpen();
-    const value = this.db.get(storedKey(key), { transaction: this.transaction });
+    const stored = storedKey(key);
+    // lmdb refuses to look up a key it could not store; no such key is there.
+    if (stored.byteLength > MAX_STORED_KEY_BYTES) return undefined;
+    const value = this.db.get(stored, { transaction: this.transaction });
     return value === undefined ? undefined : owned(value);
   }
 
   scan(start: Uint8Array, end: Uint8Array | null, options: ScanOptions = {}): Iterable<KvPair> {
     this.checkOpen();
     const limit = scanLimit(options);
-    const low = storedKey(start);
-    const high = end === null ? KEYSPACE_END : storedKey(end);
+    // A bound longer than lmdb's longest key becomes its first MAX_STORED_KEY_BYTES bytes, P:
+    // for every key K short enough to be stored, K >= bound exactly when K > P, and K < bound
+    // exactly when K <= P. So a long lower bound turns exclusive and a long upper one inclusive.
+    let low = storedKey(start);
+    const lowIncluded = low.byteLength <= MAX_STORED_KEY_BYTES;
+    if (!lowIncluded) low = low.subarray(0, MAX_STORED_KEY_BYTES);
+    let high = end === null ? KEYSPACE_END : storedKey(end);
+    const highIncluded = high.byteLength > MAX_STORED_KEY_BYTES;
+    if (highIncluded) high = high.subarray(0, MAX_STORED_KEY_BYTES);
     const range =
       options.reverse === true
-        ? // lmdb-js walks a reverse range from `start` down to `end`: exclude the upper bound, include the lower.
-          { start: high, end: low, reverse: true, exclusiveStart: true, inclusiveEnd: true }
-        : { start: low, end: high };
+        ? // lmdb-js walks a reverse range from `start` down to `end`.
+          { start: high, end: low, reverse: true, exclusiveStart: !highIncluded, inclusiveEnd: lowIncluded }
+        : { start: low, end: high, exclusiveStart: !lowIncluded, inclusiveEnd: highIncluded };
     const entries = this.db.getRange({
       ...range,
       ...(limit === Infinity ? {} : { limit }),

@@ -15,7 +15,7 @@ import {
 } from "./commands.js";
 import type { KvReader } from "./engine.js";
 import { KvErrorCode } from "./errors.js";
-import { decodeStoredVersion, type KeyLayout, type StoredVersion } from "./keys.js";
+import { decodeStoredVersion, keyTooLarge, type KeyLayout, type StoredVersion } from "./keys.js";
 import { keyInterval, liveKeysAt, liveVersionAt, readRevisionError, type RevisionBounds } from "./range.js";
 
 function opError(op: TxnOp): KvErrorCode | null {
@@ -25,6 +25,7 @@ function opError(op: TxnOp): KvErrorCode | null {
       return op.key.length === 0 ? KvErrorCode.EmptyKey : null;
     case "put":
       if (op.key.length === 0) return KvErrorCode.EmptyKey;
+      if (keyTooLarge(op.key)) return KvErrorCode.KeyTooLarge;
       if (op.ignoreValue && op.value.length !== 0) return KvErrorCode.ValueProvided;
       if (op.ignoreLease && op.lease !== 0n) return KvErrorCode.LeaseProvided;
       return null;

@@ -124,6 +124,47 @@ describe("LmdbOrderedKv", () => {
     await assert.rejects(engine.close(), /maximum key size/);
   });
 
+  it("reads with keys and bounds longer than lmdb's longest key as if such keys could exist", async () => {
+    const engine = openKv(freshPath());
+    // Keys of up to 1,977 bytes (lmdb's 1,978 with the engine's prefix byte) sharing a long prefix.
+    const prefix = new Uint8Array(1970).fill(7);
+    const near = fc
+      .uint8Array({ minLength: 0, maxLength: 7 })
+      .map((tail) => Uint8Array.of(...prefix, ...tail.map((b) => (b % 4) + 6)));
+    const bound = fc
+      .uint8Array({ minLength: 0, maxLength: 40 })
+      .map((tail) => Uint8Array.of(...prefix, ...tail.map((b) => (b % 4) + 6)));
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.uniqueArray(near, { maxLength: 30, selector: (k) => Buffer.from(k).toString("hex") }),
+          bound,
+          fc.option(bound, { nil: null }),
+          fc.boolean(),
+          async (keys, start, end, reverse) => {
+            clear(engine);
+            const batch = new WriteBatch();
+            for (const k of keys) batch.put(k, Uint8Array.of(1));
+            engine.write(batch);
+            // Both read paths: the waiting layers on top of lmdb, then lmdb alone once committed.
+            for (const committed of [false, true]) {
+              if (committed) await engine.sync();
+              const model = new ModelKv();
+              model.apply(batch);
+              const view = engine.view();
+              assert.deepEqual(collect(view, start, end, { reverse }), model.scan(start, end, { reverse }));
+              assert.equal(view.get(Uint8Array.of(...prefix, ...new Uint8Array(20).fill(6))), undefined);
+              view.release();
+            }
+          },
+        ),
+        { numRuns: 60 },
+      );
+    } finally {
+      await engine.close();
+    }
+  });
+
   it("refuses a non-positive scan limit, use of a released view and use after close", async () => {
     const engine = openKv(freshPath());
     const view = engine.view();

@@ -9,8 +9,10 @@ import {
   deleteRangeRequest,
   putRequest,
   rangeRequest,
+  txnRequest,
 } from "../../src/kv/commands.js";
 import { KvError, KvErrorCode } from "../../src/kv/errors.js";
+import { MAX_KEY_BYTES } from "../../src/kv/keys.js";
 import { FROM_KEY, Harness, NO_END, b, get, keys, kvText, s } from "./helpers.js";
 
 function rangeError(h: Harness, revision: bigint): KvErrorCode {
@@ -85,6 +87,25 @@ describe("Put (etcd semantics)", () => {
       "etcdserver: key is not provided",
     );
     assert.equal(get(h, "a"), "a=1 c1 m1 v1 l0");
+  });
+
+  it("refuses a key over MAX_KEY_BYTES (a zero byte counting twice), alone or in a txn, and writes nothing", () => {
+    const h = new Harness();
+    const longest = new Uint8Array(MAX_KEY_BYTES).fill(0x61);
+    h.ok(putRequest({ key: longest, value: b("1") }), "put");
+    const tooLong = new Uint8Array(MAX_KEY_BYTES + 1).fill(0x61);
+    const zeros = new Uint8Array(MAX_KEY_BYTES / 2 + 1);
+    const message = "concord: key is too large (at most 1,900 bytes, a zero byte counting as two)";
+    assert.equal(h.error(putRequest({ key: tooLong, value: b("x") })), message);
+    assert.equal(h.error(putRequest({ key: zeros, value: b("x") })), message);
+    const txn = txnRequest({
+      success: [putRequest({ key: b("b"), value: b("x") }), putRequest({ key: tooLong, value: b("x") })],
+    });
+    assert.equal(h.error(txn), message);
+    assert.equal(h.store.revision, 1n, "only the put of the longest key wrote");
+    // Reading or deleting a key that cannot exist is no error.
+    assert.equal(h.store.range(rangeRequest({ key: tooLong })).kvs.length, 0);
+    h.ok(deleteRangeRequest({ key: tooLong }), "deleteRange");
   });
 });
 

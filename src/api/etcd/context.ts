@@ -114,6 +114,7 @@ const KV_ERRORS: Readonly<Record<KvErrorCode, EtcdErrorSpec>> = {
     GrpcStatus.FAILED_PRECONDITION,
     KV_ERROR_MESSAGES[KvErrorCode.MergeImageInvalid],
   ),
+  [KvErrorCode.KeyTooLarge]: spec(GrpcStatus.INVALID_ARGUMENT, KV_ERROR_MESSAGES[KvErrorCode.KeyTooLarge]),
 };
 
 /** The gRPC error for a KvError code (the store's etcd wording, with etcd's gRPC code). */

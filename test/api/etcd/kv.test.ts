@@ -275,6 +275,34 @@ test("etcd's errors: codes and messages, nothing written", async () => {
     GrpcStatus.OUT_OF_RANGE,
     "etcdserver: mvcc: required revision is a future revision",
   );
+  // A key lmdb could not store is refused before it reaches the state machine, which goes on.
+  const huge = Buffer.alloc(2500, "e");
+  const tooLarge = "concord: key is too large (at most 1,900 bytes, a zero byte counting as two)";
+  await rejectsWith(
+    call("Put", create(PutRequestSchema, { key: huge, value: Buffer.from("v") })),
+    GrpcStatus.INVALID_ARGUMENT,
+    tooLarge,
+  );
+  await rejectsWith(
+    call(
+      "Txn",
+      create(TxnRequestSchema, {
+        success: [
+          create(RequestOpSchema, {
+            request: {
+              case: "requestPut",
+              value: create(PutRequestSchema, { key: huge, value: Buffer.from("v") }),
+            },
+          }),
+        ],
+      }),
+    ),
+    GrpcStatus.INVALID_ARGUMENT,
+    tooLarge,
+  );
+  assert.equal((await etcd.get(huge.toString()).exec()).kvs.length, 0);
+  await etcd.put("e/after-huge").value("v").exec();
+  await etcd.delete().key("e/after-huge").exec();
   assert.equal(await etcd.getAll().prefix("e/").count(), 0);
 });
 
