@@ -155,7 +155,8 @@ class LmdbReadView implements ReadView {
     this.transaction.done();
   }
 
-  private checkOpen(): void {
+  /** Throws once the view is released. */
+  checkOpen(): void {
     if (this.released) throw new Error("read view used after release");
   }
 }
@@ -163,7 +164,6 @@ class LmdbReadView implements ReadView {
 /** An lmdb read view with the layers that waited when it was opened on top, newest last. */
 class LayeredView implements ReadView {
   private readonly reader: KvReader;
-  private released = false;
 
   constructor(
     private readonly base: LmdbReadView,
@@ -175,24 +175,18 @@ class LayeredView implements ReadView {
   }
 
   get(key: Uint8Array): Uint8Array | undefined {
-    this.checkOpen();
+    this.base.checkOpen();
     return this.reader.get(key);
   }
 
   scan(start: Uint8Array, end: Uint8Array | null, options: ScanOptions = {}): Iterable<KvPair> {
-    this.checkOpen();
+    this.base.checkOpen();
     scanLimit(options);
     return this.reader.scan(start, end, options);
   }
 
   release(): void {
-    if (this.released) return;
-    this.released = true;
     this.base.release();
-  }
-
-  private checkOpen(): void {
-    if (this.released) throw new Error("read view used after release");
   }
 }
 
@@ -302,12 +296,19 @@ export class LmdbOrderedKv implements OrderedKv {
   /** Resolves once every write made before the call is committed and on disk. */
   async sync(): Promise<void> {
     this.checkOpen();
-    for (;;) {
-      if (this.inFlight !== null) await this.inFlight;
+    // The commit that will hold the last write so far: the newest one started (in flight or
+    // done) when nothing waits, else the next. Writes made meanwhile do not hold the caller up.
+    const target = this.generation + (this.waitingOps > 0 ? 1 : 0);
+    while (this.droppedGeneration < target) {
       if (this.failure !== null) throw this.failure;
-      if (this.waitingOps === 0) return;
+      if (this.inFlight !== null) {
+        await this.inFlight;
+        continue;
+      }
+      if (this.waitingOps === 0) throw new Error(`lmdb ordered kv: commit ${target} awaited, none waits`);
       this.commitWaiting();
     }
+    if (this.failure !== null) throw this.failure;
   }
 
   /** Commits everything and closes the environment. Views must have been released. */

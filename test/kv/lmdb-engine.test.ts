@@ -171,6 +171,14 @@ describe("LmdbOrderedKv", () => {
     assert.throws(() => view.scan(new Uint8Array(0), null, { limit: 0 }), RangeError);
     view.release();
     assert.throws(() => view.get(Uint8Array.of(1)), /after release/);
+    // A view over writes still waiting in memory (one layer), whose key the layer answers.
+    const batch = new WriteBatch();
+    batch.put(Uint8Array.of(1), Uint8Array.of(1));
+    engine.write(batch);
+    const layered = engine.view();
+    assert.throws(() => layered.scan(new Uint8Array(0), null, { limit: 0 }), RangeError);
+    layered.release();
+    assert.throws(() => layered.get(Uint8Array.of(1)), /after release/);
     await engine.close();
     assert.throws(() => engine.view(), /closed/);
   });
