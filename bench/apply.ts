@@ -1,7 +1,8 @@
 /**
  * The `apply` workload: what applying committed puts costs a replica's state machine, without
- * Raft, network or fsync. Every replica pays it for every write, so it is a floor under each
- * member's CPU per put in etcd-compare.
+ * Raft or network (the store's background lmdb commits, synced, are waited for and counted).
+ * Every replica pays it for every write, so it is a floor under each member's CPU per put in
+ * etcd-compare.
  *
  * An MvccStore over lmdb (in a temp dir, removed afterwards) applies batches of put entries
  * the way a replica does (`applyEntries`, envelopes decoded from their log bytes), with etcd-

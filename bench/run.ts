@@ -117,7 +117,7 @@ async function runApply(opsText: string | undefined): Promise<number> {
   const puts = positiveNumber(opsText, 60_000, "--ops");
   if (!Number.isSafeInteger(puts)) throw new RangeError(`--ops must be a whole number, not "${opsText}"`);
   console.log(
-    `concord bench apply: MvccStore.applyEntries over lmdb (no Raft, no fsync), ${puts} puts per row ` +
+    `concord bench apply: MvccStore.applyEntries over lmdb (no Raft; its background commits counted), ${puts} puts per row ` +
       `after a warm-up; reference: bare lmdb transactions of the same rows`,
   );
   const report = await runApplyBench(puts, (line) => console.log(`  ${line}`));
