@@ -31,17 +31,19 @@ export const MAX_KEY_BYTES = 1900;
 
 /** Whether a write naming `key` must be refused (KeyTooLarge): see MAX_KEY_BYTES. */
 export function keyTooLarge(key: Uint8Array): boolean {
-  if (key.length > MAX_KEY_BYTES) return true;
+  return key.length > MAX_KEY_BYTES || key.length + escapedBytes(key) > MAX_KEY_BYTES;
+}
+
+/** How many bytes of `key` encodeUserKey escapes (each then takes two). */
+function escapedBytes(key: Uint8Array): number {
   let zeros = 0;
   for (const b of key) if (b === ESCAPE) zeros += 1;
-  return key.length + zeros > MAX_KEY_BYTES;
+  return zeros;
 }
 
 /** The order-preserving, prefix-free encoding of a user key. */
 export function encodeUserKey(key: Uint8Array): Uint8Array {
-  let zeros = 0;
-  for (const b of key) if (b === ESCAPE) zeros += 1;
-  const out = new Uint8Array(key.length + zeros + 2);
+  const out = new Uint8Array(key.length + escapedBytes(key) + 2);
   let at = 0;
   for (const b of key) {
     out[at++] = b;
