@@ -33,7 +33,6 @@ import {
   BatchOverlay,
   scanLimit,
   type KvReader,
-  type WriteOp,
   type KvPair,
   type OrderedKv,
   type ReadView,
@@ -188,6 +187,10 @@ class LayeredView implements ReadView {
   release(): void {
     this.base.release();
   }
+}
+
+function commitFailure(error: unknown): Error {
+  return error instanceof Error ? error : new Error("lmdb commit failed", { cause: error });
 }
 
 function encodeGeneration(generation: number): Uint8Array {
@@ -363,7 +366,6 @@ export class LmdbOrderedKv implements OrderedKv {
     this.committingLayers = this.layers.length;
     this.waitingOps = 0;
     const generation = ++this.generation;
-    const ops: WriteOp[] = [];
     for (const layer of taken) {
       for (const op of layer.sortedOps()) {
         if (op.key.byteLength + 1 > MAX_STORED_KEY_BYTES) {
@@ -372,22 +374,23 @@ export class LmdbOrderedKv implements OrderedKv {
           );
           return;
         }
-        ops.push(op);
       }
     }
     let committed: Promise<boolean>;
     try {
       committed = this.db.batch(() => {
-        for (const op of ops) {
-          const key = storedKey(op.key);
-          if (op.value === null) void this.db.remove(key);
-          else void this.db.put(key, op.value);
+        for (const layer of taken) {
+          for (const op of layer.sortedOps()) {
+            const key = storedKey(op.key);
+            if (op.value === null) void this.db.remove(key);
+            else void this.db.put(key, op.value);
+          }
         }
         void this.db.put(GENERATION_KEY, encodeGeneration(generation));
       });
     } catch (error) {
       // lmdb-js may have queued part of the batch already: nothing more is written.
-      this.failure = error instanceof Error ? error : new Error("lmdb commit failed", { cause: error });
+      this.failure = commitFailure(error);
       return;
     }
     this.inFlight = committed.then(
@@ -401,7 +404,7 @@ export class LmdbOrderedKv implements OrderedKv {
         this.scheduleCommit();
       },
       (error: unknown) => {
-        this.failure = error instanceof Error ? error : new Error("lmdb commit failed", { cause: error });
+        this.failure = commitFailure(error);
         this.inFlight = null;
       },
     );
