@@ -21,7 +21,7 @@ import { NodeHost } from "../node/host.js";
 import type { Replica } from "../node/replica.js";
 import { followMemberPeers } from "../node/members.js";
 import type { LocalMemberAttributes, ReadConsistency, RequestId } from "../node/types.js";
-import { NodeRanges, type RoutedKv } from "../placement/node-ranges.js";
+import { NodeRanges, withLeaseKeys, type RoutedKv } from "../placement/node-ranges.js";
 import type { SplitPolicyOptions } from "../placement/split/policy.js";
 import { ReadOnlyOption } from "../raft/index.js";
 import { EMPTY_CONF_STATE, type NodeId } from "../raft/types.js";
@@ -149,6 +149,7 @@ class EmbeddedBackend implements Backend {
     propose: (command, request) => this.routed().propose(command, request),
     range: (request, consistency) => this.routed().range(request, consistency),
     watch: (request) => this.routed().watch(request),
+    leaseKeys: (id) => this.routed().leaseKeys(id),
   };
 
   /** `concord range list|split` over the placement layer. */
@@ -187,8 +188,9 @@ class EmbeddedBackend implements Backend {
     return settle(() => this.replica(rangeId)).then((replica) => replica.leaseKeepAlive(id));
   }
 
-  leaseTimeToLive(rangeId: number, id: bigint, withKeys: boolean): Promise<TimeToLive | null> {
-    return settle(() => this.replica(rangeId).leaseTimeToLive(id, withKeys));
+  async leaseTimeToLive(rangeId: number, id: bigint, withKeys: boolean): Promise<TimeToLive | null> {
+    const timeToLive = await settle(() => this.replica(rangeId).leaseTimeToLive(id));
+    return withLeaseKeys(timeToLive, withKeys, this.kv);
   }
 
   leases(rangeId: number): Promise<readonly LeaseSummary[]> {

@@ -9,7 +9,7 @@
  * another entry applied there tells it the proposal was overwritten. Linearizable reads share
  * one ReadIndex request per turn and are served once the state machine reaches the index.
  */
-import type { RangeBounds } from "../kv/bounds.js";
+import { boundsEqual, type KeySpan, type RangeBounds } from "../kv/bounds.js";
 import { DecodeError } from "../kv/bytes.js";
 import {
   decodeEnvelope,
@@ -473,11 +473,42 @@ export class Replica {
       // Served now; a KvError thrown by the read rejects the promise.
       return new Promise((resolve) => resolve(this.stateMachine.range(request)));
     }
+    return new Promise((resolve, reject) => this.queueRead(request, resolve, reject));
+  }
+
+  /**
+   * The keys attached to lease `id` in this range, in key order (none when the range holds no
+   * copy of the lease), read linearizably on any replica. With `span`, the range must hold
+   * exactly that span when the read is served, or the read fails with KvError
+   * KeyOutsideRange: a router's routes are stale, and a split or merge since may have moved
+   * attached keys to another range.
+   */
+  leaseKeys(id: bigint, span?: KeySpan): Promise<readonly Uint8Array[]> {
+    if (!this.accepting()) return Promise.reject(new ReplicaStoppedError(this.rangeId));
+    const start = this.bounds.start;
+    // Any key of the range makes the read a barrier; the keys are read when it is served.
+    const barrier = rangeRequest({ key: start.length > 0 ? start : Uint8Array.of(0), countOnly: true });
     return new Promise((resolve, reject) => {
-      const deadline = this.host.monotonicClock() + this.host.config.readTimeoutMs;
-      this.reads.add({ request, deadline, resolve, reject });
-      this.host.requestTurn(this);
+      const serve = (): void => {
+        if (span !== undefined && !boundsEqual(span, this.bounds)) {
+          reject(new KvError(KvErrorCode.KeyOutsideRange));
+        } else {
+          resolve(this.services.attachedKeys(id));
+        }
+      };
+      this.queueRead(barrier, serve, reject);
     });
+  }
+
+  /** Queues a linearizable read: served once this replica has applied its read index. */
+  private queueRead(
+    request: RangeRequest,
+    resolve: (result: RangeResult) => void,
+    reject: (error: Error) => void,
+  ): void {
+    const deadline = this.host.monotonicClock() + this.host.config.readTimeoutMs;
+    this.reads.add({ request, deadline, resolve, reject });
+    this.host.requestTurn(this);
   }
 
   /**

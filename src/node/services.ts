@@ -171,6 +171,11 @@ export class ReplicaServices {
     return this.expiresLeases && this.source.leases().length > 0;
   }
 
+  /** The keys attached to lease `id` in the applied state, in key order (none without the lease), on any replica. */
+  attachedKeys(id: bigint): readonly Uint8Array[] {
+    return this.source.lease(id, { keys: true })?.keys ?? [];
+  }
+
   /** Every live lease of the applied state, on any replica. */
   leases(): readonly LeaseSummary[] {
     return this.source.leases();

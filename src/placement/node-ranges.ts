@@ -17,6 +17,7 @@ import { leaseRevokeRequest, rangeRequest, type KvCommand, type RangeRequest } f
 import { boundsContainKey, boundsEqual, type RangeBounds } from "../kv/bounds.js";
 import { KvError, KvErrorCode } from "../kv/errors.js";
 import type { CommandResult, RangeResult } from "../kv/results.js";
+import type { TimeToLive } from "../kv/lease-clock.js";
 import type { SizeEstimate } from "../kv/store.js";
 import type { Watch, WatchRequest } from "../kv/watch.js";
 import type { NodeHost } from "../node/host.js";
@@ -87,9 +88,22 @@ export interface NodeRangesOptions {
 
 /**
  * What request servers need of the keyspace: NodeRanges routes over every range; a lone
- * Replica (which has the same three methods) serves a keyspace that was never split.
+ * Replica (which has the same methods) serves a keyspace that was never split.
  */
-export type RoutedKv = Pick<Replica, "propose" | "range" | "watch">;
+export type RoutedKv = Pick<Replica, "propose" | "range" | "watch" | "leaseKeys">;
+
+/**
+ * A lease's time-to-live (read on range 1) with the keys attached to it in every range of
+ * `kv` when `withKeys`: range 1's own copy lists only the keys it holds.
+ */
+export async function withLeaseKeys(
+  timeToLive: TimeToLive | null,
+  withKeys: boolean,
+  kv: Pick<RoutedKv, "leaseKeys">,
+): Promise<TimeToLive | null> {
+  if (timeToLive === null || !withKeys) return timeToLive;
+  return { ...timeToLive, keys: await kv.leaseKeys(timeToLive.id) };
+}
 
 /** One range as `concord range list` shows it. */
 export interface RangeListing {
@@ -216,6 +230,11 @@ export class NodeRanges {
   range(request: RangeRequest, consistency: ReadConsistency = "linearizable"): Promise<RangeResult> {
     this.recordRead(request.key);
     return this.router.range(request, consistency);
+  }
+
+  /** The keys attached to lease `id` in every range (RangeRouter.leaseKeys). */
+  leaseKeys(id: bigint): Promise<Uint8Array[]> {
+    return this.router.leaseKeys(id);
   }
 
   watch(request: WatchRequest): Watch {

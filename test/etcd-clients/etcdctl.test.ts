@@ -4,7 +4,9 @@
 // Assertions are on exactly what etcdctl prints (as etcd 3.4 prints it) and its exit codes.
 // Skipped only when etcdctl is missing outside CI. One cluster for the whole file.
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { statSync } from "node:fs";
+import { promisify } from "node:util";
 import { after, before, describe, test } from "node:test";
 import {
   base64,
@@ -18,7 +20,10 @@ import {
   parseEtcdJson,
   type EtcdctlResult,
 } from "./etcdctl.js";
+import { CONCORD_BIN } from "../process/process-cluster.js";
 import { ClientCluster, clientUrl, eventually, FOUNDERS, peerUrl, TARGET } from "./harness.js";
+
+const execFileAsync = promisify(execFile);
 
 const SHORT_WAIT_MS = 30_000;
 const LONG_WAIT_MS = 90_000;
@@ -212,23 +217,43 @@ describe(`etcdctl against three ${TARGET} processes`, { skip }, () => {
     }
   });
 
+  /** `concord range <args> -w json --endpoints ...` (Concord only): what it printed, parsed. */
+  async function concordRange(args: readonly string[]): Promise<unknown> {
+    const { stdout } = await execFileAsync(
+      CONCORD_BIN,
+      ["range", ...args, "-w", "json", "--endpoints", cluster.endpoints.join(",")],
+      { timeout: SHORT_WAIT_MS },
+    );
+    return JSON.parse(stdout);
+  }
+
   check("lease: grant, attach, timetolive --keys, list, keep-alive, revoke, expiry", async () => {
     const granted = await ok(["lease", "grant", "60"]);
     const id = /^lease ([0-9a-f]{16}) granted with TTL\(60s\)\n$/.exec(granted)?.[1];
     assert.ok(id !== undefined, granted);
-    assert.equal(await ok(["put", "l/k", "v", `--lease=${id}`]), "OK\n");
-    const ttl = await ok(["lease", "timetolive", id, "--keys"]);
-    assert.match(
-      ttl,
-      new RegExp(
-        `^lease ${id} granted with TTL\\(60s\\), remaining\\((\\d+)s\\), attached keys\\(\\[l/k\\]\\)\n$`,
-      ),
-    );
-    const ttlJson = parseEtcdJson(await ok(["lease", "timetolive", id, "--keys", "-w", "json"]));
-    assert.equal(big(field(ttlJson, "id")), BigInt(`0x${id}`));
-    assert.equal(field(ttlJson, "granted-ttl"), 60);
-    assert.deepEqual(field(ttlJson, "keys"), [base64("l/k")]);
-    assert.ok(big(field(ttlJson, "revision")) > 0n);
+    // On Concord the two keys land in two ranges, each with its own copy of the lease.
+    const split =
+      TARGET === "concord"
+        ? ((await concordRange(["split", "l/m"])) as { right: { route_id: number } })
+        : null;
+    try {
+      assert.equal(await ok(["put", "l/k", "v", `--lease=${id}`]), "OK\n");
+      assert.equal(await ok(["put", "l/z", "v", `--lease=${id}`]), "OK\n");
+      const ttl = await ok(["lease", "timetolive", id, "--keys"]);
+      assert.match(
+        ttl,
+        new RegExp(
+          `^lease ${id} granted with TTL\\(60s\\), remaining\\((\\d+)s\\), attached keys\\(\\[l/k l/z\\]\\)\n$`,
+        ),
+      );
+      const ttlJson = parseEtcdJson(await ok(["lease", "timetolive", id, "--keys", "-w", "json"]));
+      assert.equal(big(field(ttlJson, "id")), BigInt(`0x${id}`));
+      assert.equal(field(ttlJson, "granted-ttl"), 60);
+      assert.deepEqual(field(ttlJson, "keys"), [base64("l/k"), base64("l/z")]);
+      assert.ok(big(field(ttlJson, "revision")) > 0n);
+    } finally {
+      if (split !== null) await concordRange(["merge", String(split.right.route_id)]);
+    }
     assert.ok((await ok(["lease", "list"])).split("\n").includes(id), "lease list names the lease");
 
     // TTL 3: etcdctl refreshes every second; five refreshes outlast the TTL, and the key stays.
@@ -254,7 +279,7 @@ describe(`etcdctl against three ${TARGET} processes`, { skip }, () => {
     assert.equal(await ok(["lease", "timetolive", short]), `lease ${short} already expired\n`);
 
     assert.equal(await ok(["lease", "revoke", id]), `lease ${id} revoked\n`);
-    assert.equal(await ok(["get", "l/k"]), "");
+    assert.equal(await ok(["get", "l/", "--prefix", "--keys-only"]), "", "l/k and l/z went with the lease");
     assert.equal(await ok(["lease", "timetolive", id]), `lease ${id} already expired\n`);
     const again = ["lease", "revoke", id];
     assertFails(

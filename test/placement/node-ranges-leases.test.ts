@@ -1,6 +1,7 @@
 // Leases over split ranges (NodeRanges + RangeRouter): a lease granted in range 1 after a
-// split is mirrored into the range a put names it in; revoking it deletes its keys in every
-// range; when it expires in range 1, the meta leader's sweep revokes the mirror, keys and all.
+// split is mirrored into the range a put names it in; its time-to-live lists its keys in every
+// range; revoking it deletes its keys in every range; when it expires in range 1, the meta
+// leader's sweep revokes the mirror, keys and all.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -24,6 +25,8 @@ test("leases granted after a split attach keys in any range and take them along 
     await db.put("k/b", "left", { lease: revoked.id });
     await db.put("k/x", "right", { lease: revoked.id });
     assert.equal(text((await db.get("k/x"))?.value), "right");
+    const timeToLive = await db.leaseTimeToLive(revoked.id, { keys: true });
+    assert.deepEqual(timeToLive?.keys.map(text), ["k/b", "k/x"], "the keys of both ranges");
     assert.ok(
       db.host
         .replica(right.groupId)!

@@ -1,10 +1,16 @@
 // Fakes for the RangeRouter tests: ranges that are real MvccStores in namespaces of one
 // MemoryOrderedKv, each wrapped in a FakeReplica that checks its bounds as a split range does
 // (a command with a key outside: error result KeyOutsideRange, nothing applied; a read
-// outside: KvError thrown), can be write-fenced, implements floorRevision, stamps every write
-// from one shared clock (so revisions are comparable across ranges and with a reference
-// store) and logs the calls it gets.
-import { boundsContainSpan, spanOfRequest, type KeySpan, type RangeBounds } from "../../src/kv/bounds.js";
+// outside: KvError thrown), can be write-fenced, implements floorRevision and leaseKeys,
+// stamps every write from one shared clock (so revisions are comparable across ranges and
+// with a reference store) and logs the calls it gets.
+import {
+  boundsContainSpan,
+  boundsEqual,
+  spanOfRequest,
+  type KeySpan,
+  type RangeBounds,
+} from "../../src/kv/bounds.js";
 import type { KvCommand, RangeRequest } from "../../src/kv/commands.js";
 import { KvError, KvErrorCode } from "../../src/kv/errors.js";
 import { MemoryOrderedKv } from "../../src/kv/memory-engine.js";
@@ -40,13 +46,19 @@ function commandSpans(command: KvCommand): KeySpan[] {
 export type ReplicaCall =
   | { readonly kind: "propose"; readonly command: KvCommand; readonly request: RequestId | undefined }
   | { readonly kind: "floor"; readonly revision: bigint }
-  | { readonly kind: "range"; readonly request: RangeRequest; readonly consistency: ReadConsistency };
+  | { readonly kind: "range"; readonly request: RangeRequest; readonly consistency: ReadConsistency }
+  | { readonly kind: "leaseKeys"; readonly id: bigint };
 
 export class FakeReplica implements RoutedReplica {
   readonly store: MvccStore;
   readonly calls: ReplicaCall[] = [];
   /** Writes are refused with RangeFenced while true. */
   fenced = false;
+  /**
+   * While true, `revision` reports 0 (a follower that has not applied its leader's writes
+   * yet); the next linearizable read catches it up.
+   */
+  lagging = false;
   floor = 0n;
   private nextIndex = 1;
 
@@ -60,6 +72,7 @@ export class FakeReplica implements RoutedReplica {
   }
 
   get revision(): bigint {
+    if (this.lagging) return 0n;
     return this.store.revision > this.floor ? this.store.revision : this.floor;
   }
 
@@ -102,6 +115,7 @@ export class FakeReplica implements RoutedReplica {
 
   range(request: RangeRequest, consistency: ReadConsistency = "linearizable"): Promise<RangeResult> {
     this.calls.push({ kind: "range", request, consistency });
+    if (consistency === "linearizable") this.lagging = false;
     return new Promise((resolve) => {
       const span = spanOfRequest(request.key, request.rangeEnd);
       if (!boundsContainSpan(this.bounds, span.start, span.end))
@@ -117,6 +131,14 @@ export class FakeReplica implements RoutedReplica {
     this.calls.push({ kind: "floor", revision });
     if (revision > this.floor) this.floor = revision;
     return Promise.resolve();
+  }
+
+  leaseKeys(id: bigint, span: KeySpan): Promise<readonly Uint8Array[]> {
+    this.calls.push({ kind: "leaseKeys", id });
+    return new Promise((resolve) => {
+      if (!boundsEqual(span, this.bounds)) throw new KvError(KvErrorCode.KeyOutsideRange);
+      resolve(this.store.lease(id, { keys: true })?.keys ?? []);
+    });
   }
 
   callKinds(): string[] {

@@ -1,7 +1,8 @@
 // RangeRouter over fake ranges: retries after stale routing (KeyOutsideRange, RangeFenced, a
 // replica not hosted yet, no routes loaded) land a write exactly once, bounded attempts give
 // up with the last error; a cross-range txn is refused with nothing written; a delete-range
-// over 3 ranges; compaction and leases; the floor step of cross-range reads.
+// over 3 ranges; compaction and leases (a lease's keys gathered from every range); the floor
+// step of cross-range reads.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
@@ -318,6 +319,19 @@ test("compact goes to every range, flooring the ranges below the revision; lease
   assert.equal(fake(h, 2).store.leases().length, 0);
 });
 
+test("a compaction at a revision this node has not applied yet catches up with every range first", async () => {
+  // The write that made the revision went through another member; this one lags behind it.
+  const h = harness(split(["m"]));
+  fake(h, 2).write(put("x"));
+  const revision = fake(h, 2).store.revision;
+  fake(h, 1).lagging = true;
+  fake(h, 2).lagging = true;
+  const result = await h.router.propose(compactRequest(revision));
+  assert.equal(result.response.kind, "compact", JSON.stringify(result.response));
+  assert.equal(fake(h, 2).store.compactedRevision, revision);
+  assert.deepEqual(fake(h, 2).callKinds(), ["range", "propose"]);
+});
+
 test("the floor step: a range behind R is floored to R before it is read at R", async () => {
   const h = harness(split(["m"]));
   fake(h, 1).write(put("a", "1"));
@@ -392,6 +406,27 @@ test("the node's Replica and NodeHost fit the router's interfaces", () => {
   const replicaFits = (replica: Replica): RoutedReplica => replica;
   assert.equal(typeof fits, "function");
   assert.equal(typeof replicaFits, "function");
+});
+
+test("a lease's keys come from every range, read again over reloaded routes when a range no longer holds its route's span", async () => {
+  const ranges = split(["h", "p"]);
+  // The table predates the split at "p": range 2 still looks like it ends at +inf.
+  const h = harness(ranges, { tableRoutes: split(["h"]), onReload: catchUp(ranges) });
+  for (const groupId of [1, 2, 3]) fake(h, groupId).write(leaseGrantRequest(10, 7n));
+  fake(h, 3).write(leaseGrantRequest(10, 8n));
+  const attach = (groupId: number, key: string, lease: bigint) =>
+    fake(h, groupId).write(putRequest({ key: b(key), value: b("1"), lease }));
+  attach(1, "a", 7n);
+  attach(2, "j", 7n);
+  attach(3, "z", 7n);
+  attach(3, "q", 7n);
+  attach(3, "r", 8n);
+  const keys = await h.router.leaseKeys(7n);
+  assert.deepEqual(
+    keys.map((key) => new TextDecoder().decode(key)),
+    ["a", "j", "q", "z"],
+  );
+  assert.equal(h.reloads, 1, "range 2's answer over the stale route was refused");
 });
 
 test("a lease revocation goes to range 1, then to every other range holding a copy", async () => {

@@ -8,7 +8,8 @@ import { fileURLToPath } from "node:url";
 import { Concord } from "../../src/api/concord.js";
 import { freePort } from "../free-port.js";
 
-const BIN = fileURLToPath(new URL("../../bin/concord", import.meta.url));
+/** The `concord` executable of this checkout. */
+export const CONCORD_BIN = fileURLToPath(new URL("../../bin/concord", import.meta.url));
 /** Generous: a tsx start-up on a loaded two-core machine can take many seconds. */
 const START_WAIT_MS = 90_000;
 const EXIT_WAIT_MS = 60_000;
@@ -142,7 +143,7 @@ export class ProcessCluster {
     const named = member.joiner ? this.members : this.members.filter((m) => !m.joiner);
     const initialCluster = named.map((m) => `${m.name}=${peerUrlOf(m)}`).join(",");
     const child = spawn(
-      BIN,
+      CONCORD_BIN,
       [
         "start",
         "--name",

@@ -12,6 +12,7 @@ import { leaseGrantRequest, leaseRevokeRequest } from "../../kv/commands.js";
 import type { TimeToLive } from "../../kv/lease-clock.js";
 import { KvError } from "../../kv/errors.js";
 import { NotLeaderError } from "../../node/errors.js";
+import { withLeaseKeys } from "../../placement/node-ranges.js";
 import { connectRemote } from "../client.js";
 import type { ConcordDb } from "../db.js";
 import { ETCD_ERRORS, EtcdRpcError, toServiceError, unary, type EtcdContext } from "./context.js";
@@ -60,8 +61,8 @@ export class LeaderForwarder {
     return this.forward((client) => client.leaseKeepAlive(id));
   }
 
-  timeToLive(id: bigint, withKeys: boolean): Promise<TimeToLive | null> {
-    return this.forward((client) => client.leaseTimeToLive(id, { keys: withKeys }));
+  timeToLive(id: bigint): Promise<TimeToLive | null> {
+    return this.forward((client) => client.leaseTimeToLive(id));
   }
 
   async close(): Promise<void> {
@@ -123,12 +124,14 @@ export function leaseService(ctx: EtcdContext, forwarder: LeaderForwarder): Serv
     }
   };
   const timeToLive = async (id: bigint, withKeys: boolean): Promise<TimeToLive | null> => {
+    let onLeader: TimeToLive | null;
     try {
-      return ctx.replica().leaseTimeToLive(id, withKeys);
+      onLeader = ctx.replica().leaseTimeToLive(id);
     } catch (error) {
       if (!(error instanceof NotLeaderError)) throw error;
-      return forwarder.timeToLive(id, withKeys);
+      onLeader = await forwarder.timeToLive(id);
     }
+    return withLeaseKeys(onLeader, withKeys, ctx.kv());
   };
 
   return {

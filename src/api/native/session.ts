@@ -17,7 +17,7 @@ import {
 } from "../../node/errors.js";
 import type { NodeHost } from "../../node/host.js";
 import type { Replica } from "../../node/replica.js";
-import type { RoutedKv } from "../../placement/node-ranges.js";
+import { withLeaseKeys, type RoutedKv } from "../../placement/node-ranges.js";
 import { NativeProtocolError } from "./errors.js";
 import { FramedSocket, type CloseCause } from "./framed-socket.js";
 import {
@@ -195,12 +195,11 @@ export class ClientSession {
               : { id: request.leaseId, grantedTtlSeconds: ttl, remainingTtlSeconds: ttl, keys: [] };
           return { kind: "lease", method: request.method, lease };
         }
-        case Method.LeaseTimeToLive:
-          return {
-            kind: "lease",
-            method: request.method,
-            lease: replica.leaseTimeToLive(request.leaseId, request.withKeys),
-          };
+        case Method.LeaseTimeToLive: {
+          const timeToLive = replica.leaseTimeToLive(request.leaseId);
+          const lease = await withLeaseKeys(timeToLive, request.withKeys, this.kv ?? replica);
+          return { kind: "lease", method: request.method, lease };
+        }
         case Method.Watch:
         case Method.WatchCancel:
           throw new Error(`method ${Method[request.method]} is not a single request`);

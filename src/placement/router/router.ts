@@ -10,15 +10,16 @@
  * both branches) live in more than one range fails with CrossRangeTxn and writes nothing; a
  * delete-range becomes one delete per range, in key order — atomic per range only; compact
  * goes to every range; leases and members live in range 1 (LEASE_HOME_RANGE), and a lease
- * revocation also goes to every other range (splits copy the lease table). Reads over
- * several ranges are cross-range reads at one revision (cross-range-read.ts).
+ * revocation also goes to every other range (splits copy the lease table), as does the
+ * gathering of a lease's keys. Reads over several ranges are cross-range reads at one
+ * revision (cross-range-read.ts).
  *
  * With `userKeysOnly` (the default) the system keyspace (system-keys.ts) is invisible: reads
  * and deletes skip it, a count leaves it out, and a write naming a system key fails with
  * SystemKeyError before anything is sent.
  */
 import { compareBytes } from "../../kv/bytes.js";
-import { spanOfRequest, type KeySpan } from "../../kv/bounds.js";
+import { FULL_BOUNDS, boundsEqual, spanOfRequest, type KeySpan } from "../../kv/bounds.js";
 import {
   deleteRangeRequest,
   leaseGrantRequest,
@@ -75,11 +76,6 @@ interface DeletePart {
 
 function defaultSleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function spansEqual(a: KeySpan, b: KeySpan): boolean {
-  if (compareBytes(a.start, b.start) !== 0) return false;
-  return a.end === null || b.end === null ? a.end === b.end : compareBytes(a.end, b.end) === 0;
 }
 
 /** `span` cut to the keys of `route`. */
@@ -150,13 +146,31 @@ export class RangeRouter {
     return this.retrying(1, async () => {
       const parts = this.readParts(spans);
       const only = parts[0];
-      if (parts.length === 1 && only !== undefined && spansEqual(only.span, whole)) {
+      if (parts.length === 1 && only !== undefined && boundsEqual(only.span, whole)) {
         return this.singleRangeRead(only.groupId, request, consistency);
       }
       return crossRangeRead(request, consistency, parts, {
         replica: (groupId) => this.hosted(groupId),
         knownRevision: () => this.knownRevision(),
       });
+    });
+  }
+
+  /**
+   * The keys attached to lease `id` in every range, in key order (system keys left out with
+   * `userKeysOnly`): a split moves attached keys into the new range's copy of the lease. Each
+   * range's share is read linearizably and must come from a range that still holds exactly its
+   * route's span, so the shares cover the keyspace once; otherwise the routes are reloaded and
+   * every share read again.
+   */
+  async leaseKeys(id: bigint): Promise<Uint8Array[]> {
+    return this.retrying(1, async () => {
+      const keys: Uint8Array[] = [];
+      for (const route of this.routesFor(FULL_BOUNDS)) {
+        const span = { start: route.start, end: route.end };
+        keys.push(...(await this.hosted(route.groupId).leaseKeys(id, span)));
+      }
+      return this.userKeysOnly ? keys.filter((key) => !isSystemKey(key)) : keys;
     });
   }
 
@@ -241,7 +255,7 @@ export class RangeRouter {
     for (const part of parts) {
       const only = part.spans[0]!;
       const partCommand =
-        part.spans.length === 1 && spansEqual(only, whole)
+        part.spans.length === 1 && boundsEqual(only, whole)
           ? command
           : deleteCommandFor(part.spans, command.prevKv);
       try {
@@ -292,11 +306,14 @@ export class RangeRouter {
   /**
    * Compacts every range at the revision. A range whose local revision is below it is first
    * floored to it (revisions are per range: the revision came from another range), unless no
-   * range has reached it (FutureRevision, nothing done). A range's error answer is returned
-   * (ranges compacted before it stay compacted).
+   * range has reached it (FutureRevision, nothing done). This node's replicas may not have
+   * applied the revision yet when the write that made it went through another member: then
+   * a linearizable read of every range catches them up before that check. A range's error
+   * answer is returned (ranges compacted before it stay compacted).
    */
   private async compact(command: CompactRequest, request: RequestId | undefined): Promise<CommandResult> {
     const groups = await this.retrying(1, () => Promise.resolve(this.allGroups()));
+    if (command.revision > this.knownRevision()) await this.catchUp();
     if (command.revision > this.knownRevision()) {
       return { revision: this.knownRevision(), response: errorResponse(KvErrorCode.FutureRevision) };
     }
@@ -336,6 +353,17 @@ export class RangeRouter {
 
   // ------------------------------------------------------------------ reads
 
+  /** Waits until this node's replica of every range has applied what its leader had committed. */
+  private catchUp(): Promise<unknown> {
+    return this.retrying(1, () =>
+      Promise.all(
+        this.routesFor(FULL_BOUNDS).map((route) =>
+          this.hosted(route.groupId).range(barrierRead(route), "linearizable"),
+        ),
+      ),
+    );
+  }
+
   private async singleRangeRead(
     groupId: number,
     request: RangeRequest,
@@ -367,9 +395,7 @@ export class RangeRouter {
 
   /** Every range's group id, in key order; RoutesUnavailableError while no routes are loaded. */
   private allGroups(): number[] {
-    return [
-      ...new Set(this.routesFor({ start: new Uint8Array(0), end: null }).map((route) => route.groupId)),
-    ];
+    return [...new Set(this.routesFor(FULL_BOUNDS).map((route) => route.groupId))];
   }
 
   private hosted(groupId: number): RoutedReplica {
@@ -458,6 +484,11 @@ function leasesNamed(command: KvCommand | TxnOp, into = new Set<bigint>()): Set<
   if (command.kind === "txn")
     for (const op of [...command.success, ...command.failure]) leasesNamed(op, into);
   return into;
+}
+
+/** A linearizable read of one key of `route`, for its ReadIndex round only. */
+function barrierRead(route: RouteDescriptor): RangeRequest {
+  return rangeRequest({ key: route.start.length > 0 ? route.start : Uint8Array.of(0), countOnly: true });
 }
 
 /** A delete of `spans` (all in one range): one DeleteRange, or a transaction of several. */
