@@ -150,6 +150,7 @@ class EmbeddedBackend implements Backend {
     range: (request, consistency) => this.routed().range(request, consistency),
     watch: (request) => this.routed().watch(request),
     leaseKeys: (id) => this.routed().leaseKeys(id),
+    hashKv: (revision) => this.routed().hashKv(revision),
   };
 
   /** `concord range list|split` over the placement layer. */

@@ -266,6 +266,13 @@ export interface SizeEstimate {
   readonly medianKey: Uint8Array | null;
 }
 
+/** etcd's HashKV answer: the hash, the revision it was taken at, and the compacted revision. */
+export interface KvHash {
+  readonly hash: number;
+  readonly revision: bigint;
+  readonly compacted: bigint;
+}
+
 /** The granularity of `sizeEstimate`'s median: one remembered key per this many bytes. */
 const SIZE_CHECKPOINT_BYTES = 64 * 1024;
 
@@ -519,10 +526,11 @@ export class MvccStore {
    * etcd's HashKV: a CRC-32 over every stored version (key and value bytes, relative to the
    * namespace, in key order) at or below `revision` (0: the current one). Replicas that applied
    * the same entries hold byte-identical versions, so they answer the same hash for the same
-   * revision. Throws KvError: Compacted below the compacted revision, FutureRevision above
-   * the current one.
+   * revision. The CRC continues from `seed`: ranges hashed in key order, each from the hash
+   * of the one before, hash like one store holding all their versions. Throws KvError:
+   * Compacted below the compacted revision, FutureRevision above the current one.
    */
-  hashKv(revision = 0n): { readonly hash: number; readonly revision: bigint; readonly compacted: bigint } {
+  hashKv(revision = 0n, seed = 0): KvHash {
     const { compacted } = this.state;
     const at = revision === 0n ? this.state.revision : revision;
     if (at > this.state.revision) throw new KvError(KvErrorCode.FutureRevision);
@@ -530,7 +538,7 @@ export class MvccStore {
     const strip = this.layout.namespace.length;
     const view = this.kv.view();
     try {
-      let hash = 0;
+      let hash = seed;
       for (const { key, value } of view.scan(this.layout.dataStart, this.layout.dataEnd)) {
         if (decodeDescendingRevision(key, key.length - 8) > at) continue;
         hash = crc32(value, crc32(key.subarray(strip), hash));

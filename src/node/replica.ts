@@ -31,7 +31,7 @@ import type { LeaseSummary } from "../kv/leases.js";
 import type { AppliedMerge } from "../kv/merge.js";
 import type { CommandResult, RangeResult } from "../kv/results.js";
 import type { AppliedSplit, RangeState } from "../kv/split.js";
-import type { MvccSnapshot } from "../kv/store.js";
+import type { KvHash, MvccSnapshot } from "../kv/store.js";
 import type { Watch, WatchRequest } from "../kv/watch.js";
 import { ProposalDroppedError as RaftProposalDroppedError } from "../raft/raft.js";
 import { RawNode } from "../raft/rawnode.js";
@@ -435,9 +435,9 @@ export class Replica {
     return this.stateMachine.sizeEstimateSteps(versionsPerStep);
   }
 
-  /** etcd's HashKV of this replica's applied state (MvccStore.hashKv; throws KvError). */
-  hashKv(revision = 0n): ReturnType<ReplicaStateMachine["hashKv"]> {
-    return this.stateMachine.hashKv(revision);
+  /** etcd's HashKV of this replica's applied state, continued from `seed` (MvccStore.hashKv; throws KvError). */
+  hashKv(revision = 0n, seed = 0): KvHash {
+    return this.stateMachine.hashKv(revision, seed);
   }
 
   /** The group's voters and learners with their member-table records, as applied here. */

@@ -29,7 +29,7 @@ import type { MemberAttributes } from "../kv/members.js";
 import type { AppliedMerge } from "../kv/merge.js";
 import type { AppliedSplit, RangeState } from "../kv/split.js";
 import type { CommandResult, RangeResult } from "../kv/results.js";
-import { MvccStore, type MvccSnapshot } from "../kv/store.js";
+import { MvccStore, type KvHash, type MvccSnapshot } from "../kv/store.js";
 import { decodeConfChange } from "../raft/confchange/codec.js";
 import {
   EMPTY_BYTES,
@@ -137,8 +137,8 @@ export class ReplicaStateMachine {
     return this.store.sizeEstimateSteps(versionsPerStep);
   }
 
-  hashKv(revision: bigint): ReturnType<MvccStore["hashKv"]> {
-    return this.store.hashKv(revision);
+  hashKv(revision: bigint, seed: number): KvHash {
+    return this.store.hashKv(revision, seed);
   }
 
   /** The member table's records as applied here. */

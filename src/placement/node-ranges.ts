@@ -18,7 +18,7 @@ import { boundsContainKey, boundsEqual, type RangeBounds } from "../kv/bounds.js
 import { KvError, KvErrorCode } from "../kv/errors.js";
 import type { CommandResult, RangeResult } from "../kv/results.js";
 import type { TimeToLive } from "../kv/lease-clock.js";
-import type { SizeEstimate } from "../kv/store.js";
+import type { KvHash, SizeEstimate } from "../kv/store.js";
 import type { Watch, WatchRequest } from "../kv/watch.js";
 import type { NodeHost } from "../node/host.js";
 import { NotLeaderError } from "../node/errors.js";
@@ -90,7 +90,7 @@ export interface NodeRangesOptions {
  * What request servers need of the keyspace: NodeRanges routes over every range; a lone
  * Replica (which has the same methods) serves a keyspace that was never split.
  */
-export type RoutedKv = Pick<Replica, "propose" | "range" | "watch" | "leaseKeys">;
+export type RoutedKv = Pick<Replica, "propose" | "range" | "watch" | "leaseKeys" | "hashKv">;
 
 /**
  * A lease's time-to-live (read on range 1) with the keys attached to it in every range of
@@ -230,6 +230,28 @@ export class NodeRanges {
   range(request: RangeRequest, consistency: ReadConsistency = "linearizable"): Promise<RangeResult> {
     this.recordRead(request.key);
     return this.router.range(request, consistency);
+  }
+
+  /**
+   * etcd's HashKV over every range this node hosts a replica of, in key order: one CRC-32
+   * continued from range to range (MvccStore.hashKv), so members holding the same versions
+   * answer the same hash however the keyspace is split. Revision 0 hashes every version;
+   * otherwise every version at or below `revision`, and all of a range that has not reached
+   * it (KvError FutureRevision when no range has; Compacted below a range's compaction). The
+   * answer's revision is the newest range's, its compacted revision the highest.
+   */
+  hashKv(revision = 0n): KvHash {
+    const replicas = this.table.routes.flatMap((route) => this.options.host.replica(route.groupId) ?? []);
+    const newest = replicas.reduce((max, replica) => (replica.revision > max ? replica.revision : max), 0n);
+    if (revision > newest) throw new KvError(KvErrorCode.FutureRevision);
+    let hash = 0;
+    let compacted = 0n;
+    for (const replica of replicas) {
+      const hashed = replica.hashKv(revision > replica.revision ? 0n : revision, hash);
+      hash = hashed.hash;
+      if (hashed.compacted > compacted) compacted = hashed.compacted;
+    }
+    return { hash, revision: newest, compacted };
   }
 
   /** The keys attached to lease `id` in every range (RangeRouter.leaseKeys). */

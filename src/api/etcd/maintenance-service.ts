@@ -6,9 +6,10 @@
  *   `dbSize` / `dbSizeInUse` the bytes of this member's data files (MaintenanceOptions), leader,
  *   Raft term, commit index (`raftIndex`) and applied index, learner status; `errors` holds
  *   "etcdserver: no leader" while no leader is known, as in etcd.
- * - HashKV: a CRC-32 of every stored key version at or below the revision (MvccStore.hashKv);
- *   replicas at the same applied state answer the same hash. Hash (etcd's whole-backend hash)
- *   answers the same hash at the current revision.
+ * - HashKV: a CRC-32 of every stored key version at or below the revision, over every range
+ *   this member hosts, in key order (NodeRanges.hashKv); members at the same applied state
+ *   answer the same hash. Hash (etcd's whole-backend hash) answers the same hash at the
+ *   current revision.
  * - Snapshot: streams this member's state machine image — Concord's snapshot format
  *   (src/kv/snapshot.ts: "CONCORD-KV" header, key-value records, CRC-32 trailer), NOT etcd's
  *   bbolt file — followed by a trailer that etcdctl's size check accepts (snapshot-file.ts):
@@ -147,7 +148,7 @@ export function maintenanceService(ctx: EtcdContext, options: MaintenanceOptions
     HashKV: unary<HashKVRequest, HashKVResponse>((request) =>
       answer(() => {
         const revision = request.revision < 0n ? 0n : request.revision;
-        const hashed = ctx.replica().hashKv(revision);
+        const hashed = ctx.kv().hashKv(revision);
         return create(HashKVResponseSchema, {
           header: ctx.header(hashed.revision),
           hash: hashed.hash,
@@ -158,7 +159,7 @@ export function maintenanceService(ctx: EtcdContext, options: MaintenanceOptions
 
     Hash: unary<HashRequest, HashResponse>(() =>
       answer(() => {
-        const hashed = ctx.replica().hashKv(0n);
+        const hashed = ctx.kv().hashKv(0n);
         return create(HashResponseSchema, { header: ctx.header(hashed.revision), hash: hashed.hash });
       }),
     ),

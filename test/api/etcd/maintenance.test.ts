@@ -1,6 +1,6 @@
 // etcd's Maintenance service against three in-process Concord members, driven by the `etcd3`
 // npm client: Status on every member, HashKV equal on every member at the same revision (and
-// different at another), the compaction and future-revision errors, a Snapshot stream that
+// different at another, and covering every range), the compaction and future-revision errors, a Snapshot stream that
 // restores into a fresh store, MoveLeader (refused on a follower, done on the leader), Alarm
 // and Defragment. Bounded polls; nothing asserts on timing.
 import assert from "node:assert/strict";
@@ -141,4 +141,25 @@ test("Alarm lists none and Defragment succeeds", async () => {
   assert.deepEqual(alarms.alarms ?? [], []);
   const defragmented = await client.maintenance.defragment();
   assert.equal(defragmented.header?.member_id, "3");
+});
+
+// Last: the split stays for the rest of the file.
+test("HashKV covers every range: a write to a range split off changes it, alike on every member", async () => {
+  const db = servers.member(1).db;
+  await db.put("hashsplit/a", "1");
+  await db.ranges!.split(new TextEncoder().encode("hashsplit/m"));
+  /** The hash every member answers once all agree (their route tables catch up with the split). */
+  const agreed = async (): Promise<number> => {
+    let hash = 0;
+    await waitFor(async () => {
+      const answers = await Promise.all([1, 2, 3].map((id) => hashKv(id, 0n)));
+      hash = answers[0]!.hash;
+      return answers.every((answer) => answer.hash === hash);
+    }, "one HashKV on every member");
+    return hash;
+  };
+  const before = await agreed();
+  await db.put("hashsplit/x", "2");
+  const after = await agreed();
+  assert.notEqual(after, before, "the split-off range's write is hashed");
 });

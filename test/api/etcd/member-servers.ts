@@ -64,7 +64,11 @@ export class MemberServers {
         clientUrls: [`http://${endpoint}`],
       },
     });
-    const ctx = new EtcdContext({ host: db.host, clusterId: etcdClusterId(CLUSTER_ID) });
+    const ctx = new EtcdContext({
+      host: db.host,
+      clusterId: etcdClusterId(CLUSTER_ID),
+      ...(db.ranges === null ? {} : { kv: db.ranges }),
+    });
     const grpc = new GrpcServer({ maxReceiveMessageBytes: 4 * 1024 * 1024 });
     grpc.addService(grpcServiceDefinition(Cluster), clusterService(ctx));
     grpc.addService(grpcServiceDefinition(Maintenance), maintenanceService(ctx, { dataDir }));
