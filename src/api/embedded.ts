@@ -151,6 +151,7 @@ class EmbeddedBackend implements Backend {
     watch: (request) => this.routed().watch(request),
     leaseKeys: (id) => this.routed().leaseKeys(id),
     hashKv: (revision) => this.routed().hashKv(revision),
+    backupImage: () => this.routed().backupImage(),
   };
 
   /** `concord range list|split` over the placement layer. */

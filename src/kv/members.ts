@@ -16,7 +16,8 @@ import { ByteReader, ByteWriter, concatBytes } from "./bytes.js";
 import type { KvReader, WriteBatch } from "./engine.js";
 import type { KeyLayout } from "./keys.js";
 
-const TAG_MEMBER = 0x06;
+/** The first byte (after the namespace) of every member-table key. */
+export const MEMBER_TAG = 0x06;
 const RECORD_FORMAT = 1;
 const ID_BYTES = 8;
 /** Most URLs of one kind a member may have. */
@@ -171,8 +172,8 @@ export class MemberTable {
   private readonly end: Uint8Array;
 
   constructor(layout: KeyLayout) {
-    this.start = concatBytes(layout.namespace, Uint8Array.of(TAG_MEMBER));
-    this.end = concatBytes(layout.namespace, Uint8Array.of(TAG_MEMBER + 1));
+    this.start = concatBytes(layout.namespace, Uint8Array.of(MEMBER_TAG));
+    this.end = concatBytes(layout.namespace, Uint8Array.of(MEMBER_TAG + 1));
   }
 
   /** Every record, by id. */

@@ -29,13 +29,20 @@ function u32(value: number): Uint8Array {
   return out;
 }
 
+/** Every pair of `layout`'s namespace in `reader`, in key order, with keys relative to it. */
+export function* namespacePairs(reader: KvReader, layout: KeyLayout): Generator<KvPair> {
+  const strip = layout.namespace.length;
+  for (const { key, value } of reader.scan(layout.start, layout.end)) {
+    yield { key: key.subarray(strip), value };
+  }
+}
+
 /**
- * Encodes every pair of `layout`'s namespace in `reader` as chunks of about `chunkBytes`
- * (a pair larger than that makes a larger chunk).
+ * Encodes `pairs` (relative keys, ascending) as chunks of about `chunkBytes` (a pair larger
+ * than that makes a larger chunk).
  */
 export function* encodeSnapshot(
-  reader: KvReader,
-  layout: KeyLayout,
+  pairs: Iterable<KvPair>,
   chunkBytes = DEFAULT_SNAPSHOT_CHUNK_BYTES,
 ): Generator<Uint8Array> {
   if (!Number.isSafeInteger(chunkBytes) || chunkBytes < 1)
@@ -56,10 +63,8 @@ export function* encodeSnapshot(
   };
   add(concatBytes(MAGIC, Uint8Array.of(FORMAT)));
   let count = 0n;
-  const strip = layout.namespace.length;
-  for (const { key, value } of reader.scan(layout.start, layout.end)) {
-    const relative = key.subarray(strip);
-    add(concatBytes(Uint8Array.of(TAG_PAIR), u32(relative.length), relative, u32(value.length), value));
+  for (const { key, value } of pairs) {
+    add(concatBytes(Uint8Array.of(TAG_PAIR), u32(key.length), key, u32(value.length), value));
     count += 1n;
     if (buffered >= chunkBytes) yield flush();
   }
@@ -71,14 +76,72 @@ export function* encodeSnapshot(
   yield flush();
 }
 
-/** How many bytes encodeSnapshot produces for `reader` (one scan, nothing copied). */
-export function encodedSnapshotBytes(reader: KvReader, layout: KeyLayout): number {
-  const strip = layout.namespace.length;
+/** How many bytes encodeSnapshot produces for `pairs` (nothing copied). */
+export function encodedSnapshotBytes(pairs: Iterable<KvPair>): number {
   // Header, then per pair: tag, two lengths, key, value; then the trailer: tag, count, CRC.
   let total = MAGIC.length + 1;
-  for (const { key, value } of reader.scan(layout.start, layout.end))
-    total += 9 + key.length - strip + value.length;
+  for (const { key, value } of pairs) total += 9 + key.length + value.length;
   return total + 1 + 8 + 4;
+}
+
+/**
+ * A consistent image read out as chunks. Iterate it once; iterating to the end (or stopping
+ * early) releases its read view(s), and release() does so without iterating.
+ */
+export interface MvccSnapshot extends AsyncIterable<Uint8Array> {
+  readonly appliedIndex: number;
+  readonly revision: bigint;
+  /** The image's encoded size in bytes (one more scan of the same views; call before they are released). */
+  byteLength(): number;
+  release(): void;
+}
+
+/**
+ * An MvccSnapshot of the pairs `pairs()` lists (relative keys, ascending; read anew on each
+ * call, from read views that `release` ends, once).
+ */
+export function snapshotOfPairs(image: {
+  readonly appliedIndex: number;
+  readonly revision: bigint;
+  readonly pairs: () => Iterable<KvPair>;
+  readonly release: () => void;
+  readonly chunkBytes?: number;
+}): MvccSnapshot {
+  let released = false;
+  const release = () => {
+    if (!released) {
+      released = true;
+      image.release();
+    }
+  };
+  return {
+    appliedIndex: image.appliedIndex,
+    revision: image.revision,
+    release,
+    byteLength: () => {
+      if (released) throw new Error("the snapshot's read view was released");
+      return encodedSnapshotBytes(image.pairs());
+    },
+    [Symbol.asyncIterator]: () => {
+      const chunks = encodeSnapshot(image.pairs(), image.chunkBytes);
+      const finish = (): Promise<IteratorResult<Uint8Array>> => {
+        release();
+        return Promise.resolve({ done: true, value: undefined });
+      };
+      return {
+        next: () =>
+          new Promise<IteratorResult<Uint8Array>>((resolve) => {
+            const step = chunks.next();
+            if (step.done === true) release();
+            resolve(step.done === true ? { done: true, value: undefined } : step);
+          }).catch((error: unknown) => {
+            release();
+            throw error;
+          }),
+        return: finish,
+      };
+    },
+  };
 }
 
 function fail(failure: DecodeFailure, detail: string): never {

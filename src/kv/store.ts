@@ -46,7 +46,14 @@ import {
 } from "./commands.js";
 import { compactionError, stageCompaction } from "./compaction.js";
 import { DedupTable } from "./dedup.js";
-import { BatchOverlay, WriteBatch, type KvPair, type KvReader, type OrderedKv } from "./engine.js";
+import {
+  BatchOverlay,
+  WriteBatch,
+  type KvPair,
+  type KvReader,
+  type OrderedKv,
+  type ReadView,
+} from "./engine.js";
 import { KvError, KvErrorCode } from "./errors.js";
 import { readHistory, type HistoryPage } from "./history.js";
 import { revisionForApply } from "./hlc.js";
@@ -69,7 +76,9 @@ import {
   DEFAULT_SNAPSHOT_CHUNK_BYTES,
   SnapshotDecoder,
   encodeSnapshot,
-  encodedSnapshotBytes,
+  namespacePairs,
+  snapshotOfPairs,
+  type MvccSnapshot,
 } from "./snapshot.js";
 import {
   ACTIVE_RANGE,
@@ -140,17 +149,17 @@ export interface ApplyOutcome {
   readonly merge?: MergeOutcome;
 }
 
+export type { MvccSnapshot } from "./snapshot.js";
+
 /**
- * A consistent image of the store, taken when snapshot() was called, read out as chunks.
- * Iterate it once; iterating to the end (or stopping early) releases the read view, and
- * release() does so without iterating.
+ * One read view of a store with what an image of it needs (`MvccStore.imageView`): pairs of
+ * its namespace are read from `view`; whoever takes it releases the view.
  */
-export interface MvccSnapshot extends AsyncIterable<Uint8Array> {
+export interface StoreImageView {
+  readonly view: ReadView;
+  readonly layout: KeyLayout;
   readonly appliedIndex: number;
   readonly revision: bigint;
-  /** The image's encoded size in bytes (one more scan of the same view; call before it is released). */
-  byteLength(): number;
-  release(): void;
 }
 
 /** One log entry for `applyEntries`: its command, or null for an entry without one. */
@@ -363,7 +372,7 @@ export class MvccStore {
     }
     const view = this.kv.view();
     try {
-      return concatBytes(...encodeSnapshot(view, this.layout));
+      return concatBytes(...encodeSnapshot(namespacePairs(view, this.layout)));
     } finally {
       view.release();
     }
@@ -635,42 +644,23 @@ export class MvccStore {
   }
 
   snapshot(chunkBytes = DEFAULT_SNAPSHOT_CHUNK_BYTES): MvccSnapshot {
-    const view = this.kv.view();
-    const layout = this.layout;
-    let released = false;
-    const release = () => {
-      if (!released) {
-        released = true;
-        view.release();
-      }
-    };
+    const { view, layout, appliedIndex, revision } = this.imageView();
+    return snapshotOfPairs({
+      appliedIndex,
+      revision,
+      pairs: () => namespacePairs(view, layout),
+      release: () => view.release(),
+      chunkBytes,
+    });
+  }
+
+  /** A read view of the store as it is now, for an image made elsewhere (e.g. of several ranges). */
+  imageView(): StoreImageView {
     return {
+      view: this.kv.view(),
+      layout: this.layout,
       appliedIndex: this.state.appliedIndex,
       revision: this.state.revision,
-      release,
-      byteLength: () => {
-        if (released) throw new Error("the snapshot's read view was released");
-        return encodedSnapshotBytes(view, layout);
-      },
-      [Symbol.asyncIterator]: () => {
-        const chunks = encodeSnapshot(view, layout, chunkBytes);
-        const finish = (): Promise<IteratorResult<Uint8Array>> => {
-          release();
-          return Promise.resolve({ done: true, value: undefined });
-        };
-        return {
-          next: () =>
-            new Promise<IteratorResult<Uint8Array>>((resolve) => {
-              const step = chunks.next();
-              if (step.done === true) release();
-              resolve(step.done === true ? { done: true, value: undefined } : step);
-            }).catch((error: unknown) => {
-              release();
-              throw error;
-            }),
-          return: finish,
-        };
-      },
     };
   }
 

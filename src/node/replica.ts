@@ -31,7 +31,8 @@ import type { LeaseSummary } from "../kv/leases.js";
 import type { AppliedMerge } from "../kv/merge.js";
 import type { CommandResult, RangeResult } from "../kv/results.js";
 import type { AppliedSplit, RangeState } from "../kv/split.js";
-import type { KvHash, MvccSnapshot } from "../kv/store.js";
+import type { KvHash, MvccSnapshot, StoreImageView } from "../kv/store.js";
+import { backupSnapshot } from "../kv/backup.js";
 import type { Watch, WatchRequest } from "../kv/watch.js";
 import { ProposalDroppedError as RaftProposalDroppedError } from "../raft/raft.js";
 import { RawNode } from "../raft/rawnode.js";
@@ -898,6 +899,16 @@ export class Replica {
   /** The state machine's image for a follower, read from one consistent view. */
   snapshotImage(): MvccSnapshot {
     return this.stateMachine.image();
+  }
+
+  /** A read view of the applied state, for a backup image of several ranges (src/kv/backup.ts). */
+  imageView(): StoreImageView {
+    return this.stateMachine.imageView();
+  }
+
+  /** A backup image of this replica's applied state as the whole keyspace's (backupSnapshot). */
+  backupImage(): Promise<MvccSnapshot> {
+    return new Promise((resolve) => resolve(backupSnapshot([this.imageView()], null)));
   }
 
   /**

@@ -29,7 +29,7 @@ import type { MemberAttributes } from "../kv/members.js";
 import type { AppliedMerge } from "../kv/merge.js";
 import type { AppliedSplit, RangeState } from "../kv/split.js";
 import type { CommandResult, RangeResult } from "../kv/results.js";
-import { MvccStore, type KvHash, type MvccSnapshot } from "../kv/store.js";
+import { MvccStore, type KvHash, type MvccSnapshot, type StoreImageView } from "../kv/store.js";
 import { decodeConfChange } from "../raft/confchange/codec.js";
 import {
   EMPTY_BYTES,
@@ -347,6 +347,11 @@ export class ReplicaStateMachine {
   /** The state as of now, for a follower; read from one consistent view. */
   image(): MvccSnapshot {
     return this.store.snapshot();
+  }
+
+  /** A read view of the state as of now, for a backup image (MvccStore.imageView). */
+  imageView(): StoreImageView {
+    return this.store.imageView();
   }
 
   private notify(call: (listener: ApplyListener) => void): void {

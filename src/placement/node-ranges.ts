@@ -18,7 +18,8 @@ import { boundsContainKey, boundsEqual, type RangeBounds } from "../kv/bounds.js
 import { KvError, KvErrorCode } from "../kv/errors.js";
 import type { CommandResult, RangeResult } from "../kv/results.js";
 import type { TimeToLive } from "../kv/lease-clock.js";
-import type { KvHash, SizeEstimate } from "../kv/store.js";
+import type { KvHash, MvccSnapshot, SizeEstimate } from "../kv/store.js";
+import { backupSnapshot } from "../kv/backup.js";
 import type { Watch, WatchRequest } from "../kv/watch.js";
 import type { NodeHost } from "../node/host.js";
 import { NotLeaderError } from "../node/errors.js";
@@ -34,7 +35,7 @@ import { RouteTable } from "./routes/table.js";
 import { RouteWatcher } from "./routes/watcher.js";
 import { backoffDelay, DEFAULT_RETRY_POLICY, ReplicaNotHostedError } from "./router/retry.js";
 import { RangeRouter } from "./router/router.js";
-import { catalogKeys } from "./router/system-keys.js";
+import { SYSTEM_PREFIX, catalogKeys } from "./router/system-keys.js";
 import { RoutedWatch } from "./router/watch.js";
 import type { RangeDescription, RangeOps, SplitResult } from "./split/coordinator.js";
 import { SplitCoordinator } from "./split/coordinator.js";
@@ -90,7 +91,7 @@ export interface NodeRangesOptions {
  * What request servers need of the keyspace: NodeRanges routes over every range; a lone
  * Replica (which has the same methods) serves a keyspace that was never split.
  */
-export type RoutedKv = Pick<Replica, "propose" | "range" | "watch" | "leaseKeys" | "hashKv">;
+export type RoutedKv = Pick<Replica, "propose" | "range" | "watch" | "leaseKeys" | "hashKv" | "backupImage">;
 
 /**
  * A lease's time-to-live (read on range 1) with the keys attached to it in every range of
@@ -131,6 +132,9 @@ interface MeasuredSize extends SizeEstimate {
  * request of the node waited behind it.
  */
 const SIZE_SCAN_VERSIONS_PER_STEP = 2_000;
+
+/** Route reloads a backup image waits through for a split or merge to reach the table. */
+const BACKUP_ATTEMPTS = 5;
 
 export class NodeRanges {
   readonly table = new RouteTable();
@@ -252,6 +256,34 @@ export class NodeRanges {
       if (hashed.compacted > compacted) compacted = hashed.compacted;
     }
     return { hash, revision: newest, compacted };
+  }
+
+  /**
+   * A backup of every range, as one store image of the whole keyspace (src/kv/backup.ts; the
+   * route catalog left out): what Maintenance.Snapshot streams. Every range's view opens at
+   * once, after checking that this node hosts each route's range and that each still holds
+   * exactly its route's span (else the routes are reloaded and checked again, a few times;
+   * then KvError KeyOutsideRange), so the image holds every key once. Its revision is the
+   * newest range's.
+   */
+  async backupImage(): Promise<MvccSnapshot> {
+    for (let attempt = 1; ; attempt++) {
+      const routes = this.table.routes;
+      const replicas = routes.map((route) => this.options.host.replica(route.groupId));
+      const missing = routes.findIndex((_, i) => replicas[i] === undefined);
+      if (missing >= 0) {
+        throw new ReplicaNotHostedError(routes[missing]!.groupId);
+      }
+      const hosted = replicas as Replica[];
+      if (routes.every((route, i) => boundsEqual(hosted[i]!.bounds, route))) {
+        return backupSnapshot(
+          hosted.map((replica) => replica.imageView()),
+          SYSTEM_PREFIX,
+        );
+      }
+      if (attempt >= BACKUP_ATTEMPTS) throw new KvError(KvErrorCode.KeyOutsideRange);
+      await this.watcher.refresh();
+    }
   }
 
   /** The keys attached to lease `id` in every range (RangeRouter.leaseKeys). */

@@ -34,7 +34,7 @@ import { memberSetRequest } from "../../src/kv/members.js";
 import { decodeAppliedMerge, encodeAppliedMerge } from "../../src/kv/merge.js";
 import { decodeCommandResult, encodeCommandResult } from "../../src/kv/results.js";
 import { MERGE_FENCED_RANGE, decodeRangeState, encodeRangeState } from "../../src/kv/split.js";
-import { encodeSnapshot } from "../../src/kv/snapshot.js";
+import { encodeSnapshot, namespacePairs } from "../../src/kv/snapshot.js";
 import { WatchHub } from "../../src/kv/watch.js";
 import { b, s } from "./helpers.js";
 import { Ranges } from "./split-helpers.js";
@@ -521,7 +521,7 @@ describe("merge", () => {
 function unfencedImage(r: Ranges, id: number): Uint8Array {
   const view = r.kv.view();
   try {
-    return concatBytes(...encodeSnapshot(view, new KeyLayout(rangeNamespace(id))));
+    return concatBytes(...encodeSnapshot(namespacePairs(view, new KeyLayout(rangeNamespace(id)))));
   } finally {
     view.release();
   }

@@ -10,7 +10,8 @@
  *   this member hosts, in key order (NodeRanges.hashKv); members at the same applied state
  *   answer the same hash. Hash (etcd's whole-backend hash) answers the same hash at the
  *   current revision.
- * - Snapshot: streams this member's state machine image — Concord's snapshot format
+ * - Snapshot: streams a backup of every range this member hosts as ONE store image of the
+ *   whole keyspace (src/kv/backup.ts; NodeRanges.backupImage) — Concord's snapshot format
  *   (src/kv/snapshot.ts: "CONCORD-KV" header, key-value records, CRC-32 trailer), NOT etcd's
  *   bbolt file — followed by a trailer that etcdctl's size check accepts (snapshot-file.ts):
  *   `etcdctl snapshot save` stores it, `etcdctl snapshot status/restore` cannot read it;
@@ -100,7 +101,7 @@ function answer<T>(run: () => T): Promise<T> {
 
 /** The image in chunks, then the file trailer (snapshot-file.ts); remaining_bytes counts both. */
 async function* snapshotResponses(ctx: EtcdContext): AsyncGenerator<SnapshotResponse> {
-  const image = ctx.replica().snapshotImage();
+  const image = await ctx.kv().backupImage();
   let imageBytes: number;
   try {
     imageBytes = image.byteLength();

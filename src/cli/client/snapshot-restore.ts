@@ -4,8 +4,9 @@
  * saved snapshot, for a new cluster, the way etcdctl's restore does — the keyspace, its
  * revisions and leases come from the snapshot; membership comes from the flags.
  *
- * The file is what Maintenance.Snapshot streams from Concord: range 1's MVCC image in the kv
- * layer's snapshot format (src/kv/snapshot.ts) wrapped as src/api/etcd/snapshot-file.ts lays
+ * The file is what Maintenance.Snapshot streams from Concord: one MVCC image of the whole
+ * keyspace, every range merged (src/kv/backup.ts), in the kv layer's snapshot format
+ * (src/kv/snapshot.ts) wrapped as src/api/etcd/snapshot-file.ts lays
  * it out (zero fill, image length, SHA-256: checked), or a bare image. The restored dir holds `cluster.json`
  * (as `concord start` founds it, from the same flags) and the state machine's store in
  * `state/` with the snapshot's pairs under range 1's namespace — minus the applied index, so

@@ -1,8 +1,9 @@
 // etcd's Maintenance service against three in-process Concord members, driven by the `etcd3`
 // npm client: Status on every member, HashKV equal on every member at the same revision (and
-// different at another, and covering every range), the compaction and future-revision errors, a Snapshot stream that
+// different at another), the compaction and future-revision errors, a Snapshot stream that
 // restores into a fresh store, MoveLeader (refused on a follower, done on the leader), Alarm
-// and Defragment. Bounded polls; nothing asserts on timing.
+// and Defragment; after a split, HashKV and Snapshot cover both ranges. Bounded polls; nothing
+// asserts on timing.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { credentials, makeGenericClientConstructor, type ServiceError } from "@grpc/grpc-js";
@@ -53,6 +54,32 @@ async function rejects(call: Promise<unknown>, message: string): Promise<void> {
   });
 }
 
+/**
+ * Streams Maintenance.Snapshot from member `id`, checks etcdctl's framing and the exact
+ * remaining bytes of every response, and restores the image into a fresh store.
+ */
+async function restoredSnapshot(id: number): Promise<MvccStore> {
+  const stream = await servers.member(id).client.maintenance.snapshot();
+  const responses: ISnapshotResponse[] = [];
+  await new Promise<void>((resolve, reject) => {
+    stream.on("data", (response) => responses.push(response));
+    stream.on("end", () => resolve());
+    stream.on("error", reject);
+  });
+  assert.ok(responses.length > 0);
+  const blobs = responses.map((r) => new Uint8Array(r.blob));
+  let remaining = blobs.reduce((sum, blob) => sum + blob.length, 0);
+  for (const [i, response] of responses.entries()) {
+    remaining -= blobs[i]!.length;
+    assert.equal(response.remaining_bytes, String(remaining));
+  }
+  const file = Buffer.concat(blobs);
+  assert.equal(file.length % 512, 32, "etcdctl's size check: a multiple of 512 plus a SHA-256");
+  const store = new MvccStore(new MemoryOrderedKv());
+  await store.restore([imageOfSnapshotFile(file)]);
+  return store;
+}
+
 test("Status on every member: version, the same leader, indexes, term, data size", async () => {
   const leader = await servers.agreeOnLeader();
   await servers.member(1).db.put("status/k", "v");
@@ -98,24 +125,7 @@ test("Snapshot streams Concord's image in etcdctl's file framing with exact rema
   const db = servers.member(1).db;
   for (let i = 0; i < 20; i++) await db.put(`snap/${i}`, "x".repeat(i * 50));
   await servers.converge();
-  const stream = await servers.member(2).client.maintenance.snapshot();
-  const responses: ISnapshotResponse[] = [];
-  await new Promise<void>((resolve, reject) => {
-    stream.on("data", (response) => responses.push(response));
-    stream.on("end", () => resolve());
-    stream.on("error", reject);
-  });
-  assert.ok(responses.length > 0);
-  const blobs = responses.map((r) => new Uint8Array(r.blob));
-  let remaining = blobs.reduce((sum, blob) => sum + blob.length, 0);
-  for (const [i, response] of responses.entries()) {
-    remaining -= blobs[i]!.length;
-    assert.equal(response.remaining_bytes, String(remaining));
-  }
-  const file = Buffer.concat(blobs);
-  assert.equal(file.length % 512, 32, "etcdctl's size check: a multiple of 512 plus a SHA-256");
-  const store = new MvccStore(new MemoryOrderedKv());
-  await store.restore([imageOfSnapshotFile(file)]);
+  const store = await restoredSnapshot(2);
   const restored = store.range(rangeRequest({ key: new TextEncoder().encode("snap/19") }));
   assert.equal(text(restored.kvs[0]?.value), "x".repeat(19 * 50));
 });
@@ -144,7 +154,7 @@ test("Alarm lists none and Defragment succeeds", async () => {
 });
 
 // Last: the split stays for the rest of the file.
-test("HashKV covers every range: a write to a range split off changes it, alike on every member", async () => {
+test("HashKV and Snapshot cover every range: a write to a range split off changes the hash and is in the image", async () => {
   const db = servers.member(1).db;
   await db.put("hashsplit/a", "1");
   await db.ranges!.split(new TextEncoder().encode("hashsplit/m"));
@@ -162,4 +172,13 @@ test("HashKV covers every range: a write to a range split off changes it, alike 
   await db.put("hashsplit/x", "2");
   const after = await agreed();
   assert.notEqual(after, before, "the split-off range's write is hashed");
+
+  // A snapshot holds both ranges, as one store of the whole keyspace without the route catalog.
+  const store = await restoredSnapshot(2);
+  const keys = store
+    .range(rangeRequest({ key: Uint8Array.of(0), rangeEnd: Uint8Array.of(0) }))
+    .kvs.map((kv) => text(kv.key) ?? "");
+  assert.ok(keys.includes("hashsplit/a") && keys.includes("hashsplit/x"), keys.join(" "));
+  assert.ok(!keys.some((key) => key.includes("concord/")), "no system key");
+  assert.equal(store.bounds.end, null);
 });

@@ -1,6 +1,6 @@
 // The client commands against an in-process Concord serving the etcd v3 API on its client
-// port: the same scenario as against etcd, then snapshot save → snapshot restore → concord
-// start on the restored dir → the data read back with `concord get`.
+// port: the same scenario as against etcd, then snapshot save of a keyspace split in two →
+// snapshot restore → concord start on the restored dir → the data read back with `concord get`.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -48,6 +48,9 @@ test("snapshot save, restore, start on the restored dir, and read the data back"
       ] as const) {
         assert.equal((await source(["put", key, value])).code, 0);
       }
+      // The snapshot covers both ranges of a split keyspace.
+      await db.ranges!.split(new TextEncoder().encode("snap/b"));
+      assert.equal((await source(["put", "snap/b", "4"])).code, 0);
       original = (await source(["get", "snap/", "--prefix", "-w", "json"])).stdout;
       saved = await source(["snapshot", "save", "backup.snap"]);
     } finally {
@@ -122,6 +125,9 @@ test("snapshot save, restore, start on the restored dir, and read the data back"
       const kvs = (text: string) => /"kvs":(\[.*\])/.exec(text)?.[1];
       assert.equal(kvs(readBack.stdout), kvs(original));
       assert.equal((await clientCli(client, dir)(["get", "snap/a"])).stdout, "snap/a\n3\n");
+      // The restored cluster is one range (no route catalog came along): every key takes writes.
+      assert.equal((await clientCli(client, dir)(["put", "snap/z", "5"])).code, 0);
+      assert.equal((await clientCli(client, dir)(["get", "snap/z"])).stdout, "snap/z\n5\n");
     } finally {
       signals.fire("SIGINT");
       assert.equal(await started, 0, startErrors);
