@@ -269,12 +269,7 @@ export class NodeRanges {
   async backupImage(): Promise<MvccSnapshot> {
     for (let attempt = 1; ; attempt++) {
       const routes = this.table.routes;
-      const replicas = routes.map((route) => this.options.host.replica(route.groupId));
-      const missing = routes.findIndex((_, i) => replicas[i] === undefined);
-      if (missing >= 0) {
-        throw new ReplicaNotHostedError(routes[missing]!.groupId);
-      }
-      const hosted = replicas as Replica[];
+      const hosted = routes.map((route) => this.hosted(route.groupId));
       if (routes.every((route, i) => boundsEqual(hosted[i]!.bounds, route))) {
         return backupSnapshot(
           hosted.map((replica) => replica.imageView()),

@@ -17,8 +17,9 @@
  *   `etcdctl snapshot save` stores it, `etcdctl snapshot status/restore` cannot read it;
  *   `imageOfSnapshotFile` gives the image back to Concord's restore. `remaining_bytes` is
  *   exact (the image's size is measured on the same read view before streaming).
- * - MoveLeader: on the leader only ("etcdserver: not leader" elsewhere; etcdctl move-leader
- *   finds the leader itself); the target must be a voter ("etcdserver: bad leader transferee").
+ * - MoveLeader: on range 1's leader only ("etcdserver: not leader" elsewhere; etcdctl
+ *   move-leader finds the leader itself); the target must be a voter ("etcdserver: bad leader
+ *   transferee"). Every other range this member leads, and the target votes in, moves too.
  * - Alarm: Concord keeps no alarms. GET and DEACTIVATE answer an empty list, ACTIVATE is
  *   refused. etcd's NOSPACE alarm maps to the storage engine's DiskFullError: writes then fail
  *   with "etcdserver: mvcc: database space exceeded" instead of an alarm being raised.
@@ -123,6 +124,17 @@ async function* snapshotResponses(ctx: EtcdContext): AsyncGenerator<SnapshotResp
   yield response(snapshotFileTrailer(imageBytes, hash));
 }
 
+/** etcd's error for a failed leader transfer (anything else unchanged). */
+function leaderTransferFailure(error: unknown): unknown {
+  if (error instanceof NotLeaderError) return new EtcdRpcError(ETCD_ERRORS.notLeader);
+  if (error instanceof LeaderTransferError) {
+    return new EtcdRpcError(
+      error.reason === "not-voter" ? ETCD_ERRORS.badLeaderTransferee : TIMEOUT_LEADER_TRANSFER,
+    );
+  }
+  return error;
+}
+
 export function maintenanceService(ctx: EtcdContext, options: MaintenanceOptions = {}): ServiceHandlers {
   const dbSize = () => BigInt(options.dataDir === undefined ? 0 : directoryBytes(options.dataDir));
   return {
@@ -189,17 +201,27 @@ export function maintenanceService(ctx: EtcdContext, options: MaintenanceOptions
       if (target <= 0n || target > BigInt(Number.MAX_SAFE_INTEGER)) {
         throw new EtcdRpcError(ETCD_ERRORS.badLeaderTransferee);
       }
-      try {
-        await replica.transferLeader(Number(target));
-      } catch (error) {
-        if (error instanceof NotLeaderError) throw new EtcdRpcError(ETCD_ERRORS.notLeader);
-        if (error instanceof LeaderTransferError) {
-          throw new EtcdRpcError(
-            error.reason === "not-voter" ? ETCD_ERRORS.badLeaderTransferee : TIMEOUT_LEADER_TRANSFER,
-          );
-        }
-        throw error;
-      }
+      const to = Number(target);
+      await replica.transferLeader(to).catch((error: unknown) => {
+        throw leaderTransferFailure(error);
+      });
+      // What move-leader is for is taking leadership off this member: every other range it
+      // leads goes to the target too, where the target is a voter of it. One that changed
+      // leader meanwhile is no longer this member's to move.
+      const others = ctx.host
+        .rangeIds()
+        .flatMap((id) => (id === replica.rangeId ? [] : (ctx.host.replica(id) ?? [])))
+        .filter((other) => {
+          const status = other.status();
+          return status.role === StateRole.Leader && status.confState.voters.includes(to);
+        });
+      await Promise.all(
+        others.map((other) =>
+          other.transferLeader(to).catch((error: unknown) => {
+            if (!(error instanceof NotLeaderError)) throw leaderTransferFailure(error);
+          }),
+        ),
+      );
       return create(MoveLeaderResponseSchema, { header: ctx.header() });
     }),
 

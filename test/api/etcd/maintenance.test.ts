@@ -2,8 +2,8 @@
 // npm client: Status on every member, HashKV equal on every member at the same revision (and
 // different at another), the compaction and future-revision errors, a Snapshot stream that
 // restores into a fresh store, MoveLeader (refused on a follower, done on the leader), Alarm
-// and Defragment; after a split, HashKV and Snapshot cover both ranges. Bounded polls; nothing
-// asserts on timing.
+// and Defragment; after a split, HashKV, Snapshot and MoveLeader cover both ranges. Bounded
+// polls; nothing asserts on timing.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { credentials, makeGenericClientConstructor, type ServiceError } from "@grpc/grpc-js";
@@ -16,6 +16,7 @@ import { ETCD_COMPATIBLE_VERSION } from "../../../src/api/etcd/maintenance-servi
 import { rangeRequest } from "../../../src/kv/commands.js";
 import { MemoryOrderedKv } from "../../../src/kv/memory-engine.js";
 import { MvccStore } from "../../../src/kv/store.js";
+import { StateRole } from "../../../src/raft/types.js";
 import { text, waitFor } from "../helpers.js";
 import { MemberServers } from "./member-servers.js";
 
@@ -154,10 +155,10 @@ test("Alarm lists none and Defragment succeeds", async () => {
 });
 
 // Last: the split stays for the rest of the file.
-test("HashKV and Snapshot cover every range: a write to a range split off changes the hash and is in the image", async () => {
+test("HashKV, Snapshot and MoveLeader cover every range: a write to a range split off changes the hash and is in the image; its leadership moves", async () => {
   const db = servers.member(1).db;
   await db.put("hashsplit/a", "1");
-  await db.ranges!.split(new TextEncoder().encode("hashsplit/m"));
+  const { right } = await db.ranges!.split(new TextEncoder().encode("hashsplit/m"));
   /** The hash every member answers once all agree (their route tables catch up with the split). */
   const agreed = async (): Promise<number> => {
     let hash = 0;
@@ -181,4 +182,17 @@ test("HashKV and Snapshot cover every range: a write to a range split off change
   assert.ok(keys.includes("hashsplit/a") && keys.includes("hashsplit/x"), keys.join(" "));
   assert.ok(!keys.some((key) => key.includes("concord/")), "no system key");
   assert.equal(store.bounds.end, null);
+
+  // MoveLeader moves every range the member leads, not just range 1.
+  const rightReplica = (id: number) => servers.member(id).db.host.replica(right.groupId)!;
+  const leader = await servers.agreeOnLeader();
+  await waitFor(() => rightReplica(leader).status().leader !== 0, "a leader of the new range");
+  const rightLeader = rightReplica(leader).status().leader;
+  if (rightLeader !== leader) await rightReplica(rightLeader).transferLeader(leader);
+  const target = [1, 2, 3].find((id) => id !== leader)!;
+  await servers.member(leader).client.maintenance.moveLeader({ targetID: String(target) });
+  await waitFor(
+    () => rightReplica(target).status().role === StateRole.Leader,
+    "the new range's leadership on the target",
+  );
 });
