@@ -168,6 +168,8 @@ export class FakeRange {
   readonly history: KvEvent[] = [];
   readonly watches = new Set<FakeWatch>();
   opened = 0;
+  /** Fenced for a merge: it commits nothing more, and refuses floors (KvError RangeFenced). */
+  fenced = false;
 
   constructor(
     readonly id: number,
@@ -193,6 +195,7 @@ export class FakeRange {
 
   /** A revision floor: nothing later commits at or below `revision`; progress reports it. */
   floorTo(revision: bigint): void {
+    if (this.fenced) throw new KvError(KvErrorCode.RangeFenced);
     if (revision > this.revision) this.revision = revision;
   }
 
@@ -239,9 +242,38 @@ export class FakeCluster {
 
   readonly floorRevision = (rangeId: number, revision: bigint): Promise<void> => {
     this.floors.push([rangeId, revision]);
-    this.range(rangeId).floorTo(revision);
-    return Promise.resolve();
+    // A refused floor (a fenced range) rejects.
+    return new Promise((resolve) => {
+      this.range(rangeId).floorTo(revision);
+      resolve();
+    });
   };
+
+  /**
+   * Merges range `rightId` (fenced first) into its left neighbour `leftId`: the left range
+   * holds both spans and the right one's history; the right range stays, fenced, with its
+   * watches open (until a node would destroy it).
+   */
+  merge(leftId: number, rightId: number): void {
+    const left = this.range(leftId);
+    const right = this.range(rightId);
+    right.fenced = true;
+    left.bounds = { start: left.bounds.start, end: right.bounds.end };
+    left.history.push(...right.history);
+    left.history.sort((x, y) =>
+      x.kv.modRevision < y.kv.modRevision ? -1 : x.kv.modRevision > y.kv.modRevision ? 1 : 0,
+    );
+    if (right.revision > left.revision) left.revision = right.revision;
+  }
+
+  /** Publishes the catalog after route `rightId` merged into its left neighbour (the next reload sees it). */
+  publishMerge(rightId: number): void {
+    const index = this.catalog.findIndex((r) => r.routeId === rightId);
+    const left = this.catalog[index - 1]!;
+    const merged = { ...left, end: this.catalog[index]!.end };
+    this.catalog = [...this.catalog.slice(0, index - 1), merged, ...this.catalog.slice(index + 1)];
+    this.catalogVersion += 1;
+  }
 
   /** Splits range `id` at `splitKey` into a new range `newId` (same revision, the history above moves). */
   split(id: number, splitKey: string, newId: number): void {

@@ -1,7 +1,8 @@
 // RoutedWatch over fake range watches driven by the test: merged revision order across three
 // ranges (property), idle ranges answered by progress and by revision floors, a split in the
-// middle of the stream (the part reopened on the two routes from its frontier + 1), stale
-// routes retried with backoff, errors ending the merged watch, cancel, progress, bad input.
+// middle of the stream (the part reopened on the two routes from its frontier + 1), a range
+// fenced for a merge followed into its left neighbour, stale routes retried with backoff,
+// errors ending the merged watch, cancel, progress, bad input.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
@@ -313,6 +314,33 @@ describe("RoutedWatch: splits", () => {
     for (let i = 0; i < 5; i++) await settle();
     assert.deepEqual(eventTexts(out), ["4 h", "5 a", "6 x"]);
     watch.cancel();
+  });
+});
+
+describe("RoutedWatch: merges", () => {
+  it("a range fenced for a merge is followed into its left neighbour once the routes show the merge", async () => {
+    const cluster = new FakeCluster(split(["m"]));
+    const { watch, timers, out } = open(cluster, { ...ALL, startRevision: 1n });
+    cluster.range(2).write(4n, ["n"]);
+    for (let i = 0; i < 5; i++) await settle();
+    assert.deepEqual(eventTexts(out), ["4 n"]);
+    // Range 2 is fenced and merged: it will write nothing more, and refuses the floor that
+    // the event at 10 needs; its keys are range 1's from now on.
+    cluster.range(1).write(10n, ["a"]);
+    cluster.merge(1, 2);
+    for (let i = 0; i < 5; i++) await settle();
+    cluster.publishMerge(2);
+    cluster.range(1).write(12n, ["x"]);
+    for (let round = 0; round < 3 && eventTexts(out).length < 3; round++) {
+      timers.fireAll();
+      for (let i = 0; i < 10; i++) await settle();
+    }
+    assertWellFormed(out);
+    assert.deepEqual(eventTexts(out), ["4 n", "10 a", "12 x"]);
+    assert.ok(out.every((response) => !response.canceled));
+    assert.equal(cluster.range(2).watches.size, 0, "the fenced range's watch was given up");
+    watch.cancel();
+    assert.equal(cluster.openWatches, 0);
   });
 });
 

@@ -36,6 +36,11 @@
  * end (compacted, overloaded, an error) ends the merged watch with that reason, as etcd
  * reports it: a cancelled response whose revision is the last one delivered.
  *
+ * Merges. A range fenced for a merge commits nothing more and refuses floors (RangeFenced);
+ * its watch stays open until its node destroys it. Events waiting on its part do not wait for
+ * that: once the reloaded routes put the part in the merged range, the part is reopened there
+ * from its frontier + 1, as after a split (the merged range holds the fenced one's history).
+ *
  * Flow control: range watches are read only while the consumer has read everything queued
  * (or when events wait on them), so a slow consumer leaves events in the range watches,
  * which bound them as WatchHub does; sub-watches ahead of the rest stop being read once
@@ -457,8 +462,12 @@ export class RoutedWatch implements Watch {
       (error: unknown) =>
         this.guarded(() => {
           if (sub.state !== "open" || this.phase !== "open") return;
-          sub.floorFailures += 1;
           sub.floorTarget = previous;
+          if (error instanceof KvError && error.code === KvErrorCode.RangeFenced) {
+            this.followFenced(sub);
+            return;
+          }
+          sub.floorFailures += 1;
           if (sub.floorFailures >= this.maxAttempts) {
             this.end(`concord: could not order the watch's events across ranges: ${errorText(error)}`);
             return;
@@ -468,6 +477,38 @@ export class RoutedWatch implements Watch {
             if (sub.lag === "backoff") sub.lag = "none";
             this.advance(false);
           });
+        }),
+    );
+  }
+
+  /**
+   * The range of `sub` refused a floor as fenced: it commits nothing more until a split or a
+   * merge moves its keys elsewhere, so events waiting on its part wait for that. Once the
+   * reloaded routes put the part in other ranges, it is reopened there from its frontier + 1
+   * (a merged range holds the fenced range's history); until then the floor is asked again
+   * every `maxDelayMs`, for as long as the fence lasts (a fence does not end the watch).
+   */
+  private followFenced(sub: SubWatch): void {
+    sub.lag = "backoff";
+    const again = () =>
+      this.after(this.maxDelayMs, () => {
+        if (sub.lag === "backoff") sub.lag = "none";
+        this.advance(false);
+      });
+    const moved = () => {
+      const parts = planSubSpans(this.options.routes, [sub.span]);
+      return parts.length !== 1 || parts[0]!.route.groupId !== sub.route!.groupId;
+    };
+    void this.options.reload().then(
+      () =>
+        this.guarded(() => {
+          if (sub.state !== "open" || this.phase !== "open") return;
+          if (moved()) this.startReopen(sub);
+          else again();
+        }),
+      () =>
+        this.guarded(() => {
+          if (sub.state === "open" && this.phase === "open") again();
         }),
     );
   }
