@@ -332,6 +332,35 @@ test("a compaction at a revision this node has not applied yet catches up with e
   assert.deepEqual(fake(h, 2).callKinds(), ["range", "propose"]);
 });
 
+test("a read at a revision another range made, which this node has not applied yet, catches up first (one range or several)", async () => {
+  const h = harness(split(["m"]));
+  fake(h, 1).write(put("a", "1"));
+  fake(h, 2).write(put("x"));
+  fake(h, 2).write(put("x"));
+  const revision = fake(h, 2).store.revision;
+  assert.ok(fake(h, 1).store.revision < revision);
+  fake(h, 2).lagging = true;
+  const result = await h.router.range(rangeRequest({ key: b("a"), revision }));
+  assert.deepEqual(
+    result.kvs.map((kv) => new TextDecoder().decode(kv.value)),
+    ["1"],
+  );
+
+  // The same over two ranges, neither of them the one that made the revision.
+  const three = harness(split(["h", "p"]));
+  fake(three, 1).write(put("a", "1"));
+  fake(three, 2).write(put("j", "2"));
+  fake(three, 3).write(put("x"));
+  fake(three, 3).write(put("x"));
+  const newest = fake(three, 3).store.revision;
+  fake(three, 3).lagging = true;
+  const across = await three.router.range(rangeRequest({ key: b("a"), rangeEnd: b("o"), revision: newest }));
+  assert.deepEqual(
+    across.kvs.map((kv) => new TextDecoder().decode(kv.key)),
+    ["a", "j"],
+  );
+});
+
 test("the floor step: a range behind R is floored to R before it is read at R", async () => {
   const h = harness(split(["m"]));
   fake(h, 1).write(put("a", "1"));

@@ -38,6 +38,8 @@ export interface CrossReadAccess {
   replica(groupId: number): RoutedReplica;
   /** The newest revision this node knows of any range (its local replicas' revisions). */
   knownRevision(): bigint;
+  /** Waits until this node's replica of every range has applied what its leader had committed. */
+  catchUp(): Promise<unknown>;
 }
 
 const FROM_KEY_ON = Uint8Array.of(0);
@@ -77,11 +79,10 @@ export async function crossRangeRead(
   let header: bigint | null;
   if (request.revision > 0n) {
     const target = request.revision;
-    let known = access.knownRevision();
-    if (target > known && consistency === "linearizable") {
-      for (const revision of await Promise.all(groups.map(probe))) if (revision > known) known = revision;
-    }
-    if (target > known) throw new KvError(KvErrorCode.FutureRevision);
+    // The revision may come from a range this node has not caught up with yet (the write
+    // went through another member), not necessarily one of those read.
+    if (target > access.knownRevision() && consistency === "linearizable") await access.catchUp();
+    if (target > access.knownRevision()) throw new KvError(KvErrorCode.FutureRevision);
     await Promise.all(groups.map((groupId) => floor(groupId, target)));
     for (const groupId of groups) readAt.set(groupId, target);
     header = null;

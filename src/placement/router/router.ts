@@ -152,6 +152,7 @@ export class RangeRouter {
       return crossRangeRead(request, consistency, parts, {
         replica: (groupId) => this.hosted(groupId),
         knownRevision: () => this.knownRevision(),
+        catchUp: () => this.catchUp(),
       });
     });
   }
@@ -374,8 +375,12 @@ export class RangeRouter {
       return await replica.range(request, consistency);
     } catch (error) {
       // A revision another range reached and this one has not: floor it, then it is readable.
+      // This node may not have applied that revision yet (the write went through another
+      // member): a linearizable read catches up with every range before judging it.
       const future = error instanceof KvError && error.code === KvErrorCode.FutureRevision;
-      if (!future || request.revision === 0n || request.revision > this.knownRevision()) throw error;
+      if (!future || request.revision === 0n) throw error;
+      if (request.revision > this.knownRevision() && consistency === "linearizable") await this.catchUp();
+      if (request.revision > this.knownRevision()) throw error;
       await replica.floorRevision(request.revision);
       return replica.range(request, consistency);
     }
