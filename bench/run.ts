@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- <workload> [flags]`: runs a named workload (`apply`, `embedded`, `etcd-compare`,
- * `idle-ranges`, `split-throughput`),
+ * `idle-ranges`, `split-apply`, `split-throughput`),
  * prints the machine, the date and a table of results, and writes the same figures as JSON to
  * bench/results/<YYYY-MM-DD>-<workload>.json (etcd-compare also draws an SVG chart beside it).
  */
@@ -12,6 +12,7 @@ import { DEFAULT_BUDGET, runEmbeddedBench, VALUE_BYTES, type Machine } from "./e
 import { runEtcdCompareCommand } from "./etcd-compare/command.js";
 import { runIdleRangesBench, type IdleRangesReport } from "./idle-ranges.js";
 import type { RowBudget } from "./load.js";
+import { runSplitApplyBench } from "./split-apply.js";
 import { runSplitThroughputCommand } from "./split-throughput.js";
 import { formatTable, renderTable } from "./stats.js";
 
@@ -22,6 +23,7 @@ const USAGE = [
   "       npm run bench -- etcd-compare [--seconds <per row, default 4>] [--reps <default 3>]",
   "                                     [--only put,get,txn,watch,perf] [--systems concord,etcd]",
   "       npm run bench -- idle-ranges [--ranges <default 1000>] [--seconds <idle window, default 10>]",
+  "       npm run bench -- split-apply",
   "       npm run bench -- split-throughput [--ranges <default 16>] [--seconds <per phase, default 15>]",
 ].join("\n");
 const RESULTS_DIR = fileURLToPath(new URL("./results/", import.meta.url));
@@ -32,6 +34,7 @@ const WORKLOAD_FLAGS: ReadonlyMap<string, readonly string[]> = new Map([
   ["embedded", ["ops", "seconds"]],
   ["etcd-compare", ["seconds", "reps", "only", "systems", "ranges"]],
   ["idle-ranges", ["ranges", "seconds"]],
+  ["split-apply", []],
   ["split-throughput", ["ranges", "seconds"]],
 ]);
 
@@ -138,6 +141,31 @@ async function runApply(opsText: string | undefined): Promise<number> {
   return 0;
 }
 
+/** The split-apply workload: one table, one JSON file. */
+async function runSplitApply(): Promise<number> {
+  console.log(
+    "concord bench split-apply: one split applied to an MvccStore over lmdb holding N versions " +
+      "(1,000 keys, half of them moved); reference: one bare lmdb transaction moving the same rows",
+  );
+  const report = await runSplitApplyBench((line) => console.log(`  ${line}`));
+  printReportHeader(report);
+  console.log(
+    renderTable(
+      ["versions", "moved", "apply ms (main thread)", "commit ms", "lmdb alone ms", "apply/lmdb"],
+      report.rows.map((row) => [
+        String(row.versions),
+        String(row.moved),
+        row.applyMs.toFixed(1),
+        row.commitMs.toFixed(1),
+        row.engineMs.toFixed(1),
+        `${(row.applyMs / row.engineMs).toFixed(2)}x`,
+      ]),
+    ),
+  );
+  writeReport(report);
+  return 0;
+}
+
 async function main(): Promise<number> {
   let parsed;
   try {
@@ -176,6 +204,7 @@ async function main(): Promise<number> {
   }
   if (workload === "apply") return runApply(values.ops);
   if (workload === "idle-ranges") return runIdleRanges(values.ranges, values.seconds);
+  if (workload === "split-apply") return runSplitApply();
   if (workload === "split-throughput") return runSplitThroughputCommand(values, RESULTS_DIR);
   if (workload === "etcd-compare") return runEtcdCompareCommand(values, RESULTS_DIR);
   const budget: RowBudget = {

@@ -1,0 +1,131 @@
+/**
+ * The `split-apply` workload: how long applying ONE split command holds a replica's main
+ * thread, by how many versions the range stores. A split moves every version at or above its
+ * key into the new range's namespace in the split's batch (src/kv/split.ts), synchronously,
+ * and every replica of the range applies it at about the same time: while it runs, the
+ * node serves nothing. (Found with etcd-compare's paced puts: a load split during a row
+ * stalled every member for 0.5-0.8 s.)
+ *
+ * An MvccStore over lmdb (a temp dir, removed afterwards) holds `versions` puts over 1,000
+ * keys (256-byte values), is fenced, then applies a split at the middle key; measured: the
+ * wall time of that apply (main thread) and of the store's commit that follows (lmdb's write
+ * thread). The reference, in the same run: one synchronous bare lmdb transaction that reads
+ * the same rows and writes them under another prefix, commit included (what moving them costs
+ * the engine alone).
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { open } from "lmdb";
+import { utf8 } from "../src/kv/bytes.js";
+import { fenceRequest, putRequest, splitRequest, type KvCommand } from "../src/kv/commands.js";
+import { rangeNamespace } from "../src/kv/keys.js";
+import { LmdbOrderedKv } from "../src/kv/lmdb-engine.js";
+import { MvccStore } from "../src/kv/store.js";
+import { systemTimers } from "../src/transport/timers.js";
+import { describeMachine, type Machine } from "./embedded.js";
+
+export const SPLIT_APPLY_VERSIONS = [10_000, 50_000, 100_000] as const;
+const VALUE_BYTES = 256;
+const KEY_COUNT = 1_000;
+const SPLIT_KEY = utf8(`bench/key/${String(KEY_COUNT / 2).padStart(6, "0")}`);
+
+export interface SplitApplyRow {
+  readonly versions: number;
+  /** Versions the split moved into the new range. */
+  readonly moved: number;
+  /** The split command's apply, on the main thread. */
+  readonly applyMs: number;
+  /** The store's commit of the split's batch, after it. */
+  readonly commitMs: number;
+  /** Bare lmdb: one transaction reading the moved rows and writing them under another prefix. */
+  readonly engineMs: number;
+}
+
+export interface SplitApplyReport {
+  readonly workload: "split-apply";
+  readonly date: string;
+  readonly machine: Machine;
+  readonly rows: readonly SplitApplyRow[];
+}
+
+function keyName(index: number): Uint8Array {
+  return utf8(`bench/key/${String(index % KEY_COUNT).padStart(6, "0")}`);
+}
+
+async function measureSplit(dir: string, versions: number): Promise<Omit<SplitApplyRow, "engineMs">> {
+  const kv = LmdbOrderedKv.open({
+    path: dir,
+    commitTimer: (commit, delayMs) => systemTimers.setTimeout(commit, delayMs),
+  });
+  try {
+    const store = new MvccStore(kv, { namespace: rangeNamespace(1) });
+    const value = new Uint8Array(VALUE_BYTES).fill(0x61);
+    let index = 0;
+    const apply = (command: KvCommand) => {
+      index += 1;
+      return store.apply(index, { clientId: "bench", sequence: index, timestamp: BigInt(index), command });
+    };
+    for (let i = 0; i < versions; i++) apply(putRequest({ key: keyName(i), value }));
+    apply(fenceRequest(SPLIT_KEY, 2));
+    await kv.sync();
+    const before = new MvccStore(kv, { namespace: rangeNamespace(2) });
+    if (before.appliedIndex !== 0) throw new Error("the new range's store exists before the split");
+    const started = performance.now();
+    const outcome = apply(splitRequest(SPLIT_KEY, 2));
+    const applied = performance.now();
+    await kv.sync();
+    const committed = performance.now();
+    if (outcome.result.response.kind !== "split") {
+      throw new Error(`the split was refused: ${JSON.stringify(outcome.result.response)}`);
+    }
+    let moved = 0;
+    for (let i = 0; i < versions; i++) if (i % KEY_COUNT >= KEY_COUNT / 2) moved += 1;
+    return { versions, moved, applyMs: applied - started, commitMs: committed - applied };
+  } finally {
+    await kv.close();
+  }
+}
+
+async function measureEngine(dir: string, rows: number): Promise<number> {
+  const root = open<Uint8Array, Uint8Array>({
+    path: dir,
+    keyEncoding: "binary",
+    encoding: "binary",
+    overlappingSync: false,
+  });
+  try {
+    const value = new Uint8Array(VALUE_BYTES + 34).fill(0x61);
+    const source = (i: number) => utf8(`a/${String(i).padStart(9, "0")}`);
+    root.transactionSync(() => {
+      for (let i = 0; i < rows; i++) root.putSync(source(i), value);
+    });
+    const started = performance.now();
+    root.transactionSync(() => {
+      const stored = [...root.getRange({ start: utf8("a/"), end: utf8("a0") })];
+      for (const { key, value: row } of stored) {
+        root.putSync(Buffer.concat([utf8("b/"), key.subarray(2)]), row);
+        root.removeSync(key);
+      }
+    });
+    return performance.now() - started;
+  } finally {
+    await root.close();
+  }
+}
+
+export async function runSplitApplyBench(progress: (line: string) => void): Promise<SplitApplyReport> {
+  const rows: SplitApplyRow[] = [];
+  for (const versions of SPLIT_APPLY_VERSIONS) {
+    const dir = mkdtempSync(join(tmpdir(), "concord-bench-split-apply-"));
+    try {
+      const split = await measureSplit(join(dir, "store"), versions);
+      const engineMs = await measureEngine(join(dir, "engine"), split.moved);
+      rows.push({ ...split, engineMs });
+      progress(`done: ${versions} versions`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  return { workload: "split-apply", date: new Date().toISOString(), machine: describeMachine(), rows };
+}
