@@ -1,18 +1,22 @@
 /**
  * `ClientPort`: one TCP port for both client protocols. It accepts connections itself, reads
  * the first byte, and hands the connection (with that byte put back) to the etcd gRPC server
- * when it begins the HTTP/2 client preface ("PRI * HTTP/2.0"), or to the native protocol server
- * otherwise: a native frame starts with its u32 big-endian length, whose first byte is 0x00 or
- * 0x01 under the frame size limit, never "P". A connection that sends nothing within
+ * when it begins the HTTP/2 client preface ("PRI * HTTP/2.0"), to etcd's plain HTTP endpoints
+ * when it begins an HTTP/1 "GET" (http-endpoints.ts: /health, /version), or to the native
+ * protocol server otherwise: a native frame starts with its u32 big-endian length, whose first
+ * byte is 0x00 or 0x01 under the frame size limit, never "P" or "G". A connection that sends nothing within
  * `firstByteTimeoutMs` is closed.
  */
 import { createServer, type Server, type Socket } from "node:net";
 import type { NativeServer } from "../native/server.js";
 import type { Logger } from "../../transport/transport.js";
+import { serveHttpEndpoint } from "./http-endpoints.js";
 import type { EtcdServer } from "./server.js";
 
 /** The first byte of the HTTP/2 client connection preface. */
 const HTTP2_PREFACE_FIRST_BYTE = "P".charCodeAt(0);
+/** The first byte of an HTTP/1 GET (etcd's /health and /version, http-endpoints.ts). */
+const HTTP_GET_FIRST_BYTE = "G".charCodeAt(0);
 
 export interface ClientPortOptions {
   /** Where to listen (port 0: a free port, see `address()`). */
@@ -28,6 +32,7 @@ export interface ClientPortOptions {
 export interface ClientPortConnectionCounts {
   readonly native: number;
   readonly grpc: number;
+  readonly http: number;
 }
 
 export class ClientPort {
@@ -35,7 +40,7 @@ export class ClientPort {
   /** Connections whose first byte has not arrived yet. */
   private readonly undecided = new Set<Socket>();
   private listening = false;
-  private readonly counts = { native: 0, grpc: 0 };
+  private readonly counts = { native: 0, grpc: 0, http: 0 };
 
   constructor(private readonly options: ClientPortOptions) {
     this.server = createServer((socket) => this.accept(socket));
@@ -101,6 +106,9 @@ export class ClientPort {
       if (chunk[0] === HTTP2_PREFACE_FIRST_BYTE) {
         this.counts.grpc++;
         this.options.etcd.injectConnection(socket);
+      } else if (chunk[0] === HTTP_GET_FIRST_BYTE) {
+        this.counts.http++;
+        serveHttpEndpoint(socket, this.options.etcd.context);
       } else {
         this.counts.native++;
         this.options.native.injectConnection(socket);

@@ -916,4 +916,24 @@ describe("the gRPC server on a member's client port", () => {
       { native: 1, grpc: 1 },
     );
   });
+
+  test("etcd's HTTP /health and /version; another path is 404, a request that is not a GET line 400", async () => {
+    const health = await fetch(`http://${endpoint}/health`);
+    assert.equal(health.status, 200);
+    assert.deepEqual(await health.json(), { health: "true", reason: "" });
+    const version = await fetch(`http://${endpoint}/version`);
+    assert.deepEqual(await version.json(), { etcdserver: "3.4.23", etcdcluster: "3.4.0" });
+    assert.equal((await fetch(`http://${endpoint}/v3/nothing`)).status, 404);
+    const [host, portNumber] = endpoint.split(":");
+    const socket = connectTcp(Number(portNumber), host);
+    socket.on("error", () => undefined);
+    const reply = await new Promise<string>((resolve) => {
+      let text = "";
+      socket.on("data", (chunk: Buffer) => (text += chunk.toString()));
+      socket.on("close", () => resolve(text));
+      socket.write("GARBAGE / SMTP\r\n\r\n");
+    });
+    assert.match(reply, /^HTTP\/1\.1 400 Bad Request\r\n/);
+    assert.ok(port.connectionCounts().http >= 4);
+  });
 });
