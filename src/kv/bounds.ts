@@ -45,6 +45,15 @@ export function spanOfRequest(key: Uint8Array, rangeEnd: Uint8Array): KeySpan {
   return { start: interval.start, end: interval.end };
 }
 
+/**
+ * The first key `bounds` holds, usable as a request's key (a request cannot name the empty
+ * key, so a range starting there gives "\0", the first key after it): e.g. to make a
+ * linearizable read of the range a barrier.
+ */
+export function firstKey(bounds: RangeBounds): Uint8Array {
+  return bounds.start.length > 0 ? bounds.start : Uint8Array.of(0);
+}
+
 export function boundsEqual(a: RangeBounds, b: RangeBounds): boolean {
   if (compareBytes(a.start, b.start) !== 0) return false;
   if (a.end === null || b.end === null) return a.end === b.end;

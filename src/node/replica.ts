@@ -9,7 +9,7 @@
  * another entry applied there tells it the proposal was overwritten. Linearizable reads share
  * one ReadIndex request per turn and are served once the state machine reaches the index.
  */
-import { boundsEqual, type KeySpan, type RangeBounds } from "../kv/bounds.js";
+import { boundsEqual, firstKey, type KeySpan, type RangeBounds } from "../kv/bounds.js";
 import { DecodeError } from "../kv/bytes.js";
 import {
   decodeEnvelope,
@@ -486,9 +486,8 @@ export class Replica {
    */
   leaseKeys(id: bigint, span?: KeySpan): Promise<readonly Uint8Array[]> {
     if (!this.accepting()) return Promise.reject(new ReplicaStoppedError(this.rangeId));
-    const start = this.bounds.start;
     // Any key of the range makes the read a barrier; the keys are read when it is served.
-    const barrier = rangeRequest({ key: start.length > 0 ? start : Uint8Array.of(0), countOnly: true });
+    const barrier = rangeRequest({ key: firstKey(this.bounds), countOnly: true });
     return new Promise((resolve, reject) => {
       const serve = (): void => {
         if (span !== undefined && !boundsEqual(span, this.bounds)) {

@@ -14,7 +14,7 @@
  * their bounds and the router reloads and retries.
  */
 import { leaseRevokeRequest, rangeRequest, type KvCommand, type RangeRequest } from "../kv/commands.js";
-import { boundsContainKey, boundsEqual, type RangeBounds } from "../kv/bounds.js";
+import { boundsContainKey, boundsEqual, firstKey, type RangeBounds } from "../kv/bounds.js";
 import { KvError, KvErrorCode } from "../kv/errors.js";
 import type { CommandResult, RangeResult } from "../kv/results.js";
 import type { TimeToLive } from "../kv/lease-clock.js";
@@ -245,7 +245,7 @@ export class NodeRanges {
    * answer's revision is the newest range's, its compacted revision the highest.
    */
   hashKv(revision = 0n): KvHash {
-    const replicas = this.table.routes.flatMap((route) => this.options.host.replica(route.groupId) ?? []);
+    const replicas = this.table.routes.flatMap((route) => this.host.replica(route.groupId) ?? []);
     const newest = replicas.reduce((max, replica) => (replica.revision > max ? replica.revision : max), 0n);
     if (revision > newest) throw new KvError(KvErrorCode.FutureRevision);
     let hash = 0;
@@ -648,9 +648,8 @@ export class NodeRanges {
   }
 
   private async barrier(replica: Replica): Promise<void> {
-    const probe = replica.bounds.start.length > 0 ? replica.bounds.start : Uint8Array.of(0);
     try {
-      await replica.range(rangeRequest({ key: probe, countOnly: true }), "linearizable");
+      await replica.range(rangeRequest({ key: firstKey(replica.bounds), countOnly: true }), "linearizable");
     } catch (error) {
       // The range shrank under the probe, or is merge-fenced (it refuses linearizable reads
       // once their read index is reached): the barrier still happened; read it as it is now.

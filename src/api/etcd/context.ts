@@ -150,7 +150,8 @@ export function toServiceError(error: unknown): EtcdRpcError {
   return new EtcdRpcError({ code, message });
 }
 
-function errorMessage(error: unknown): string {
+/** An error's message (or the thrown value as text). */
+export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 

@@ -9,7 +9,7 @@
  */
 import type { Socket } from "node:net";
 import { rangeRequest } from "../../kv/commands.js";
-import type { EtcdContext } from "./context.js";
+import { errorMessage, type EtcdContext } from "./context.js";
 import { ETCD_COMPATIBLE_VERSION } from "./maintenance-service.js";
 
 /** The longest request head read before it is refused. */
@@ -26,10 +26,6 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
   404: "Not Found",
   503: "Service Unavailable",
 };
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 function respond(socket: Socket, status: number, body: string, type = "application/json"): void {
   const bytes = Buffer.from(body);
@@ -54,7 +50,7 @@ async function answer(path: string, ctx: EtcdContext): Promise<{ status: number;
       await ctx.kv().range(rangeRequest({ key: Uint8Array.of(0), countOnly: true }));
       return { status: 200, body: JSON.stringify({ health: "true", reason: "" }) };
     } catch (error) {
-      return { status: 503, body: JSON.stringify({ health: "false", reason: errorText(error) }) };
+      return { status: 503, body: JSON.stringify({ health: "false", reason: errorMessage(error) }) };
     }
   }
   return { status: 404, body: JSON.stringify({ message: `no such endpoint: ${route}` }) };
@@ -76,7 +72,7 @@ export function serveHttpEndpoint(socket: Socket, ctx: EtcdContext): void {
     }
     void answer(line[1]!, ctx).then(
       ({ status, body }) => respond(socket, status, body),
-      (error: unknown) => respond(socket, 503, JSON.stringify({ message: errorText(error) })),
+      (error: unknown) => respond(socket, 503, JSON.stringify({ message: errorMessage(error) })),
     );
   };
   socket.on("data", onData);

@@ -19,7 +19,7 @@
  * SystemKeyError before anything is sent.
  */
 import { compareBytes } from "../../kv/bytes.js";
-import { FULL_BOUNDS, boundsEqual, spanOfRequest, type KeySpan } from "../../kv/bounds.js";
+import { FULL_BOUNDS, boundsEqual, firstKey, spanOfRequest, type KeySpan } from "../../kv/bounds.js";
 import {
   deleteRangeRequest,
   leaseGrantRequest,
@@ -493,7 +493,7 @@ function leasesNamed(command: KvCommand | TxnOp, into = new Set<bigint>()): Set<
 
 /** A linearizable read of one key of `route`, for its ReadIndex round only. */
 function barrierRead(route: RouteDescriptor): RangeRequest {
-  return rangeRequest({ key: route.start.length > 0 ? route.start : Uint8Array.of(0), countOnly: true });
+  return rangeRequest({ key: firstKey(route), countOnly: true });
 }
 
 /** A delete of `spans` (all in one range): one DeleteRange, or a transaction of several. */

@@ -13,6 +13,7 @@
  * leader's; every acknowledged write is readable at its revision through every node's router;
  * a cross-range scan through the router equals the union of single-key reads.
  */
+import { firstKey } from "../../kv/bounds.js";
 import { rangeRequest } from "../../kv/commands.js";
 import type { KeyValue } from "../../kv/results.js";
 import { describeRoute, sameDescriptor, validateCatalog } from "../../placement/catalog/descriptor.js";
@@ -294,7 +295,7 @@ async function checkRange(
 ): Promise<void> {
   const leader = rangeLeader(members, route.groupId)?.replicaOf(route.groupId);
   const scan = rangeRequest({
-    key: route.start.length > 0 ? route.start : Uint8Array.of(0),
+    key: firstKey(route),
     rangeEnd: route.end ?? Uint8Array.of(0),
   });
   const expected = leader === undefined ? null : await cluster.drive(leader.range(scan, "serializable"));
