@@ -152,6 +152,7 @@ class EmbeddedBackend implements Backend {
     leaseKeys: (id) => this.routed().leaseKeys(id),
     hashKv: (revision) => this.routed().hashKv(revision),
     backupImage: () => this.routed().backupImage(),
+    compactedPhysically: () => this.routed().compactedPhysically(),
   };
 
   /** `concord range list|split` over the placement layer. */

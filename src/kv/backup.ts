@@ -9,8 +9,9 @@
  * (keys.ts, leases.ts, members.ts), merged:
  *
  * - meta: the first range's fields, except the revision and the compacted revision (the
- *   highest of any range) and what only a split keyspace has (bounds, range state, last
- *   split and merge: absent, the store holds everything and is active);
+ *   highest of any range), what only a split keyspace has (bounds, range state, last split
+ *   and merge: absent, the store holds everything and is active) and how far its compacted
+ *   versions are removed (absent: the restored store goes over all of them);
  * - dedup table and member table: the first range's (its dedup count describes its table; a
  *   client's dedup records in other ranges are left out, so a retry after a restore of a
  *   request made before the backup may apply again there);
@@ -31,8 +32,18 @@ const META_TAG = RELATIVE.metaKey(MetaField.LayoutVersion)[0]!;
 const DATA_TAG = RELATIVE.dataStart[0]!;
 /** Areas kept from the first range only: its dedup table (and the rows of its old eviction order, 0x03) and the member table. */
 const FIRST_RANGE_ONLY_TAGS = new Set([RELATIVE.dedupClientsStart[0]!, 0x03, MEMBER_TAG]);
-/** Meta fields a store of the whole, unsplit keyspace does not have. */
-const SPLIT_ONLY_FIELDS = [MetaField.Bounds, MetaField.RangeState, MetaField.LastSplit, MetaField.LastMerge];
+/**
+ * Meta fields the image leaves out: what a store of the whole, unsplit keyspace does not have,
+ * and the first range's progress in removing compacted versions (the other ranges' versions
+ * may hold some its compaction has not removed yet: the restored store removes them).
+ */
+const DROPPED_FIELDS = [
+  MetaField.Bounds,
+  MetaField.RangeState,
+  MetaField.LastSplit,
+  MetaField.LastMerge,
+  MetaField.PhysicallyCompacted,
+];
 const HIGHEST_OF_ALL_FIELDS = [MetaField.Revision, MetaField.CompactedRevision];
 
 function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
@@ -49,7 +60,7 @@ function metaU64(view: StoreImageView, field: MetaField): bigint {
 /** The merged meta pairs, in key order. */
 function metaPairs(ranges: readonly StoreImageView[]): KvPair[] {
   const first = ranges[0]!;
-  const dropped = SPLIT_ONLY_FIELDS.map((field) => RELATIVE.metaKey(field));
+  const dropped = DROPPED_FIELDS.map((field) => RELATIVE.metaKey(field));
   const highest = HIGHEST_OF_ALL_FIELDS.flatMap((field) => {
     const value = ranges.reduce((max, range) => {
       const candidate = metaU64(range, field);

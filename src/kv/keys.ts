@@ -104,6 +104,11 @@ export enum MetaField {
   LastSplit = 7,
   /** The last merge this store applied (encodeAppliedMerge); absent: none. */
   LastMerge = 8,
+  /**
+   * The compaction whose removals this replica finished (MvccStore.compactionStep); absent:
+   * none. Local, not replicated: each replica removes compacted versions at its own pace.
+   */
+  PhysicallyCompacted = 9,
 }
 
 export const LAYOUT_VERSION = 1n;

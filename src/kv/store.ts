@@ -1,8 +1,10 @@
 /**
  * MvccStore: Concord's replicated state machine — an etcd-compatible multi-version key-value
  * store over an OrderedKv. `apply` executes committed log entries deterministically (the same
- * entries from the same state give byte-identical engines on every replica); `range` serves
- * reads at the current or a past revision; `snapshot` / `restore` move the whole state.
+ * entries from the same state give byte-identical engines on every replica, but for the
+ * versions compaction removes, which each replica removes at its own pace with
+ * `compactionStep`); `range` serves reads at the current or a past revision; `snapshot` /
+ * `restore` move the whole state.
  *
  * Each apply (one entry, or a batch of entries with `applyEntries`) is one atomic engine write
  * holding the commands' effects, their dedup records and the meta data (applied index,
@@ -44,7 +46,7 @@ import {
   type RangeCommand,
   type RangeRequest,
 } from "./commands.js";
-import { compactionError, stageCompaction } from "./compaction.js";
+import { CompactedVersions, compactionError } from "./compaction.js";
 import { DedupTable } from "./dedup.js";
 import {
   BatchOverlay,
@@ -282,6 +284,19 @@ export interface KvHash {
   readonly compacted: bigint;
 }
 
+/** A u64 meta field of the store under `layout` (0 when absent). */
+function readMetaU64(
+  get: (key: Uint8Array) => Uint8Array | undefined,
+  layout: KeyLayout,
+  f: MetaField,
+): bigint {
+  const bytes = get(layout.metaKey(f));
+  if (bytes === undefined) return 0n;
+  if (bytes.length !== 8)
+    throw new DecodeError("store meta", "invalid-field", `field ${f} has ${bytes.length} bytes`);
+  return new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0);
+}
+
 /** The granularity of `sizeEstimate`'s median: one remembered key per this many bytes. */
 const SIZE_CHECKPOINT_BYTES = 64 * 1024;
 
@@ -296,6 +311,14 @@ export class MvccStore {
   private readonly newestVersions: NewestVersions;
   private state: StoreState;
   private restoring = false;
+  /**
+   * The revision up to which compaction's removals are done here (meta PhysicallyCompacted;
+   * local, not replicated: each replica removes at its own pace). Below the compacted
+   * revision, compactionStep has work.
+   */
+  private physicallyCompacted: bigint;
+  /** The removal pass under way: its compaction and where its next step starts. */
+  private compactionPass: { readonly versions: CompactedVersions; next: Uint8Array } | null = null;
 
   constructor(
     private readonly kv: OrderedKv,
@@ -315,6 +338,11 @@ export class MvccStore {
     const view = kv.view();
     try {
       this.state = this.readState((key) => view.get(key));
+      this.physicallyCompacted = readMetaU64(
+        (key) => view.get(key),
+        this.layout,
+        MetaField.PhysicallyCompacted,
+      );
     } finally {
       view.release();
     }
@@ -431,6 +459,10 @@ export class MvccStore {
       this.kv.write(pending);
       this.newestVersions.committed(pending);
       this.state = state;
+      if (outcomes.some((outcome) => outcome?.merge !== undefined)) {
+        this.physicallyCompacted = 0n;
+        this.compactionPass = null;
+      }
       return outcomes;
     } finally {
       view.release();
@@ -464,7 +496,12 @@ export class MvccStore {
     // Only range and lease commands have these: rare enough to spread for.
     if (executed.leaseChange !== null) outcome = { ...outcome, leaseChange: executed.leaseChange };
     if (executed.split !== null) outcome = { ...outcome, split: executed.split };
-    if (executed.merge !== undefined) outcome = { ...outcome, merge: executed.merge };
+    if (executed.merge !== undefined) {
+      outcome = { ...outcome, merge: executed.merge };
+      // The versions merged in may hold some that the other range's compaction has not
+      // removed yet: the next removal pass goes over everything (applyEntries restarts it).
+      executed.batch.delete(this.layout.metaKey(MetaField.PhysicallyCompacted));
+    }
     let dedupClients = executed.dedupClients ?? before.dedupClients;
     if (clientId !== "" && !isRetriedUnrecorded(executed.result)) {
       const record = { sequence, entryIndex, result: executed.result };
@@ -532,10 +569,10 @@ export class MvccStore {
   }
 
   /**
-   * etcd's HashKV: a CRC-32 over every stored version (key and value bytes, relative to the
-   * namespace, in key order) at or below `revision` (0: the current one). Replicas that applied
-   * the same entries hold byte-identical versions, so they answer the same hash for the same
-   * revision. The CRC continues from `seed`: ranges hashed in key order, each from the hash
+   * etcd's HashKV: a CRC-32 over every stored version that compaction keeps (key and value
+   * bytes, relative to the namespace, in key order) at or below `revision` (0: the current
+   * one). Replicas that applied the same entries keep byte-identical versions, so they answer
+   * the same hash for the same revision. The CRC continues from `seed`: ranges hashed in key order, each from the hash
    * of the one before, hash like one store holding all their versions. Throws KvError:
    * Compacted below the compacted revision, FutureRevision above the current one.
    */
@@ -548,7 +585,11 @@ export class MvccStore {
     const view = this.kv.view();
     try {
       let hash = seed;
+      // Versions compaction removed may still be stored here (compactionStep removes them
+      // later, at each replica's pace): they are counted out, so replicas hash alike.
+      const removed = new CompactedVersions(compacted);
       for (const { key, value } of view.scan(this.layout.dataStart, this.layout.dataEnd)) {
+        if (removed.removes(key, value)) continue;
         if (decodeDescendingRevision(key, key.length - 8) > at) continue;
         hash = crc32(value, crc32(key.subarray(strip), hash));
       }
@@ -556,6 +597,56 @@ export class MvccStore {
     } finally {
       view.release();
     }
+  }
+
+  /** Whether compaction left versions for compactionStep to remove. */
+  get compactionPending(): boolean {
+    return this.physicallyCompacted < this.state.compacted;
+  }
+
+  /**
+   * Removes up to `maxVersions` versions' worth of what compaction left behind: one step of a
+   * pass over the data in key order that removes what the compaction at the compacted
+   * revision removes, and records that revision once it reaches the end (a pass that a later
+   * compaction overtook is followed by another). Returns whether work remains. A Compact
+   * command only moves the compacted revision; the removal happens here, in steps the node
+   * runs between requests, so a compaction of a large range does not hold the node — etcd
+   * also compacts in the background, in batches. A restart starts the pass again.
+   */
+  compactionStep(maxVersions: number): boolean {
+    if (!(maxVersions >= 1)) throw new RangeError(`maxVersions must be at least 1, got ${maxVersions}`);
+    if (this.restoring) return true;
+    if (!this.compactionPending) return false;
+    const pass = (this.compactionPass ??= {
+      versions: new CompactedVersions(this.state.compacted),
+      next: this.layout.dataStart,
+    });
+    const batch = new WriteBatch();
+    let scanned = 0;
+    let last: Uint8Array | null = null;
+    const view = this.kv.view();
+    try {
+      for (const { key, value } of view.scan(pass.next, this.layout.dataEnd, { limit: maxVersions })) {
+        scanned += 1;
+        last = key;
+        if (pass.versions.removes(key, value)) batch.delete(key);
+      }
+    } finally {
+      view.release();
+    }
+    const finished = scanned < maxVersions;
+    if (finished) {
+      batch.put(this.layout.metaKey(MetaField.PhysicallyCompacted), u64Bytes(pass.versions.revision));
+    } else {
+      pass.next = concatBytes(last!, Uint8Array.of(0));
+    }
+    this.kv.write(batch);
+    this.newestVersions.committed(batch);
+    if (finished) {
+      this.physicallyCompacted = pass.versions.revision;
+      this.compactionPass = null;
+    }
+    return this.compactionPending;
   }
 
   /**
@@ -678,7 +769,9 @@ export class MvccStore {
         for (const pair of decoder.push(chunk)) pairs.push(pair);
       }
       decoder.finish();
-      const restored = this.readStateFromPairs(pairs);
+      const meta = this.metaOfPairs(pairs);
+      const restored = this.readState(meta);
+      const physicallyCompacted = readMetaU64(meta, this.layout, MetaField.PhysicallyCompacted);
       const batch = new WriteBatch();
       const view = this.kv.view();
       try {
@@ -690,6 +783,8 @@ export class MvccStore {
       this.kv.write(batch);
       this.newestVersions.clear();
       this.state = restored;
+      this.physicallyCompacted = physicallyCompacted;
+      this.compactionPass = null;
     } finally {
       this.restoring = false;
     }
@@ -746,7 +841,9 @@ export class MvccStore {
     if (command.kind === "compact") {
       const error = compactionError(command.revision, bounds);
       if (error !== null) return refusedWith(before, error);
-      stageCompaction(view, this.layout, batch, command.revision);
+      // The versions the compaction removes are left for compactionStep: no read it still
+      // allows can see them, and removing them all here would hold the node for a scan of
+      // the whole range.
       return {
         ...executedOn(before, batch, { revision: bounds.current, response: { kind: "compact" } }),
         compacted: command.revision,
@@ -855,13 +952,7 @@ export class MvccStore {
   }
 
   private readState(get: (key: Uint8Array) => Uint8Array | undefined): StoreState {
-    const field = (f: MetaField): bigint => {
-      const bytes = get(this.layout.metaKey(f));
-      if (bytes === undefined) return 0n;
-      if (bytes.length !== 8)
-        throw new DecodeError("store meta", "invalid-field", `field ${f} has ${bytes.length} bytes`);
-      return new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0);
-    };
+    const field = (f: MetaField): bigint => readMetaU64(get, this.layout, f);
     const layoutVersion = field(MetaField.LayoutVersion);
     if (layoutVersion !== 0n && layoutVersion !== LAYOUT_VERSION) {
       throw new DecodeError("store meta", "unknown-version", `store layout version ${layoutVersion}`);
@@ -882,8 +973,8 @@ export class MvccStore {
     };
   }
 
-  /** The state a restore of `pairs` (namespace-relative keys) would have; throws if its meta is invalid. */
-  private readStateFromPairs(pairs: readonly KvPair[]): StoreState {
+  /** The meta fields among `pairs` (namespace-relative keys), by their full key. */
+  private metaOfPairs(pairs: readonly KvPair[]): (key: Uint8Array) => Uint8Array | undefined {
     const strip = this.layout.namespace.length;
     const metaKeys = new Set(
       [
@@ -896,6 +987,7 @@ export class MvccStore {
         MetaField.RangeState,
         MetaField.LastSplit,
         MetaField.LastMerge,
+        MetaField.PhysicallyCompacted,
       ].map((f) => latin1(this.layout.metaKey(f).subarray(strip))),
     );
     const meta = new Map<string, Uint8Array>();
@@ -903,6 +995,6 @@ export class MvccStore {
       const name = latin1(key);
       if (metaKeys.has(name)) meta.set(name, value);
     }
-    return this.readState((key) => meta.get(latin1(key.subarray(strip))));
+    return (key) => meta.get(latin1(key.subarray(strip)));
   }
 }

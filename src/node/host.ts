@@ -43,6 +43,12 @@ import { initialiseSplitRange } from "./split-range.js";
 
 type HostState = "new" | "running" | "stopping" | "stopped" | "failed";
 
+/**
+ * Versions one compaction step of a replica reads (Replica.compactionStep): a few milliseconds
+ * of main thread, after which requests get their turn again.
+ */
+const COMPACTION_STEP_VERSIONS = 1_000;
+
 export class NodeHost {
   readonly nodeId: NodeId;
   readonly counters: NodeHostCounters = newNodeHostCounters();
@@ -62,6 +68,9 @@ export class NodeHost {
   /** Ticks the cores' lease clocks were moved by so far: by the timer, and to catch up. */
   private leaseTicksFed = 0;
   private tickTimer: TimerHandle | null = null;
+  /** Replicas with compacted versions to remove, and the timer of their next steps. */
+  private readonly compacting = new Set<Replica>();
+  private compactionTimer: TimerHandle | null = null;
   private turnRequested = false;
   private loop: Promise<void> | null = null;
   /** The turn running now, if any: a replica taken out of the maps may still be in it. */
@@ -94,6 +103,7 @@ export class NodeHost {
       isAccepting: () => this.state === "new" || this.state === "running",
       requestTurn: (replica) => this.wake(replica),
       splitApplied: (rangeId, rhsRangeId, confState) => this.hostSplitRange(rangeId, rhsRangeId, confState),
+      compactionPending: (replica) => this.scheduleCompaction(replica),
       peerRecentlyHeard: (peer) => this.liveness.recentlyHeard(peer, this.options.monotonicClock()),
     };
     this.liveness = new PeerLiveness<Replica>(this.config.electionTicks * this.config.tickMs);
@@ -108,6 +118,7 @@ export class NodeHost {
     this.ticksOrigin = this.options.monotonicClock();
     this.scheduleTick();
     this.requestTurn();
+    this.armCompaction();
   }
 
   /**
@@ -199,6 +210,7 @@ export class NodeHost {
       this.awake.delete(replica);
       this.dormant.delete(replica);
       this.liveness.forget(replica);
+      this.compacting.delete(replica);
       // The running turn took its replicas before; later turns no longer see this one.
       await this.turnInFlight?.catch(() => undefined);
       replica.closeRemoved();
@@ -248,12 +260,44 @@ export class NodeHost {
     this.state = "stopping";
     this.tickTimer?.cancel();
     this.tickTimer = null;
+    this.stopCompaction();
     await this.loop;
     while (this.syncsInFlight.size > 0) await Promise.all(this.syncsInFlight);
     if (this.state !== "stopping") return;
     for (const replica of this.replicas.values()) replica.close();
     this.state = "stopped";
     this.notifyIdle();
+  }
+
+  // ------------------------------------------------------------------ background compaction
+
+  private scheduleCompaction(replica: Replica): void {
+    this.compacting.add(replica);
+    if (this.state === "running") this.armCompaction();
+  }
+
+  /** Steps run on their own timer, one per pending replica at a time, so turns run in between. */
+  private armCompaction(): void {
+    if (this.compactionTimer !== null || this.compacting.size === 0) return;
+    this.compactionTimer = this.options.timers.setTimeout(() => {
+      this.compactionTimer = null;
+      if (this.state !== "running") return;
+      try {
+        for (const replica of [...this.compacting]) {
+          if (!replica.compactionStep(COMPACTION_STEP_VERSIONS)) this.compacting.delete(replica);
+        }
+      } catch (error) {
+        this.fail(error);
+        return;
+      }
+      this.armCompaction();
+    }, 0);
+  }
+
+  private stopCompaction(): void {
+    this.compactionTimer?.cancel();
+    this.compactionTimer = null;
+    this.compacting.clear();
   }
 
   // ------------------------------------------------------------------ inputs
@@ -561,6 +605,7 @@ export class NodeHost {
     this.state = "failed";
     this.tickTimer?.cancel();
     this.tickTimer = null;
+    this.stopCompaction();
     this.options.logger.warn({ nodeId: this.nodeId, error: cause.message }, "node host failed and stopped");
     for (const replica of this.replicas.values()) replica.close(cause);
     this.options.onFailure?.(cause);

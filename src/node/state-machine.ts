@@ -133,6 +133,16 @@ export class ReplicaStateMachine {
     return this.store.sizeEstimate();
   }
 
+  /** Whether compaction left versions for compactionStep to remove. */
+  get compactionPending(): boolean {
+    return this.store.compactionPending;
+  }
+
+  /** One step of removing what compaction left (MvccStore.compactionStep); whether work remains. */
+  compactionStep(maxVersions: number): boolean {
+    return this.store.compactionStep(maxVersions);
+  }
+
   sizeEstimateSteps(versionsPerStep: number): ReturnType<MvccStore["sizeEstimateSteps"]> {
     return this.store.sizeEstimateSteps(versionsPerStep);
   }

@@ -91,7 +91,10 @@ export interface NodeRangesOptions {
  * What request servers need of the keyspace: NodeRanges routes over every range; a lone
  * Replica (which has the same methods) serves a keyspace that was never split.
  */
-export type RoutedKv = Pick<Replica, "propose" | "range" | "watch" | "leaseKeys" | "hashKv" | "backupImage">;
+export type RoutedKv = Pick<
+  Replica,
+  "propose" | "range" | "watch" | "leaseKeys" | "hashKv" | "backupImage" | "compactedPhysically"
+>;
 
 /**
  * A lease's time-to-live (read on range 1) with the keys attached to it in every range of
@@ -256,6 +259,15 @@ export class NodeRanges {
       if (hashed.compacted > compacted) compacted = hashed.compacted;
     }
     return { hash, revision: newest, compacted };
+  }
+
+  /**
+   * Resolves once every range this node hosts a replica of holds none of the versions its
+   * compactions removed (Replica.compactedPhysically): etcd's "physical" compaction.
+   */
+  async compactedPhysically(): Promise<void> {
+    const replicas = this.table.routes.flatMap((route) => this.host.replica(route.groupId) ?? []);
+    await Promise.all(replicas.map((replica) => replica.compactedPhysically()));
   }
 
   /**

@@ -120,7 +120,8 @@ describe("MvccStore against the reference model", () => {
         fc.array(stepArb, { minLength: 1, maxLength: 40 }),
         fc.array(rangeArb(SMALL), { maxLength: 6 }),
         fc.array(fc.integer({ min: 1, max: 12 }), { minLength: 1, maxLength: 10 }),
-        (steps, ranges, batchSizes) => {
+        fc.array(fc.integer({ min: 0, max: 4 }), { minLength: 1, maxLength: 10 }),
+        (steps, ranges, batchSizes, removalSteps) => {
           const model = new ModelStore();
           const kv = new MemoryOrderedKv();
           const store = new MvccStore(kv);
@@ -169,6 +170,31 @@ describe("MvccStore against the reference model", () => {
             singly,
           );
           assert.deepEqual(dump(evictingBatched), dump(oneByOne));
+
+          // A replica that removes compacted versions in steps of 1..4 versions (0: none) between
+          // entries answers alike at every revision the compaction still allows, and once both
+          // have finished removing, it holds what the replica that removed nothing yet does.
+          const removingKv = replica();
+          const removing = new MvccStore(removingKv);
+          const removingOutcomes = entries.map((envelope, i) => {
+            const outcome = removing.apply(i + 1, envelope);
+            const size = removalSteps[i % removalSteps.length]!;
+            if (size > 0) removing.compactionStep(size);
+            return outcome;
+          });
+          assert.deepEqual(removingOutcomes, outcomes);
+          for (let revision = store.compactedRevision; revision <= store.revision; revision++) {
+            const atRevision = { ...everything, revision };
+            assert.deepEqual(
+              storeRange(removing, atRevision),
+              storeRange(store, atRevision),
+              `revision ${revision}`,
+            );
+          }
+          assert.deepEqual(removing.hashKv(0n), store.hashKv(0n));
+          while (removing.compactionStep(3));
+          while (store.compactionStep(1000));
+          assert.deepEqual(dump(removingKv), dump(kv));
         },
       ),
       { numRuns: 200 },

@@ -3,7 +3,8 @@
  * or serializable from this member's applied state), Put, DeleteRange, Txn and Compact
  * (proposed to the range's Raft group; a follower forwards them to the leader). A request
  * etcd would refuse is refused here before anything is proposed. Compact answers once this
- * member has applied the compaction, so it is always "physical".
+ * member has applied the compaction; with `physical`, once this member has also removed the
+ * versions it compacted away (which, as in etcd, happens afterwards, in the background).
  */
 import type { ServiceHandlers } from "./grpc-server.js";
 import { compactRequest } from "../../kv/commands.js";
@@ -60,6 +61,7 @@ export function kvService(ctx: EtcdContext): ServiceHandlers {
     Compact: unary(async (request: CompactionRequest): Promise<CompactionResponse> => {
       const result = await ctx.kv().propose(compactRequest(request.revision > 0n ? request.revision : 0n));
       commandResponse(result, "compact");
+      if (request.physical) await ctx.kv().compactedPhysically();
       return create(CompactionResponseSchema, { header: ctx.header(result.revision) });
     }),
   };
