@@ -145,13 +145,24 @@ async function runApply(opsText: string | undefined): Promise<number> {
 async function runSplitApply(): Promise<number> {
   console.log(
     "concord bench split-apply: one split applied to an MvccStore over lmdb holding N versions " +
-      "(1,000 keys, half of them moved); reference: one bare lmdb transaction moving the same rows",
+      "(1,000 keys, half of them moved), then the removal steps it leaves and a compaction's; " +
+      "reference: one bare lmdb transaction moving the same rows",
   );
   const report = await runSplitApplyBench((line) => console.log(`  ${line}`));
   printReportHeader(report);
   console.log(
     renderTable(
-      ["versions", "moved", "apply ms (main thread)", "commit ms", "lmdb alone ms", "apply/lmdb"],
+      [
+        "versions",
+        "moved",
+        "apply ms (main thread)",
+        "commit ms",
+        "lmdb alone ms",
+        "apply/lmdb",
+        "removal: longest step / all ms",
+        "compact apply ms",
+        "its longest step ms",
+      ],
       report.rows.map((row) => [
         String(row.versions),
         String(row.moved),
@@ -159,6 +170,9 @@ async function runSplitApply(): Promise<number> {
         row.commitMs.toFixed(1),
         row.engineMs.toFixed(1),
         `${(row.applyMs / row.engineMs).toFixed(2)}x`,
+        `${row.removalStepMaxMs.toFixed(1)} / ${row.removalMs.toFixed(1)}`,
+        row.compactApplyMs.toFixed(2),
+        row.compactStepMaxMs.toFixed(1),
       ]),
     ),
   );

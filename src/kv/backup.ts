@@ -97,7 +97,9 @@ export function* backupPairs(
   const meta = metaPairs(ranges);
   const skippedData =
     skipPrefix === null ? null : Uint8Array.of(DATA_TAG, ...encodeUserKey(skipPrefix).subarray(0, -2));
-  const streams = ranges.map((range) => namespacePairs(range.view, range.layout)[Symbol.iterator]());
+  const streams = ranges.map((range) =>
+    namespacePairs(range.view, range.layout, range.bounds)[Symbol.iterator](),
+  );
   const heads = streams.map((stream) => stream.next());
   let metaEmitted = false;
   for (;;) {

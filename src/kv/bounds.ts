@@ -6,7 +6,7 @@
  */
 import { ByteReader, ByteWriter, compareBytes } from "./bytes.js";
 import type { Command, TxnOp, TxnRequest } from "./commands.js";
-import { keyInterval } from "./range.js";
+import { keyInterval, type KeyInterval } from "./range.js";
 
 export interface RangeBounds {
   readonly start: Uint8Array;
@@ -52,6 +52,17 @@ export function spanOfRequest(key: Uint8Array, rangeEnd: Uint8Array): KeySpan {
  */
 export function firstKey(bounds: RangeBounds): Uint8Array {
   return bounds.start.length > 0 ? bounds.start : Uint8Array.of(0);
+}
+
+/** The part of `interval` inside `bounds`: an empty interval (start = end) where they do not meet. */
+export function clipInterval(interval: KeyInterval, bounds: RangeBounds): KeyInterval {
+  const empty = (at: Uint8Array): KeyInterval => ({ start: at, end: at, single: false });
+  if (interval.single) return boundsContainKey(bounds, interval.start) ? interval : empty(bounds.start);
+  const start = compareBytes(interval.start, bounds.start) < 0 ? bounds.start : interval.start;
+  let end = interval.end;
+  if (bounds.end !== null && (end === null || compareBytes(bounds.end, end) < 0)) end = bounds.end;
+  if (end !== null && compareBytes(start, end) >= 0) return empty(start);
+  return { start, end, single: false };
 }
 
 export function boundsEqual(a: RangeBounds, b: RangeBounds): boolean {

@@ -5,7 +5,7 @@
  * below R goes entirely. Reads below R then fail with ErrCompacted.
  *
  * A Compact command only moves the store's compacted revision; the versions it removes are
- * removed afterwards, in steps (MvccStore.compactionStep).
+ * removed afterwards, in steps (MvccStore.removalStep).
  */
 import { bytesEqual } from "./bytes.js";
 import { KvErrorCode } from "./errors.js";
@@ -27,7 +27,7 @@ export function compactionError(revision: bigint, bounds: RevisionBounds): KvErr
  *
  * The removed versions are invisible to every read a compaction at `revision` still allows
  * (at or above it), which is what lets the store remove them later and in steps (see
- * MvccStore.compactionStep) and count them out of a hash meanwhile.
+ * MvccStore.removalStep) and count them out of a hash meanwhile.
  */
 export class CompactedVersions {
   private keyPrefix: Uint8Array | null = null;

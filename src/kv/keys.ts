@@ -105,7 +105,7 @@ export enum MetaField {
   /** The last merge this store applied (encodeAppliedMerge); absent: none. */
   LastMerge = 8,
   /**
-   * The compaction whose removals this replica finished (MvccStore.compactionStep); absent:
+   * The compaction whose removals this replica finished (MvccStore.removalStep); absent:
    * none. Local, not replicated: each replica removes compacted versions at its own pace.
    */
   PhysicallyCompacted = 9,
@@ -172,6 +172,14 @@ export class KeyLayout {
   /** Where all versions of `userKey` start; also the exclusive bound of keys below it. */
   versionsPrefix(userKey: Uint8Array): Uint8Array {
     return concatBytes(this.dataStart, encodeUserKey(userKey));
+  }
+
+  /** Where the versions of the user keys in [start, end) lie (end null: up to the last key). */
+  dataSpan(
+    start: Uint8Array,
+    end: Uint8Array | null,
+  ): { readonly start: Uint8Array; readonly end: Uint8Array } {
+    return { start: this.versionsPrefix(start), end: end === null ? this.dataEnd : this.versionsPrefix(end) };
   }
 
   /**

@@ -169,6 +169,11 @@ export function applyMergeCommand(
   }
   const { reader, batch, lhs } = input;
   const prefix = lhs.layout.namespace;
+  // Versions of the merged keys that this range's last split moved out may still be stored
+  // here, not removed yet (MvccStore.removalStep): they go before the image's come in.
+  for (const { key } of reader.scan(lhs.layout.versionsPrefix(bounds.end), lhs.layout.dataEnd)) {
+    batch.delete(key);
+  }
   for (const { key, value } of image.reader.scan(image.layout.dataStart, image.layout.dataEnd)) {
     batch.put(concatBytes(prefix, key), value);
   }

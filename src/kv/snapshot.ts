@@ -14,6 +14,7 @@
  */
 import { crc32 } from "node:zlib";
 import { DecodeError, compareBytes, concatBytes, type DecodeFailure } from "./bytes.js";
+import type { RangeBounds } from "./bounds.js";
 import type { KvPair, KvReader } from "./engine.js";
 import type { KeyLayout } from "./keys.js";
 
@@ -29,11 +30,20 @@ function u32(value: number): Uint8Array {
   return out;
 }
 
-/** Every pair of `layout`'s namespace in `reader`, in key order, with keys relative to it. */
-export function* namespacePairs(reader: KvReader, layout: KeyLayout): Generator<KvPair> {
+/**
+ * Every pair of `layout`'s namespace in `reader`, in key order, with keys relative to it, but
+ * the versions of keys outside `bounds` (a split moved them out; they wait for removal).
+ */
+export function* namespacePairs(reader: KvReader, layout: KeyLayout, bounds: RangeBounds): Generator<KvPair> {
   const strip = layout.namespace.length;
-  for (const { key, value } of reader.scan(layout.start, layout.end)) {
-    yield { key: key.subarray(strip), value };
+  const inside = layout.dataSpan(bounds.start, bounds.end);
+  const parts: [Uint8Array, Uint8Array | null][] = [
+    [layout.start, layout.dataStart],
+    [inside.start, inside.end],
+    [layout.dataEnd, layout.end],
+  ];
+  for (const [start, end] of parts) {
+    for (const { key, value } of reader.scan(start, end)) yield { key: key.subarray(strip), value };
   }
 }
 

@@ -176,18 +176,23 @@ export function splitNamespacesValid(lhs: KeyLayout, rhs: KeyLayout): boolean {
 }
 
 /**
- * Stages the split into `batch`: the moved versions leave the left side and, unless a store
- * already exists under the right-hand namespace, the right-hand store is written whole.
- * Returns whether it was. The caller sets the left side's bounds, state and revision.
+ * Stages the split into `batch`: unless a store already exists under the right-hand
+ * namespace, the right-hand store is written whole, with a copy of every version at or above
+ * the split key. Returns whether it was. The caller sets the left side's bounds, state and
+ * revision. The moved versions stay in the left side's namespace, outside its bounds, where
+ * no read looks, until MvccStore.removalStep removes them: deleting them here would double
+ * the time the split holds the node.
  */
 export function stageSplit(s: SplitStaging): boolean {
   const { reader, batch, lhs, rhs, splitKey } = s;
   let create = true;
   for (const _ of reader.scan(rhs.layout.start, rhs.layout.end, { limit: 1 })) create = false;
-  const strip = lhs.layout.namespace.length;
-  for (const { key, value } of reader.scan(lhs.layout.versionsPrefix(splitKey), lhs.layout.dataEnd)) {
-    batch.delete(key);
-    if (create) batch.put(concatBytes(rhs.layout.namespace, key.subarray(strip)), value);
+  if (create) {
+    const strip = lhs.layout.namespace.length;
+    const moved = lhs.layout.dataSpan(splitKey, s.bounds.end);
+    for (const { key, value } of reader.scan(moved.start, moved.end)) {
+      batch.put(concatBytes(rhs.layout.namespace, key.subarray(strip)), value);
+    }
   }
   lhs.leases.stageSplit(reader, batch, rhs.leases, splitKey, create);
   if (!create) return false;

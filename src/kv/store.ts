@@ -3,7 +3,7 @@
  * store over an OrderedKv. `apply` executes committed log entries deterministically (the same
  * entries from the same state give byte-identical engines on every replica, but for the
  * versions compaction removes, which each replica removes at its own pace with
- * `compactionStep`); `range` serves reads at the current or a past revision; `snapshot` /
+ * `removalStep`); `range` serves reads at the current or a past revision; `snapshot` /
  * `restore` move the whole state.
  *
  * Each apply (one entry, or a batch of entries with `applyEntries`) is one atomic engine write
@@ -27,10 +27,11 @@
  * merge.ts's (a merge-fenced store refuses every state change with RangeFenced).
  */
 import { crc32 } from "node:zlib";
-import { concatBytes, DecodeError, latin1 } from "./bytes.js";
+import { compareBytes, concatBytes, DecodeError, latin1 } from "./bytes.js";
 import {
   FULL_BOUNDS,
   boundsContainSpan,
+  clipInterval,
   commandInsideBounds,
   commandWrites,
   decodeRangeBounds,
@@ -160,6 +161,8 @@ export type { MvccSnapshot } from "./snapshot.js";
 export interface StoreImageView {
   readonly view: ReadView;
   readonly layout: KeyLayout;
+  /** The store's bounds: versions of keys outside them are not in an image. */
+  readonly bounds: RangeBounds;
   readonly appliedIndex: number;
   readonly revision: bigint;
 }
@@ -314,10 +317,14 @@ export class MvccStore {
   /**
    * The revision up to which compaction's removals are done here (meta PhysicallyCompacted;
    * local, not replicated: each replica removes at its own pace). Below the compacted
-   * revision, compactionStep has work.
+   * revision, removalStep has work.
    */
   private physicallyCompacted: bigint;
-  /** The removal pass under way: its compaction and where its next step starts. */
+  /** Versions lie outside the bounds: a split moved them out (removalStep removes them). */
+  private outsideBounds: boolean;
+  /** Where the next step removing versions outside the bounds starts (null: at the start). */
+  private outsideBoundsNext: Uint8Array | null = null;
+  /** The compaction pass under way: its compaction and where its next step starts. */
   private compactionPass: { readonly versions: CompactedVersions; next: Uint8Array } | null = null;
 
   constructor(
@@ -343,6 +350,7 @@ export class MvccStore {
         this.layout,
         MetaField.PhysicallyCompacted,
       );
+      this.outsideBounds = this.hasVersionsOutsideBounds(view);
     } finally {
       view.release();
     }
@@ -400,7 +408,7 @@ export class MvccStore {
     }
     const view = this.kv.view();
     try {
-      return concatBytes(...encodeSnapshot(namespacePairs(view, this.layout)));
+      return concatBytes(...encodeSnapshot(namespacePairs(view, this.layout, this.state.bounds)));
     } finally {
       view.release();
     }
@@ -459,9 +467,16 @@ export class MvccStore {
       this.kv.write(pending);
       this.newestVersions.committed(pending);
       this.state = state;
+      if (outcomes.some((outcome) => outcome?.split !== undefined)) {
+        this.outsideBounds = true;
+        this.outsideBoundsNext = null;
+        // Its entries for the moved keys are not this range's any more.
+        this.newestVersions.clear();
+      }
       if (outcomes.some((outcome) => outcome?.merge !== undefined)) {
         this.physicallyCompacted = 0n;
         this.compactionPass = null;
+        this.newestVersions.clear();
       }
       return outcomes;
     } finally {
@@ -585,10 +600,12 @@ export class MvccStore {
     const view = this.kv.view();
     try {
       let hash = seed;
-      // Versions compaction removed may still be stored here (compactionStep removes them
-      // later, at each replica's pace): they are counted out, so replicas hash alike.
+      // Versions compaction removed or a split moved out may still be stored here
+      // (removalStep removes them later, at each replica's pace): they are left out, so
+      // replicas hash alike.
       const removed = new CompactedVersions(compacted);
-      for (const { key, value } of view.scan(this.layout.dataStart, this.layout.dataEnd)) {
+      const inside = this.layout.dataSpan(this.state.bounds.start, this.state.bounds.end);
+      for (const { key, value } of view.scan(inside.start, inside.end)) {
         if (removed.removes(key, value)) continue;
         if (decodeDescendingRevision(key, key.length - 8) > at) continue;
         hash = crc32(value, crc32(key.subarray(strip), hash));
@@ -599,54 +616,100 @@ export class MvccStore {
     }
   }
 
-  /** Whether compaction left versions for compactionStep to remove. */
-  get compactionPending(): boolean {
-    return this.physicallyCompacted < this.state.compacted;
+  /**
+   * Whether versions no read can see are still stored: ones compaction removed, or ones a
+   * split moved out of the bounds. removalStep removes them.
+   */
+  get removalPending(): boolean {
+    return this.outsideBounds || this.physicallyCompacted < this.state.compacted;
   }
 
   /**
-   * Removes up to `maxVersions` versions' worth of what compaction left behind: one step of a
-   * pass over the data in key order that removes what the compaction at the compacted
-   * revision removes, and records that revision once it reaches the end (a pass that a later
-   * compaction overtook is followed by another). Returns whether work remains. A Compact
-   * command only moves the compacted revision; the removal happens here, in steps the node
-   * runs between requests, so a compaction of a large range does not hold the node — etcd
-   * also compacts in the background, in batches. A restart starts the pass again.
+   * Removes up to `maxVersions` versions' worth of what compaction and splits left behind;
+   * returns whether work remains. The node runs these steps between requests: a Compact only
+   * moves the compacted revision, and a split only copies the versions it moves, because
+   * removing them in the apply would hold the node for a scan of the whole range (etcd also
+   * compacts in the background, in batches).
+   *
+   * Versions outside the bounds go first, then a compaction pass: over the data in key order,
+   * it removes what the compaction at the compacted revision removes, and records that
+   * revision once it reaches the end (meta PhysicallyCompacted; a pass that a later compaction
+   * overtook is followed by another). A restart, restore or merge starts the pass again.
    */
-  compactionStep(maxVersions: number): boolean {
+  removalStep(maxVersions: number): boolean {
     if (!(maxVersions >= 1)) throw new RangeError(`maxVersions must be at least 1, got ${maxVersions}`);
     if (this.restoring) return true;
-    if (!this.compactionPending) return false;
-    const pass = (this.compactionPass ??= {
-      versions: new CompactedVersions(this.state.compacted),
-      next: this.layout.dataStart,
-    });
     const batch = new WriteBatch();
-    let scanned = 0;
-    let last: Uint8Array | null = null;
     const view = this.kv.view();
     try {
-      for (const { key, value } of view.scan(pass.next, this.layout.dataEnd, { limit: maxVersions })) {
-        scanned += 1;
-        last = key;
-        if (pass.versions.removes(key, value)) batch.delete(key);
-      }
+      if (this.outsideBounds) this.stageOutsideBoundsRemoval(view, batch, maxVersions);
+      else if (this.physicallyCompacted < this.state.compacted)
+        this.stageCompactedRemoval(view, batch, maxVersions);
     } finally {
       view.release();
     }
-    const finished = scanned < maxVersions;
-    if (finished) {
+    this.kv.write(batch);
+    this.newestVersions.committed(batch);
+    return this.removalPending;
+  }
+
+  private stageOutsideBoundsRemoval(view: ReadView, batch: WriteBatch, maxVersions: number): void {
+    const inside = this.layout.dataSpan(this.state.bounds.start, this.state.bounds.end);
+    let removed = 0;
+    let last: Uint8Array | null = null;
+    for (const [start, end] of [
+      [this.layout.dataStart, inside.start],
+      [inside.end, this.layout.dataEnd],
+    ] as const) {
+      if (removed >= maxVersions) break;
+      // The versions the last steps removed are still in the engine's unwritten layers, which
+      // a scan from the start would walk over again: each step goes on from the last.
+      const cursor = this.outsideBoundsNext;
+      const from = cursor !== null && compareBytes(cursor, start) > 0 ? cursor : start;
+      if (compareBytes(from, end) >= 0) continue;
+      for (const { key } of view.scan(from, end, { limit: maxVersions - removed })) {
+        batch.delete(key);
+        removed += 1;
+        last = key;
+      }
+    }
+    if (removed < maxVersions) {
+      this.outsideBounds = false;
+      this.outsideBoundsNext = null;
+    } else {
+      this.outsideBoundsNext = concatBytes(last!, Uint8Array.of(0));
+    }
+  }
+
+  private stageCompactedRemoval(view: ReadView, batch: WriteBatch, maxVersions: number): void {
+    const inside = this.layout.dataSpan(this.state.bounds.start, this.state.bounds.end);
+    const pass = (this.compactionPass ??= {
+      versions: new CompactedVersions(this.state.compacted),
+      next: inside.start,
+    });
+    let scanned = 0;
+    let last: Uint8Array | null = null;
+    const from = compareBytes(pass.next, inside.start) < 0 ? inside.start : pass.next;
+    for (const { key, value } of view.scan(from, inside.end, { limit: maxVersions })) {
+      scanned += 1;
+      last = key;
+      if (pass.versions.removes(key, value)) batch.delete(key);
+    }
+    if (scanned < maxVersions) {
       batch.put(this.layout.metaKey(MetaField.PhysicallyCompacted), u64Bytes(pass.versions.revision));
+      this.physicallyCompacted = pass.versions.revision;
+      this.compactionPass = null;
     } else {
       pass.next = concatBytes(last!, Uint8Array.of(0));
     }
-    this.kv.write(batch);
-    this.newestVersions.committed(batch);
-    if (finished) {
-      this.physicallyCompacted = pass.versions.revision;
-      this.compactionPass = null;
-    }
-    return this.compactionPending;
+  }
+
+  /** Whether versions lie outside the bounds (a split left them): one seek on each side. */
+  private hasVersionsOutsideBounds(view: KvReader): boolean {
+    const inside = this.layout.dataSpan(this.state.bounds.start, this.state.bounds.end);
+    for (const _ of view.scan(this.layout.dataStart, inside.start, { limit: 1 })) return true;
+    for (const _ of view.scan(inside.end, this.layout.dataEnd, { limit: 1 })) return true;
+    return false;
   }
 
   /**
@@ -671,13 +734,14 @@ export class MvccStore {
   *sizeEstimateSteps(versionsPerStep: number): Generator<void, SizeEstimate, void> {
     if (!(versionsPerStep >= 1))
       throw new RangeError(`versionsPerStep must be at least 1, got ${versionsPerStep}`);
+    const inside = this.layout.dataSpan(this.state.bounds.start, this.state.bounds.end);
     const view = this.kv.view();
     try {
       const checkpoints: { readonly below: number; readonly dataKey: Uint8Array }[] = [];
       let bytes = 0;
       let nextCheckpoint = 0;
       let inStep = 0;
-      for (const { key, value } of view.scan(this.layout.dataStart, this.layout.dataEnd)) {
+      for (const { key, value } of view.scan(inside.start, inside.end)) {
         if (bytes >= nextCheckpoint) {
           checkpoints.push({ below: bytes, dataKey: key.slice() });
           nextCheckpoint = bytes + SIZE_CHECKPOINT_BYTES;
@@ -720,7 +784,8 @@ export class MvccStore {
     if (request.fromRevision <= this.state.compacted) throw new KvError(KvErrorCode.Compacted);
     const view = this.kv.view();
     try {
-      const interval = keyInterval(request.key, request.rangeEnd);
+      // Versions a split moved out may still be stored here: only the bounds' are this range's.
+      const interval = clipInterval(keyInterval(request.key, request.rangeEnd), this.state.bounds);
       return readHistory(
         view,
         this.layout,
@@ -735,11 +800,11 @@ export class MvccStore {
   }
 
   snapshot(chunkBytes = DEFAULT_SNAPSHOT_CHUNK_BYTES): MvccSnapshot {
-    const { view, layout, appliedIndex, revision } = this.imageView();
+    const { view, layout, bounds, appliedIndex, revision } = this.imageView();
     return snapshotOfPairs({
       appliedIndex,
       revision,
-      pairs: () => namespacePairs(view, layout),
+      pairs: () => namespacePairs(view, layout, bounds),
       release: () => view.release(),
       chunkBytes,
     });
@@ -750,6 +815,7 @@ export class MvccStore {
     return {
       view: this.kv.view(),
       layout: this.layout,
+      bounds: this.state.bounds,
       appliedIndex: this.state.appliedIndex,
       revision: this.state.revision,
     };
@@ -785,6 +851,13 @@ export class MvccStore {
       this.state = restored;
       this.physicallyCompacted = physicallyCompacted;
       this.compactionPass = null;
+      this.outsideBoundsNext = null;
+      const restoredView = this.kv.view();
+      try {
+        this.outsideBounds = this.hasVersionsOutsideBounds(restoredView);
+      } finally {
+        restoredView.release();
+      }
     } finally {
       this.restoring = false;
     }
@@ -841,7 +914,7 @@ export class MvccStore {
     if (command.kind === "compact") {
       const error = compactionError(command.revision, bounds);
       if (error !== null) return refusedWith(before, error);
-      // The versions the compaction removes are left for compactionStep: no read it still
+      // The versions the compaction removes are left for removalStep: no read it still
       // allows can see them, and removing them all here would hold the node for a scan of
       // the whole range.
       return {

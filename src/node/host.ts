@@ -44,10 +44,10 @@ import { initialiseSplitRange } from "./split-range.js";
 type HostState = "new" | "running" | "stopping" | "stopped" | "failed";
 
 /**
- * Versions one compaction step of a replica reads (Replica.compactionStep): a few milliseconds
+ * Versions one removal step of a replica reads (Replica.removalStep): a few milliseconds
  * of main thread, after which requests get their turn again.
  */
-const COMPACTION_STEP_VERSIONS = 1_000;
+export const REMOVAL_STEP_VERSIONS = 1_000;
 
 export class NodeHost {
   readonly nodeId: NodeId;
@@ -68,9 +68,9 @@ export class NodeHost {
   /** Ticks the cores' lease clocks were moved by so far: by the timer, and to catch up. */
   private leaseTicksFed = 0;
   private tickTimer: TimerHandle | null = null;
-  /** Replicas with compacted versions to remove, and the timer of their next steps. */
-  private readonly compacting = new Set<Replica>();
-  private compactionTimer: TimerHandle | null = null;
+  /** Replicas with versions to remove (Replica.removalStep), and the timer of their next steps. */
+  private readonly removing = new Set<Replica>();
+  private removalTimer: TimerHandle | null = null;
   private turnRequested = false;
   private loop: Promise<void> | null = null;
   /** The turn running now, if any: a replica taken out of the maps may still be in it. */
@@ -103,7 +103,7 @@ export class NodeHost {
       isAccepting: () => this.state === "new" || this.state === "running",
       requestTurn: (replica) => this.wake(replica),
       splitApplied: (rangeId, rhsRangeId, confState) => this.hostSplitRange(rangeId, rhsRangeId, confState),
-      compactionPending: (replica) => this.scheduleCompaction(replica),
+      removalPending: (replica) => this.scheduleRemoval(replica),
       peerRecentlyHeard: (peer) => this.liveness.recentlyHeard(peer, this.options.monotonicClock()),
     };
     this.liveness = new PeerLiveness<Replica>(this.config.electionTicks * this.config.tickMs);
@@ -118,7 +118,7 @@ export class NodeHost {
     this.ticksOrigin = this.options.monotonicClock();
     this.scheduleTick();
     this.requestTurn();
-    this.armCompaction();
+    this.armRemoval();
   }
 
   /**
@@ -210,7 +210,7 @@ export class NodeHost {
       this.awake.delete(replica);
       this.dormant.delete(replica);
       this.liveness.forget(replica);
-      this.compacting.delete(replica);
+      this.removing.delete(replica);
       // The running turn took its replicas before; later turns no longer see this one.
       await this.turnInFlight?.catch(() => undefined);
       replica.closeRemoved();
@@ -260,7 +260,7 @@ export class NodeHost {
     this.state = "stopping";
     this.tickTimer?.cancel();
     this.tickTimer = null;
-    this.stopCompaction();
+    this.stopRemoval();
     await this.loop;
     while (this.syncsInFlight.size > 0) await Promise.all(this.syncsInFlight);
     if (this.state !== "stopping") return;
@@ -269,35 +269,35 @@ export class NodeHost {
     this.notifyIdle();
   }
 
-  // ------------------------------------------------------------------ background compaction
+  // ------------------------------------------------------------------ background removal
 
-  private scheduleCompaction(replica: Replica): void {
-    this.compacting.add(replica);
-    if (this.state === "running") this.armCompaction();
+  private scheduleRemoval(replica: Replica): void {
+    this.removing.add(replica);
+    if (this.state === "running") this.armRemoval();
   }
 
   /** Steps run on their own timer, one per pending replica at a time, so turns run in between. */
-  private armCompaction(): void {
-    if (this.compactionTimer !== null || this.compacting.size === 0) return;
-    this.compactionTimer = this.options.timers.setTimeout(() => {
-      this.compactionTimer = null;
+  private armRemoval(): void {
+    if (this.removalTimer !== null || this.removing.size === 0) return;
+    this.removalTimer = this.options.timers.setTimeout(() => {
+      this.removalTimer = null;
       if (this.state !== "running") return;
       try {
-        for (const replica of [...this.compacting]) {
-          if (!replica.compactionStep(COMPACTION_STEP_VERSIONS)) this.compacting.delete(replica);
+        for (const replica of [...this.removing]) {
+          if (!replica.removalStep(REMOVAL_STEP_VERSIONS)) this.removing.delete(replica);
         }
       } catch (error) {
         this.fail(error);
         return;
       }
-      this.armCompaction();
+      this.armRemoval();
     }, 0);
   }
 
-  private stopCompaction(): void {
-    this.compactionTimer?.cancel();
-    this.compactionTimer = null;
-    this.compacting.clear();
+  private stopRemoval(): void {
+    this.removalTimer?.cancel();
+    this.removalTimer = null;
+    this.removing.clear();
   }
 
   // ------------------------------------------------------------------ inputs
@@ -605,7 +605,7 @@ export class NodeHost {
     this.state = "failed";
     this.tickTimer?.cancel();
     this.tickTimer = null;
-    this.stopCompaction();
+    this.stopRemoval();
     this.options.logger.warn({ nodeId: this.nodeId, error: cause.message }, "node host failed and stopped");
     for (const replica of this.replicas.values()) replica.close(cause);
     this.options.onFailure?.(cause);

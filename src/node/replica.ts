@@ -114,8 +114,8 @@ export interface ReplicaHost {
    * state machine is synced: host the right-hand range if it is not hosted yet.
    */
   splitApplied(rangeId: number, rhsRangeId: number, confState: ConfState): void;
-  /** `replica`'s store has compacted versions to remove: run its compactionStep until done. */
-  compactionPending(replica: Replica): void;
+  /** `replica`'s store has versions no read sees (compacted, moved by a split): run its removalStep until done. */
+  removalPending(replica: Replica): void;
   /**
    * Whether this node heard from `peer` (any Raft or liveness message) within an election
    * timeout: a window that slides, unlike a Raft progress's recentActive flag, which the leader
@@ -187,8 +187,8 @@ export class Replica {
   private readonly publisher: MemberPublisher;
   private readonly removal: RemovalWatch;
   private readSequence = 0;
-  /** Callers of compactedPhysically waiting for the removal pass to finish. */
-  private compactionWaiters: (() => void)[] = [];
+  /** Callers of compactedPhysically waiting for the removal to finish. */
+  private removalWaiters: (() => void)[] = [];
   private confChangeSequence = 0;
   private closed = false;
   /** The host's liveness rule asked this quiesced replica to resume ticking (see requestWake). */
@@ -232,8 +232,8 @@ export class Replica {
       host.counters,
       host.logger,
     );
-    // A restart forgets how far a removal pass had gone: it starts again.
-    if (this.stateMachine.compactionPending) host.compactionPending(this);
+    // A restart forgets how far the removal had gone: it starts again.
+    if (this.stateMachine.removalPending) host.removalPending(this);
     this.services = new ReplicaServices(
       rangeId,
       this.stateMachine.serviceSource,
@@ -733,7 +733,7 @@ export class Replica {
     const snapshot = m.snapshot!;
     if (snapshot.metadata.index > this.raw.status().hardState.commit) {
       await this.stateMachine.restoreImage(snapshot, m.from);
-      if (this.stateMachine.compactionPending) this.host.compactionPending(this);
+      if (this.stateMachine.removalPending) this.host.removalPending(this);
       // A bad image: the core must not install what the state machine lacks.
       if (this.stateMachine.appliedIndex < snapshot.metadata.index) return;
     }
@@ -881,7 +881,7 @@ export class Replica {
       (rhsRangeId, confState) => this.host.splitApplied(this.rangeId, rhsRangeId, confState),
     );
     rd.committedEntries.forEach((entry, i) => this.answer(entry, applied[i]!));
-    if (this.stateMachine.compactionPending) this.host.compactionPending(this);
+    if (this.stateMachine.removalPending) this.host.removalPending(this);
     let membership = rd.snapshot?.metadata.confState ?? null;
     for (const entry of applied) if (entry.kind === "confChange") membership = entry.confState;
     if (membership !== null) this.removal.observe(membership);
@@ -899,13 +899,13 @@ export class Replica {
   }
 
   /**
-   * Removes up to `maxVersions` versions' worth of what compaction left behind (the host runs
+   * Removes up to `maxVersions` versions' worth of what compaction and splits left behind (the host runs
    * these steps between turns); whether work remains. A closed replica has none.
    */
-  compactionStep(maxVersions: number): boolean {
+  removalStep(maxVersions: number): boolean {
     if (this.closed) return false;
-    const more = this.stateMachine.compactionStep(maxVersions);
-    if (!more) for (const resolve of this.compactionWaiters.splice(0)) resolve();
+    const more = this.stateMachine.removalStep(maxVersions);
+    if (!more) for (const resolve of this.removalWaiters.splice(0)) resolve();
     return more;
   }
 
@@ -914,8 +914,8 @@ export class Replica {
    * (etcd's "physical" compaction); at once when it holds none, or is closed.
    */
   compactedPhysically(): Promise<void> {
-    if (this.closed || !this.stateMachine.compactionPending) return Promise.resolve();
-    return new Promise((resolve) => this.compactionWaiters.push(resolve));
+    if (this.closed || !this.stateMachine.removalPending) return Promise.resolve();
+    return new Promise((resolve) => this.removalWaiters.push(resolve));
   }
 
   /** Records a local snapshot at the core's applied index, compacting the log up to it. */
@@ -977,7 +977,7 @@ export class Replica {
     this.inbox = [];
     this.persistedReports = [];
     this.incomingSnapshot = null;
-    for (const resolve of this.compactionWaiters.splice(0)) resolve();
+    for (const resolve of this.removalWaiters.splice(0)) resolve();
     this.services.leadershipChanged(false);
   }
 

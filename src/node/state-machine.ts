@@ -133,14 +133,14 @@ export class ReplicaStateMachine {
     return this.store.sizeEstimate();
   }
 
-  /** Whether compaction left versions for compactionStep to remove. */
-  get compactionPending(): boolean {
-    return this.store.compactionPending;
+  /** Whether compaction or a split left versions for removalStep to remove. */
+  get removalPending(): boolean {
+    return this.store.removalPending;
   }
 
-  /** One step of removing what compaction left (MvccStore.compactionStep); whether work remains. */
-  compactionStep(maxVersions: number): boolean {
-    return this.store.compactionStep(maxVersions);
+  /** One step of removing what compaction and splits left (MvccStore.removalStep); whether work remains. */
+  removalStep(maxVersions: number): boolean {
+    return this.store.removalStep(maxVersions);
   }
 
   sizeEstimateSteps(versionsPerStep: number): ReturnType<MvccStore["sizeEstimateSteps"]> {

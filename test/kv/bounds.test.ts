@@ -35,6 +35,8 @@ function boundedRange(r: Ranges, start: number, end: number | null): RangeBounds
   for (const key of ["a", "b", "bb", "c", "d", "e", "f"]) r.put(1, key, "0");
   r.split(1, String.fromCharCode(97 + start), 2);
   if (end !== null) r.split(2, String.fromCharCode(97 + end), 3);
+  r.removeLeftovers(1);
+  r.removeLeftovers(2);
   return r.store(2).bounds;
 }
 

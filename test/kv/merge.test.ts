@@ -521,7 +521,8 @@ describe("merge", () => {
 function unfencedImage(r: Ranges, id: number): Uint8Array {
   const view = r.kv.view();
   try {
-    return concatBytes(...encodeSnapshot(namespacePairs(view, new KeyLayout(rangeNamespace(id)))));
+    const bounds = r.store(id).bounds;
+    return concatBytes(...encodeSnapshot(namespacePairs(view, new KeyLayout(rangeNamespace(id)), bounds)));
   } finally {
     view.release();
   }

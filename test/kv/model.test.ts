@@ -179,7 +179,7 @@ describe("MvccStore against the reference model", () => {
           const removingOutcomes = entries.map((envelope, i) => {
             const outcome = removing.apply(i + 1, envelope);
             const size = removalSteps[i % removalSteps.length]!;
-            if (size > 0) removing.compactionStep(size);
+            if (size > 0) removing.removalStep(size);
             return outcome;
           });
           assert.deepEqual(removingOutcomes, outcomes);
@@ -192,8 +192,8 @@ describe("MvccStore against the reference model", () => {
             );
           }
           assert.deepEqual(removing.hashKv(0n), store.hashKv(0n));
-          while (removing.compactionStep(3));
-          while (store.compactionStep(1000));
+          while (removing.removalStep(3));
+          while (store.removalStep(1000));
           assert.deepEqual(dump(removingKv), dump(kv));
         },
       ),

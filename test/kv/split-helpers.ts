@@ -48,6 +48,15 @@ export class Ranges {
     return this.apply(id, splitRequest(b(splitKey), rhsRangeId));
   }
 
+  /**
+   * Runs range `id`'s removal steps (MvccStore.removalStep) until none is left: what a node
+   * does in the background after a split or a compaction.
+   */
+  removeLeftovers(id: number): void {
+    const store = this.store(id);
+    while (store.removalStep(3));
+  }
+
   /** Every key's value in range `id` at `revision` (0: current), as "key=value". */
   read(id: number, revision = 0n): string[] {
     const bounds = this.store(id).bounds;

@@ -23,8 +23,9 @@ import {
 } from "../../src/kv/commands.js";
 import { WriteBatch } from "../../src/kv/engine.js";
 import { KvError, KvErrorCode } from "../../src/kv/errors.js";
-import { rangeNamespace } from "../../src/kv/keys.js";
+import { KeyLayout, rangeNamespace } from "../../src/kv/keys.js";
 import { memberSetRequest } from "../../src/kv/members.js";
+import { namespacePairs } from "../../src/kv/snapshot.js";
 import { RHS_INITIAL_INDEX } from "../../src/kv/split.js";
 import type { KvCommand } from "../../src/kv/commands.js";
 import { WatchHub } from "../../src/kv/watch.js";
@@ -55,15 +56,43 @@ describe("split", () => {
     const rhs = r.store(2);
     assert.ok(boundsEqual(lhs.bounds, { start: new Uint8Array(0), end: b("m") }));
     assert.ok(boundsEqual(rhs.bounds, { start: b("m"), end: null }));
-    // Exactly the versions of keys >= "m" moved, all of them.
+    // Exactly the versions of keys >= "m" moved, all of them. The left side still stores
+    // them until its removal steps run, where none of its reads, hashes or images look.
     assert.deepEqual(
       r.versions(2),
       versionsBefore.filter((v) => v >= "m"),
     );
+    assert.deepEqual(r.versions(1), versionsBefore);
+    assert.equal(lhs.removalPending, true);
+    const hashWithLeftovers = lhs.hashKv().hash;
+    const historyWithLeftovers = lhs.history({
+      key: b("a"),
+      rangeEnd: Uint8Array.of(0),
+      fromRevision: 1n,
+      maxEvents: 100,
+    });
+    const imageWithLeftovers = lhs.imageView();
+    const pairsWithLeftovers = [
+      ...namespacePairs(imageWithLeftovers.view, new KeyLayout(rangeNamespace(1)), lhs.bounds),
+    ];
+    imageWithLeftovers.view.release();
+    r.removeLeftovers(1);
     assert.deepEqual(
       r.versions(1),
       versionsBefore.filter((v) => v < "m"),
     );
+    assert.equal(r.store(1).removalPending, false);
+    assert.equal(r.store(1).hashKv().hash, hashWithLeftovers);
+    assert.deepEqual(
+      r.store(1).history({ key: b("a"), rangeEnd: Uint8Array.of(0), fromRevision: 1n, maxEvents: 100 }),
+      historyWithLeftovers,
+    );
+    const image = r.store(1).imageView();
+    assert.deepEqual(
+      [...namespacePairs(image.view, new KeyLayout(rangeNamespace(1)), lhs.bounds)],
+      pairsWithLeftovers,
+    );
+    image.view.release();
     assert.deepEqual(r.read(1), ["a=a1", "l=l1"]);
     assert.deepEqual(r.read(2), ["m=m2", "z=z2"]);
     // Both sides are at the split's revision, the right side at the initial applied index.
@@ -271,6 +300,7 @@ describe("split", () => {
     assert.equal(outcome.split?.rhsCreated, false);
     assert.deepEqual(other.dumpRange(2), rhsBefore);
     assert.deepEqual(other.read(1), ["a=1"]);
+    other.removeLeftovers(1);
     assert.deepEqual(
       other.versions(1).filter((v) => v >= "m"),
       [],

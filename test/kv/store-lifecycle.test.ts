@@ -23,40 +23,40 @@ describe("Compact (etcd semantics)", () => {
     const hashBefore = h.store.hashKv(0n).hash;
     h.ok(compactRequest(5n), "compact");
     assert.equal(h.store.compactedRevision, 5n);
-    // The command only moves the compacted revision: the versions go in compactionStep.
+    // The command only moves the compacted revision: the versions go in removalStep.
     assert.equal(dataKeys(), 7);
-    assert.equal(h.store.compactionPending, true);
+    assert.equal(h.store.removalPending, true);
     const expected = ["a=2 c1 m2 v2 l0", ["a", "c"], ["a"]];
     assert.deepEqual(reads(), expected);
     const hashCompacted = h.store.hashKv(0n).hash;
     assert.notEqual(hashCompacted, hashBefore);
     // Steps of 2 versions: 7 versions take 4 steps, the last one finding the end.
     const steps: boolean[] = [];
-    while (h.store.compactionPending) steps.push(h.store.compactionStep(2));
+    while (h.store.removalPending) steps.push(h.store.removalStep(2));
     assert.deepEqual(steps, [true, true, true, false]);
     // a: version at 2 (newest <= 5) and 7 stay; b: tombstone at 4 goes with its history;
     // c: its put at 5 stays (newest <= 5), its tombstone at 6 is above the compaction.
     assert.equal(dataKeys(), 4);
     assert.deepEqual(reads(), expected);
     assert.equal(h.store.hashKv(0n).hash, hashCompacted, "the hash counted the removed versions out before");
-    assert.equal(h.store.compactionStep(2), false);
+    assert.equal(h.store.removalStep(2), false);
   });
 
   it("removes in steps while writes and a later compaction go on; a restart starts the pass again", () => {
     const h = new Harness();
     for (let i = 0; i < 6; i++) h.ok(putRequest({ key: b(`k${i % 3}`), value: b(`${i}`) }), "put"); // 1..6
     h.ok(compactRequest(4n), "compact");
-    assert.equal(h.store.compactionStep(2), true);
+    assert.equal(h.store.removalStep(2), true);
     // A write between steps, then a compaction that overtakes the pass under way.
     h.ok(putRequest({ key: b("k0"), value: b("7") }), "put"); // 7
     h.ok(compactRequest(7n), "compact");
     // Over the same engine: a restarted store knows nothing of the pass.
     const restarted = new MvccStore(h.kv);
-    assert.equal(restarted.compactionPending, true);
-    while (restarted.compactionStep(1));
+    assert.equal(restarted.removalPending, true);
+    while (restarted.removalStep(1));
     // At 7 each key keeps its newest version only: k0@7, k1@5, k2@6.
     assert.equal(dataDump(h.kv).length, 3);
-    assert.equal(new MvccStore(h.kv).compactionPending, false, "the finished pass is recorded");
+    assert.equal(new MvccStore(h.kv).removalPending, false, "the finished pass is recorded");
   });
 
   it("fails with ErrCompacted at or below the compacted revision and ErrFutureRevision above the current one", () => {

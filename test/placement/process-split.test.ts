@@ -193,6 +193,19 @@ test(
         }
       }
 
+      // Splits the load planned may still be carried out after it stops: the merge below
+      // counts ranges, so the layout must first hold still (two listings 2 s apart agree on the
+      // routes and their states).
+      const layout = async () =>
+        JSON.stringify((await listRanges(endpoints)).map((r) => [r.route_id, r.state]));
+      let stable = await layout();
+      for (let attempt = 0; attempt < 30; attempt++) {
+        await sleep(2_000);
+        const again = await layout();
+        if (again === stable) break;
+        stable = again;
+      }
+
       // The operator's view through the real executable: contiguous ranges covering the keyspace.
       const { stdout } = await execFileAsync(
         BIN,
