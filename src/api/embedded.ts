@@ -101,6 +101,12 @@ export interface OpenOptions {
   readonly splitPolicy?: SplitPolicyOptions;
   /** How often a range's size is measured for size splits (default 30,000 ms). */
   readonly rangeSizeRefreshMs?: number;
+  /**
+   * etcd's periodic auto-compaction: keep this many milliseconds of history (the leader of
+   * range 1 compacts every range at the revision of that long ago, every min(retention, 1 h)).
+   * Absent or 0: off, as in etcd.
+   */
+  readonly autoCompactionRetentionMs?: number;
 }
 
 const READ_ONLY_OPTIONS: Readonly<Record<LinearizableReads, ReadOnlyOption>> = {
@@ -381,6 +387,10 @@ export async function openEmbedded(options: OpenOptions): Promise<EmbeddedConcor
         ...(options.autoMerge === undefined ? {} : { autoMerge: options.autoMerge }),
         ...(options.splitPolicy === undefined ? {} : { splitPolicy: options.splitPolicy }),
         ...(options.rangeSizeRefreshMs === undefined ? {} : { sizeRefreshMs: options.rangeSizeRefreshMs }),
+        ...(options.autoCompactionRetentionMs === undefined
+          ? {}
+          : { autoCompactionRetentionMs: options.autoCompactionRetentionMs }),
+        wallClock: () => Date.now(),
       });
       parts.ranges.start();
     }

@@ -43,6 +43,8 @@ const START_FLAGS = [
   "initial-cluster-token",
   ...SPLIT_FLAG_NAMES,
   "linearizable-reads",
+  "auto-compaction-retention",
+  "auto-compaction-mode",
 ] as const;
 
 const START_EXAMPLES = `
@@ -152,6 +154,8 @@ interface StartOptions {
   mergeMaxOps?: string;
   mergeWindows?: string;
   linearizableReads?: string;
+  autoCompactionRetention?: string;
+  autoCompactionMode?: string;
 }
 
 type Chosen =
@@ -207,6 +211,14 @@ function buildProgram(deps: CliDeps, version: string, choose: (chosen: Chosen) =
   start.option(
     "--linearizable-reads <mode>",
     "how a range's leader confirms a linearizable read: lease (served at once while a quorum answered a heartbeat within the election timeout, judged on the leader's monotonic clock) or read-index (a heartbeat round per batch of reads, as etcd; assumes nothing about clocks) (default: lease)",
+  );
+  start.option(
+    "--auto-compaction-retention <duration>",
+    "keep this much history and compact the rest every min(duration, 1h): a duration like 1h, 30m, 1h30m, or hours (default 0: off)",
+  );
+  start.option(
+    "--auto-compaction-mode <mode>",
+    "periodic (the only mode: revisions are timestamps, so etcd's revision mode does not apply)",
   );
   start
     .addHelpText("after", START_EXAMPLES)

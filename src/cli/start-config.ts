@@ -43,6 +43,10 @@ export interface StartFlags {
   readonly mergeWindows?: string | undefined;
   /** `--linearizable-reads`: lease or read-index. Absent: lease. */
   readonly linearizableReads?: string | undefined;
+  /** `--auto-compaction-retention`: a duration ("1h", "30m", "1h30m") or hours. Absent or "0": off. */
+  readonly autoCompactionRetention?: string | undefined;
+  /** `--auto-compaction-mode`: periodic (the only mode here). */
+  readonly autoCompactionMode?: string | undefined;
 }
 
 /**
@@ -143,6 +147,8 @@ export interface StartConfig {
   readonly clusterId: string;
   readonly split: SplitConfig;
   readonly linearizableReads: LinearizableReads;
+  /** History kept by periodic auto-compaction, in milliseconds; 0: off. */
+  readonly autoCompactionRetentionMs: number;
 }
 
 function parseLinearizableReads(text: string | undefined): LinearizableReads {
@@ -253,7 +259,48 @@ export function resolveStartConfig(flags: StartFlags, cwd: string): StartConfig 
     clusterId: clusterIdOf(clusterToken),
     split: parseSplitFlags(flags),
     linearizableReads: parseLinearizableReads(flags.linearizableReads),
+    autoCompactionRetentionMs: parseAutoCompaction(flags.autoCompactionRetention, flags.autoCompactionMode),
   };
+}
+
+const DURATION_UNIT_MS: Readonly<Record<string, number>> = { h: 3_600_000, m: 60_000, s: 1_000, ms: 1 };
+/** The shortest retention auto-compaction takes: it compacts once per retention. */
+const MIN_AUTO_COMPACTION_RETENTION_MS = 1_000;
+
+/**
+ * `--auto-compaction-retention` as etcd reads it in periodic mode: a Go duration ("1h",
+ * "30m", "1h30m", "90s") or a bare number of hours ("1", "0.5"); "0" (the default) turns
+ * auto-compaction off. `--auto-compaction-mode revision` is refused: it keeps the last N
+ * revisions, and Concord's revisions are HLC timestamps, not a count of writes.
+ */
+function parseAutoCompaction(retention: string | undefined, mode: string | undefined): number {
+  if (mode !== undefined && mode !== "periodic") {
+    const why =
+      mode === "revision"
+        ? "revision mode keeps the last N revisions, and Concord's revisions are timestamps, not a count of writes; use periodic with a duration"
+        : `expected periodic, got "${mode}"`;
+    throw new UsageError(`--auto-compaction-mode: ${why}`);
+  }
+  if (retention === undefined) return 0;
+  const flag = "--auto-compaction-retention";
+  let ms: number;
+  if (/^\d+(\.\d+)?$/.test(retention)) {
+    ms = Number(retention) * DURATION_UNIT_MS["h"]!;
+  } else {
+    const parts = [...retention.matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)];
+    if (parts.length === 0 || parts.map((part) => part[0]).join("") !== retention) {
+      throw new UsageError(
+        `${flag}: expected a duration like 1h, 30m or 1h30m (or hours), got "${retention}"`,
+      );
+    }
+    ms = parts.reduce((sum, part) => sum + Number(part[1]) * DURATION_UNIT_MS[part[2]!]!, 0);
+  }
+  ms = Math.round(ms);
+  if (ms === 0) return 0;
+  if (ms < MIN_AUTO_COMPACTION_RETENTION_MS || !Number.isSafeInteger(ms)) {
+    throw new UsageError(`${flag}: expected 0 (off) or at least 1s, got "${retention}"`);
+  }
+  return ms;
 }
 
 /** Go's strconv.ParseBool spellings, which etcd's boolean flags take. */

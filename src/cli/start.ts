@@ -29,6 +29,8 @@ export interface NodeLaunch {
   /** Automatic splits on or off, and the thresholds the flags set. */
   readonly split: SplitConfig;
   readonly linearizableReads: LinearizableReads;
+  /** History kept by periodic auto-compaction, in milliseconds; 0: off. */
+  readonly autoCompactionRetentionMs: number;
 }
 
 /** A started node: where it actually listens (port 0 resolved) and how to stop it. */
@@ -80,6 +82,7 @@ export function launchOf(config: StartConfig, join: boolean): NodeLaunch {
     ),
     split: config.split,
     linearizableReads: config.linearizableReads,
+    autoCompactionRetentionMs: config.autoCompactionRetentionMs,
   };
 }
 

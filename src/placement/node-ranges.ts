@@ -13,7 +13,13 @@
  * the catalog on its first cycle. A stale table is harmless: replicas refuse keys outside
  * their bounds and the router reloads and retries.
  */
-import { leaseRevokeRequest, rangeRequest, type KvCommand, type RangeRequest } from "../kv/commands.js";
+import {
+  compactRequest,
+  leaseRevokeRequest,
+  rangeRequest,
+  type KvCommand,
+  type RangeRequest,
+} from "../kv/commands.js";
 import { boundsContainKey, boundsEqual, firstKey, type RangeBounds } from "../kv/bounds.js";
 import { KvError, KvErrorCode } from "../kv/errors.js";
 import type { CommandResult, RangeResult } from "../kv/results.js";
@@ -28,6 +34,7 @@ import type { ReadConsistency, RequestId } from "../node/types.js";
 import { NONE, type ConfState, type NodeId, type RandomSource } from "../raft/types.js";
 import type { Timers, TimerHandle } from "../transport/timers.js";
 import type { Logger } from "../transport/transport.js";
+import { AutoCompactor } from "./auto-compaction.js";
 import { RouteCatalog } from "./catalog/catalog.js";
 import type { RouteDescriptor, RouteState } from "./catalog/descriptor.js";
 import { replicaMetaKv } from "./catalog/meta-kv.js";
@@ -85,6 +92,13 @@ export interface NodeRangesOptions {
   readonly reconcileIntervalMs?: number;
   /** How often a range's size is measured for size splits (default 30,000 ms). */
   readonly sizeRefreshMs?: number;
+  /**
+   * etcd's periodic auto-compaction: keep this many milliseconds of history, compacting every
+   * range on the meta leader (AutoCompactor). Absent or 0: off.
+   */
+  readonly autoCompactionRetentionMs?: number;
+  /** Milliseconds since the epoch (what revisions follow): auto-compaction's clock. */
+  readonly wallClock?: () => number;
 }
 
 /**
@@ -149,6 +163,8 @@ export class NodeRanges {
   readonly coordinator: SplitCoordinator;
   readonly merges: MergeCoordinator;
   readonly loop: SplitLoop;
+  /** Null when auto-compaction is off. */
+  readonly autoCompactor: AutoCompactor | null;
   private readonly host: NodeHost;
   private readonly sizes = new Map<number, MeasuredSize>();
   /** Size measurements under way, by range: the steps left of each. */
@@ -212,11 +228,24 @@ export class NodeRanges {
       intervalMs: options.splitIntervalMs ?? 1_000,
       logger: options.logger,
     });
+    const retentionMs = options.autoCompactionRetentionMs ?? 0;
+    this.autoCompactor =
+      retentionMs > 0
+        ? new AutoCompactor({
+            retentionMs,
+            timers: options.timers,
+            wallClock: options.wallClock ?? (() => Date.now()),
+            isMetaLeader: () => this.leadsMetaRange(),
+            compact: (revision) => this.router.propose(compactRequest(revision)),
+            logger: options.logger,
+          })
+        : null;
   }
 
   start(): void {
     this.watcher.start();
     this.loop.start();
+    this.autoCompactor?.start();
     this.reconcile();
   }
 
@@ -224,6 +253,7 @@ export class NodeRanges {
     this.stopped = true;
     this.reconcileTimer?.cancel();
     this.reconcileTimer = null;
+    this.autoCompactor?.stop();
     for (const rangeId of [...this.measuring.keys()]) this.forgetSize(rangeId);
     await Promise.all([this.watcher.stop(), this.loop.stop()]);
   }

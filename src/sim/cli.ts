@@ -40,6 +40,7 @@ interface CliOptions {
   merges: boolean;
   mergeInterval?: number;
   mergeLosesKey: boolean;
+  autoCompaction?: number;
   election: boolean;
   electionBug?: string;
   electionPinned: boolean;
@@ -111,6 +112,10 @@ async function runtimeMain(options: CliOptions): Promise<number> {
     process.stderr.write("--merge-loses-key needs --merges\n");
     return 2;
   }
+  if (options.autoCompaction !== undefined && !splits) {
+    process.stderr.write("--auto-compaction needs --splits (it runs in the placement layer)\n");
+    return 2;
+  }
   if (merges && !splits) {
     process.stderr.write("--merges needs --splits (merges run on a split keyspace)\n");
     return 2;
@@ -126,6 +131,7 @@ async function runtimeMain(options: CliOptions): Promise<number> {
     concurrentSplits: options.concurrentSplits,
     mergeMeanIntervalMs: merges ? (options.mergeInterval ?? DEFAULT_MERGE_MEAN_INTERVAL_MS) : undefined,
     mergeLosesKey: options.mergeLosesKey,
+    autoCompactionRetentionMs: options.autoCompaction,
   };
   const firstSeed = options.seed ?? 1;
   const seeds = options.seeds ?? (options.seed !== undefined ? 1 : 100);
@@ -232,6 +238,11 @@ function main(argv: readonly string[]): number | Promise<number> {
       "--merge-loses-key",
       "with --merges: a merge's import drops one version (a deliberate bug)",
       false,
+    )
+    .option(
+      "--auto-compaction <ms>",
+      "with --splits: every node runs periodic auto-compaction keeping this many virtual ms of history",
+      positiveInteger,
     )
     .option("--election", "simulate the leader-election recipe against the node runtime", false)
     .option(

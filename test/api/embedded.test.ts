@@ -158,3 +158,34 @@ test("linearizable reads are served under either read mode; an unknown mode open
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test("auto-compaction keeps the retention's history and compacts what is older, by itself", async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), "concord-api-"));
+  try {
+    const db = await Concord.open({ dataDir, tickMs: 10, autoCompactionRetentionMs: 1_000 });
+    try {
+      const first = await db.put("alpha", "1");
+      await db.put("alpha", "2");
+      const compactedAway = async (): Promise<boolean> => {
+        try {
+          await db.get("alpha", { revision: first.revision });
+          return false;
+        } catch (error) {
+          if (error instanceof KvError && error.code === KvErrorCode.Compacted) return true;
+          throw error;
+        }
+      };
+      // Bounded by count and time: the compactor runs every second; 30 s is plenty on a loaded machine.
+      const deadline = Date.now() + 30_000;
+      while (!(await compactedAway())) {
+        assert.ok(Date.now() < deadline, "the first write's revision was not compacted within 30 s");
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      assert.equal(text((await db.get("alpha"))?.value), "2");
+    } finally {
+      await db.close();
+    }
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { deleteRangeRequest, putRequest, rangeRequest } from "../../src/kv/commands.js";
+import { compactRequest, deleteRangeRequest, putRequest, rangeRequest } from "../../src/kv/commands.js";
 import { KvErrorCode } from "../../src/kv/errors.js";
 import { errorResponse } from "../../src/kv/results.js";
 import { RouteCatalog } from "../../src/placement/catalog/catalog.js";
@@ -227,6 +227,25 @@ test("nextRouteId never goes backwards across failed saves and a restart", async
   await reopened.catalog.save(1, split(["m"], 500));
   assert.equal((await reopened.catalog.snapshot()).nextRouteId, 502);
   assert.ok((await reopened.catalog.allocateRouteIds(1))[0]! >= 502);
+});
+
+test("deltasSince: a compaction between its two reads is a gap, not an error (the caller reloads)", async () => {
+  const { kv, catalog } = open();
+  await catalog.initialize();
+  await catalog.save(1, split(["k"], 10));
+  // The head read sees the revision; then another write and a compaction past that revision
+  // land before the deltas are read at it (found by the simulator with auto-compaction on).
+  const range = kv.range.bind(kv);
+  let reads = 0;
+  kv.range = async (request) => {
+    const result = await range(request);
+    if (++reads === 1) {
+      kv.apply(putRequest({ key: b("elsewhere"), value: b("v") }));
+      kv.apply(compactRequest(kv.store.revision));
+    }
+    return result;
+  };
+  assert.deepEqual(await catalog.deltasSince(0), { kind: "gap", currentVersion: 2 });
 });
 
 test("deltasSince: limits, versions ahead, and a gap when a delta is gone", async () => {

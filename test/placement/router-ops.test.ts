@@ -388,6 +388,36 @@ test("the floor step: a range behind R is floored to R before it is read at R", 
   assert.equal(again.count, 2);
 });
 
+test("a read at no revision over several ranges is read again when a compaction passes the revision it chose", async () => {
+  const h = harness(split(["m"]));
+  fake(h, 1).write(put("a", "1"));
+  fake(h, 2).write(put("x", "1"));
+  // Right after the revision probes, range 2 takes a write and a compaction at its revision,
+  // past the R the read chose (auto-compaction racing the read; found by the simulator).
+  const right = fake(h, 2);
+  const range = right.range.bind(right);
+  let probes = 0;
+  right.range = async (request, consistency) => {
+    const result = await range(request, consistency);
+    if (consistency === "linearizable" && ++probes === 1) {
+      right.write(put("x", "2"));
+      right.write(compactRequest(right.store.revision));
+    }
+    return result;
+  };
+  const result = await h.router.range(rangeRequest({ key: b("a"), rangeEnd: Uint8Array.of(0) }));
+  assert.deepEqual(
+    result.kvs.map((kv) => `${Buffer.from(kv.key).toString()}=${Buffer.from(kv.value).toString()}`),
+    ["a=1", "x=2"],
+  );
+  assert.ok(result.revision >= right.store.compactedRevision);
+  // An explicit revision below the compaction stays an error, as in etcd.
+  await assert.rejects(
+    h.router.range(rangeRequest({ key: b("a"), rangeEnd: Uint8Array.of(0), revision: 1n })),
+    (error: unknown) => error instanceof KvError && error.code === KvErrorCode.Compacted,
+  );
+});
+
 test("reads at an explicit revision floor the ranges behind it; above every range it is FutureRevision", async () => {
   const h = harness(split(["m"]));
   fake(h, 1).write(put("a"));

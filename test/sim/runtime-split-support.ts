@@ -37,13 +37,15 @@ export function splitSweep(
 }
 
 export async function splitSweepWithoutViolations(
-  profile: RuntimeProfileName,
+  profile: RuntimeProfileName | "all",
   firstSeed = 1,
   seeds = SPLIT_SEEDS_PER_PROFILE,
+  extra: Partial<RuntimeSweepOptions> & RuntimeReplaySettings = {},
 ): Promise<RuntimeStats> {
-  const summary = await splitSweep(profile, firstSeed, seeds);
+  const summary = await splitSweep(profile, firstSeed, seeds, extra);
   assert.equal(summary.runs, seeds);
-  const report = summary.failures.map((f) => describeRuntimeFailure(f, SPLIT_SWEEP_SETTINGS)).join("\n\n");
+  const replay = { ...SPLIT_SWEEP_SETTINGS, ...extra };
+  const report = summary.failures.map((f) => describeRuntimeFailure(f, replay)).join("\n\n");
   assert.equal(summary.failures.length, 0, `${summary.failures.length} failing seed(s):\n${report}`);
   assert.equal(summary.stats.linearizabilityUnknown, 0, "some history was too large to check");
   return summary.stats;

@@ -24,6 +24,7 @@ import {
   type Compare,
   type TxnOp,
 } from "../../kv/commands.js";
+import { KvError, KvErrorCode } from "../../kv/errors.js";
 import type { KeyValue, OpResponse } from "../../kv/results.js";
 import { compareBytes } from "../../kv/bytes.js";
 import {
@@ -205,7 +206,8 @@ export class RouteCatalog {
 
   /**
    * The deltas after `version`, read at one revision, at most `limit` of them. A `gap` means a
-   * delta that is needed is missing (pruned): the caller loads a snapshot instead.
+   * delta that is needed is missing (pruned), or was compacted away at that revision: the
+   * caller loads a snapshot instead.
    */
   async deltasSince(version: number, limit = MAX_DELTAS_PER_READ): Promise<DeltaRead> {
     checkCount(version, "version", 0, Number.MAX_SAFE_INTEGER - 1);
@@ -215,9 +217,18 @@ export class RouteCatalog {
     const stored = head.kvs[0];
     const currentVersion = stored === undefined ? 0 : decodeVersion(stored.value);
     if (currentVersion <= version) return { kind: "deltas", currentVersion, deltas: [], more: false };
-    const { kvs } = await this.kv.range(
-      rangeRequest({ key: k.delta(version + 1), rangeEnd: k.deltaEnd, limit, revision: head.revision }),
-    );
+    let kvs: readonly KeyValue[];
+    try {
+      ({ kvs } = await this.kv.range(
+        rangeRequest({ key: k.delta(version + 1), rangeEnd: k.deltaEnd, limit, revision: head.revision }),
+      ));
+    } catch (error) {
+      // A compaction past the head's revision landed in between: the deltas cannot be read
+      // at it any more, so the caller loads a snapshot (read at the current revision).
+      if (error instanceof KvError && error.code === KvErrorCode.Compacted)
+        return { kind: "gap", currentVersion };
+      throw error;
+    }
     const deltas: CatalogDelta[] = [];
     for (const kv of kvs) {
       const expected = version + 1 + deltas.length;

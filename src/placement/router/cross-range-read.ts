@@ -49,11 +49,34 @@ export function rangeEndOf(span: KeySpan): Uint8Array {
   return span.end ?? FROM_KEY_ON;
 }
 
+/** Reads at no revision tried again when a compaction passed the revision they chose. */
+const COMPACTED_READ_ATTEMPTS = 3;
+
 /**
  * Reads `parts` (in key order; none is fine) as one Range at one revision. KvError from a
- * replica (KeyOutsideRange when routes moved, Compacted, FutureRevision) passes through.
+ * replica (KeyOutsideRange when routes moved, Compacted, FutureRevision) passes through, but
+ * for a read at no revision: it chose R itself, and a compaction past R that landed between
+ * choosing and reading (auto-compaction floors and compacts ranges meanwhile) is no error of
+ * the client's; after catching up with every range, it is read again at a newer R.
  */
 export async function crossRangeRead(
+  request: RangeRequest,
+  consistency: ReadConsistency,
+  parts: readonly ReadPart[],
+  access: CrossReadAccess,
+): Promise<RangeResult> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await readAtOneRevision(request, consistency, parts, access);
+    } catch (error) {
+      const compacted = error instanceof KvError && error.code === KvErrorCode.Compacted;
+      if (!compacted || request.revision !== 0n || attempt >= COMPACTED_READ_ATTEMPTS) throw error;
+      await access.catchUp();
+    }
+  }
+}
+
+async function readAtOneRevision(
   request: RangeRequest,
   consistency: ReadConsistency,
   parts: readonly ReadPart[],

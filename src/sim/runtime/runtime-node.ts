@@ -192,6 +192,8 @@ export interface RangedNodeSettings {
   readonly splitLosesKey: boolean;
   /** Deliberate bug for checks-bite tests: a merge's import into the left range drops one version. */
   readonly mergeLosesKey: boolean;
+  /** History kept by the placement's auto-compaction, in virtual ms; 0: off. */
+  readonly autoCompactionRetentionMs: number;
 }
 
 /** What clients use of a node: the request surface of a Replica (a replica, or a router). */
@@ -205,6 +207,8 @@ export class RuntimeNode {
   readonly kv: CrashableKv;
   private host: NodeHost | null = null;
   private placement: NodeRanges | null = null;
+  /** Compactions the auto-compaction of earlier incarnations made. */
+  private earlierAutoCompactions = 0;
   private router: RangeRouter | null = null;
   private timers: SimTimers | null = null;
   private transport: SimTransport | null = null;
@@ -277,6 +281,11 @@ export class RuntimeNode {
   /** The running incarnation's replica of range `rangeId`, if it hosts one. */
   replicaOf(rangeId: number): Replica | undefined {
     return this.host?.replica(rangeId);
+  }
+
+  /** Compactions this node's auto-compaction made, over all its incarnations. */
+  get autoCompactions(): number {
+    return this.earlierAutoCompactions + (this.placement?.autoCompactor?.counters.compacted ?? 0);
   }
 
   /** The placement layer of the running incarnation (ranged nodes only). */
@@ -363,6 +372,7 @@ export class RuntimeNode {
     this.timers?.kill();
     this.transport?.kill();
     this.host = null;
+    this.earlierAutoCompactions += this.placement?.autoCompactor?.counters.compacted ?? 0;
     this.placement = null;
     this.router = null;
     this.timers = null;
@@ -392,6 +402,8 @@ export class RuntimeNode {
       splitIntervalMs: ranged.splitIntervalMs,
       routePollIntervalMs: ranged.routePollIntervalMs,
       reconcileIntervalMs: ranged.reconcileIntervalMs,
+      autoCompactionRetentionMs: ranged.autoCompactionRetentionMs,
+      wallClock: simWallClock(scheduler),
     });
     placement.start();
     this.placement = placement;

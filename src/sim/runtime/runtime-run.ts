@@ -103,6 +103,12 @@ export interface RuntimeSimulationOptions {
   readonly mergeMeanIntervalMs?: number;
   /** Deliberate bug (with merges): a merge's import into the left range drops one version. */
   readonly mergeLosesKey?: boolean;
+  /**
+   * With splits: every node's placement runs etcd's periodic auto-compaction keeping this
+   * many virtual milliseconds of history, so compactions, and the background removal of what
+   * they compact away, run under the faults. Absent: no compaction.
+   */
+  readonly autoCompactionRetentionMs?: number;
   /** Resolves once every queued microtask has run (see the file header). */
   readonly settleMicrotasks: () => Promise<void>;
   readonly traceCapacity?: number;
@@ -129,6 +135,8 @@ export interface RuntimeStats extends RuntimeClientCounters, SplitStats, MergeSt
   operations: number;
   /** Histories too large for the checker to decide (neither proved nor refuted). */
   linearizabilityUnknown: number;
+  /** Compactions the nodes' auto-compaction made (with `autoCompactionRetentionMs`). */
+  autoCompactions: number;
 }
 
 export interface RuntimeSimulationResult {
@@ -187,6 +195,7 @@ class RuntimeRun {
     mergesRequested: 0,
     mergesDone: 0,
     mergesFailed: 0,
+    autoCompactions: 0,
   };
   private readonly applyCheck = new ApplyCheck({
     violation: (invariant, detail) => this.violation(invariant, detail),
@@ -220,6 +229,9 @@ class RuntimeRun {
       throw new Error(
         `splits do not run with the ${options.profile} profile (membership changes reach range 1 only)`,
       );
+    }
+    if (!this.splits && options.autoCompactionRetentionMs !== undefined) {
+      throw new Error("auto-compaction runs on a split keyspace only (set splitMeanIntervalMs too)");
     }
     if (!this.splits && options.mergeMeanIntervalMs !== undefined) {
       throw new Error("merges run on a split keyspace only (set splitMeanIntervalMs too)");
@@ -255,6 +267,7 @@ class RuntimeRun {
               ...SPLIT_NODE_SETTINGS,
               splitLosesKey: options.splitLosesKey ?? false,
               mergeLosesKey: options.mergeLosesKey ?? false,
+              autoCompactionRetentionMs: options.autoCompactionRetentionMs ?? 0,
             },
           }
         : {}),
@@ -648,6 +661,7 @@ export async function runRuntimeSimulation(
     await run.finalChecks(runUntil);
   }
   run.stats.virtualMs = scheduler.now;
+  for (const node of run.nodes) run.stats.autoCompactions += node.autoCompactions;
   return {
     seed: options.seed,
     profile: options.profile,

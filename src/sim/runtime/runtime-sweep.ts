@@ -35,6 +35,8 @@ export interface RuntimeSweepOptions {
   /** Merge ranges back under load (runtime-run.ts `mergeMeanIntervalMs`; needs splits). */
   readonly mergeMeanIntervalMs?: number;
   readonly mergeLosesKey?: boolean;
+  /** Auto-compaction on the split keyspace (runtime-run.ts `autoCompactionRetentionMs`). */
+  readonly autoCompactionRetentionMs?: number;
   readonly settleMicrotasks: RuntimeSimulationOptions["settleMicrotasks"];
   readonly onTrace?: RuntimeSimulationOptions["onTrace"];
   /** Called after every run with the number of runs so far. */
@@ -84,6 +86,7 @@ export async function sweepRuntime(options: RuntimeSweepOptions): Promise<Runtim
       concurrentSplits: options.concurrentSplits,
       mergeMeanIntervalMs: options.mergeMeanIntervalMs,
       mergeLosesKey: options.mergeLosesKey,
+      autoCompactionRetentionMs: options.autoCompactionRetentionMs,
       settleMicrotasks: options.settleMicrotasks,
       onTrace: options.onTrace,
     });
@@ -114,6 +117,7 @@ export interface RuntimeReplaySettings {
   readonly concurrentSplits?: boolean;
   readonly mergeMeanIntervalMs?: number;
   readonly mergeLosesKey?: boolean;
+  readonly autoCompactionRetentionMs?: number;
 }
 
 /** Violations, the exact replay command and the trace of a failed seed. */
@@ -138,6 +142,9 @@ export function describeRuntimeFailure(
       ? `--merges --merge-interval ${settings.mergeMeanIntervalMs}`
       : "",
     settings.mergeLosesKey === true ? "--merge-loses-key" : "",
+    settings.autoCompactionRetentionMs !== undefined
+      ? `--auto-compaction ${settings.autoCompactionRetentionMs}`
+      : "",
   ].filter((flag) => flag !== "");
   return [
     `seed ${result.seed} (${result.profile}, ${result.clusterSize} nodes) failed: ${result.violations.length} violation(s)`,
