@@ -235,6 +235,8 @@ export interface RangeCommandInput {
   readonly rangeState: RangeState;
   /** The store's bounds revision (boundsRevision): a merge must name it. */
   readonly boundsRevision: bigint;
+  /** The range this store last merged in (null: none): never the right side of a new split. */
+  readonly lastMergedRangeId: number | null;
   readonly lhs: SplitSide;
   /** The layout and tables of another range's store in the same engine. */
   readonly sideOf: (rangeId: number) => SplitSide;
@@ -293,6 +295,11 @@ export function applyRangeCommand(input: RangeCommandInput): RangeCommandEffect 
   const { splitKey, rhsRangeId } = command;
   const refusal = splitRefusal(bounds, rangeState, splitKey, rhsRangeId);
   if (refusal !== null) return { kind: "refused", code: refusal };
+  // A fence or split into the range this store merged in is a stale command (a coordinator's
+  // retry of a split that applied before the merge): applying it again would revive the
+  // merged-away range's store, still under that namespace until its replica is destroyed, and
+  // lose the writes made since (simulator seed 94037).
+  if (rhsRangeId === input.lastMergedRangeId) return { kind: "refused", code: KvErrorCode.KeyOutsideRange };
   if (command.kind === "fence") {
     const fenced: RangeState =
       rangeState.kind === "write-fenced"

@@ -970,6 +970,7 @@ export class MvccStore {
       bounds: before.bounds,
       rangeState: before.rangeState,
       boundsRevision: boundsRevision(before.lastSplit, before.lastMerge),
+      lastMergedRangeId: before.lastMerge?.rhsRangeId ?? null,
       lhs,
       sideOf: (rangeId) => this.splitSide(rangeId),
     });

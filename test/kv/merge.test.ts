@@ -193,6 +193,25 @@ describe("merge fence", () => {
 });
 
 describe("merge", () => {
+  it("refuses a stale fence or split into the range it merged in (seed 94037 lost a write so)", () => {
+    const r = new Ranges();
+    r.put(1, "a", "a1");
+    r.split(1, "m", 2);
+    r.put(2, "x", "old");
+    r.apply(2, mergeFenceRequest());
+    const image = r.store(2).mergeImage();
+    assert.equal(r.apply(1, mergeRequest(2, image, r.store(1).boundsRevision)).result.response.kind, "merge");
+    r.put(1, "x", "new");
+    // The split that applied before the merge, retried: refused, and the namespace of the
+    // merged-away range (not destroyed yet) is not taken back.
+    assert.equal(errorCode(r.split(1, "m", 2).result), KvErrorCode.KeyOutsideRange);
+    assert.equal(errorCode(r.apply(1, fenceRequest(b("m"), 2)).result), KvErrorCode.KeyOutsideRange);
+    assert.deepEqual(r.read(1), ["a=a1", "x=new"]);
+    // A split into a new range id goes on.
+    assert.equal(errorCode(r.split(1, "m", 3).result), null);
+    assert.deepEqual(r.read(3), ["x=new"]);
+  });
+
   it("answers every key of both sides at every revision as before; bounds, revision and compaction", () => {
     const r = threeRanges();
     const revisions = new Set<bigint>();
