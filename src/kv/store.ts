@@ -287,6 +287,13 @@ export interface KvHash {
   readonly compacted: bigint;
 }
 
+/** Whether two data keys are versions of the same user key (they differ in the revision suffix only). */
+function sameUserKey(a: Uint8Array, b: Uint8Array): boolean {
+  return (
+    a.length === b.length && compareBytes(a.subarray(0, a.length - 8), b.subarray(0, b.length - 8)) === 0
+  );
+}
+
 /** A u64 meta field of the store under `layout` (0 when absent). */
 function readMetaU64(
   get: (key: Uint8Array) => Uint8Array | undefined,
@@ -689,13 +696,20 @@ export class MvccStore {
     });
     let scanned = 0;
     let last: Uint8Array | null = null;
+    let stopped = false;
     const from = compareBytes(pass.next, inside.start) < 0 ? inside.start : pass.next;
-    for (const { key, value } of view.scan(from, inside.end, { limit: maxVersions })) {
+    for (const { key, value } of view.scan(from, inside.end)) {
+      // A step ends only between keys: a key's removed versions go in one write, or a removed
+      // tombstone (the newest, so the first) would uncover the older versions behind it.
+      if (scanned >= maxVersions && !sameUserKey(key, last!)) {
+        stopped = true;
+        break;
+      }
       scanned += 1;
       last = key;
       if (pass.versions.removes(key, value)) batch.delete(key);
     }
-    if (scanned < maxVersions) {
+    if (!stopped) {
       batch.put(this.layout.metaKey(MetaField.PhysicallyCompacted), u64Bytes(pass.versions.revision));
       this.physicallyCompacted = pass.versions.revision;
       this.compactionPass = null;
