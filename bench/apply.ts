@@ -69,14 +69,19 @@ async function cpuPerPut(
   return (used.user + used.system) / puts;
 }
 
-/** Applies `puts` puts in batches of `batch` to a fresh store; returns the CPU per put after the warm-up. */
-async function measureApply(dir: string, batch: number, puts: number): Promise<number> {
+/** A range-1 store over a fresh lmdb engine in `dir`, with commits on the system timers, as a node has. */
+export function openBenchStore(dir: string): { readonly kv: LmdbOrderedKv; readonly store: MvccStore } {
   const kv = LmdbOrderedKv.open({
     path: dir,
     commitTimer: (commit, delayMs) => systemTimers.setTimeout(commit, delayMs),
   });
+  return { kv, store: new MvccStore(kv, { namespace: rangeNamespace(1) }) };
+}
+
+/** Applies `puts` puts in batches of `batch` to a fresh store; returns the CPU per put after the warm-up. */
+async function measureApply(dir: string, batch: number, puts: number): Promise<number> {
+  const { kv, store } = openBenchStore(dir);
   try {
-    const store = new MvccStore(kv, { namespace: rangeNamespace(1) });
     const value = new Uint8Array(VALUE_BYTES).fill(0x61);
     let index = 0;
     let timestamp = 1n << 32n;

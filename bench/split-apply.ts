@@ -29,11 +29,10 @@ import {
   type KvCommand,
 } from "../src/kv/commands.js";
 import { rangeNamespace } from "../src/kv/keys.js";
-import { LmdbOrderedKv } from "../src/kv/lmdb-engine.js";
 import { RHS_INITIAL_INDEX } from "../src/kv/split.js";
 import { MvccStore } from "../src/kv/store.js";
 import { REMOVAL_STEP_VERSIONS } from "../src/node/host.js";
-import { systemTimers } from "../src/transport/timers.js";
+import { openBenchStore } from "./apply.js";
 import { describeMachine, type Machine } from "./embedded.js";
 
 export const SPLIT_APPLY_VERSIONS = [10_000, 50_000, 100_000] as const;
@@ -71,12 +70,8 @@ function keyName(index: number): Uint8Array {
 }
 
 async function measureSplit(dir: string, versions: number): Promise<Omit<SplitApplyRow, "engineMs">> {
-  const kv = LmdbOrderedKv.open({
-    path: dir,
-    commitTimer: (commit, delayMs) => systemTimers.setTimeout(commit, delayMs),
-  });
+  const { kv, store } = openBenchStore(dir);
   try {
-    const store = new MvccStore(kv, { namespace: rangeNamespace(1) });
     const value = new Uint8Array(VALUE_BYTES).fill(0x61);
     let index = 0;
     const apply = (command: KvCommand) => {
