@@ -43,6 +43,7 @@ const DROPPED_FIELDS = [
   MetaField.LastSplit,
   MetaField.LastMerge,
   MetaField.PhysicallyCompacted,
+  MetaField.HighestRangeId,
 ];
 const HIGHEST_OF_ALL_FIELDS = [MetaField.Revision, MetaField.CompactedRevision];
 

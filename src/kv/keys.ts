@@ -109,6 +109,12 @@ export enum MetaField {
    * none. Local, not replicated: each replica removes compacted versions at its own pace.
    */
   PhysicallyCompacted = 9,
+  /**
+   * The highest range id this store has split into or merged in (u64); absent: the higher of
+   * the last split's and the last merge's. Route ids are allocated in increasing order, so a
+   * fence or split naming an id no higher is a stale plan (split.ts).
+   */
+  HighestRangeId = 10,
 }
 
 export const LAYOUT_VERSION = 1n;

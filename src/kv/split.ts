@@ -235,8 +235,8 @@ export interface RangeCommandInput {
   readonly rangeState: RangeState;
   /** The store's bounds revision (boundsRevision): a merge must name it. */
   readonly boundsRevision: bigint;
-  /** The range this store last merged in (null: none): never the right side of a new split. */
-  readonly lastMergedRangeId: number | null;
+  /** The highest range id the store split into or merged in: a fence or split must name a higher one. */
+  readonly highestRangeId: number;
   readonly lhs: SplitSide;
   /** The layout and tables of another range's store in the same engine. */
   readonly sideOf: (rangeId: number) => SplitSide;
@@ -295,11 +295,12 @@ export function applyRangeCommand(input: RangeCommandInput): RangeCommandEffect 
   const { splitKey, rhsRangeId } = command;
   const refusal = splitRefusal(bounds, rangeState, splitKey, rhsRangeId);
   if (refusal !== null) return { kind: "refused", code: refusal };
-  // A fence or split into the range this store merged in is a stale command (a coordinator's
-  // retry of a split that applied before the merge): applying it again would revive the
-  // merged-away range's store, still under that namespace until its replica is destroyed, and
-  // lose the writes made since (simulator seed 94037).
-  if (rhsRangeId === input.lastMergedRangeId) return { kind: "refused", code: KvErrorCode.KeyOutsideRange };
+  // Route ids are allocated in increasing order, so a fence or split naming an id this store
+  // already split into or merged in, or a lower one, is a stale plan (a coordinator's retry of
+  // a split that applied before a merge): applying it could revive a merged-away range's
+  // store, still under its namespace until its replica is destroyed, and lose the writes made
+  // since (simulator seed 94037).
+  if (rhsRangeId <= input.highestRangeId) return { kind: "refused", code: KvErrorCode.KeyOutsideRange };
   if (command.kind === "fence") {
     const fenced: RangeState =
       rangeState.kind === "write-fenced"

@@ -182,6 +182,8 @@ interface StoreState {
   readonly rangeState: RangeState;
   readonly lastSplit: AppliedSplit | null;
   readonly lastMerge: AppliedMerge | null;
+  /** MetaField.HighestRangeId: no fence or split may name a range id at or below it. */
+  readonly highestRangeId: number;
 }
 
 interface Executed {
@@ -236,6 +238,7 @@ function withAppliedIndex(before: StoreState, appliedIndex: number): StoreState 
     rangeState: before.rangeState,
     lastSplit: before.lastSplit,
     lastMerge: before.lastMerge,
+    highestRangeId: before.highestRangeId,
   };
 }
 
@@ -543,6 +546,11 @@ export class MvccStore {
       rangeState: executed.rangeState,
       lastSplit: executed.lastSplit ?? before.lastSplit,
       lastMerge: executed.lastMerge ?? before.lastMerge,
+      highestRangeId: Math.max(
+        before.highestRangeId,
+        executed.lastSplit?.rhsRangeId ?? 0,
+        executed.lastMerge?.rhsRangeId ?? 0,
+      ),
     };
     return { batch: executed.batch, outcome, state };
   }
@@ -984,7 +992,7 @@ export class MvccStore {
       bounds: before.bounds,
       rangeState: before.rangeState,
       boundsRevision: boundsRevision(before.lastSplit, before.lastMerge),
-      lastMergedRangeId: before.lastMerge?.rhsRangeId ?? null,
+      highestRangeId: before.highestRangeId,
       lhs,
       sideOf: (rangeId) => this.splitSide(rangeId),
     });
@@ -1037,6 +1045,8 @@ export class MvccStore {
     if (after.lastMerge !== before.lastMerge && after.lastMerge !== null) {
       batch.put(this.layout.metaKey(MetaField.LastMerge), encodeAppliedMerge(after.lastMerge));
     }
+    if (after.highestRangeId !== before.highestRangeId)
+      meta(MetaField.HighestRangeId, BigInt(after.highestRangeId));
   }
 
   private readState(get: (key: Uint8Array) => Uint8Array | undefined): StoreState {
@@ -1049,6 +1059,12 @@ export class MvccStore {
     const rangeState = get(this.layout.metaKey(MetaField.RangeState));
     const lastSplit = get(this.layout.metaKey(MetaField.LastSplit));
     const lastMerge = get(this.layout.metaKey(MetaField.LastMerge));
+    const decodedSplit = lastSplit === undefined ? null : decodeAppliedSplit(lastSplit);
+    const decodedMerge = lastMerge === undefined ? null : decodeAppliedMerge(lastMerge);
+    const highestRangeId =
+      get(this.layout.metaKey(MetaField.HighestRangeId)) === undefined
+        ? Math.max(decodedSplit?.rhsRangeId ?? 0, decodedMerge?.rhsRangeId ?? 0)
+        : Number(field(MetaField.HighestRangeId));
     return {
       appliedIndex: Number(field(MetaField.AppliedIndex)),
       revision: field(MetaField.Revision),
@@ -1056,8 +1072,9 @@ export class MvccStore {
       dedupClients: Number(field(MetaField.DedupClients)),
       bounds: bounds === undefined ? FULL_BOUNDS : decodeRangeBounds(bounds),
       rangeState: rangeState === undefined ? ACTIVE_RANGE : decodeRangeState(rangeState),
-      lastSplit: lastSplit === undefined ? null : decodeAppliedSplit(lastSplit),
-      lastMerge: lastMerge === undefined ? null : decodeAppliedMerge(lastMerge),
+      lastSplit: decodedSplit,
+      lastMerge: decodedMerge,
+      highestRangeId,
     };
   }
 
@@ -1076,6 +1093,7 @@ export class MvccStore {
         MetaField.LastSplit,
         MetaField.LastMerge,
         MetaField.PhysicallyCompacted,
+        MetaField.HighestRangeId,
       ].map((f) => latin1(this.layout.metaKey(f).subarray(strip))),
     );
     const meta = new Map<string, Uint8Array>();

@@ -212,6 +212,35 @@ describe("merge", () => {
     assert.deepEqual(r.read(3), ["x=new"]);
   });
 
+  it("refuses a stale fence or split naming any range id it split into or merged in before, or a lower one", () => {
+    const r = new Ranges();
+    r.put(1, "a", "a1");
+    // Range 1 splits off 5 at "t", then 7 at "m"; 5 merges into 7, then 7 into 1.
+    r.split(1, "t", 5);
+    r.put(5, "x", "old");
+    r.split(1, "m", 7);
+    r.apply(5, mergeFenceRequest());
+    assert.equal(
+      r.apply(7, mergeRequest(5, r.store(5).mergeImage(), r.store(7).boundsRevision)).result.response.kind,
+      "merge",
+    );
+    r.apply(7, mergeFenceRequest());
+    assert.equal(
+      r.apply(1, mergeRequest(7, r.store(7).mergeImage(), r.store(1).boundsRevision)).result.response.kind,
+      "merge",
+    );
+    r.put(1, "x", "new");
+    // The first plan retried (its store, merged away, is still under namespace 5): refused,
+    // though range 1 last merged in 7; and so is any id up to 7 (each store opened afresh).
+    for (const id of [5, 6, 7]) {
+      assert.equal(errorCode(r.split(1, "t", id).result), KvErrorCode.KeyOutsideRange, `split into ${id}`);
+      assert.equal(errorCode(r.apply(1, fenceRequest(b("t"), id)).result), KvErrorCode.KeyOutsideRange);
+    }
+    assert.deepEqual(r.read(1), ["a=a1", "x=new"]);
+    assert.equal(errorCode(r.split(1, "t", 8).result), null);
+    assert.deepEqual(r.read(8), ["x=new"]);
+  });
+
   it("answers every key of both sides at every revision as before; bounds, revision and compaction", () => {
     const r = threeRanges();
     const revisions = new Set<bigint>();
