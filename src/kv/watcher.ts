@@ -235,13 +235,18 @@ export class Watcher implements Watch {
   /**
    * Ends the watch because its range no longer holds all its keys (a split): what is queued
    * stays (those events are complete), then a cancelled response with KeyOutsideRange whose
-   * revision is the last one queued, so watching again from revision + 1 on the ranges that
-   * hold the keys now misses nothing and repeats nothing.
+   * revision is the last one this watcher has every event through — a live watcher the hub's
+   * last publish, one catching up the last revision queued — so watching again from revision
+   * + 1 on the ranges that hold the keys now misses nothing and repeats nothing. Resuming
+   * from the publish, not from the watcher's last event, matters to a watch idle over its
+   * keys: its older start may have been compacted away meanwhile, and it missed nothing there.
    */
   endOutsideRange(): void {
     if (this.phase === "closing" || this.phase === "closed") return;
+    const through =
+      this.phase === "live" ? maxOf(this.host.published, this.queuedThrough) : this.queuedThrough;
     this.queue.push({
-      ...this.response([], this.queuedThrough, false),
+      ...this.response([], through, false),
       canceled: true,
       cancelReason: KV_ERROR_MESSAGES[KvErrorCode.KeyOutsideRange],
     });

@@ -5,7 +5,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { putRequest, revisionFloorRequest, splitRequest, type KvCommand } from "../../src/kv/commands.js";
+import {
+  compactRequest,
+  putRequest,
+  revisionFloorRequest,
+  splitRequest,
+  type KvCommand,
+} from "../../src/kv/commands.js";
 import { rangeNamespace } from "../../src/kv/keys.js";
 import { MemoryOrderedKv } from "../../src/kv/memory-engine.js";
 import { MvccStore } from "../../src/kv/store.js";
@@ -168,6 +174,67 @@ describe("RoutedWatch over a real split", () => {
       [0, 0, 0],
     );
     assert.equal(timers.size, 0);
+  });
+
+  it("a watch idle over its keys survives a compaction at the split's revision before its part reopens", async () => {
+    const kv = new MemoryOrderedKv();
+    const stores = new Map<number, MvccStore>();
+    const hubs = new Map<number, WatchHub>();
+    const host = (rangeId: number) => {
+      const store = new MvccStore(kv, { namespace: rangeNamespace(rangeId) });
+      stores.set(rangeId, store);
+      hubs.set(rangeId, new WatchHub(store));
+    };
+    host(1);
+    host(2);
+    const apply = (rangeId: number, command: KvCommand, stamp: bigint) => {
+      const store = stores.get(rangeId)!;
+      const envelope = { clientId: "", sequence: 0, timestamp: stamp, command };
+      const outcome = store.apply(store.appliedIndex + 1, envelope);
+      hubs.get(rangeId)!.publish(outcome.result.revision, outcome.events);
+      if (outcome.split !== undefined) {
+        host(outcome.split.rhsRangeId);
+        hubs.get(rangeId)!.boundsChanged();
+      }
+      return outcome;
+    };
+    const put = (rangeId: number, key: string, stamp: bigint) =>
+      apply(rangeId, putRequest({ key: b(key), value: b(`v${stamp}`) }), stamp);
+    put(1, "b", 5n);
+    const cluster = new FakeCluster(split(["m"]));
+    const watch = new RoutedWatch(
+      { key: b("a"), rangeEnd: b("k") },
+      {
+        routes: cluster.table,
+        reload: cluster.reload,
+        openRangeWatch: (rangeId, request) => hubs.get(rangeId)!.watch(request),
+        timers: new ManualTimers(),
+      },
+    );
+    const out: WatchResponse[] = [];
+    const done = collect(watch, out);
+    put(1, "c", 8n);
+    for (let i = 0; i < 5; i++) await settle();
+    assert.deepEqual(eventTexts(out), ["8 c"]);
+    // Writes outside the watched keys move range 1 on; then it splits at "f" (revision 15) and
+    // both sides compact at 15 before the watch reopens its part on them.
+    for (const stamp of [10n, 11n, 12n]) put(1, "l", stamp);
+    assert.equal(apply(1, splitRequest(b("f"), 3), 15n).split?.rhsRangeId, 3);
+    for (const rangeId of [1, 3]) apply(rangeId, compactRequest(15n), 16n);
+    cluster.publishSplit(1, "f", 3);
+    for (let i = 0; i < 10; i++) await settle();
+    put(3, "h", 20n);
+    put(1, "d", 21n);
+    for (let i = 0; i < 10; i++) await settle();
+    // The watch had seen everything through 15 on range 1: it reopens after it, not after its
+    // last event (8, which the compaction removed), and goes on.
+    assert.deepEqual(
+      out.filter((r) => r.canceled),
+      [],
+    );
+    assert.deepEqual(eventTexts(out), ["8 c", "20 h"]);
+    watch.cancel();
+    await done;
   });
 });
 

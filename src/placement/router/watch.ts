@@ -30,8 +30,10 @@
  *
  * Splits. A sub-watch that ends with KeyOutsideRange (its range no longer holds all of its
  * part) is replaced, after a reload of the routes, by sub-watches of the routes that now hold
- * the part, from its frontier + 1 (or from the cancelled response's revision + 1 when it had
- * shown nothing): every event once, in order. Its events already received stay. Opens that
+ * the part, from the cancelled response's revision + 1 (its range had shown it every event
+ * through that revision: for a live range watch, through the range's last publish, so an idle
+ * part does not resume from an old revision a compaction may have removed meanwhile): every
+ * event once, in order. Its events already received stay. Opens that
  * fail the same way are retried with capped backoff, `maxAttempts` rounds in all. Any other
  * end (compacted, overloaded, an error) ends the merged watch with that reason, as etcd
  * reports it: a cancelled response whose revision is the last one delivered.
@@ -290,7 +292,9 @@ export class RoutedWatch implements Watch {
     const response = result.value;
     if (response.canceled) {
       if (response.cancelReason === KEY_OUTSIDE_RANGE) {
-        sub.frontier ??= response.revision;
+        // Its revision: every event of the part through it was delivered (maybe more recent
+        // than the last response, when the part was idle).
+        if (sub.frontier === null || response.revision > sub.frontier) sub.frontier = response.revision;
         this.startReopen(sub);
         return;
       }
