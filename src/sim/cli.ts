@@ -241,7 +241,7 @@ function main(argv: readonly string[]): number | Promise<number> {
     )
     .option(
       "--auto-compaction <ms>",
-      "with --splits: every node runs periodic auto-compaction keeping this many virtual ms of history",
+      "with --splits: every node runs periodic auto-compaction keeping this many virtual ms of history, until the faults heal",
       positiveInteger,
     )
     .option("--election", "simulate the leader-election recipe against the node runtime", false)

@@ -209,6 +209,8 @@ export class RuntimeNode {
   private placement: NodeRanges | null = null;
   /** Compactions the auto-compaction of earlier incarnations made. */
   private earlierAutoCompactions = 0;
+  /** Set once the faults heal: no incarnation compacts from then on (stopAutoCompaction). */
+  private autoCompactionStopped = false;
   private router: RangeRouter | null = null;
   private timers: SimTimers | null = null;
   private transport: SimTransport | null = null;
@@ -286,6 +288,16 @@ export class RuntimeNode {
   /** Compactions this node's auto-compaction made, over all its incarnations. */
   get autoCompactions(): number {
     return this.earlierAutoCompactions + (this.placement?.autoCompactor?.counters.compacted ?? 0);
+  }
+
+  /**
+   * Stops this node's auto-compaction, now and in later incarnations. The final checks compare
+   * each replica with its leader at one moment: a compaction still committing (a revision
+   * floor, then the compaction) leaves followers a message behind the leader while they read.
+   */
+  stopAutoCompaction(): void {
+    this.autoCompactionStopped = true;
+    this.placement?.autoCompactor?.stop();
   }
 
   /** The placement layer of the running incarnation (ranged nodes only). */
@@ -402,7 +414,7 @@ export class RuntimeNode {
       splitIntervalMs: ranged.splitIntervalMs,
       routePollIntervalMs: ranged.routePollIntervalMs,
       reconcileIntervalMs: ranged.reconcileIntervalMs,
-      autoCompactionRetentionMs: ranged.autoCompactionRetentionMs,
+      autoCompactionRetentionMs: this.autoCompactionStopped ? 0 : ranged.autoCompactionRetentionMs,
       wallClock: simWallClock(scheduler),
     });
     placement.start();
