@@ -164,6 +164,8 @@ export interface NodeHostCounters {
   checkpoints: number;
   /** ReadIndex requests made: one per replica per turn covers every read queued meanwhile. */
   readIndexRequests: number;
+  /** ReadIndex requests sent again, unanswered for half an election timeout. */
+  readIndexResends: number;
   proposalsTimedOut: number;
   readsTimedOut: number;
   /** Errors thrown by apply listeners (logged, never allowed to stop the apply). */
@@ -194,6 +196,7 @@ export function newNodeHostCounters(): NodeHostCounters {
     snapshotsRejected: 0,
     checkpoints: 0,
     readIndexRequests: 0,
+    readIndexResends: 0,
     proposalsTimedOut: 0,
     readsTimedOut: 0,
     listenerErrors: 0,

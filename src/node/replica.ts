@@ -768,6 +768,7 @@ export class Replica {
     this.serveReads();
     if (ticks > 0) {
       this.expireRequests(now);
+      this.resendReadIndex(now);
       this.maybeQuiesce();
     }
   }
@@ -1118,7 +1119,27 @@ export class Replica {
       return refuse();
     }
     this.host.counters.readIndexRequests++;
-    this.reads.awaitIndex(key, reads);
+    this.reads.awaitIndex(key, reads, this.host.monotonicClock());
+  }
+
+  /**
+   * Sends again every ReadIndex request unanswered for half an election timeout: by then a
+   * live leader would have answered, so the request or its answer was lost (dropped by a
+   * leader that stepped down, or by a follower that knew no leader). Same context, so
+   * whichever answer comes first serves the reads.
+   */
+  private resendReadIndex(now: number): void {
+    const retryMs = (this.host.config.electionTicks * this.host.config.tickMs) / 2;
+    for (const key of this.reads.resendDue(now, retryMs)) {
+      if (this.raw.status().softState.lead === NONE) continue;
+      try {
+        this.raw.readIndex(encoder.encode(key));
+      } catch (error) {
+        if (!(error instanceof RaftProposalDroppedError)) throw error;
+        continue;
+      }
+      this.host.counters.readIndexResends++;
+    }
   }
 
   private serveReads(): void {

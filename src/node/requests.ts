@@ -130,12 +130,13 @@ export interface ReadWaiter {
  */
 export class PendingReads {
   private queued: ReadWaiter[] = [];
-  private readonly awaitingIndex = new Map<string, ReadWaiter[]>();
+  /** Per ReadIndex context: its reads, and when the request was last sent. */
+  private readonly awaitingIndex = new Map<string, { reads: ReadWaiter[]; sentAt: number }>();
   private awaitingApply: { readonly index: number; readonly reads: readonly ReadWaiter[] }[] = [];
 
   get size(): number {
     let total = this.queued.length;
-    for (const reads of this.awaitingIndex.values()) total += reads.length;
+    for (const { reads } of this.awaitingIndex.values()) total += reads.length;
     for (const batch of this.awaitingApply) total += batch.reads.length;
     return total;
   }
@@ -154,18 +155,34 @@ export class PendingReads {
     return reads;
   }
 
-  /** `reads` share the ReadIndex request with context `key`. */
-  awaitIndex(key: string, reads: readonly ReadWaiter[]): void {
+  /** `reads` share the ReadIndex request with context `key`, sent at monotonic time `now`. */
+  awaitIndex(key: string, reads: readonly ReadWaiter[], now: number): void {
     if (this.awaitingIndex.has(key)) throw new Error(`read index context ${key} used twice`);
-    this.awaitingIndex.set(key, [...reads]);
+    this.awaitingIndex.set(key, { reads: [...reads], sentAt: now });
+  }
+
+  /**
+   * The contexts of ReadIndex requests unanswered for `retryMs` since they were last sent, now
+   * counted as sent again at `now`: the caller sends each once more. A request, or its answer,
+   * can be lost with nobody to tell (a follower forwarding to a leader that steps down drops
+   * it, as etcd's raft does); etcd's server resends its read request every 500 ms for this.
+   */
+  resendDue(now: number, retryMs: number): string[] {
+    const due: string[] = [];
+    for (const [key, awaiting] of this.awaitingIndex) {
+      if (now - awaiting.sentAt < retryMs) continue;
+      awaiting.sentAt = now;
+      due.push(key);
+    }
+    return due;
   }
 
   /** The ReadIndex request `key` was answered with `index`; unknown keys (stale answers) are ignored. */
   indexKnown(key: string, index: number): void {
-    const reads = this.awaitingIndex.get(key);
-    if (reads === undefined) return;
+    const awaiting = this.awaitingIndex.get(key);
+    if (awaiting === undefined) return;
     this.awaitingIndex.delete(key);
-    this.awaitingApply.push({ index, reads });
+    this.awaitingApply.push({ index, reads: awaiting.reads });
   }
 
   /** Removes and returns the reads whose read index is at or below `applied`. */
@@ -194,10 +211,9 @@ export class PendingReads {
         return false;
       });
     this.queued = expireFrom(this.queued);
-    for (const [key, reads] of this.awaitingIndex) {
-      const left = expireFrom(reads);
-      if (left.length === 0) this.awaitingIndex.delete(key);
-      else this.awaitingIndex.set(key, left);
+    for (const [key, awaiting] of this.awaitingIndex) {
+      awaiting.reads = expireFrom(awaiting.reads);
+      if (awaiting.reads.length === 0) this.awaitingIndex.delete(key);
     }
     return expired;
   }
@@ -205,7 +221,7 @@ export class PendingReads {
   failAll(error: () => Error): void {
     const all = [
       ...this.queued,
-      ...[...this.awaitingIndex.values()].flat(),
+      ...[...this.awaitingIndex.values()].flatMap(({ reads }) => reads),
       ...this.awaitingApply.flatMap((batch) => batch.reads),
     ];
     this.queued = [];

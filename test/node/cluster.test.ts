@@ -197,3 +197,24 @@ test("a proposal with an empty client id is refused: results are matched by requ
   );
   await cluster.shutdown();
 });
+
+test("a follower's ReadIndex request lost on the way is sent again, and its read served", async () => {
+  const cluster = await startedCluster();
+  const leader = await cluster.elect(RANGE);
+  const follower = followerOf(cluster, leader);
+  const done = track(cluster.replica(leader, RANGE).propose(put("r", "1")));
+  await cluster.runUntil(() => done.settled, "the write");
+
+  // The request leaves the follower while its link to the leader is down: nothing answers
+  // it, and (as a leader that steps down) nothing says it was lost.
+  cluster.network.cut(follower, leader);
+  const read = track(get(cluster.replica(follower, RANGE), "r", "linearizable"));
+  await cluster.tick(1);
+  assert.equal(read.settled, false);
+  cluster.network.heal(follower, leader);
+  await cluster.runUntil(() => read.settled, "the read");
+  assert.equal(read.error, undefined);
+  assert.equal(read.value, "1");
+  assert.ok(cluster.host(follower).counters.readIndexResends >= 1);
+  await cluster.shutdown();
+});

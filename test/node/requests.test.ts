@@ -134,7 +134,7 @@ test("reads wait for their batch's read index, then for application of it", () =
   reads.add(read("a"));
   reads.add(read("b"));
   assert.equal(reads.hasQueued, true);
-  reads.awaitIndex("ctx1", reads.takeQueued());
+  reads.awaitIndex("ctx1", reads.takeQueued(), 0);
   reads.add(read("late", 10));
   reads.indexKnown("stale", 1);
   assert.deepEqual(reads.takeServable(1_000), []);
@@ -148,4 +148,30 @@ test("reads wait for their batch's read index, then for application of it", () =
   );
   assert.deepEqual(failed, ["late: timeout"]);
   assert.equal(reads.size, 0);
+});
+
+test("a ReadIndex request unanswered for the retry interval is due again, once per interval, until answered", () => {
+  const reads = new PendingReads();
+  const read = (deadline: number) => ({
+    request: rangeRequest({ key: new Uint8Array([1]) }),
+    deadline,
+    resolve: () => undefined,
+    reject: () => undefined,
+  });
+  reads.add(read(1_000));
+  reads.awaitIndex("ctx1", reads.takeQueued(), 0);
+  reads.add(read(1_000));
+  reads.awaitIndex("ctx2", reads.takeQueued(), 300);
+  assert.deepEqual(reads.resendDue(499, 500), []);
+  assert.deepEqual(reads.resendDue(500, 500), ["ctx1"]);
+  assert.deepEqual(reads.resendDue(800, 500), ["ctx2"]);
+  assert.deepEqual(reads.resendDue(900, 500), [], "each was just sent again");
+  reads.indexKnown("ctx1", 4);
+  assert.deepEqual(reads.resendDue(1_300, 500), ["ctx2"], "an answered request is not sent again");
+  assert.equal(
+    reads.expire(1_000, () => new Error("timeout")),
+    1,
+    "the unanswered read still expires",
+  );
+  assert.deepEqual(reads.resendDue(2_000, 500), []);
 });
