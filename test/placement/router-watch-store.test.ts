@@ -107,31 +107,40 @@ describe("RoutedWatch over MvccStore + WatchHub ranges", () => {
   });
 });
 
+/**
+ * Ranges 1 and 2 as MvccStore + WatchHub pairs over one engine. `apply` publishes each
+ * outcome, and after a split hosts the new range and ends the watches that left the old one.
+ */
+function storeRanges() {
+  const kv = new MemoryOrderedKv();
+  const stores = new Map<number, MvccStore>();
+  const hubs = new Map<number, WatchHub>();
+  const host = (rangeId: number) => {
+    const store = new MvccStore(kv, { namespace: rangeNamespace(rangeId) });
+    stores.set(rangeId, store);
+    hubs.set(rangeId, new WatchHub(store));
+  };
+  host(1);
+  host(2);
+  const apply = (rangeId: number, command: KvCommand, stamp: bigint) => {
+    const store = stores.get(rangeId)!;
+    const envelope = { clientId: "", sequence: 0, timestamp: stamp, command };
+    const outcome = store.apply(store.appliedIndex + 1, envelope);
+    hubs.get(rangeId)!.publish(outcome.result.revision, outcome.events);
+    if (outcome.split !== undefined) {
+      host(outcome.split.rhsRangeId);
+      hubs.get(rangeId)!.boundsChanged();
+    }
+    return outcome;
+  };
+  const put = (rangeId: number, key: string, stamp: bigint) =>
+    apply(rangeId, putRequest({ key: b(key), value: b(`v${stamp}`) }), stamp);
+  return { hubs, apply, put };
+}
+
 describe("RoutedWatch over a real split", () => {
   it("a store split mid-stream: the watch ends on the left range, reopens on both sides, nothing lost or repeated", async () => {
-    const kv = new MemoryOrderedKv();
-    const stores = new Map<number, MvccStore>();
-    const hubs = new Map<number, WatchHub>();
-    const host = (rangeId: number) => {
-      const store = new MvccStore(kv, { namespace: rangeNamespace(rangeId) });
-      stores.set(rangeId, store);
-      hubs.set(rangeId, new WatchHub(store));
-    };
-    host(1);
-    host(2);
-    const apply = (rangeId: number, command: KvCommand, stamp: bigint) => {
-      const store = stores.get(rangeId)!;
-      const envelope = { clientId: "", sequence: 0, timestamp: stamp, command };
-      const outcome = store.apply(store.appliedIndex + 1, envelope);
-      hubs.get(rangeId)!.publish(outcome.result.revision, outcome.events);
-      if (outcome.split !== undefined) {
-        host(outcome.split.rhsRangeId);
-        hubs.get(rangeId)!.boundsChanged();
-      }
-      return outcome;
-    };
-    const put = (rangeId: number, key: string, stamp: bigint) =>
-      apply(rangeId, putRequest({ key: b(key), value: b(`v${stamp}`) }), stamp);
+    const { hubs, apply, put } = storeRanges();
     const cluster = new FakeCluster(split(["m"]));
     const timers = new ManualTimers();
     const watch = new RoutedWatch(
@@ -177,29 +186,7 @@ describe("RoutedWatch over a real split", () => {
   });
 
   it("a watch idle over its keys survives a compaction at the split's revision before its part reopens", async () => {
-    const kv = new MemoryOrderedKv();
-    const stores = new Map<number, MvccStore>();
-    const hubs = new Map<number, WatchHub>();
-    const host = (rangeId: number) => {
-      const store = new MvccStore(kv, { namespace: rangeNamespace(rangeId) });
-      stores.set(rangeId, store);
-      hubs.set(rangeId, new WatchHub(store));
-    };
-    host(1);
-    host(2);
-    const apply = (rangeId: number, command: KvCommand, stamp: bigint) => {
-      const store = stores.get(rangeId)!;
-      const envelope = { clientId: "", sequence: 0, timestamp: stamp, command };
-      const outcome = store.apply(store.appliedIndex + 1, envelope);
-      hubs.get(rangeId)!.publish(outcome.result.revision, outcome.events);
-      if (outcome.split !== undefined) {
-        host(outcome.split.rhsRangeId);
-        hubs.get(rangeId)!.boundsChanged();
-      }
-      return outcome;
-    };
-    const put = (rangeId: number, key: string, stamp: bigint) =>
-      apply(rangeId, putRequest({ key: b(key), value: b(`v${stamp}`) }), stamp);
+    const { hubs, apply, put } = storeRanges();
     put(1, "b", 5n);
     const cluster = new FakeCluster(split(["m"]));
     const watch = new RoutedWatch(
