@@ -167,6 +167,12 @@ export interface NodeHostCounters {
   /** ReadIndex requests sent again, unanswered for half an election timeout. */
   readIndexResends: number;
   proposalsTimedOut: number;
+  /**
+   * Proposals a replica took that ended in an error instead of a result: no leader, refused or
+   * overwritten (ProposalDroppedError), timed out or ambiguous, the replica stopped or its range
+   * went away, a command that could not be encoded. The timed-out ones are in proposalsTimedOut too.
+   */
+  proposalsFailed: number;
   readsTimedOut: number;
   /** Errors thrown by apply listeners (logged, never allowed to stop the apply). */
   listenerErrors: number;
@@ -198,6 +204,7 @@ export function newNodeHostCounters(): NodeHostCounters {
     readIndexRequests: 0,
     readIndexResends: 0,
     proposalsTimedOut: 0,
+    proposalsFailed: 0,
     readsTimedOut: 0,
     listenerErrors: 0,
     quiesces: 0,

@@ -74,7 +74,7 @@ import {
   reconfigurationRefusal,
   type ReconfigurationRefusal,
 } from "./members.js";
-import { PendingReads, PendingRequests, commandKey, type Waiter } from "./requests.js";
+import { CountingWaiter, PendingReads, PendingRequests, commandKey, type Waiter } from "./requests.js";
 import { ReplicaServices } from "./services.js";
 import { LEASE_RANGE_ID } from "./split-range.js";
 import { ReplicaStateMachine, type AppliedEntry } from "./state-machine.js";
@@ -190,6 +190,8 @@ export class Replica {
   /** Callers of compactedPhysically waiting for the removal to finish. */
   private removalWaiters: (() => void)[] = [];
   private confChangeSequence = 0;
+  /** Times this replica saw a leader take over (none → a leader, or one leader → another). */
+  private leaderChanges = 0;
   private closed = false;
   /** The host's liveness rule asked this quiesced replica to resume ticking (see requestWake). */
   private wakeRequested = false;
@@ -261,6 +263,24 @@ export class Replica {
   /** Index of the last entry the state machine applied. */
   get appliedIndex(): number {
     return this.stateMachine.appliedIndex;
+  }
+
+  /** Index of the last entry the Raft core knows to be committed. */
+  get commitIndex(): number {
+    return this.raw.hardState().commit;
+  }
+
+  /** Proposals and membership changes not answered yet: queued, or in the core awaiting apply. */
+  get pendingProposals(): number {
+    return this.queuedProposals.length + this.commands.size + this.confChanges.size;
+  }
+
+  /**
+   * How many times this replica saw a leader take over since it was created, as etcd counts
+   * them: a known leader after none, or another leader than the last one.
+   */
+  get leaderChangesSeen(): number {
+    return this.leaderChanges;
   }
 
   get revision(): bigint {
@@ -586,7 +606,7 @@ export class Replica {
       snapshotIndex: this.storage.snapshot().metadata.index,
       confState: raft.confState,
       progress: [...raft.progress].map(([nodeId, p]) => ({ nodeId, ...p })),
-      pendingProposals: this.queuedProposals.length + this.commands.size + this.confChanges.size,
+      pendingProposals: this.pendingProposals,
       pendingReads: this.reads.size,
     };
   }
@@ -605,7 +625,9 @@ export class Replica {
     if (!this.accepting()) return Promise.reject(new ReplicaStoppedError(this.rangeId));
     return new Promise<T>((resolve, reject) => {
       const deadline = this.host.monotonicClock() + this.host.config.proposalTimeoutMs;
-      this.queuedProposals.push(queued({ key, deadline, expectedIndex: 0, resolve, reject }));
+      this.queuedProposals.push(
+        queued(new CountingWaiter(key, deadline, resolve, reject, this.host.counters)),
+      );
       this.host.requestTurn(this);
     });
   }
@@ -1166,6 +1188,7 @@ export class Replica {
 
   private observeSoftState(soft: SoftState): void {
     const wasLeading = this.softState.role === StateRole.Leader;
+    if (soft.lead !== NONE && soft.lead !== this.softState.lead) this.leaderChanges++;
     this.softState = soft;
     const leading = soft.role === StateRole.Leader;
     if (leading && !wasLeading) {
