@@ -74,6 +74,42 @@ describe("WalStorageEngine", () => {
       await engine.close();
     }));
 
+  it("observeAppends times each append on the given clock; one observer at a time; one that throws is warned about", () =>
+    withDir(async (dir) => {
+      const logger = new RecordingLogger();
+      const engine = await WalStorageEngine.open({ path: dir, logger });
+      let now = 0;
+      // Each read of the clock moves it 7 ms: every append took 7 ms by it.
+      const clock = () => (now += 7);
+      const appends: [number, number][] = [];
+      const stop = engine.observeAppends(clock, (bytes, milliseconds) => appends.push([bytes, milliseconds]));
+      assert.throws(() => engine.observeAppends(clock, () => undefined), StorageUsageError);
+      for (const index of [1, 2, 3]) {
+        engine.replica(1).append(entriesFrom(index, [1]));
+        await engine.sync();
+      }
+      assert.deepEqual(
+        appends.map(([, milliseconds]) => milliseconds),
+        [7, 7, 7],
+      );
+      assert.equal(
+        appends.reduce((total, [bytes]) => total + bytes, 0),
+        engine.stats().bytesCommitted,
+      );
+      stop();
+      engine.replica(1).append(entriesFrom(4, [1]));
+      await engine.sync();
+      assert.equal(appends.length, 3, "a removed observer is told nothing");
+      engine.observeAppends(clock, () => {
+        throw new Error("observer broke");
+      });
+      engine.replica(1).append(entriesFrom(5, [1]));
+      await engine.sync();
+      assert.equal(engine.stats().commits, 5, "the append stands");
+      assert.match(logger.warnings.join("\n"), /an append observer failed: Error: observer broke/);
+      await engine.close();
+    }));
+
   it("refuses a segment size that is not positive", () =>
     withDir(async (dir) => {
       await assert.rejects(WalStorageEngine.open({ path: dir, segmentBytes: 0 }), StorageUsageError);

@@ -68,6 +68,9 @@ export interface WalStorageStats {
   readonly liveSegments: number;
 }
 
+/** Told of each frame appended (see WalStorageEngine.observeAppends). */
+export type WalAppendListener = (bytes: number, milliseconds: number) => void;
+
 const CONSOLE_LOGGER: StorageLogger = { warn: (message) => console.warn(message) };
 
 /** Directories with an engine open in this process: two engines on one directory would diverge. */
@@ -105,6 +108,7 @@ export class WalStorageEngine implements StorageEngine {
   #commits = 0;
   #bytesCommitted = 0;
   #checkpoints = 0;
+  #appendObserver: { readonly clock: () => number; readonly listener: WalAppendListener } | null = null;
 
   private constructor(
     options: WalStorageOptions,
@@ -245,6 +249,25 @@ export class WalStorageEngine implements StorageEngine {
     };
   }
 
+  /**
+   * Times every later append of a frame (a sync's records or a checkpoint: one write with
+   * O_DSYNC, the device flush included) on `clock`, milliseconds that never go backwards, and
+   * tells `listener` its bytes and duration once it is durable; a failed append is not told.
+   * One observer at a time (StorageUsageError for a second); the function returned removes it.
+   */
+  observeAppends(clock: () => number, listener: WalAppendListener): () => void {
+    if (this.#appendObserver !== null) {
+      throw new StorageUsageError(
+        `write-ahead log ${this.#directory.path}: its appends are observed already`,
+      );
+    }
+    const observer = { clock, listener };
+    this.#appendObserver = observer;
+    return () => {
+      if (this.#appendObserver === observer) this.#appendObserver = null;
+    };
+  }
+
   #liveState(groupId: number, handle: JournaledReplicaStorage): ReplicaState {
     this.#health.checkReadable();
     if (this.#handles.get(groupId) !== handle) {
@@ -264,15 +287,33 @@ export class WalStorageEngine implements StorageEngine {
     this.#pending = [];
     const checkpoint = this.#liveBytes >= Math.max(this.#checkpointBytes, 2 * this.#lastCheckpointBytes);
     const frame = checkpoint ? encodeFrame(this.#images()) : encodeFrame(records);
+    const observer = this.#appendObserver;
+    const started = observer === null ? 0 : observer.clock();
     return this.#append(frame, checkpoint).then(
       () => {
         this.#commits++;
         this.#bytesCommitted += frame.byteLength;
+        if (observer !== null) this.#tellAppended(observer, frame.byteLength, started);
       },
       (cause: unknown) => {
         throw this.#health.fail(cause, frame.byteLength, () => this.#directory.freeBytes());
       },
     );
+  }
+
+  /** An observer that throws is warned about: the append it was told of is durable all the same. */
+  #tellAppended(
+    observer: { readonly clock: () => number; readonly listener: WalAppendListener },
+    bytes: number,
+    started: number,
+  ): void {
+    try {
+      observer.listener(bytes, observer.clock() - started);
+    } catch (error) {
+      this.#logger.warn(
+        `write-ahead log ${this.#directory.path}: an append observer failed: ${String(error)}`,
+      );
+    }
   }
 
   /** Every group's whole state; the current state includes every queued record. */
