@@ -17,6 +17,8 @@
  *   message is one trailers-only HEADERS frame.
  * - deadlines (`grpc-timeout`) are the client's to enforce: gRPC clients reset the stream when
  *   theirs passes, and a reset cancels the call here (`cancelled`, the "cancelled" event).
+ * - counts: each served method counts its calls as they start and end, by status code
+ *   (`methodCalls()`, read by the member's metrics): two increments per call, nothing allocated.
  *
  * Handlers: a unary method's handler takes the request and the call and returns a promise of
  * the response (rejecting with an Error that has a numeric gRPC `code`); a streaming method's handler
@@ -34,6 +36,24 @@ export interface GrpcStatusError {
   readonly message: string;
 }
 
+/** A method's kind, named as go-grpc-prometheus's `grpc_type` label names it. */
+export type GrpcMethodType = "unary" | "client_stream" | "server_stream" | "bidi_stream";
+
+/**
+ * The calls of one served method, counted as they start and end (a few increments on this
+ * object per call; metrics read it when scraped). Paths nothing serves are not counted.
+ */
+export interface GrpcMethodCalls {
+  /** The full service name ("etcdserverpb.KV") and the method ("Range") of the path. */
+  readonly service: string;
+  readonly method: string;
+  readonly type: GrpcMethodType;
+  /** Calls begun: a stream opened on the method's path with a gRPC request. */
+  started: number;
+  /** Calls ended, indexed by gRPC status code (a client's reset counts as CANCELLED). */
+  readonly handled: number[];
+}
+
 export type UnaryHandler = (request: never, call: GrpcCall) => Promise<unknown>;
 export type StreamHandler = (call: GrpcCall) => void;
 export type ServiceHandlers = Readonly<Record<string, UnaryHandler | StreamHandler>>;
@@ -44,6 +64,7 @@ interface Method {
   readonly deserialize: (bytes: Buffer) => unknown;
   readonly serialize: (message: unknown) => Uint8Array;
   readonly handler: UnaryHandler | StreamHandler;
+  readonly calls: GrpcMethodCalls;
 }
 
 export interface GrpcServerOptions {
@@ -56,6 +77,8 @@ export interface GrpcServerOptions {
 }
 
 const MESSAGE_PREFIX_LENGTH = 5;
+/** gRPC's status codes are 0 (OK) to 16 (UNAUTHENTICATED). */
+const STATUS_CODES = 17;
 
 /** A literal header field without indexing, new name (RFC 7541 6.2.2). */
 function literalField(name: string, value: string): Buffer {
@@ -116,6 +139,11 @@ function isGrpcContentType(value: string | undefined): boolean {
     value.startsWith("application/grpc") &&
     (value.length === 16 || value[16] === "+" || value[16] === ";")
   );
+}
+
+function methodType(requestStream: boolean, responseStream: boolean): GrpcMethodType {
+  if (requestStream) return responseStream ? "bidi_stream" : "client_stream";
+  return responseStream ? "server_stream" : "unary";
 }
 
 function lengthPrefixed(message: Uint8Array): Buffer {
@@ -184,7 +212,7 @@ export class GrpcCall extends EventEmitter {
     if (this.over) return;
     this.over = true;
     this.stream.end(this.headersSent ? OK_TRAILERS : OK_TRAILERS_ONLY);
-    this.finished();
+    this.finished(GrpcStatus.OK);
   }
 
   /** Ends the call with an error status. */
@@ -193,7 +221,7 @@ export class GrpcCall extends EventEmitter {
     this.over = true;
     const status = statusFields(error);
     this.stream.end(Buffer.concat([this.headersSent ? TABLE_SIZE_ZERO : RESPONSE_HEADERS, status]));
-    this.finished();
+    this.finished(error.code);
   }
 
   /** A unary call's answer: headers, the message and OK trailers, in one write when the windows allow. */
@@ -210,10 +238,11 @@ export class GrpcCall extends EventEmitter {
     }
     this.over = true;
     this.stream.respond(RESPONSE_HEADERS, body, OK_TRAILERS);
-    this.finished();
+    this.finished(GrpcStatus.OK);
   }
 
-  private finished(): void {
+  private finished(code: number): void {
+    this.countHandled(code);
     this.release();
     this.emit("close");
   }
@@ -222,9 +251,16 @@ export class GrpcCall extends EventEmitter {
     if (this.over) return;
     this.over = true;
     this.cancelled = true;
+    this.countHandled(GrpcStatus.CANCELLED);
     this.release();
     this.emit("cancelled");
     this.emit("close");
+  }
+
+  /** A code outside gRPC's (a handler's error with a code of its own) counts as UNKNOWN. */
+  private countHandled(code: number): void {
+    const known = Number.isInteger(code) && code >= 0 && code < STATUS_CODES;
+    this.method.calls.handled[known ? code : GrpcStatus.UNKNOWN]!++;
   }
 
   private release(): void {
@@ -367,14 +403,27 @@ export class GrpcServer {
     for (const [name, method] of Object.entries(definition)) {
       const handler = handlers[name];
       if (handler === undefined) continue;
+      const slash = method.path.lastIndexOf("/");
       this.methods.set(method.path, {
         requestStream: method.requestStream,
         responseStream: method.responseStream,
         deserialize: method.requestDeserialize,
         serialize: method.responseSerialize,
         handler,
+        calls: {
+          service: method.path.slice(1, slash),
+          method: method.path.slice(slash + 1),
+          type: methodType(method.requestStream, method.responseStream),
+          started: 0,
+          handled: new Array<number>(STATUS_CODES).fill(0),
+        },
       });
     }
+  }
+
+  /** The call counts of every method served, in the order the services were added. */
+  methodCalls(): readonly GrpcMethodCalls[] {
+    return [...this.methods.values()].map((method) => method.calls);
   }
 
   /** Serves an accepted connection (bytes already read must have been unshifted). */
@@ -417,6 +466,7 @@ export class GrpcServer {
       stream.end(Buffer.concat([RESPONSE_HEADERS, status]));
       return;
     }
+    served.calls.started++;
     const call = new GrpcCall(stream, served, headers, this.options.maxReceiveMessageBytes);
     if (served.requestStream) call.callStreamHandler();
   }

@@ -444,6 +444,55 @@ describe("one HTTP/2 connection of the gRPC server", () => {
     assert.equal(log.cancelled, 1);
   });
 
+  test("calls are counted by method as they start and end, by status code; paths nothing serves are not", async () => {
+    const server = testServer();
+    const socket = connected(server);
+    socket.send(putCall(1, "ok"));
+    socket.send(putCall(3, "fail"));
+    socket.send(putCall(5, "hang"));
+    socket.send(
+      Buffer.concat([
+        frame(0x1, 0x4, 7, requestBlock("/etcdserverpb.Maintenance/Snapshot")),
+        frame(0x0, 0x1, 7, grpcMessage(Buffer.alloc(0))),
+      ]),
+    );
+    socket.send(frame(0x1, 0x5, 9, requestBlock("/etcdserverpb.Auth/Authenticate")));
+    await tick();
+    socket.send(frame(0x3, 0, 5, hex("0000 0008")));
+    await tick();
+    const counted = server
+      .methodCalls()
+      .filter((calls) => calls.started > 0)
+      .map(({ service, method, type, started, handled }) => ({
+        service,
+        method,
+        type,
+        started,
+        handled: Object.fromEntries(handled.flatMap((count, code) => (count > 0 ? [[code, count]] : []))),
+      }));
+    assert.deepEqual(counted, [
+      {
+        service: "etcdserverpb.KV",
+        method: "Put",
+        type: "unary",
+        started: 3,
+        handled: { [GrpcStatus.OK]: 1, [GrpcStatus.CANCELLED]: 1, [GrpcStatus.FAILED_PRECONDITION]: 1 },
+      },
+      {
+        service: "etcdserverpb.Maintenance",
+        method: "Snapshot",
+        type: "server_stream",
+        started: 1,
+        handled: { 0: 1 },
+      },
+    ]);
+    assert.deepEqual(
+      server.methodCalls().map(({ service, method }) => `${service}/${method}`),
+      ["etcdserverpb.KV/Put", "etcdserverpb.Maintenance/Snapshot", "etcdserverpb.Lease/LeaseKeepAlive"],
+      "the unknown path added nothing",
+    );
+  });
+
   const grpcErrors: [string, Buffer, number][] = [
     [
       "an unknown method",
