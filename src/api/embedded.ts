@@ -353,6 +353,9 @@ export async function openEmbedded(options: OpenOptions): Promise<EmbeddedConcor
             host,
             clusterId: etcdClusterId(options.clusterId ?? "concord"),
             dataDir: options.dataDir,
+            ...(raftEngine instanceof WalStorageEngine
+              ? { writeAheadLog: { engine: raftEngine, clock: () => performance.now() } }
+              : {}),
             kv: parts.kv,
             rangeAdmin: parts.rangeAdmin,
             logger,

@@ -2,7 +2,7 @@
  * `ClientPort`: one TCP port for both client protocols. It accepts connections itself, reads
  * the first byte, and hands the connection (with that byte put back) to the etcd gRPC server
  * when it begins the HTTP/2 client preface ("PRI * HTTP/2.0"), to etcd's plain HTTP endpoints
- * when it begins an HTTP/1 "GET" (http-endpoints.ts: /health, /version), or to the native
+ * when it begins an HTTP/1 "GET" (http-endpoints.ts: /health, /version, /metrics), or to the native
  * protocol server otherwise: a native frame starts with its u32 big-endian length, whose first
  * byte is 0x00 or 0x01 under the frame size limit, never "P" or "G". A connection that sends nothing within
  * `firstByteTimeoutMs` is closed.
@@ -15,7 +15,7 @@ import type { EtcdServer } from "./server.js";
 
 /** The first byte of the HTTP/2 client connection preface. */
 const HTTP2_PREFACE_FIRST_BYTE = "P".charCodeAt(0);
-/** The first byte of an HTTP/1 GET (etcd's /health and /version, http-endpoints.ts). */
+/** The first byte of an HTTP/1 GET (etcd's /health, /version and /metrics, http-endpoints.ts). */
 const HTTP_GET_FIRST_BYTE = "G".charCodeAt(0);
 
 export interface ClientPortOptions {
@@ -108,7 +108,7 @@ export class ClientPort {
         this.options.etcd.injectConnection(socket);
       } else if (chunk[0] === HTTP_GET_FIRST_BYTE) {
         this.counts.http++;
-        serveHttpEndpoint(socket, this.options.etcd.context);
+        serveHttpEndpoint(socket, this.options.etcd.context, this.options.etcd.metrics);
       } else {
         this.counts.native++;
         this.options.native.injectConnection(socket);

@@ -1,16 +1,18 @@
 /**
- * etcd's plain HTTP endpoints on the client port, for load balancers, probes and people with
- * curl: `GET /health` (200 `{"health":"true","reason":""}` once a linearizable read of the
- * keyspace succeeds, else 503 `{"health":"false","reason":...}`, as etcd answers) and
- * `GET /version` (`{"etcdserver":"3.4.23","etcdcluster":"3.4.0"}`). One request per
- * connection (the answer closes it; one unanswered for REQUEST_TIMEOUT_MS is closed). A
- * request head that is not `GET <path> HTTP/1.x`, or longer than HEAD_LIMIT_BYTES, gets 400;
- * another path 404; a request body is never read.
+ * etcd's plain HTTP endpoints on the client port, for load balancers, probes, Prometheus and
+ * people with curl: `GET /health` (200 `{"health":"true","reason":""}` once a linearizable
+ * read of the keyspace succeeds, else 503 `{"health":"false","reason":...}`, as etcd answers),
+ * `GET /version` (`{"etcdserver":"3.4.23","etcdcluster":"3.4.0"}`) and `GET /metrics` (the
+ * member's metrics in Prometheus's text format, metrics.ts). One request per connection (the
+ * answer closes it; one unanswered for REQUEST_TIMEOUT_MS is closed). A request head that is
+ * not `GET <path> HTTP/1.x`, or longer than HEAD_LIMIT_BYTES, gets 400; another path 404; a
+ * request body is never read.
  */
 import type { Socket } from "node:net";
 import { rangeRequest } from "../../kv/commands.js";
 import { errorMessage, type EtcdContext } from "./context.js";
 import { ETCD_COMPATIBLE_VERSION } from "./maintenance-service.js";
+import type { MemberMetrics } from "./metrics.js";
 
 /** The longest request head read before it is refused. */
 const HEAD_LIMIT_BYTES = 8 * 1024;
@@ -35,9 +37,16 @@ function respond(socket: Socket, status: number, body: string, type = "applicati
   );
 }
 
-/** What `GET path` answers: a status and a JSON body. */
-async function answer(path: string, ctx: EtcdContext): Promise<{ status: number; body: string }> {
+/** What `GET path` answers: a status, a body, and its type when it is not JSON. */
+async function answer(
+  path: string,
+  ctx: EtcdContext,
+  metrics: MemberMetrics,
+): Promise<{ status: number; body: string; type?: string }> {
   const route = path.split("?")[0];
+  if (route === "/metrics") {
+    return { status: 200, body: await metrics.metrics(), type: metrics.contentType };
+  }
   if (route === "/version") {
     return {
       status: 200,
@@ -57,7 +66,7 @@ async function answer(path: string, ctx: EtcdContext): Promise<{ status: number;
 }
 
 /** Serves one HTTP/1 request on `socket` (its first bytes are "G"); the answer closes it. */
-export function serveHttpEndpoint(socket: Socket, ctx: EtcdContext): void {
+export function serveHttpEndpoint(socket: Socket, ctx: EtcdContext, metrics: MemberMetrics): void {
   let head = "";
   const onData = (chunk: Buffer): void => {
     head += chunk.toString("latin1");
@@ -70,8 +79,8 @@ export function serveHttpEndpoint(socket: Socket, ctx: EtcdContext): void {
       respond(socket, 400, JSON.stringify({ message: "expected GET <path> HTTP/1.1" }));
       return;
     }
-    void answer(line[1]!, ctx).then(
-      ({ status, body }) => respond(socket, status, body),
+    void answer(line[1]!, ctx, metrics).then(
+      ({ status, body, type }) => respond(socket, status, body, type),
       (error: unknown) => respond(socket, 503, JSON.stringify({ message: errorMessage(error) })),
     );
   };

@@ -74,8 +74,8 @@ export interface MaintenanceOptions {
   readonly dataDir?: string;
 }
 
-/** Bytes of every file under `dir` (0 when it cannot be read). */
-function directoryBytes(dir: string): number {
+/** Bytes of every file under `dir` (0 when it cannot be read): Status's dbSize, and the metrics'. */
+export function directoryBytes(dir: string): number {
   let total = 0;
   let entries: string[];
   try {

@@ -2,12 +2,14 @@
  * `EtcdServer`: the etcd v3 gRPC API of one Concord member — a GrpcServer with the KV,
  * Watch, Lease, Cluster and Maintenance services and etcd's Election and Lock services, their
  * definitions built from the generated descriptors, and Concord's Ranges admin service when
- * the member has a range admin (range-service.ts). It listens on no port of its own: the
+ * the member has a range admin (range-service.ts) — and the member's metrics (metrics.ts),
+ * which the client port serves at `GET /metrics`. It listens on no port of its own: the
  * client port (client-port.ts) hands it the connections that start with the HTTP/2 preface
  * (`injectConnection`).
  */
 import type { Duplex } from "node:stream";
 import type { NodeHost } from "../../node/host.js";
+import type { WalStorageEngine } from "../../storage/wal/engine.js";
 import type { Logger } from "../../transport/transport.js";
 import { clusterService } from "./cluster-service.js";
 import type { RoutedKv } from "../../placement/node-ranges.js";
@@ -23,6 +25,7 @@ import { kvService } from "./kv-service.js";
 import { LeaderForwarder, leaseService } from "./lease-service.js";
 import { lockService } from "./lock-service.js";
 import { maintenanceService } from "./maintenance-service.js";
+import { MemberMetrics } from "./metrics.js";
 import { rangeService, type RangeAdmin } from "./range-service.js";
 import { watchService, watchServiceDefinition } from "./watch-service.js";
 
@@ -39,8 +42,13 @@ export interface EtcdServerOptions {
   readonly clusterId: bigint;
   /** Routes key-value requests, watches and leases over the ranges (default: range 1 alone). */
   readonly kv?: RoutedKv;
-  /** The member's data directory (Maintenance.Status reports its size). */
+  /** The member's data directory (Maintenance.Status and the metrics report its size). */
   readonly dataDir?: string;
+  /**
+   * The member's write-ahead log, whose appends the metrics time on `clock` (monotonic
+   * milliseconds) while the server runs. Without it (an lmdb Raft log) they are not timed.
+   */
+  readonly writeAheadLog?: { readonly engine: WalStorageEngine; readonly clock: () => number };
   /** Serves concordpb.Ranges (list, split) over it; without one that service is UNIMPLEMENTED. */
   readonly rangeAdmin?: RangeAdmin;
   /** Where a service's failure outside any call goes (a bug: an event listener that threw). */
@@ -49,6 +57,7 @@ export interface EtcdServerOptions {
 
 export class EtcdServer {
   readonly context: EtcdContext;
+  readonly metrics: MemberMetrics;
   private readonly grpc: GrpcServer;
   private readonly forwarder: LeaderForwarder;
 
@@ -82,6 +91,12 @@ export class EtcdServer {
     this.grpc.addService(grpcServiceDefinition(Lock), lockService(ctx));
     if (options.rangeAdmin !== undefined)
       this.grpc.addService(grpcServiceDefinition(Ranges), rangeService(ctx, options.rangeAdmin));
+    this.metrics = new MemberMetrics({
+      context: ctx,
+      grpcCalls: () => this.grpc.methodCalls(),
+      ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
+      ...(options.writeAheadLog === undefined ? {} : { writeAheadLog: options.writeAheadLog }),
+    });
   }
 
   /** Serves gRPC on an accepted connection (bytes already read must have been unshifted). */
@@ -89,9 +104,13 @@ export class EtcdServer {
     this.grpc.injectConnection(connection);
   }
 
-  /** Closes every connection at once (calls in flight end with an error) and the forwarder. */
+  /**
+   * Closes every connection at once (calls in flight end with an error) and the forwarder, and
+   * stops timing the write-ahead log.
+   */
   async close(): Promise<void> {
     this.grpc.close();
+    this.metrics.close();
     await this.forwarder.close();
   }
 }

@@ -1,0 +1,249 @@
+/**
+ * `MemberMetrics`: the Prometheus metrics of one member, served as `GET /metrics` on its client
+ * port (http-endpoints.ts), as etcd serves its own. It owns the member's registry (prom-client;
+ * never prom-client's global one: a test process runs several members) and the metrics in it.
+ *
+ * Every value is read when a scrape asks (a metric's `collect`) from what the member keeps
+ * anyway — its NodeHost and replicas, the gRPC server's call counts, the write-ahead log's
+ * statistics, the data dir's files — so request paths pay nothing for metrics, except the gRPC
+ * server's two increments per call (grpc-server.ts) and one observation per write-ahead-log
+ * append.
+ *
+ * Names are etcd's where the meaning is the same, so etcd's dashboards and alerts partly work;
+ * Concord's own start with `concord_`. etcd's `etcd_server_*` metrics describe its one Raft
+ * group; a Concord member runs one group per range, so has_leader, is_leader and
+ * leader_changes_seen describe the range the etcd API answers for (range 1: the meta range,
+ * which every member hosts and which is never merged away), and the proposal figures add up
+ * every range the member hosts.
+ *
+ * The Node process metrics (prom-client's default ones, without prefix, as Node exporters name
+ * them) describe the process, not a member: they live in ONE registry per process, made by the
+ * first member, whose metrics every member's registry also holds. Making them per member would
+ * leave a GC observer and an event-loop-delay monitor running for every member a process ever
+ * opened.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, exponentialBuckets } from "prom-client";
+import type { Replica } from "../../node/replica.js";
+import { NONE } from "../../raft/types.js";
+import type { WalStorageEngine } from "../../storage/wal/engine.js";
+import type { EtcdContext } from "./context.js";
+import type { GrpcMethodCalls } from "./grpc-server.js";
+import { directoryBytes } from "./maintenance-service.js";
+
+/** gRPC status codes by number, named as grpc-go names them in `grpc_code` (go-grpc-prometheus). */
+const GRPC_CODE_NAMES: readonly string[] = [
+  "OK",
+  "Canceled",
+  "Unknown",
+  "InvalidArgument",
+  "DeadlineExceeded",
+  "NotFound",
+  "AlreadyExists",
+  "PermissionDenied",
+  "ResourceExhausted",
+  "FailedPrecondition",
+  "Aborted",
+  "OutOfRange",
+  "Unimplemented",
+  "Internal",
+  "Unavailable",
+  "DataLoss",
+  "Unauthenticated",
+];
+
+/** etcd's buckets for WAL fsync durations: 1 ms to 8 s, doubling. */
+const WAL_FSYNC_BUCKETS = exponentialBuckets(0.001, 2, 14);
+
+let processRegistry: Registry | null = null;
+
+/** The process's default metrics, registered once (see the header). */
+function processMetrics(): Registry {
+  if (processRegistry === null) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
+export interface MemberMetricsSources {
+  /** The member (its NodeHost) and the range whose Raft group etcd's server metrics describe. */
+  readonly context: EtcdContext;
+  /** The gRPC server's counts of calls, per method served. */
+  readonly grpcCalls: () => readonly GrpcMethodCalls[];
+  /** The member's data directory: the database size is the bytes of its files. */
+  readonly dataDir?: string;
+  /** The member's write-ahead log, and the clock (monotonic milliseconds) its appends are timed on. */
+  readonly writeAheadLog?: { readonly engine: WalStorageEngine; readonly clock: () => number };
+}
+
+/** A counter set to a count kept elsewhere (a prom-client counter otherwise only goes up by `inc`). */
+function setCounter(counter: Counter, value: number): void {
+  counter.reset();
+  counter.inc(value);
+}
+
+function callLabels(calls: GrpcMethodCalls): Record<string, string> {
+  return { grpc_type: calls.type, grpc_service: calls.service, grpc_method: calls.method };
+}
+
+export class MemberMetrics {
+  /** The member's registry: its own metrics and the process's. */
+  readonly registry: Registry;
+  private readonly stopTimingLog: () => void;
+
+  constructor(sources: MemberMetricsSources) {
+    const registers = [new Registry()];
+    const { host } = sources.context;
+    const etcdRange = () => host.replica(sources.context.rangeId);
+    const hosted = () => host.rangeIds().flatMap((rangeId) => host.replica(rangeId) ?? []);
+    const sum = (value: (replica: Replica) => number) =>
+      hosted().reduce((total, replica) => total + value(replica), 0);
+
+    new Gauge({
+      name: "etcd_server_has_leader",
+      help: "Whether or not a leader exists. 1 is existence, 0 is not. (Concord: of range 1, the meta range.)",
+      registers,
+      collect() {
+        const leader = etcdRange()?.termLeaderRevision().leader ?? NONE;
+        this.set(leader === NONE ? 0 : 1);
+      },
+    });
+    new Gauge({
+      name: "etcd_server_is_leader",
+      help: "Whether or not this member is a leader. 1 if is, 0 otherwise. (Concord: of range 1, the meta range.)",
+      registers,
+      collect() {
+        this.set(etcdRange()?.termLeaderRevision().leader === host.nodeId ? 1 : 0);
+      },
+    });
+    new Counter({
+      name: "etcd_server_leader_changes_seen_total",
+      help: "The number of leader changes seen. (Concord: by this member's replica of range 1, since it started.)",
+      registers,
+      collect() {
+        setCounter(this, etcdRange()?.leaderChangesSeen ?? 0);
+      },
+    });
+    new Gauge({
+      name: "etcd_server_proposals_committed_total",
+      help: "The total number of consensus proposals committed. (Concord: the commit indexes of the ranges this member hosts, added up.)",
+      registers,
+      collect() {
+        this.set(sum((replica) => replica.commitIndex));
+      },
+    });
+    new Gauge({
+      name: "etcd_server_proposals_applied_total",
+      help: "The total number of consensus proposals applied. (Concord: the applied indexes of the ranges this member hosts, added up.)",
+      registers,
+      collect() {
+        this.set(sum((replica) => replica.appliedIndex));
+      },
+    });
+    new Gauge({
+      name: "etcd_server_proposals_pending",
+      help: "The current number of pending proposals to commit. (Concord: on every range this member hosts.)",
+      registers,
+      collect() {
+        this.set(sum((replica) => replica.pendingProposals));
+      },
+    });
+    new Counter({
+      name: "etcd_server_proposals_failed_total",
+      help: "The total number of failed proposals seen. (Concord: proposals this member took that ended in an error.)",
+      registers,
+      collect() {
+        setCounter(this, host.counters.proposalsFailed);
+      },
+    });
+    new Gauge({
+      name: "concord_ranges",
+      help: "Ranges this member hosts a replica of.",
+      registers,
+      collect() {
+        this.set(host.rangeIds().length);
+      },
+    });
+    new Gauge({
+      name: "concord_ranges_led",
+      help: "Ranges whose leader is this member.",
+      registers,
+      collect() {
+        this.set(sum((replica) => (replica.termLeaderRevision().leader === host.nodeId ? 1 : 0)));
+      },
+    });
+    new Counter({
+      name: "grpc_server_started_total",
+      help: "Total number of RPCs started on the server.",
+      labelNames: ["grpc_type", "grpc_service", "grpc_method"],
+      registers,
+      collect() {
+        this.reset();
+        for (const calls of sources.grpcCalls()) this.inc(callLabels(calls), calls.started);
+      },
+    });
+    new Counter({
+      name: "grpc_server_handled_total",
+      help: "Total number of RPCs completed on the server, regardless of success or failure.",
+      labelNames: ["grpc_type", "grpc_service", "grpc_method", "grpc_code"],
+      registers,
+      collect() {
+        this.reset();
+        for (const calls of sources.grpcCalls()) {
+          calls.handled.forEach((count, code) => {
+            if (count > 0) this.inc({ ...callLabels(calls), grpc_code: GRPC_CODE_NAMES[code]! }, count);
+          });
+        }
+      },
+    });
+    const { dataDir, writeAheadLog } = sources;
+    if (dataDir !== undefined) {
+      new Gauge({
+        name: "etcd_mvcc_db_total_size_in_bytes",
+        help: "Total size of the underlying database physically allocated in bytes. (Concord: the files under the data dir, as Maintenance.Status's dbSize.)",
+        registers,
+        collect() {
+          this.set(directoryBytes(dataDir));
+        },
+      });
+    }
+    if (writeAheadLog === undefined) {
+      this.stopTimingLog = () => undefined;
+    } else {
+      const { engine, clock } = writeAheadLog;
+      const fsyncs = new Histogram({
+        name: "etcd_disk_wal_fsync_duration_seconds",
+        help: "The latency distributions of fsync called by WAL. (Concord: each write-ahead-log append, one O_DSYNC write.)",
+        buckets: WAL_FSYNC_BUCKETS,
+        registers,
+      });
+      this.stopTimingLog = engine.observeAppends(clock, (_bytes, milliseconds) =>
+        fsyncs.observe(milliseconds / 1000),
+      );
+      new Counter({
+        name: "concord_wal_bytes_total",
+        help: "Bytes of the frames appended to the write-ahead log since it opened.",
+        registers,
+        collect() {
+          setCounter(this, engine.stats().bytesCommitted);
+        },
+      });
+    }
+    this.registry = Registry.merge([processMetrics(), ...registers]);
+  }
+
+  /** The text format's content type (`text/plain; version=0.0.4; charset=utf-8`). */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** Every metric in Prometheus's text format, as of now. */
+  metrics(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** Stops timing the write-ahead log's appends (the member is closing). */
+  close(): void {
+    this.stopTimingLog();
+  }
+}

@@ -1,0 +1,208 @@
+// `GET /metrics` on a one-member Concord's client port (src/api/etcd/metrics.ts): Prometheus's
+// text format, parsed line by line; etcd's server metrics of the member; the applied and
+// committed totals and gRPC's call counts growing with the puts made through the `etcd3`
+// client; a refused call counted by its code; and bad input (unknown paths, an unserved gRPC
+// method) answered as before without adding a series.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { create } from "@bufbuild/protobuf";
+import {
+  credentials,
+  makeGenericClientConstructor,
+  status as GrpcStatus,
+  type Client,
+  type ServiceError,
+} from "@grpc/grpc-js";
+import type { Etcd3 } from "etcd3";
+import {
+  Auth,
+  AuthenticateRequestSchema,
+  KV,
+  RangeRequestSchema,
+  type RangeResponse,
+} from "../../../src/api/etcd/gen/rpc_pb.js";
+import { grpcServiceDefinition } from "../../../src/api/etcd/grpc-service.js";
+import { EtcdCluster } from "./harness.js";
+
+const TYPES = new Set(["counter", "gauge", "histogram", "summary", "untyped"]);
+const NAME = "[a-zA-Z_:][a-zA-Z0-9_:]*";
+const SAMPLE = new RegExp(`^(${NAME})(?:\\{(.*)\\})? (\\S+)$`);
+const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"(?:,|$)/y;
+const VALUE = /^(?:[-+]?(?:\d+\.?\d*(?:e[-+]?\d+)?|\.\d+)|NaN|[-+]Inf)$/i;
+
+/** Samples by `name{label="value",...}` (labels sorted); fails on any line the format does not allow. */
+function parseExposition(body: string): Map<string, number> {
+  const types = new Map<string, string>();
+  const samples = new Map<string, number>();
+  for (const [i, line] of body.split("\n").entries()) {
+    const where = `line ${i + 1}: ${JSON.stringify(line)}`;
+    if (line === "" || line.startsWith("# HELP ")) continue;
+    if (line.startsWith("# TYPE ")) {
+      const [name, type, ...rest] = line.slice("# TYPE ".length).split(" ");
+      assert.ok(name !== undefined && new RegExp(`^${NAME}$`).test(name), where);
+      assert.ok(type !== undefined && TYPES.has(type) && rest.length === 0, where);
+      assert.ok(!types.has(name), `${where}: a second TYPE`);
+      types.set(name, type);
+      continue;
+    }
+    assert.ok(!line.startsWith("#"), `${where}: an unknown comment`);
+    const match = SAMPLE.exec(line);
+    assert.ok(match !== null, where);
+    const [, name, labelText = "", value] = match as unknown as [string, string, string | undefined, string];
+    assert.match(value, VALUE, where);
+    const labels: string[] = [];
+    LABEL.lastIndex = 0;
+    while (LABEL.lastIndex < labelText.length) {
+      const label = LABEL.exec(labelText);
+      assert.ok(label !== null, `${where}: bad labels`);
+      labels.push(`${label[1]}="${label[2]}"`);
+    }
+    const family = [name, name.replace(/_(bucket|sum|count)$/, "")].find((n) => types.has(n));
+    assert.ok(family !== undefined, `${where}: a sample without a TYPE`);
+    if (family !== name) assert.ok(["histogram", "summary"].includes(types.get(family)!), where);
+    const key = `${name}{${labels.sort().join(",")}}`;
+    assert.ok(!samples.has(key), `${where}: a second sample of ${key}`);
+    samples.set(key, Number(value));
+  }
+  return samples;
+}
+
+let cluster: EtcdCluster;
+let etcd: Etcd3;
+let kv: Client;
+let auth: Client;
+
+before(async () => {
+  cluster = await EtcdCluster.start(1);
+  etcd = cluster.client(1);
+  const endpoint = cluster.endpoint(1);
+  kv = new (makeGenericClientConstructor(grpcServiceDefinition(KV), "KV"))(
+    endpoint,
+    credentials.createInsecure(),
+  );
+  auth = new (makeGenericClientConstructor(grpcServiceDefinition(Auth), "Auth"))(
+    endpoint,
+    credentials.createInsecure(),
+  );
+});
+
+after(async () => {
+  kv.close();
+  auth.close();
+  await cluster.close();
+});
+
+async function get(path: string): Promise<Response> {
+  return fetch(`http://${cluster.endpoint(1)}${path}`);
+}
+
+async function scrape(): Promise<Map<string, number>> {
+  const response = await get("/metrics");
+  assert.equal(response.status, 200);
+  assert.equal(response.headers.get("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+  return parseExposition(await response.text());
+}
+
+/** The value of sample `key` (`name{labels}`, labels sorted); fails when it is absent. */
+function sample(samples: Map<string, number>, key: string): number {
+  const value = samples.get(key);
+  assert.ok(value !== undefined, `no sample ${key} in ${[...samples.keys()].join(" ")}`);
+  return value;
+}
+
+const grpcLabels = (service: string, method: string, code?: string) =>
+  [
+    ...(code === undefined ? [] : [`grpc_code="${code}"`]),
+    `grpc_method="${method}"`,
+    `grpc_service="${service}"`,
+    `grpc_type="unary"`,
+  ].join(",");
+
+/** A unary call of a raw grpc-js client: the response, or the gRPC error. */
+function call<O>(client: Client, method: string, request: unknown): Promise<O> {
+  return new Promise((resolve, reject) => {
+    const fn = (
+      client as unknown as Record<string, (r: unknown, cb: (e: ServiceError | null, o: O) => void) => void>
+    )[method]!;
+    fn.call(client, request, (error, response) => (error === null ? resolve(response) : reject(error)));
+  });
+}
+
+test("GET /metrics: Prometheus's text format; etcd's server metrics of a member that leads", async () => {
+  // An acknowledged put is durable: at least one write-ahead-log append was timed.
+  await etcd.put("metrics/first").value("v");
+  const samples = await scrape();
+  assert.equal(sample(samples, "etcd_server_has_leader{}"), 1);
+  assert.equal(sample(samples, "etcd_server_is_leader{}"), 1);
+  assert.ok(sample(samples, "etcd_server_leader_changes_seen_total{}") >= 1);
+  assert.ok(sample(samples, "etcd_server_proposals_pending{}") >= 0);
+  assert.ok(sample(samples, "etcd_server_proposals_failed_total{}") >= 0);
+  assert.equal(sample(samples, "concord_ranges{}"), 1);
+  assert.equal(sample(samples, "concord_ranges_led{}"), 1);
+  assert.ok(sample(samples, "etcd_mvcc_db_total_size_in_bytes{}") > 0);
+  assert.ok(sample(samples, "etcd_disk_wal_fsync_duration_seconds_count{}") > 0);
+  assert.equal(
+    sample(samples, 'etcd_disk_wal_fsync_duration_seconds_bucket{le="+Inf"}'),
+    sample(samples, "etcd_disk_wal_fsync_duration_seconds_count{}"),
+  );
+  assert.ok(sample(samples, "concord_wal_bytes_total{}") > 0);
+  assert.ok(sample(samples, "process_cpu_user_seconds_total{}") > 0, "Node's default metrics, unprefixed");
+  assert.ok(sample(samples, "nodejs_heap_size_used_bytes{}") > 0);
+});
+
+test("N puts: the applied and committed totals grow by N at least; gRPC counts N Puts handled OK", async () => {
+  const before = await scrape();
+  const puts = 20;
+  for (let i = 0; i < puts; i++) await etcd.put(`metrics/${i}`).value("v");
+  const after = await scrape();
+  const grew = (key: string) => sample(after, key) - (before.get(key) ?? 0);
+  assert.ok(grew("etcd_server_proposals_applied_total{}") >= puts);
+  assert.ok(grew("etcd_server_proposals_committed_total{}") >= puts);
+  assert.equal(
+    sample(after, "etcd_server_proposals_applied_total{}"),
+    sample(after, "etcd_server_proposals_committed_total{}"),
+    "a member at rest has applied everything committed",
+  );
+  assert.equal(grew(`grpc_server_started_total{${grpcLabels("etcdserverpb.KV", "Put")}}`), puts);
+  assert.equal(grew(`grpc_server_handled_total{${grpcLabels("etcdserverpb.KV", "Put", "OK")}}`), puts);
+});
+
+test("a refused call is counted by its code: a Range at a future revision is OutOfRange", async () => {
+  const range = (revision: bigint) =>
+    call<RangeResponse>(kv, "Range", create(RangeRequestSchema, { key: Buffer.from("metrics/0"), revision }));
+  const now = (await range(0n)).header!.revision;
+  await assert.rejects(range(now + (3_600_000n << 16n)), (error: ServiceError) => {
+    assert.equal(error.code, GrpcStatus.OUT_OF_RANGE);
+    return true;
+  });
+  const samples = await scrape();
+  assert.equal(
+    sample(samples, `grpc_server_handled_total{${grpcLabels("etcdserverpb.KV", "Range", "OutOfRange")}}`),
+    1,
+  );
+});
+
+test("unknown paths are 404 and an unserved gRPC method UNIMPLEMENTED, adding no series; /health and /version unchanged", async () => {
+  const before = await scrape();
+  for (const path of ["/metrics/extra", "/metricsx", "/Metrics"]) {
+    const response = await get(path);
+    assert.equal(response.status, 404, path);
+    assert.deepEqual(await response.json(), { message: `no such endpoint: ${path}` });
+  }
+  await assert.rejects(
+    call(auth, "Authenticate", create(AuthenticateRequestSchema, {})),
+    (error: ServiceError) => {
+      assert.equal(error.code, GrpcStatus.UNIMPLEMENTED);
+      return true;
+    },
+  );
+  const health = await get("/health");
+  assert.equal(health.status, 200);
+  assert.deepEqual(await health.json(), { health: "true", reason: "" });
+  assert.deepEqual(await (await get("/version")).json(), { etcdserver: "3.4.23", etcdcluster: "3.4.0" });
+  const after = await scrape();
+  const grpcSeries = (samples: Map<string, number>) =>
+    [...samples.keys()].filter((key) => key.startsWith("grpc_"));
+  assert.deepEqual(grpcSeries(after), grpcSeries(before));
+  assert.ok(!grpcSeries(after).some((key) => key.includes("etcdserverpb.Auth")));
+});
