@@ -23,7 +23,7 @@ test("a replica counts leaders taking over; pending and failed proposals; the co
   const early = track(replica(1).propose(put("early", "v")));
   assert.equal(replica(1).pendingProposals, 1);
   await cluster.runUntil(() => early.settled, "the leaderless proposal to fail");
-  assert.ok(early.error instanceof NotLeaderError);
+  assert.ok(early.error instanceof NotLeaderError, `failed with ${String(early.error)}`);
   assert.equal(replica(1).pendingProposals, 0);
   assert.equal(cluster.host(1).counters.proposalsFailed, 1);
 
