@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { create } from "@bufbuild/protobuf";
-import { credentials, makeGenericClientConstructor, type ClientDuplexStream } from "@grpc/grpc-js";
+import type { ClientDuplexStream } from "@grpc/grpc-js";
 import type { Etcd3, IKeyValue } from "etcd3";
 import {
   Watch,
@@ -17,9 +17,8 @@ import {
   type WatchRequest,
   type WatchResponse,
 } from "../../../src/api/etcd/gen/rpc_pb.js";
-import { grpcServiceDefinition } from "../../../src/api/etcd/grpc-service.js";
 import { text, waitFor } from "../helpers.js";
-import { EtcdCluster, within } from "./harness.js";
+import { EtcdCluster, rawClient, within } from "./harness.js";
 
 let cluster: EtcdCluster;
 let leaderId: number;
@@ -77,8 +76,7 @@ type WatchCall = ClientDuplexStream<WatchRequest, WatchResponse>;
 
 /** A raw Watch stream on `memberId` and the responses it has received. */
 function rawWatch(memberId: number): { stream: WatchCall; responses: WatchResponse[]; close: () => void } {
-  const WatchClient = makeGenericClientConstructor(grpcServiceDefinition(Watch), "Watch");
-  const client = new WatchClient(cluster.endpoint(memberId), credentials.createInsecure());
+  const client = rawClient(Watch, cluster.endpoint(memberId));
   const stream = (client as unknown as { Watch(): WatchCall }).Watch();
   const responses: WatchResponse[] = [];
   stream.on("data", (response: WatchResponse) => responses.push(response));

@@ -10,8 +10,6 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { create, type DescMessage, type DescService, type MessageInitShape } from "@bufbuild/protobuf";
 import {
-  credentials,
-  makeGenericClientConstructor,
   status as GrpcStatus,
   type CallOptions,
   type Client,
@@ -53,10 +51,9 @@ import {
   UnlockRequestSchema,
   type LockResponse,
 } from "../../../src/api/etcd/gen/v3lock_pb.js";
-import { grpcServiceDefinition } from "../../../src/api/etcd/grpc-service.js";
 import { text, waitFor } from "../helpers.js";
 import { within as withinMs } from "../../process/process-cluster.js";
-import { EtcdCluster } from "./harness.js";
+import { EtcdCluster, rawClient } from "./harness.js";
 
 /** A campaign is several linearizable reads and writes (forwarded from a follower): 30 s on a loaded machine. */
 const CALL_WAIT_MS = 30_000;
@@ -74,8 +71,7 @@ class Rpc {
   private client(service: DescService): Client {
     let client = this.clients.get(service.typeName);
     if (client === undefined) {
-      const Constructor = makeGenericClientConstructor(grpcServiceDefinition(service), service.name);
-      client = new Constructor(this.endpoint, credentials.createInsecure());
+      client = rawClient(service, this.endpoint);
       this.clients.set(service.typeName, client);
     }
     return client;

@@ -4,10 +4,19 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { DescService } from "@bufbuild/protobuf";
+import { credentials, makeGenericClientConstructor, type Client } from "@grpc/grpc-js";
 import { Etcd3 } from "etcd3";
+import { grpcServiceDefinition } from "../../../src/api/etcd/grpc-service.js";
 import { Concord, type EmbeddedConcord } from "../../../src/api/index.js";
 import { freePort } from "../../free-port.js";
 import { waitFor } from "../helpers.js";
+
+/** A plain grpc-js client of `service` at `endpoint`, for calls etcd3 cannot make or checks of raw answers. */
+export function rawClient(service: DescService, endpoint: string): Client {
+  const Constructor = makeGenericClientConstructor(grpcServiceDefinition(service), service.name);
+  return new Constructor(endpoint, credentials.createInsecure());
+}
 
 /** `promise`, or a rejection naming `what` if it has not settled within 10 s (waits stay bounded). */
 export async function within<T>(promise: Promise<T>, what: string): Promise<T> {

@@ -9,13 +9,7 @@ import { connect as connectHttp2 } from "node:http2";
 import { connect as connectTcp } from "node:net";
 import { after, before, test } from "node:test";
 import { create } from "@bufbuild/protobuf";
-import {
-  credentials,
-  makeGenericClientConstructor,
-  status as GrpcStatus,
-  type Client,
-  type ServiceError,
-} from "@grpc/grpc-js";
+import { status as GrpcStatus, type Client, type ServiceError } from "@grpc/grpc-js";
 import type { Etcd3 } from "etcd3";
 import { Concord } from "../../../src/api/index.js";
 import {
@@ -31,9 +25,8 @@ import {
   type RangeResponse,
   type TxnRequest,
 } from "../../../src/api/etcd/gen/rpc_pb.js";
-import { grpcServiceDefinition } from "../../../src/api/etcd/grpc-service.js";
 import { text, waitFor } from "../helpers.js";
-import { EtcdCluster, within } from "./harness.js";
+import { EtcdCluster, rawClient, within } from "./harness.js";
 
 let cluster: EtcdCluster;
 let etcd: Etcd3;
@@ -42,8 +35,7 @@ let raw: Client;
 before(async () => {
   cluster = await EtcdCluster.start(1);
   etcd = cluster.client(1);
-  const KvClient = makeGenericClientConstructor(grpcServiceDefinition(KV), "KV");
-  raw = new KvClient(cluster.endpoint(1), credentials.createInsecure());
+  raw = rawClient(KV, cluster.endpoint(1));
 });
 
 after(async () => {

@@ -6,11 +6,10 @@
 // polls; nothing asserts on timing.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { credentials, makeGenericClientConstructor, type ServiceError } from "@grpc/grpc-js";
+import type { ServiceError } from "@grpc/grpc-js";
 import { create } from "@bufbuild/protobuf";
 import type { ISnapshotResponse } from "etcd3";
 import { HashKVRequestSchema, Maintenance, type HashKVResponse } from "../../../src/api/etcd/gen/rpc_pb.js";
-import { grpcServiceDefinition } from "../../../src/api/etcd/grpc-service.js";
 import { imageOfSnapshotFile } from "../../../src/api/etcd/snapshot-file.js";
 import { ETCD_COMPATIBLE_VERSION } from "../../../src/api/etcd/maintenance-service.js";
 import { rangeRequest } from "../../../src/kv/commands.js";
@@ -18,6 +17,7 @@ import { MemoryOrderedKv } from "../../../src/kv/memory-engine.js";
 import { MvccStore } from "../../../src/kv/store.js";
 import { StateRole } from "../../../src/raft/types.js";
 import { text, waitFor } from "../helpers.js";
+import { rawClient } from "./harness.js";
 import { MemberServers } from "./member-servers.js";
 
 const servers = new MemberServers();
@@ -30,11 +30,9 @@ after(async () => {
   await servers.close();
 });
 
-const MaintenanceClient = makeGenericClientConstructor(grpcServiceDefinition(Maintenance), "Maintenance");
-
 /** HashKV through a plain grpc-js client: etcd3 1.1.2 cannot call it (it looks up a method it lacks). */
 function hashKv(id: number, revision: bigint): Promise<HashKVResponse> {
-  const client = new MaintenanceClient(servers.member(id).endpoint, credentials.createInsecure());
+  const client = rawClient(Maintenance, servers.member(id).endpoint);
   const call = (client as unknown as Record<string, (...args: unknown[]) => void>)["HashKV"]!.bind(client);
   return new Promise<HashKVResponse>((resolve, reject) => {
     call(

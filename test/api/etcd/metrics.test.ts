@@ -6,13 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { create } from "@bufbuild/protobuf";
-import {
-  credentials,
-  makeGenericClientConstructor,
-  status as GrpcStatus,
-  type Client,
-  type ServiceError,
-} from "@grpc/grpc-js";
+import { status as GrpcStatus, type Client, type ServiceError } from "@grpc/grpc-js";
 import type { Etcd3 } from "etcd3";
 import {
   Auth,
@@ -21,8 +15,7 @@ import {
   RangeRequestSchema,
   type RangeResponse,
 } from "../../../src/api/etcd/gen/rpc_pb.js";
-import { grpcServiceDefinition } from "../../../src/api/etcd/grpc-service.js";
-import { EtcdCluster } from "./harness.js";
+import { EtcdCluster, rawClient } from "./harness.js";
 
 const TYPES = new Set(["counter", "gauge", "histogram", "summary", "untyped"]);
 const NAME = "[a-zA-Z_:][a-zA-Z0-9_:]*";
@@ -76,14 +69,8 @@ before(async () => {
   cluster = await EtcdCluster.start(1);
   etcd = cluster.client(1);
   const endpoint = cluster.endpoint(1);
-  kv = new (makeGenericClientConstructor(grpcServiceDefinition(KV), "KV"))(
-    endpoint,
-    credentials.createInsecure(),
-  );
-  auth = new (makeGenericClientConstructor(grpcServiceDefinition(Auth), "Auth"))(
-    endpoint,
-    credentials.createInsecure(),
-  );
+  kv = rawClient(KV, endpoint);
+  auth = rawClient(Auth, endpoint);
 });
 
 after(async () => {
