@@ -442,7 +442,9 @@ function writePut(w: ByteWriter, p: PutRequest): void {
 
 function readPut(r: ByteReader): PutRequest {
   const key = r.bytes();
-  const value = r.bytes();
+  // A view, not a copy: commands are decoded from arrays of their own (a log entry's data, a
+  // request's field) that nobody changes, and the value is usually the largest part.
+  const value = r.bytesView();
   const lease = r.i64();
   const f = readFlags(r, PUT_PREV_KV | PUT_IGNORE_VALUE | PUT_IGNORE_LEASE);
   return {

@@ -65,7 +65,8 @@ function decodeRecord(bytes: Uint8Array): StoredDedupRecord {
   if (format !== RECORD_FORMAT) r.fail("unknown-version", `dedup record format ${format}`);
   const sequence = r.count();
   const entryIndex = r.count();
-  const resultBytes = r.rest();
+  // A view: the record's bytes are the engine's own copy, and only a retry decodes them.
+  const resultBytes = r.restView();
   return { sequence, entryIndex, result: () => decodeCommandResult(resultBytes) };
 }
 

@@ -13,13 +13,15 @@
  * contiguous and a key's versions never interleave with a longer key's. ^revision is the
  * bitwise complement of the revision as 8 big-endian bytes: newest version first.
  */
-import { ByteReader, ByteWriter, DecodeError, EMPTY, concatBytes, prefixEnd, utf8 } from "./bytes.js";
+import { DecodeError, EMPTY, concatBytes, prefixEnd, readU64, utf8, writeU64 } from "./bytes.js";
 
 const ESCAPE = 0x00;
 const ESCAPED_ZERO = 0xff;
 const TERMINATOR = 0x01;
 const REVISION_BYTES = 8;
 const U64_MASK = (1n << 64n) - 1n;
+const I64_MIN = -(1n << 63n);
+const I64_MAX = (1n << 63n) - 1n;
 
 /**
  * The longest user key a write may name, each 0x00 byte counting twice (as encodeUserKey
@@ -43,15 +45,25 @@ function escapedBytes(key: Uint8Array): number {
 
 /** The order-preserving, prefix-free encoding of a user key. */
 export function encodeUserKey(key: Uint8Array): Uint8Array {
-  const out = new Uint8Array(key.length + escapedBytes(key) + 2);
-  let at = 0;
-  for (const b of key) {
+  const out = new Uint8Array(encodedUserKeyBytes(key));
+  writeUserKey(out, 0, key);
+  return out;
+}
+
+function encodedUserKeyBytes(key: Uint8Array): number {
+  return key.length + escapedBytes(key) + 2;
+}
+
+/** Writes encodeUserKey(key) at `out[at..]`; returns the offset just past it. */
+function writeUserKey(out: Uint8Array, at: number, key: Uint8Array): number {
+  for (let i = 0; i < key.length; i++) {
+    const b = key[i]!;
     out[at++] = b;
     if (b === ESCAPE) out[at++] = ESCAPED_ZERO;
   }
   out[at++] = ESCAPE;
-  out[at] = TERMINATOR;
-  return out;
+  out[at++] = TERMINATOR;
+  return at;
 }
 
 /** Decodes an encoded user key starting at `offset`; `end` is the offset just past it. */
@@ -73,15 +85,19 @@ export function decodeUserKey(bytes: Uint8Array, offset = 0): { key: Uint8Array;
 }
 
 export function encodeDescendingRevision(revision: bigint): Uint8Array {
-  if (revision < 0n || revision > U64_MASK) throw new RangeError(`revision out of range: ${revision}`);
   const out = new Uint8Array(REVISION_BYTES);
-  new DataView(out.buffer).setBigUint64(0, ~revision & U64_MASK);
+  writeDescendingRevision(out, 0, revision);
   return out;
+}
+
+function writeDescendingRevision(out: Uint8Array, at: number, revision: bigint): void {
+  if (revision < 0n || revision > U64_MASK) throw new RangeError(`revision out of range: ${revision}`);
+  writeU64(out, at, ~revision & U64_MASK);
 }
 
 export function decodeDescendingRevision(bytes: Uint8Array, offset = 0): bigint {
   if (bytes.length - offset < REVISION_BYTES) throw new DecodeError("revision", "truncated", "need 8 bytes");
-  return ~new DataView(bytes.buffer, bytes.byteOffset + offset, REVISION_BYTES).getBigUint64(0) & U64_MASK;
+  return ~readU64(bytes, offset) & U64_MASK;
 }
 
 /** Fields of the meta area; each holds one u64, except the range's bounds and state (bounds.ts, split.ts). */
@@ -177,7 +193,10 @@ export class KeyLayout {
 
   /** Where all versions of `userKey` start; also the exclusive bound of keys below it. */
   versionsPrefix(userKey: Uint8Array): Uint8Array {
-    return concatBytes(this.dataStart, encodeUserKey(userKey));
+    const out = new Uint8Array(this.dataStart.length + encodedUserKeyBytes(userKey));
+    out.set(this.dataStart);
+    writeUserKey(out, this.dataStart.length, userKey);
+    return out;
   }
 
   /** Where the versions of the user keys in [start, end) lie (end null: up to the last key). */
@@ -193,7 +212,10 @@ export class KeyLayout {
    * version at or below some revision is the first key at or after dataKey(userKey, revision).
    */
   dataKey(userKey: Uint8Array, revision: bigint): Uint8Array {
-    return concatBytes(this.dataStart, encodeUserKey(userKey), encodeDescendingRevision(revision));
+    const out = new Uint8Array(this.dataStart.length + encodedUserKeyBytes(userKey) + REVISION_BYTES);
+    out.set(this.dataStart);
+    writeDescendingRevision(out, writeUserKey(out, this.dataStart.length, userKey), revision);
+    return out;
   }
 
   parseDataKey(key: Uint8Array): { userKey: Uint8Array; revision: bigint } {
@@ -244,30 +266,58 @@ const FLAG_TOMBSTONE = 0x01;
 const VALUE_HEADER_BYTES = 2 + 4 * 8;
 
 export function encodeStoredVersion(v: StoredVersion): Uint8Array {
-  return new ByteWriter(VALUE_HEADER_BYTES + v.value.length)
-    .u8(VALUE_FORMAT)
-    .u8(v.tombstone ? FLAG_TOMBSTONE : 0)
-    .u64(v.createRevision)
-    .u64(v.modRevision)
-    .u64(v.version)
-    .i64(v.lease)
-    .raw(v.value)
-    .finish();
+  checkU64(v.createRevision, "create revision");
+  checkU64(v.modRevision, "mod revision");
+  checkU64(v.version, "version");
+  if (v.lease < I64_MIN || v.lease > I64_MAX) throw new Error(`i64 out of range: ${v.lease}`);
+  // One exact allocation: a value is usually past the 64 bytes V8 keeps on its heap, and every
+  // array beyond that costs a backing store.
+  const out = new Uint8Array(VALUE_HEADER_BYTES + v.value.length);
+  out[0] = VALUE_FORMAT;
+  out[1] = v.tombstone ? FLAG_TOMBSTONE : 0;
+  writeU64(out, 2, v.createRevision);
+  writeU64(out, 10, v.modRevision);
+  writeU64(out, 18, v.version);
+  writeU64(out, 26, BigInt.asUintN(64, v.lease));
+  out.set(v.value, VALUE_HEADER_BYTES);
+  return out;
 }
 
+function checkU64(value: bigint, what: string): void {
+  if (value < 0n || value > U64_MASK) throw new Error(`${what} out of range: ${value}`);
+}
+
+/**
+ * The stored version encoded in `bytes`. Its value is a view of `bytes`, not a copy: stored
+ * versions are exact arrays nobody changes (the engine's copies, the batch's encodings).
+ */
 export function decodeStoredVersion(bytes: Uint8Array): StoredVersion {
-  const r = new ByteReader(bytes, "stored version");
-  const format = r.u8();
-  if (format !== VALUE_FORMAT) r.fail("unknown-version", `value format ${format}`);
-  const flags = r.u8();
-  if ((flags & ~FLAG_TOMBSTONE) !== 0) r.fail("invalid-field", `unknown flags 0x${flags.toString(16)}`);
+  if (bytes.length < VALUE_HEADER_BYTES) {
+    throw new DecodeError(
+      "stored version",
+      "truncated",
+      `a header needs ${VALUE_HEADER_BYTES} bytes, ${bytes.length} given`,
+    );
+  }
+  const format = bytes[0]!;
+  if (format !== VALUE_FORMAT) {
+    throw new DecodeError("stored version", "unknown-version", `value format ${format} (at byte 0)`);
+  }
+  const flags = bytes[1]!;
+  if ((flags & ~FLAG_TOMBSTONE) !== 0) {
+    throw new DecodeError(
+      "stored version",
+      "invalid-field",
+      `unknown flags 0x${flags.toString(16)} (at byte 1)`,
+    );
+  }
   return {
     tombstone: flags === FLAG_TOMBSTONE,
-    createRevision: r.u64(),
-    modRevision: r.u64(),
-    version: r.u64(),
-    lease: r.i64(),
-    value: r.rest(),
+    createRevision: readU64(bytes, 2),
+    modRevision: readU64(bytes, 10),
+    version: readU64(bytes, 18),
+    lease: BigInt.asIntN(64, readU64(bytes, 26)),
+    value: bytes.subarray(VALUE_HEADER_BYTES),
   };
 }
 

@@ -39,6 +39,7 @@ import {
   type ScanOptions,
   type WriteBatch,
 } from "./engine.js";
+import { readF64, writeF64 } from "./bytes.js";
 
 /** The database name used when none is given. */
 export const DEFAULT_STATE_MACHINE_DATABASE = "state-machine";
@@ -195,7 +196,7 @@ function commitFailure(error: unknown): Error {
 
 function encodeGeneration(generation: number): Uint8Array {
   const bytes = new Uint8Array(8);
-  new DataView(bytes.buffer).setFloat64(0, generation);
+  writeF64(bytes, 0, generation);
   return bytes;
 }
 
@@ -203,7 +204,7 @@ function decodeGeneration(bytes: Uint8Array | undefined): number {
   if (bytes === undefined) return 0;
   if (bytes.byteLength !== 8)
     throw new Error(`lmdb ordered kv: a commit generation of ${bytes.byteLength} bytes`);
-  return new DataView(bytes.buffer, bytes.byteOffset, 8).getFloat64(0);
+  return readF64(bytes, 0);
 }
 
 export class LmdbOrderedKv implements OrderedKv {

@@ -27,7 +27,7 @@
  * merge.ts's (a merge-fenced store refuses every state change with RangeFenced).
  */
 import { crc32 } from "node:zlib";
-import { compareBytes, concatBytes, DecodeError, latin1 } from "./bytes.js";
+import { compareBytes, concatBytes, DecodeError, latin1, readU64, writeU64 } from "./bytes.js";
 import {
   FULL_BOUNDS,
   boundsContainSpan,
@@ -273,7 +273,7 @@ function refusedWith(before: StoreState, code: KvErrorCode): Executed {
 
 function u64Bytes(value: bigint): Uint8Array {
   const out = new Uint8Array(8);
-  new DataView(out.buffer).setBigUint64(0, value);
+  writeU64(out, 0, value);
   return out;
 }
 
@@ -307,7 +307,7 @@ function readMetaU64(
   if (bytes === undefined) return 0n;
   if (bytes.length !== 8)
     throw new DecodeError("store meta", "invalid-field", `field ${f} has ${bytes.length} bytes`);
-  return new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0);
+  return readU64(bytes, 0);
 }
 
 /** The granularity of `sizeEstimate`'s median: one remembered key per this many bytes. */

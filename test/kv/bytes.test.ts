@@ -4,7 +4,16 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { ByteWriter } from "../../src/kv/bytes.js";
+import {
+  ByteReader,
+  ByteWriter,
+  readF64,
+  readU32,
+  readU64,
+  writeF64,
+  writeU32,
+  writeU64,
+} from "../../src/kv/bytes.js";
 
 type Write = { u8: number } | { u32: number } | { u64: bigint } | { raw: Uint8Array };
 
@@ -67,5 +76,64 @@ describe("ByteWriter", () => {
     assert.throws(() => writer.finish(), /used after finish/);
     // The buffer it gave back serves the next writer, whose bytes are its own.
     assert.deepEqual(new ByteWriter().u8(3).finish(), Uint8Array.of(3));
+  });
+});
+
+describe("fixed-width integers in place", () => {
+  // The helpers read and write through one shared scratch view; a DataView over each array
+  // is the reference.
+  it("write and read what a DataView does, at any offset", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 24 }),
+        fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+        fc.integer({ min: 0, max: 0xffff_ffff }),
+        fc.double({ noNaN: true }),
+        (at, u64, u32, f64) => {
+          const bytes = new Uint8Array(at + 8);
+          const view = new DataView(bytes.buffer);
+          writeU64(bytes, at, u64);
+          assert.equal(view.getBigUint64(at), u64);
+          assert.equal(readU64(bytes, at), u64);
+          bytes.fill(0);
+          writeU32(bytes, at, u32);
+          assert.equal(view.getUint32(at), u32);
+          assert.equal(readU32(bytes, at), u32);
+          writeF64(bytes, at, f64);
+          assert.equal(view.getFloat64(at), f64);
+          assert.equal(readF64(bytes, at), f64);
+        },
+      ),
+    );
+  });
+
+  it("leave the bytes around what they write alone", () => {
+    const bytes = new Uint8Array(12).fill(0xaa);
+    writeU64(bytes, 2, 0n);
+    assert.deepEqual([...bytes], [0xaa, 0xaa, 0, 0, 0, 0, 0, 0, 0, 0, 0xaa, 0xaa]);
+    writeU32(bytes, 4, 0xffff_ffff);
+    assert.deepEqual([...bytes.subarray(2, 10)], [0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0]);
+  });
+});
+
+describe("ByteReader views", () => {
+  it("share the input's bytes where raw() copies them", () => {
+    const input = Uint8Array.of(0, 0, 0, 2, 7, 8, 9);
+    const reader = new ByteReader(input, "test");
+    const view = reader.bytesView();
+    assert.deepEqual([...view], [7, 8]);
+    assert.equal(view.buffer, input.buffer);
+    assert.deepEqual([...reader.restView()], [9]);
+    reader.end();
+    const copy = new ByteReader(input, "test").rest();
+    copy[0] = 1;
+    assert.equal(input[0], 0);
+  });
+
+  it("refuse a length past the end", () => {
+    assert.throws(() => new ByteReader(Uint8Array.of(0, 0, 0, 5, 1), "test").bytesView(), {
+      name: "DecodeError",
+      failure: "truncated",
+    });
   });
 });

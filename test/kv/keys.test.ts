@@ -139,6 +139,18 @@ describe("stored version value header", () => {
     );
   });
 
+  it("decodes a value as a view of the stored bytes, and refuses fields out of range", () => {
+    const value = new Uint8Array(300).map((_, i) => i & 0xff);
+    const stored = { createRevision: 3n, modRevision: 5n, version: 2n, lease: -1n, tombstone: false, value };
+    const encoded = encodeStoredVersion(stored);
+    const decoded = decodeStoredVersion(encoded);
+    assert.deepEqual(decoded, stored);
+    assert.equal(decoded.value.buffer, encoded.buffer, "no copy of the value");
+    assert.throws(() => encodeStoredVersion({ ...stored, modRevision: -1n }), /out of range/);
+    assert.throws(() => encodeStoredVersion({ ...stored, version: 1n << 64n }), /out of range/);
+    assert.throws(() => encodeStoredVersion({ ...stored, lease: 1n << 63n }), /out of range/);
+  });
+
   it("rejects an unknown format and unknown flags", () => {
     const encoded = encodeStoredVersion({
       createRevision: 1n,
