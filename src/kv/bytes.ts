@@ -41,6 +41,22 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/**
+ * Typed arrays of up to this many bytes live on V8's heap (typed_array_max_size_in_heap). A
+ * view of one (`subarray`, `.buffer`) first moves it out into an ArrayBuffer of its own, about
+ * 1 µs; a copy of its few bytes costs a twentieth of that.
+ */
+const ON_HEAP_BYTES = 64;
+
+/**
+ * `bytes[start, end)` for reading only: a view of `bytes` when it lives outside V8's heap (a
+ * view is free there, a copy is not), a copy of a small array (where a view is the costly
+ * one). Callers must neither change the result nor rely on it sharing `bytes`.
+ */
+export function subrange(bytes: Uint8Array, start: number, end: number = bytes.length): Uint8Array {
+  return bytes.byteLength <= ON_HEAP_BYTES ? bytes.slice(start, end) : bytes.subarray(start, end);
+}
+
 export function concatBytes(...parts: readonly Uint8Array[]): Uint8Array {
   let length = 0;
   for (const p of parts) length += p.length;
@@ -349,13 +365,14 @@ export class ByteReader {
   }
 
   /**
-   * `length` raw bytes as a view of the input, not a copy: for decoders whose input is an
-   * array of its own that nobody changes (a log entry's data), where a copy of a large value
-   * would cost more than the rest of the decoding (a view keeps the whole input alive).
+   * `length` raw bytes as a view of the input (subrange: a copy if the input is small): for
+   * decoders whose input is an array of its own that nobody changes (a log entry's data),
+   * where a copy of a large value would cost more than the rest of the decoding (a view keeps
+   * the whole input alive).
    */
   rawView(length: number): Uint8Array {
     this.need(length, "bytes");
-    const out = this.input.subarray(this.offset, this.offset + length);
+    const out = subrange(this.input, this.offset, this.offset + length);
     this.offset += length;
     return out;
   }

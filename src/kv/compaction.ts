@@ -7,7 +7,7 @@
  * A Compact command only moves the store's compacted revision; the versions it removes are
  * removed afterwards, in steps (MvccStore.removalStep).
  */
-import { bytesEqual } from "./bytes.js";
+import { bytesEqual, subrange } from "./bytes.js";
 import { KvErrorCode } from "./errors.js";
 import { decodeDescendingRevision, isTombstone } from "./keys.js";
 import type { RevisionBounds } from "./range.js";
@@ -37,7 +37,7 @@ export class CompactedVersions {
 
   /** Whether the compaction removes this version (the next one in key order). */
   removes(key: Uint8Array, value: Uint8Array): boolean {
-    const prefix = key.subarray(0, key.length - 8);
+    const prefix = subrange(key, 0, key.length - 8);
     if (this.keyPrefix === null || !bytesEqual(prefix, this.keyPrefix)) {
       this.keyPrefix = prefix;
       this.reachedRevision = false;

@@ -66,8 +66,23 @@ function decodeRecord(bytes: Uint8Array): StoredDedupRecord {
   const sequence = r.count();
   const entryIndex = r.count();
   // A view: the record's bytes are the engine's own copy, and only a retry decodes them.
-  const resultBytes = r.restView();
-  return { sequence, entryIndex, result: () => decodeCommandResult(resultBytes) };
+  return new DecodedDedupRecord(sequence, entryIndex, r.restView());
+}
+
+/**
+ * A class, not an object with a closure: every applied command looks its client's record up,
+ * and a closure made per lookup costs more than the lookup's decoding (tsx names each one).
+ */
+class DecodedDedupRecord implements StoredDedupRecord {
+  constructor(
+    readonly sequence: number,
+    readonly entryIndex: number,
+    private readonly resultBytes: Uint8Array,
+  ) {}
+
+  result(): CommandResult {
+    return decodeCommandResult(this.resultBytes);
+  }
 }
 
 export class DedupTable {

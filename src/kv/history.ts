@@ -9,7 +9,7 @@
  * versions are read newest first down to the start revision (one seek per key, then only the
  * versions that are reported plus the one before them), and the events are sorted once.
  */
-import { EMPTY, compareBytes, prefixEnd } from "./bytes.js";
+import { EMPTY, compareBytes, prefixEnd, subrange } from "./bytes.js";
 import type { KvReader } from "./engine.js";
 import { decodeDescendingRevision, decodeStoredVersion, type KeyLayout, type StoredVersion } from "./keys.js";
 import { toKeyValue, type KeyInterval } from "./range.js";
@@ -56,7 +56,7 @@ function keyEvents(
 ): void {
   const { userKey } = layout.parseDataKey(versionsStart);
   let newer: { revision: bigint; version: StoredVersion } | null = null;
-  const end = prefixEnd(versionsStart.subarray(0, versionsStart.length - 8));
+  const end = prefixEnd(subrange(versionsStart, 0, versionsStart.length - 8));
   for (const { key, value } of reader.scan(versionsStart, end)) {
     const revision = decodeDescendingRevision(key, key.length - 8);
     const version = decodeStoredVersion(value);
@@ -101,7 +101,7 @@ export function readHistory(
       for (const { key } of reader.scan(at, upper, { limit: 1 })) first = key;
       if (first === undefined) break;
       keyEvents(reader, layout, first, from, found);
-      const next = prefixEnd(first.subarray(0, first.length - 8));
+      const next = prefixEnd(subrange(first, 0, first.length - 8));
       if (next === null)
         throw new Error("invariant violated: an encoded user key ends in 0x01, so it has a successor");
       at = next;

@@ -13,7 +13,7 @@
  * contiguous and a key's versions never interleave with a longer key's. ^revision is the
  * bitwise complement of the revision as 8 big-endian bytes: newest version first.
  */
-import { DecodeError, EMPTY, concatBytes, prefixEnd, readU64, utf8, writeU64 } from "./bytes.js";
+import { DecodeError, EMPTY, concatBytes, prefixEnd, readU64, subrange, utf8, writeU64 } from "./bytes.js";
 
 const ESCAPE = 0x00;
 const ESCAPED_ZERO = 0xff;
@@ -288,8 +288,9 @@ function checkU64(value: bigint, what: string): void {
 }
 
 /**
- * The stored version encoded in `bytes`. Its value is a view of `bytes`, not a copy: stored
- * versions are exact arrays nobody changes (the engine's copies, the batch's encodings).
+ * The stored version encoded in `bytes`. Its value is a view of `bytes` (subrange), not a
+ * copy: stored versions are exact arrays nobody changes (the engine's copies, the batch's
+ * encodings).
  */
 export function decodeStoredVersion(bytes: Uint8Array): StoredVersion {
   if (bytes.length < VALUE_HEADER_BYTES) {
@@ -317,7 +318,7 @@ export function decodeStoredVersion(bytes: Uint8Array): StoredVersion {
     modRevision: readU64(bytes, 10),
     version: readU64(bytes, 18),
     lease: BigInt.asIntN(64, readU64(bytes, 26)),
-    value: bytes.subarray(VALUE_HEADER_BYTES),
+    value: subrange(bytes, VALUE_HEADER_BYTES),
   };
 }
 

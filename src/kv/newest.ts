@@ -15,7 +15,7 @@
  * committed, so the first pending put in the key's versions range is the newest; without one,
  * the committed newest comes from this index.
  */
-import { compareBytes, latin1, prefixEnd } from "./bytes.js";
+import { compareBytes, latin1, prefixEnd, subrange } from "./bytes.js";
 import { BatchOverlay, type KvPair, type KvReader, type WriteBatch } from "./engine.js";
 
 /** Revision bytes at the end of every data key. */
@@ -79,7 +79,7 @@ export class NewestVersions {
     let previous: string | null = null;
     for (const op of batch.sortedOps()) {
       if (compareBytes(op.key, this.dataStart) < 0 || compareBytes(op.key, this.dataEnd) >= 0) continue;
-      const name = latin1(op.key.subarray(0, op.key.length - REVISION_BYTES));
+      const name = latin1(subrange(op.key, 0, op.key.length - REVISION_BYTES));
       if (op.value === null) {
         this.forget(name);
         previous = name;

@@ -7,7 +7,7 @@
  * the newest version at or below the read revision, then jumps past the key's older versions
  * to the next key. Reading at the current revision costs one seek per key.
  */
-import { EMPTY, compareBytes, prefixEnd } from "./bytes.js";
+import { EMPTY, compareBytes, prefixEnd, subrange } from "./bytes.js";
 import { SortOrder, SortTarget, type RangeRequest } from "./commands.js";
 import type { KvPair, KvReader } from "./engine.js";
 import { KvError, KvErrorCode } from "./errors.js";
@@ -56,7 +56,7 @@ function first(pairs: Iterable<KvPair>): KvPair | undefined {
 
 /** Exclusive end of all versions of the key whose data key is `dataKey`. */
 function versionsEnd(dataKey: Uint8Array): Uint8Array {
-  const end = prefixEnd(dataKey.subarray(0, dataKey.length - 8));
+  const end = prefixEnd(subrange(dataKey, 0, dataKey.length - 8));
   if (end === null)
     throw new Error("invariant violated: an encoded user key ends in 0x01, so it has a successor");
   return end;

@@ -27,7 +27,7 @@
  * merge.ts's (a merge-fenced store refuses every state change with RangeFenced).
  */
 import { crc32 } from "node:zlib";
-import { compareBytes, concatBytes, DecodeError, latin1, readU64, writeU64 } from "./bytes.js";
+import { compareBytes, concatBytes, DecodeError, latin1, readU64, subrange, writeU64 } from "./bytes.js";
 import {
   FULL_BOUNDS,
   boundsContainSpan,
@@ -293,7 +293,7 @@ export interface KvHash {
 /** Whether two data keys are versions of the same user key (they differ in the revision suffix only). */
 function sameUserKey(a: Uint8Array, b: Uint8Array): boolean {
   return (
-    a.length === b.length && compareBytes(a.subarray(0, a.length - 8), b.subarray(0, b.length - 8)) === 0
+    a.length === b.length && compareBytes(subrange(a, 0, a.length - 8), subrange(b, 0, b.length - 8)) === 0
   );
 }
 
@@ -1101,6 +1101,6 @@ export class MvccStore {
       const name = latin1(key);
       if (metaKeys.has(name)) meta.set(name, value);
     }
-    return (key) => meta.get(latin1(key.subarray(strip)));
+    return (key) => meta.get(latin1(subrange(key, strip)));
   }
 }

@@ -1,6 +1,7 @@
 // ByteWriter against a plain array encoder: writers started while others are open (as nested
 // encoders do), interleaved, grown past their pooled buffer, and finished in any order, must
-// each produce exactly their own bytes; a finished writer refuses further writes.
+// each produce exactly their own bytes; a finished writer refuses further writes. The
+// fixed-width helpers against DataView; ByteReader's views against its copies.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
@@ -10,6 +11,7 @@ import {
   readF64,
   readU32,
   readU64,
+  subrange,
   writeF64,
   writeU32,
   writeU64,
@@ -117,17 +119,27 @@ describe("fixed-width integers in place", () => {
 });
 
 describe("ByteReader views", () => {
-  it("share the input's bytes where raw() copies them", () => {
-    const input = Uint8Array.of(0, 0, 0, 2, 7, 8, 9);
+  it("share a large input's bytes where raw() copies them", () => {
+    const input = new Uint8Array(200).map((_, i) => i);
+    input.set([0, 0, 0, 100]);
     const reader = new ByteReader(input, "test");
     const view = reader.bytesView();
-    assert.deepEqual([...view], [7, 8]);
+    assert.deepEqual([...view], [...input.subarray(4, 104)]);
     assert.equal(view.buffer, input.buffer);
-    assert.deepEqual([...reader.restView()], [9]);
+    assert.deepEqual([...reader.restView()], [...input.subarray(104)]);
     reader.end();
     const copy = new ByteReader(input, "test").rest();
     copy[0] = 1;
     assert.equal(input[0], 0);
+  });
+
+  it("copy a small input's bytes: a view of an array on V8's heap costs more than a copy", () => {
+    const input = Uint8Array.of(0, 0, 0, 2, 7, 8, 9);
+    const reader = new ByteReader(input, "test");
+    assert.deepEqual([...reader.bytesView()], [7, 8]);
+    assert.deepEqual([...reader.restView()], [9]);
+    assert.deepEqual([...subrange(input, 4, 6)], [7, 8]);
+    assert.deepEqual([...subrange(input, 6)], [9]);
   });
 
   it("refuse a length past the end", () => {
