@@ -28,32 +28,35 @@ const HUFFMAN_CODE_LENGTHS: readonly number[] = [
 const HUFFMAN_EOS = 256;
 const HUFFMAN_MAX_CODE_LENGTH = 30;
 
-/** Canonical decoding tables: per code length, its first code, how many codes, and where its symbols start. */
+/**
+ * Canonical decoding tables: per code length, its first code, how many codes, and where its
+ * symbols start. Typed arrays: the decoder reads them for every bit of every coded header.
+ */
 interface HuffmanDecoder {
-  readonly firstCode: readonly number[];
-  readonly count: readonly number[];
-  readonly firstSymbolIndex: readonly number[];
+  readonly firstCode: Int32Array;
+  readonly count: Int32Array;
+  readonly firstSymbolIndex: Int32Array;
   /** Symbols ordered by (code length, symbol). */
-  readonly symbols: readonly number[];
+  readonly symbols: Uint16Array;
 }
 
 function buildHuffmanDecoder(): HuffmanDecoder {
   const symbols = HUFFMAN_CODE_LENGTHS.map((_, symbol) => symbol).sort(
     (a, b) => (HUFFMAN_CODE_LENGTHS[a] ?? 0) - (HUFFMAN_CODE_LENGTHS[b] ?? 0) || a - b,
   );
-  const count = new Array<number>(HUFFMAN_MAX_CODE_LENGTH + 1).fill(0);
-  for (const length of HUFFMAN_CODE_LENGTHS) count[length] = (count[length] ?? 0) + 1;
-  const firstCode = new Array<number>(HUFFMAN_MAX_CODE_LENGTH + 1).fill(0);
-  const firstSymbolIndex = new Array<number>(HUFFMAN_MAX_CODE_LENGTH + 1).fill(0);
+  const count = new Int32Array(HUFFMAN_MAX_CODE_LENGTH + 1);
+  for (const length of HUFFMAN_CODE_LENGTHS) count[length]! += 1;
+  const firstCode = new Int32Array(HUFFMAN_MAX_CODE_LENGTH + 1);
+  const firstSymbolIndex = new Int32Array(HUFFMAN_MAX_CODE_LENGTH + 1);
   let code = 0;
   let index = 0;
   for (let length = 1; length <= HUFFMAN_MAX_CODE_LENGTH; length++) {
-    code = length === 1 ? 0 : (code + (count[length - 1] ?? 0)) * 2;
+    code = length === 1 ? 0 : (code + count[length - 1]!) * 2;
     firstCode[length] = code;
     firstSymbolIndex[length] = index;
-    index += count[length] ?? 0;
+    index += count[length]!;
   }
-  return { firstCode, count, firstSymbolIndex, symbols };
+  return { firstCode, count, firstSymbolIndex, symbols: Uint16Array.from(symbols) };
 }
 
 const huffman = buildHuffmanDecoder();
@@ -61,20 +64,25 @@ const huffman = buildHuffmanDecoder();
 /**
  * Decodes a Huffman-coded string literal (as latin1 text). The padding after the last symbol
  * must be fewer than 8 bits, all ones (a prefix of EOS), and EOS itself must not appear.
+ * Codes are at most 30 bits long, so they fit 32-bit integer arithmetic.
  */
 export function decodeHuffman(bytes: Uint8Array): string {
-  const out: number[] = [];
+  const { firstCode, count, firstSymbolIndex, symbols } = huffman;
+  // The shortest code is 5 bits long.
+  const out = Buffer.allocUnsafe(Math.ceil((bytes.length * 8) / 5));
+  let written = 0;
   let code = 0;
   let length = 0;
-  for (const byte of bytes) {
+  for (let i = 0; i < bytes.length; i++) {
+    const byte = bytes[i]!;
     for (let bit = 7; bit >= 0; bit--) {
-      code = code * 2 + ((byte >> bit) & 1);
+      code = (code << 1) | ((byte >> bit) & 1);
       length++;
-      const offset = code - (huffman.firstCode[length] ?? 0);
-      if (offset >= 0 && offset < (huffman.count[length] ?? 0)) {
-        const symbol = huffman.symbols[(huffman.firstSymbolIndex[length] ?? 0) + offset] ?? HUFFMAN_EOS;
+      const offset = code - firstCode[length]!;
+      if (offset >= 0 && offset < count[length]!) {
+        const symbol = symbols[firstSymbolIndex[length]! + offset]!;
         if (symbol === HUFFMAN_EOS) throw new HpackError("Huffman string contains EOS");
-        out.push(symbol);
+        out[written++] = symbol;
         code = 0;
         length = 0;
       } else if (length >= HUFFMAN_MAX_CODE_LENGTH) {
@@ -82,8 +90,8 @@ export function decodeHuffman(bytes: Uint8Array): string {
       }
     }
   }
-  if (length >= 8 || code !== 2 ** length - 1) throw new HpackError("invalid Huffman padding");
-  return Buffer.from(out).toString("latin1");
+  if (length >= 8 || code !== (1 << length) - 1) throw new HpackError("invalid Huffman padding");
+  return out.toString("latin1", 0, written);
 }
 
 /** An integer with an N-bit prefix (RFC 7541 5.1) read at `offset`, and the offset after it. */
