@@ -131,16 +131,37 @@ export function fromUtf8(bytes: Uint8Array, what: string): string {
 const scratchView = new DataView(new ArrayBuffer(8));
 const scratchBytes = new Uint8Array(scratchView.buffer);
 
+/** The scratch view's 8 bytes, copied to `out[at..at+8)`. */
+function scratchTo(out: Uint8Array, at: number): void {
+  for (let i = 0; i < 8; i++) out[at + i] = scratchBytes[i]!;
+}
+
+/** `bytes[at..at+8)` (the caller checked they exist), copied into the scratch view. */
+function scratchFrom(bytes: Uint8Array, at: number): DataView {
+  for (let i = 0; i < 8; i++) scratchBytes[i] = bytes[at + i]!;
+  return scratchView;
+}
+
 /** `value` (0..2^64-1, unchecked) as 8 big-endian bytes at `out[at..at+8)`. */
 export function writeU64(out: Uint8Array, at: number, value: bigint): void {
   scratchView.setBigUint64(0, value);
-  for (let i = 0; i < 8; i++) out[at + i] = scratchBytes[i]!;
+  scratchTo(out, at);
 }
 
 /** The 8 big-endian bytes at `bytes[at..at+8)` (the caller checked they exist) as a u64. */
 export function readU64(bytes: Uint8Array, at: number): bigint {
-  for (let i = 0; i < 8; i++) scratchBytes[i] = bytes[at + i]!;
-  return scratchView.getBigUint64(0);
+  return scratchFrom(bytes, at).getBigUint64(0);
+}
+
+/** `value` as an 8-byte big-endian float at `out[at..at+8)`. */
+export function writeF64(out: Uint8Array, at: number, value: number): void {
+  scratchView.setFloat64(0, value);
+  scratchTo(out, at);
+}
+
+/** The 8-byte big-endian float at `bytes[at..at+8)` (the caller checked they exist). */
+export function readF64(bytes: Uint8Array, at: number): number {
+  return scratchFrom(bytes, at).getFloat64(0);
 }
 
 /** `value` (0..2^32-1, unchecked) as 4 big-endian bytes at `out[at..at+4)`. */
@@ -154,18 +175,6 @@ export function writeU32(out: Uint8Array, at: number, value: number): void {
 /** The 4 big-endian bytes at `bytes[at..at+4)` (the caller checked they exist) as a u32. */
 export function readU32(bytes: Uint8Array, at: number): number {
   return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
-}
-
-/** `value` as an 8-byte big-endian float at `out[at..at+8)`. */
-export function writeF64(out: Uint8Array, at: number, value: number): void {
-  scratchView.setFloat64(0, value);
-  for (let i = 0; i < 8; i++) out[at + i] = scratchBytes[i]!;
-}
-
-/** The 8-byte big-endian float at `bytes[at..at+8)` (the caller checked they exist). */
-export function readF64(bytes: Uint8Array, at: number): number {
-  for (let i = 0; i < 8; i++) scratchBytes[i] = bytes[at + i]!;
-  return scratchView.getFloat64(0);
 }
 
 const U64_MAX = (1n << 64n) - 1n;
