@@ -40,6 +40,12 @@ export class Progress {
    * response, on which the leader clears it) before sending another.
    */
   msgAppFlowPaused = false;
+  /**
+   * The commit index the last append sent to the follower carried. A follower with entries in
+   * flight is told of a new commit index when it acknowledges them, not by an empty append of
+   * its own (whose answer would tell the leader nothing new).
+   */
+  sentCommit = 0;
   inflights: Inflights;
   isLearner: boolean;
 
@@ -172,6 +178,7 @@ export class Progress {
     copy.state = this.state;
     copy.pendingSnapshot = this.pendingSnapshot;
     copy.msgAppFlowPaused = this.msgAppFlowPaused;
+    copy.sentCommit = this.sentCommit;
     copy.inflights = this.inflights.clone();
     return copy;
   }
