@@ -164,14 +164,6 @@ export function readF64(bytes: Uint8Array, at: number): number {
   return scratchFrom(bytes, at).getFloat64(0);
 }
 
-/** `value` (0..2^32-1, unchecked) as 4 big-endian bytes at `out[at..at+4)`. */
-export function writeU32(out: Uint8Array, at: number, value: number): void {
-  out[at] = value >>> 24;
-  out[at + 1] = (value >>> 16) & 0xff;
-  out[at + 2] = (value >>> 8) & 0xff;
-  out[at + 3] = value & 0xff;
-}
-
 /** The 4 big-endian bytes at `bytes[at..at+4)` (the caller checked they exist) as a u32. */
 export function readU32(bytes: Uint8Array, at: number): number {
   return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
