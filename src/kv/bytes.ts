@@ -57,6 +57,12 @@ export function subrange(bytes: Uint8Array, start: number, end: number = bytes.l
   return bytes.byteLength <= ON_HEAP_BYTES ? bytes.slice(start, end) : bytes.subarray(start, end);
 }
 
+/** Whether `a` and `b` hold the same first `length` bytes (both hold at least that many). */
+export function samePrefix(a: Uint8Array, b: Uint8Array, length: number): boolean {
+  for (let i = 0; i < length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 export function concatBytes(...parts: readonly Uint8Array[]): Uint8Array {
   let length = 0;
   for (const p of parts) length += p.length;
@@ -153,6 +159,13 @@ export function readU64(bytes: Uint8Array, at: number): bigint {
   return scratchFrom(bytes, at).getBigUint64(0);
 }
 
+/** `value` (0..2^64-1, unchecked) as 8 big-endian bytes of their own. */
+export function u64Bytes(value: bigint): Uint8Array {
+  const out = new Uint8Array(8);
+  writeU64(out, 0, value);
+  return out;
+}
+
 /** `value` as an 8-byte big-endian float at `out[at..at+8)`. */
 export function writeF64(out: Uint8Array, at: number, value: number): void {
   scratchView.setFloat64(0, value);
@@ -170,8 +183,8 @@ export function readU32(bytes: Uint8Array, at: number): number {
 }
 
 const U64_MAX = (1n << 64n) - 1n;
-const I64_MIN = -(1n << 63n);
-const I64_MAX = (1n << 63n) - 1n;
+export const I64_MIN = -(1n << 63n);
+export const I64_MAX = (1n << 63n) - 1n;
 const U32_MAX = 0xffff_ffff;
 
 /** A buffer a ByteWriter writes into, with its DataView. */

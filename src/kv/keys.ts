@@ -13,15 +13,24 @@
  * contiguous and a key's versions never interleave with a longer key's. ^revision is the
  * bitwise complement of the revision as 8 big-endian bytes: newest version first.
  */
-import { DecodeError, EMPTY, concatBytes, prefixEnd, readU64, subrange, utf8, writeU64 } from "./bytes.js";
+import {
+  DecodeError,
+  EMPTY,
+  I64_MAX,
+  I64_MIN,
+  concatBytes,
+  prefixEnd,
+  readU64,
+  subrange,
+  utf8,
+  writeU64,
+} from "./bytes.js";
 
 const ESCAPE = 0x00;
 const ESCAPED_ZERO = 0xff;
 const TERMINATOR = 0x01;
 const REVISION_BYTES = 8;
 const U64_MASK = (1n << 64n) - 1n;
-const I64_MIN = -(1n << 63n);
-const I64_MAX = (1n << 63n) - 1n;
 
 /**
  * The longest user key a write may name, each 0x00 byte counting twice (as encodeUserKey

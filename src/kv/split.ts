@@ -13,7 +13,7 @@
  * replica from a snapshot before it applied the split here), nothing is written there: it is
  * at or past the split already, and only the left side shrinks.
  */
-import { ByteReader, ByteWriter, compareBytes, concatBytes } from "./bytes.js";
+import { ByteReader, ByteWriter, compareBytes, concatBytes, samePrefix, u64Bytes } from "./bytes.js";
 import { encodeRangeBounds, type RangeBounds } from "./bounds.js";
 import type { RangeCommand } from "./commands.js";
 import type { DedupTable } from "./dedup.js";
@@ -161,13 +161,8 @@ export interface SplitStaging {
   readonly compacted: bigint;
 }
 
-function u64Bytes(value: bigint): Uint8Array {
-  return new ByteWriter(8).u64(value).finish();
-}
-
 function namespacesOverlap(a: Uint8Array, b: Uint8Array): boolean {
-  const n = Math.min(a.length, b.length);
-  return compareBytes(a.subarray(0, n), b.subarray(0, n)) === 0;
+  return samePrefix(a, b, Math.min(a.length, b.length));
 }
 
 /** Whether the right-hand namespace is usable: neither namespace may contain the other. */

@@ -27,7 +27,16 @@
  * merge.ts's (a merge-fenced store refuses every state change with RangeFenced).
  */
 import { crc32 } from "node:zlib";
-import { compareBytes, concatBytes, DecodeError, latin1, readU64, subrange, writeU64 } from "./bytes.js";
+import {
+  compareBytes,
+  concatBytes,
+  DecodeError,
+  latin1,
+  readU64,
+  samePrefix,
+  subrange,
+  u64Bytes,
+} from "./bytes.js";
 import {
   FULL_BOUNDS,
   boundsContainSpan,
@@ -271,12 +280,6 @@ function refusedWith(before: StoreState, code: KvErrorCode): Executed {
   return executedOn(before, new WriteBatch(), { revision: before.revision, response: errorResponse(code) });
 }
 
-function u64Bytes(value: bigint): Uint8Array {
-  const out = new Uint8Array(8);
-  writeU64(out, 0, value);
-  return out;
-}
-
 /** What `sizeEstimate` answers: the data's bytes and its size-median user key (null: no data). */
 export interface SizeEstimate {
   readonly bytes: number;
@@ -292,9 +295,7 @@ export interface KvHash {
 
 /** Whether two data keys are versions of the same user key (they differ in the revision suffix only). */
 function sameUserKey(a: Uint8Array, b: Uint8Array): boolean {
-  return (
-    a.length === b.length && compareBytes(subrange(a, 0, a.length - 8), subrange(b, 0, b.length - 8)) === 0
-  );
+  return a.length === b.length && samePrefix(a, b, a.length - 8);
 }
 
 /** A u64 meta field of the store under `layout` (0 when absent). */

@@ -11,7 +11,9 @@ import {
   readF64,
   readU32,
   readU64,
+  samePrefix,
   subrange,
+  u64Bytes,
   writeF64,
   writeU64,
 } from "../../src/kv/bytes.js";
@@ -106,12 +108,27 @@ describe("fixed-width integers in place", () => {
     );
   });
 
+  it("u64Bytes is writeU64 into 8 bytes of its own", () => {
+    assert.deepEqual([...u64Bytes(0x0102_0304_0506_0708n)], [1, 2, 3, 4, 5, 6, 7, 8]);
+  });
+
   it("leave the bytes around what they write alone", () => {
     const bytes = new Uint8Array(12).fill(0xaa);
     writeU64(bytes, 2, 0n);
     assert.deepEqual([...bytes], [0xaa, 0xaa, 0, 0, 0, 0, 0, 0, 0, 0, 0xaa, 0xaa]);
     writeF64(bytes, 2, 0);
     assert.deepEqual([...bytes], [0xaa, 0xaa, 0, 0, 0, 0, 0, 0, 0, 0, 0xaa, 0xaa]);
+  });
+});
+
+describe("samePrefix", () => {
+  it("compares the first n bytes only", () => {
+    const a = Uint8Array.of(1, 2, 3, 9);
+    const b = Uint8Array.of(1, 2, 3, 7, 7);
+    assert.equal(samePrefix(a, b, 3), true);
+    assert.equal(samePrefix(a, b, 4), false);
+    assert.equal(samePrefix(a, Uint8Array.of(0, 2, 3), 3), false);
+    assert.equal(samePrefix(a, b, 0), true);
   });
 });
 
