@@ -19,11 +19,12 @@
  * still needs). The node calls `sync()` where durability matters (before the Raft storage
  * records an applied index or compacts its log); anything later is in the Raft log.
  *
- * A view is an lmdb read transaction plus the layers waiting at the time, newest on top; the
- * layers never change (a new write is a new layer; layers are merged into new ones), so the
- * view keeps its picture. Each commit also stores its generation under a key outside the
- * keyspace: a view checks that its read transaction includes every commit whose layers were
- * dropped, so a stale read transaction fails loudly instead of losing writes.
+ * A view is an lmdb read transaction (shared by the views opened between two commits) plus the
+ * layers waiting at the time, newest on top; the layers never change (a new write is a new
+ * layer; layers are merged into new ones), so the view keeps its picture. Each commit also
+ * stores its generation under a key outside the keyspace: a shared transaction is checked to
+ * include every commit whose layers were dropped, so a stale one fails loudly instead of
+ * losing writes.
  *
  * Keys are stored behind a one-byte prefix so that the empty key, which lmdb cannot store, is
  * a key like any other, and scans without bounds become bounded ranges of the database.
@@ -107,13 +108,52 @@ function owned(bytes: Uint8Array, from = 0): Uint8Array {
   return new Uint8Array(bytes.subarray(from));
 }
 
+/**
+ * One lmdb read transaction that every view opened between two commits shares. Only this
+ * engine writes to its environment, so what lmdb shows changes only when a commit lands; a
+ * transaction per view would cost lmdb-js a renewal, a generation read and a timer that resets
+ * it a millisecond later (an event-loop wake-up per applied entry on every member). It ends
+ * once it is retired (a commit landed) and the last view using it is released.
+ */
+class SharedReadTransaction {
+  private views = 0;
+  private retired = false;
+
+  constructor(readonly transaction: Transaction) {}
+
+  acquire(): void {
+    if (this.retired) throw new Error("invariant violated: a view of a retired read transaction");
+    this.views++;
+  }
+
+  release(): void {
+    if (this.views <= 0)
+      throw new Error("invariant violated: a read transaction released more than acquired");
+    this.views--;
+    this.endIfUnused();
+  }
+
+  retire(): void {
+    this.retired = true;
+    this.endIfUnused();
+  }
+
+  private endIfUnused(): void {
+    if (this.retired && this.views === 0) this.transaction.done();
+  }
+}
+
 class LmdbReadView implements ReadView {
   private released = false;
+  readonly transaction: Transaction;
 
   constructor(
     private readonly db: BinaryDatabase,
-    readonly transaction: Transaction,
-  ) {}
+    private readonly shared: SharedReadTransaction,
+  ) {
+    shared.acquire();
+    this.transaction = shared.transaction;
+  }
 
   get(key: Uint8Array): Uint8Array | undefined {
     this.checkOpen();
@@ -152,7 +192,7 @@ class LmdbReadView implements ReadView {
   release(): void {
     if (this.released) return;
     this.released = true;
-    this.transaction.done();
+    this.shared.release();
   }
 
   /** Throws once the view is released. */
@@ -222,6 +262,8 @@ export class LmdbOrderedKv implements OrderedKv {
   /** Why a commit failed: the engine then keeps its layers in memory and refuses to write or sync. */
   private failure: Error | null = null;
   private closed = false;
+  /** Shared by the views opened since the last commit landed (null until the next view). */
+  private sharedRead: SharedReadTransaction | null = null;
   private readonly commitDelayMs: number;
   private readonly commitAtOps: number;
   private readonly commitTimer: CommitTimer;
@@ -271,19 +313,33 @@ export class LmdbOrderedKv implements OrderedKv {
 
   view(): ReadView {
     this.checkOpen();
-    const base = new LmdbReadView(this.db, this.db.useReadTransaction());
+    const base = new LmdbReadView(this.db, this.sharedReadTransaction());
+    return this.layers.length === 0 ? base : new LayeredView(base, this.layers.slice());
+  }
+
+  /** The read transaction of the newest landed commit, begun (and checked) on first use after it. */
+  private sharedReadTransaction(): SharedReadTransaction {
+    if (this.sharedRead !== null) return this.sharedRead;
+    const transaction = this.db.useReadTransaction();
     try {
-      const committed = decodeGeneration(this.db.get(GENERATION_KEY, { transaction: base.transaction }));
+      const committed = decodeGeneration(this.db.get(GENERATION_KEY, { transaction }));
       if (committed < this.droppedGeneration) {
         throw new Error(
           `lmdb ordered kv: a read transaction at commit ${committed} misses commit ${this.droppedGeneration}, whose writes left memory`,
         );
       }
     } catch (error) {
-      base.release();
+      transaction.done();
       throw error;
     }
-    return this.layers.length === 0 ? base : new LayeredView(base, this.layers.slice());
+    this.sharedRead = new SharedReadTransaction(transaction);
+    return this.sharedRead;
+  }
+
+  /** Views opened from now on read what landed since: the shared transaction ends with its last view. */
+  private retireSharedRead(): void {
+    this.sharedRead?.retire();
+    this.sharedRead = null;
   }
 
   write(batch: WriteBatch): void {
@@ -322,6 +378,7 @@ export class LmdbOrderedKv implements OrderedKv {
     this.closed = true;
     this.cancelTimer?.cancel();
     this.cancelTimer = null;
+    this.retireSharedRead();
     await this.root.close();
   }
 
@@ -397,10 +454,11 @@ export class LmdbOrderedKv implements OrderedKv {
     this.inFlight = committed.then(
       () => {
         // lmdb-js renews its read transaction before resolving a commit: views opened from now
-        // on read it from lmdb (view() checks that they do).
+        // on read it from lmdb, through a new shared transaction (view() checks that they do).
         this.layers.splice(0, taken.length);
         this.committingLayers = 0;
         this.droppedGeneration = generation;
+        this.retireSharedRead();
         this.inFlight = null;
         this.scheduleCommit();
       },

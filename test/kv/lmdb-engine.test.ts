@@ -202,10 +202,11 @@ describe("LmdbOrderedKv", () => {
     await reopened.close();
   });
 
-  it("keeps writes in memory until a delayed commit, and every view its picture across commits", async () => {
+  it("keeps writes in memory until a delayed commit, and every view its picture across commits and releases", async () => {
     type Step =
       | { kind: "write"; ops: Op[] }
       | { kind: "view" }
+      | { kind: "release" }
       | { kind: "timer" }
       | { kind: "settle" }
       | { kind: "sync" };
@@ -215,6 +216,7 @@ describe("LmdbOrderedKv", () => {
         arbitrary: fc.record({ kind: fc.constant("write" as const), ops: fc.array(op, { maxLength: 40 }) }),
       },
       { weight: 2, arbitrary: fc.constant({ kind: "view" as const }) },
+      { weight: 1, arbitrary: fc.constant({ kind: "release" as const }) },
       { weight: 2, arbitrary: fc.constant({ kind: "timer" as const }) },
       { weight: 1, arbitrary: fc.constant({ kind: "settle" as const }) },
       { weight: 1, arbitrary: fc.constant({ kind: "sync" as const }) },
@@ -244,6 +246,14 @@ describe("LmdbOrderedKv", () => {
               const view = engine.view();
               assert.deepEqual(picture(view), model.scan(new Uint8Array(0), null));
               views.push({ view, expected: model.scan(new Uint8Array(0), null) });
+            } else if (next.kind === "release") {
+              // Views opened between the same two commits share a read transaction: releasing
+              // one leaves the others (and views of later commits) reading their pictures.
+              const oldest = views.shift();
+              if (oldest !== undefined) {
+                assert.deepEqual(picture(oldest.view), oldest.expected, "an old view changed");
+                oldest.view.release();
+              }
             } else if (next.kind === "timer") {
               timers.shift()?.();
             } else if (next.kind === "settle") {
