@@ -145,7 +145,7 @@ class SharedReadTransaction {
 
 class LmdbReadView implements ReadView {
   private released = false;
-  readonly transaction: Transaction;
+  private readonly transaction: Transaction;
 
   constructor(
     private readonly db: BinaryDatabase,
