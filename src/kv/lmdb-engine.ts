@@ -145,14 +145,12 @@ class SharedReadTransaction {
 
 class LmdbReadView implements ReadView {
   private released = false;
-  private readonly transaction: Transaction;
 
   constructor(
     private readonly db: BinaryDatabase,
     private readonly shared: SharedReadTransaction,
   ) {
     shared.acquire();
-    this.transaction = shared.transaction;
   }
 
   get(key: Uint8Array): Uint8Array | undefined {
@@ -160,7 +158,7 @@ class LmdbReadView implements ReadView {
     const stored = storedKey(key);
     // lmdb refuses to look up a key it could not store; no such key is there.
     if (stored.byteLength > MAX_STORED_KEY_BYTES) return undefined;
-    const value = this.db.get(stored, { transaction: this.transaction });
+    const value = this.db.get(stored, { transaction: this.shared.transaction });
     return value === undefined ? undefined : owned(value);
   }
 
@@ -184,7 +182,7 @@ class LmdbReadView implements ReadView {
     const entries = this.db.getRange({
       ...range,
       ...(limit === Infinity ? {} : { limit }),
-      transaction: this.transaction,
+      transaction: this.shared.transaction,
     });
     return entries.map(({ key, value }) => ({ key: owned(key, 1), value: owned(value) }));
   }
