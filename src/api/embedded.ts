@@ -84,6 +84,12 @@ export interface OpenOptions {
    * does, and assumes nothing about clocks. See docs/etcd-compatibility.md.
    */
   readonly linearizableReads?: LinearizableReads;
+  /**
+   * Longest a follower with nothing waiting on it (no write proposed through it, no client
+   * watch) may wait to hear that writes committed (default 20 ms; 0: at once, as etcd).
+   * Serializable reads and background watches there may lag the leader by this much.
+   */
+  readonly commitNoticeDelayMs?: number;
   readonly logger?: Logger;
   readonly retry?: Partial<RetryPolicy>;
   /** Called once if the member stops on an error it cannot recover from (e.g. a failed fsync). */
@@ -340,6 +346,9 @@ export async function openEmbedded(options: OpenOptions): Promise<EmbeddedConcor
     }),
     ...(options.tickMs === undefined ? {} : { tickMs: options.tickMs }),
     ...(options.proposalTimeoutMs === undefined ? {} : { proposalTimeoutMs: options.proposalTimeoutMs }),
+    ...(options.commitNoticeDelayMs === undefined
+      ? {}
+      : { commitNoticeDelayMs: options.commitNoticeDelayMs }),
     raft: { readOnlyOption: reads },
     ...(options.onFailure === undefined ? {} : { onFailure: options.onFailure }),
   });

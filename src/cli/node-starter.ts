@@ -50,6 +50,7 @@ export async function startEmbeddedNode(launch: NodeLaunch, logger: Logger): Pro
     autoMerge: launch.split.autoMerge,
     splitPolicy: launch.split.policy,
     linearizableReads: launch.linearizableReads,
+    commitNoticeDelayMs: launch.commitNoticeDelayMs,
     autoCompactionRetentionMs: launch.autoCompactionRetentionMs,
   });
   const clientAddress = db.clientAddress();

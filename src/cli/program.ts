@@ -43,6 +43,7 @@ const START_FLAGS = [
   "initial-cluster-token",
   ...SPLIT_FLAG_NAMES,
   "linearizable-reads",
+  "commit-notice-delay",
   "auto-compaction-retention",
   "auto-compaction-mode",
 ] as const;
@@ -154,6 +155,7 @@ interface StartOptions {
   mergeMaxOps?: string;
   mergeWindows?: string;
   linearizableReads?: string;
+  commitNoticeDelay?: string;
   autoCompactionRetention?: string;
   autoCompactionMode?: string;
 }
@@ -211,6 +213,10 @@ function buildProgram(deps: CliDeps, version: string, choose: (chosen: Chosen) =
   start.option(
     "--linearizable-reads <mode>",
     "how a range's leader confirms a linearizable read: lease (served at once while a quorum answered a heartbeat within the election timeout, judged on the leader's monotonic clock) or read-index (a heartbeat round per batch of reads, as etcd; assumes nothing about clocks) (default: lease)",
+  );
+  start.option(
+    "--commit-notice-delay <ms>",
+    "longest a follower with nothing waiting on it may wait to hear that writes committed (serializable reads and background watches there may lag by this much); 0 tells every commit at once, as etcd (default: 20)",
   );
   start.option(
     "--auto-compaction-retention <duration>",

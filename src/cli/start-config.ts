@@ -11,6 +11,7 @@ import { etcdClusterId } from "../api/etcd/context.js";
 import { joinedMemberIdOf } from "../api/etcd/member-ids.js";
 import type { SplitPolicyOptions } from "../placement/split/policy.js";
 import type { NodeId } from "../raft/types.js";
+import { DEFAULT_COMMIT_NOTICE_DELAY_MS } from "../node/options.js";
 import { UsageError } from "./errors.js";
 import { clusterIdOf, memberIdOf } from "./member-id.js";
 import { bindAddress, parseUrl, parseUrlList, sameEndpoint, type HostPort, type ParsedUrl } from "./urls.js";
@@ -43,6 +44,8 @@ export interface StartFlags {
   readonly mergeWindows?: string | undefined;
   /** `--linearizable-reads`: lease or read-index. Absent: lease. */
   readonly linearizableReads?: string | undefined;
+  /** `--commit-notice-delay`: milliseconds, 0 to 1000. Absent: 20. */
+  readonly commitNoticeDelay?: string | undefined;
   /** `--auto-compaction-retention`: a duration ("1h", "30m", "1h30m") or hours. Absent or "0": off. */
   readonly autoCompactionRetention?: string | undefined;
   /** `--auto-compaction-mode`: periodic (the only mode here). */
@@ -147,6 +150,8 @@ export interface StartConfig {
   readonly clusterId: string;
   readonly split: SplitConfig;
   readonly linearizableReads: LinearizableReads;
+  /** NodeHostOptions.commitNoticeDelayMs. */
+  readonly commitNoticeDelayMs: number;
   /** History kept by periodic auto-compaction, in milliseconds; 0: off. */
   readonly autoCompactionRetentionMs: number;
 }
@@ -158,6 +163,20 @@ function parseLinearizableReads(text: string | undefined): LinearizableReads {
     throw new UsageError(`--linearizable-reads: expected ${LINEARIZABLE_READS.join(" or ")}, got "${text}"`);
   }
   return mode;
+}
+
+/** Beyond this the heartbeat (every 100 ms) tells followers first: a larger value is a typo. */
+const MAX_COMMIT_NOTICE_DELAY_MS = 1_000;
+
+function parseCommitNoticeDelay(text: string | undefined): number {
+  if (text === undefined) return DEFAULT_COMMIT_NOTICE_DELAY_MS;
+  const ms = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+  if (!(ms <= MAX_COMMIT_NOTICE_DELAY_MS)) {
+    throw new UsageError(
+      `--commit-notice-delay: expected whole milliseconds from 0 to ${MAX_COMMIT_NOTICE_DELAY_MS}, got "${text}"`,
+    );
+  }
+  return ms;
 }
 
 function single(flag: string, urls: readonly ParsedUrl[]): ParsedUrl {
@@ -259,6 +278,7 @@ export function resolveStartConfig(flags: StartFlags, cwd: string): StartConfig 
     clusterId: clusterIdOf(clusterToken),
     split: parseSplitFlags(flags),
     linearizableReads: parseLinearizableReads(flags.linearizableReads),
+    commitNoticeDelayMs: parseCommitNoticeDelay(flags.commitNoticeDelay),
     autoCompactionRetentionMs: parseAutoCompaction(flags.autoCompactionRetention, flags.autoCompactionMode),
   };
 }

@@ -29,6 +29,7 @@ export interface NodeLaunch {
   /** Automatic splits on or off, and the thresholds the flags set. */
   readonly split: SplitConfig;
   readonly linearizableReads: LinearizableReads;
+  readonly commitNoticeDelayMs: number;
   /** History kept by periodic auto-compaction, in milliseconds; 0: off. */
   readonly autoCompactionRetentionMs: number;
 }
@@ -82,6 +83,7 @@ export function launchOf(config: StartConfig, join: boolean): NodeLaunch {
     ),
     split: config.split,
     linearizableReads: config.linearizableReads,
+    commitNoticeDelayMs: config.commitNoticeDelayMs,
     autoCompactionRetentionMs: config.autoCompactionRetentionMs,
   };
 }

@@ -39,6 +39,11 @@ export interface WatchRequest {
   readonly progressNotify?: boolean;
   /** Split responses larger than the hub's fragmentBytes into fragments. */
   readonly fragment?: boolean;
+  /**
+   * A watch nobody waits on (the route catalog's): on a follower its events may come as late
+   * as the node learns of commits when nothing else there waits (NodeHostOptions.commitNoticeDelayMs).
+   */
+  readonly background?: boolean;
 }
 
 export interface WatchResponse {
@@ -106,6 +111,8 @@ export class WatchHub {
   private publishedRevision: bigint;
   private nextWatchId = 1;
   private readonly watchers = new Map<number, Watcher>();
+  /** Ids of open watches that asked to be `background`. */
+  private readonly backgroundIds = new Set<number>();
   /** Live single-key watchers by latin1(key). */
   private readonly liveByKey = new Map<string, Set<Watcher>>();
   /** Live watchers of a key range. */
@@ -139,6 +146,11 @@ export class WatchHub {
     return this.watchers.size;
   }
 
+  /** Open watches that are not `background`: someone waits on their events. */
+  get foregroundSize(): number {
+    return this.watchers.size - this.backgroundIds.size;
+  }
+
   /** The revision of the last publish (or of the store when the hub was made or resynced). */
   get revision(): bigint {
     return this.publishedRevision;
@@ -170,6 +182,7 @@ export class WatchHub {
       this.host,
     );
     this.watchers.set(watcher.id, watcher);
+    if (request.background === true) this.backgroundIds.add(watcher.id);
     if (watcher.isLive) this.index(watcher);
     return watcher;
   }
@@ -276,6 +289,7 @@ export class WatchHub {
 
   private remove(watcher: Watcher): void {
     this.watchers.delete(watcher.id);
+    this.backgroundIds.delete(watcher.id);
     this.liveRanges.delete(watcher);
     const key = latin1(watcher.key);
     const set = this.liveByKey.get(key);

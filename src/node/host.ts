@@ -68,6 +68,10 @@ export class NodeHost {
   /** Ticks the cores' lease clocks were moved by so far: by the timer, and to catch up. */
   private leaseTicksFed = 0;
   private tickTimer: TimerHandle | null = null;
+  /** Fires when commit notices deferred by the cores are due (commitNoticeDelayMs). */
+  private commitNoticeTimer: TimerHandle | null = null;
+  /** The next turn flushes every awake replica's deferred commit notices. */
+  private commitNoticesDue = false;
   /** Replicas with versions to remove (Replica.removalStep), and the timer of their next steps. */
   private readonly removing = new Set<Replica>();
   private removalTimer: TimerHandle | null = null;
@@ -258,9 +262,7 @@ export class NodeHost {
   async stop(): Promise<void> {
     if (this.state === "stopped" || this.state === "failed") return;
     this.state = "stopping";
-    this.tickTimer?.cancel();
-    this.tickTimer = null;
-    this.stopRemoval();
+    this.stopTimers();
     await this.loop;
     while (this.syncsInFlight.size > 0) await Promise.all(this.syncsInFlight);
     if (this.state !== "stopping") return;
@@ -292,6 +294,14 @@ export class NodeHost {
       }
       this.armRemoval();
     }, 0);
+  }
+
+  private stopTimers(): void {
+    this.tickTimer?.cancel();
+    this.tickTimer = null;
+    this.commitNoticeTimer?.cancel();
+    this.commitNoticeTimer = null;
+    this.stopRemoval();
   }
 
   private stopRemoval(): void {
@@ -426,7 +436,7 @@ export class NodeHost {
   // ------------------------------------------------------------------ turns
 
   private hasWork(): boolean {
-    if (this.pendingTicks > 0) return true;
+    if (this.pendingTicks > 0 || this.commitNoticesDue) return true;
     for (const replica of this.awake) if (replica.hasWork()) return true;
     return false;
   }
@@ -462,12 +472,16 @@ export class NodeHost {
   private async turn(): Promise<void> {
     const ticks = this.pendingTicks;
     this.pendingTicks = 0;
+    const noticesDue = this.commitNoticesDue;
+    this.commitNoticesDue = false;
     const now = this.options.monotonicClock();
     const leaseTicks = this.state === "running" ? this.leaseCatchUp(now, ticks) : 0;
     if (ticks > 0) this.onTicks(ticks, now);
     const replicas = [...this.awake];
     for (const replica of replicas) await replica.installIncomingSnapshot();
     for (const replica of replicas) replica.feed(ticks, now, leaseTicks);
+    // After feeding: appends that this turn's proposals produced carried the news already.
+    if (noticesDue) for (const replica of replicas) replica.flushCommitNotices();
     const work = replicas.flatMap((replica) => {
       const rd = replica.takeReady();
       return rd === null ? [] : [{ replica, rd }];
@@ -475,6 +489,28 @@ export class NodeHost {
     if (work.length > 0) await this.runReadies(work);
     for (const replica of replicas) if (replica.snapshotDue) await replica.takeSnapshot();
     this.settle(replicas);
+    this.scheduleCommitNotices(replicas);
+  }
+
+  /**
+   * Arms the commit-notice timer while a replica owes a follower a commit notice, and disarms
+   * it when none does (the next appends carried them): at one request at a time, the next
+   * request's appends carry the last one's commit, and the timer never fires.
+   */
+  private scheduleCommitNotices(replicas: readonly Replica[]): void {
+    if (this.config.commitNoticeDelayMs === 0 || this.state !== "running") return;
+    if (!replicas.some((replica) => replica.commitNoticesPending)) {
+      this.commitNoticeTimer?.cancel();
+      this.commitNoticeTimer = null;
+      return;
+    }
+    if (this.commitNoticeTimer !== null || this.commitNoticesDue) return;
+    this.commitNoticeTimer = this.options.timers.setTimeout(() => {
+      this.commitNoticeTimer = null;
+      if (this.state !== "running") return;
+      this.commitNoticesDue = true;
+      this.requestTurn();
+    }, this.config.commitNoticeDelayMs);
   }
 
   /**
@@ -603,9 +639,7 @@ export class NodeHost {
     const cause = error instanceof Error ? error : new Error(String(error));
     this.failureCause = cause;
     this.state = "failed";
-    this.tickTimer?.cancel();
-    this.tickTimer = null;
-    this.stopRemoval();
+    this.stopTimers();
     this.options.logger.warn({ nodeId: this.nodeId, error: cause.message }, "node host failed and stopped");
     for (const replica of this.replicas.values()) replica.close(cause);
     this.options.onFailure?.(cause);

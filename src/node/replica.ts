@@ -253,6 +253,7 @@ export class Replica {
       random: host.random,
       applied: storage.appliedIndex(),
       restarted,
+      deferCommitNotices: host.config.commitNoticeDelayMs > 0,
     });
   }
 
@@ -681,6 +682,25 @@ export class Replica {
     );
   }
 
+  /**
+   * Something here waits for what the range commits: a write or membership change proposed
+   * through this node (answered once applied here) or a watch that is not `background`. A follower's leader then tells
+   * it of each commit at once instead of within commitNoticeDelayMs.
+   */
+  private waitsForCommits(): boolean {
+    return this.commands.size > 0 || this.confChanges.size > 0 || this.services.foregroundWatchCount > 0;
+  }
+
+  /** Leader: a follower is still owed a commit notice (NodeHost flushes them in time). */
+  get commitNoticesPending(): boolean {
+    return this.raw.hasCommitNoticesPending();
+  }
+
+  /** Sends the commit notices still owed; between feed() and takeReady(), as any input. */
+  flushCommitNotices(): void {
+    this.raw.flushCommitNotices();
+  }
+
   // ------------------------------------------------------------------ quiescence
 
   /**
@@ -777,6 +797,8 @@ export class Replica {
     for (const [peer, ok] of this.snapshotReports.splice(0)) this.raw.reportSnapshot(peer, ok);
     for (const peer of this.unreachablePeers) this.raw.reportUnreachable(peer);
     this.unreachablePeers.clear();
+    // Before the acknowledgements this feeding makes, which carry it to the leader.
+    if (this.host.config.commitNoticeDelayMs > 0) this.raw.setWantsCommitNotices(this.waitsForCommits());
     for (const m of this.inbox.splice(0)) this.stepIncoming(m);
     if (ticks > 0 && this.campaignRetries > 0) this.retryCampaign(ticks);
     if (this.campaignRequested) {

@@ -115,6 +115,11 @@ export class ReplicaServices {
   }
 
   /** Whether the lease clock runs (this replica leads, as far as it knows). */
+  /** Open watches of the range on this node that someone waits on (not `background`). */
+  get foregroundWatchCount(): number {
+    return this.hub.foregroundSize;
+  }
+
   get leading(): boolean {
     return this.clock.isLeader;
   }

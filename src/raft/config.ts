@@ -65,6 +65,16 @@ export interface RaftConfig {
    * knows that leader, and a lease the leader holds on its answers must stay safe.
    */
   readonly restarted?: boolean;
+  /**
+   * A leader does not send a follower that holds every entry a message of its own for a commit
+   * index that advanced, unless the follower's last acknowledgement asked for one
+   * (`RawNode.setWantsCommitNotices`): the follower learns it from the next append or
+   * heartbeat, or when the caller calls `flushCommitNotices()` (which it should do within a
+   * bounded delay while `hasCommitNoticesPending()`). Saves a message to, and a wake-up of,
+   * every idle follower per commit when the next request follows soon. Off (the default),
+   * notices leave at once.
+   */
+  readonly deferCommitNotices?: boolean;
   readonly bugs?: InjectedBugs;
 }
 
@@ -97,6 +107,7 @@ export function resolveConfig(config: RaftConfig): ResolvedRaftConfig {
     disableProposalForwarding: false,
     stepDownOnRemoval: true,
     restarted: false,
+    deferCommitNotices: false,
     ...config,
     bugs: config.bugs ?? {},
   };

@@ -81,6 +81,17 @@ function isCommitNotice(m: Message): boolean {
   return m.entries.length === 0 && m.context.length === 1 && m.context[0] === COMMIT_NOTICE_CONTEXT[0];
 }
 
+/**
+ * Context of a follower's acknowledgement that asks to hear of the entries' commit at once,
+ * not when a deferred commit notice is due (RaftConfig.deferCommitNotices): something on its
+ * node waits for what it applies.
+ */
+export const COMMIT_NOTICE_WANTED_CONTEXT = new Uint8Array([0x77]);
+
+function wantsCommitNotices(m: Message): boolean {
+  return m.context.length === 1 && m.context[0] === COMMIT_NOTICE_WANTED_CONTEXT[0];
+}
+
 function voteResponseType(type: MessageType): MessageType {
   return type === MessageType.PreVote ? MessageType.PreVoteResp : MessageType.VoteResp;
 }
@@ -123,6 +134,10 @@ export class Raft {
   /** ReadIndex requests received before this leader committed an entry of its own term. */
   private pendingReadIndexMessages: Message[] = [];
   private readBroadcastPending = false;
+  /** Leader: a commit notice was deferred (`deferCommitNotices`) and may still be owed. */
+  private commitNoticesPending = false;
+  /** Follower: its acknowledgements ask to hear of commits at once (setWantsCommitNotices). */
+  private wantsCommitNotices: boolean;
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
@@ -150,6 +165,9 @@ export class Raft {
   constructor(config: RaftConfig) {
     this.config = resolveConfig(config);
     this.id = this.config.id;
+    // A core that defers its own notices asks for them only when told to; one that does not,
+    // always (a leader that defers serves a follower that does not as before).
+    this.wantsCommitNotices = !this.config.deferCommitNotices;
     this.log = new RaftLog(this.config.storage, this.config.maxCommittedSizePerReady);
     this.tracker = new ProgressTracker(this.config.maxInflightMsgs, this.config.maxInflightBytes);
     const { hardState, confState } = this.config.storage.initialState();
@@ -263,6 +281,7 @@ export class Raft {
     const pr = this.tracker.progress.get(to)!;
     // Never tell a follower to commit beyond what it is known to have.
     const commit = Math.min(pr.match, this.log.committed);
+    pr.sentCommit = Math.max(pr.sentCommit, commit);
     // `index` carries the send time (1-based, so 0 means "never"), echoed back for lease reads.
     this.send({ type: MessageType.Heartbeat, to, commit, index: this.tickCount + 1, context });
   }
@@ -284,13 +303,73 @@ export class Raft {
    * known to hold the entries), so it would answer, telling the leader nothing its pending
    * acknowledgement will not; that acknowledgement brings it the notice instead
    * (handleAppendResponse). With three members and one request at a time, that answer was a
-   * third of the messages the leader received per write.
+   * third of the messages the leader received per write. With `deferCommitNotices`, a notice
+   * waits for the next append or heartbeat to carry it, or for flushCommitNotices.
    */
   private broadcastCommit(): void {
     const last = this.log.lastIndex();
     this.forEachPeer((id, pr) => {
       const awaitingAck = pr.state === ProgressState.Replicate && pr.next === last + 1 && pr.match < last;
-      if (!awaitingAck) this.sendAppend(id);
+      if (awaitingAck) return;
+      if (this.defersCommitNotice(pr)) this.commitNoticesPending = true;
+      else this.sendAppend(id);
+    });
+  }
+
+  /** An append to this follower would carry nothing but the commit index: it holds every entry. */
+  private isNoticeOnly(pr: Progress): boolean {
+    return (
+      pr.state === ProgressState.Replicate && pr.match === pr.next - 1 && pr.match === this.log.lastIndex()
+    );
+  }
+
+  /**
+   * A notice to this follower may wait (deferCommitNotices): nothing on its node waits for it,
+   * and no configuration change is on its way to being applied (a member it removes must hear
+   * of its commit before the leader, applying it, stops talking to that member).
+   */
+  private defersCommitNotice(pr: Progress): boolean {
+    return (
+      this.config.deferCommitNotices &&
+      this.pendingConfIndex <= this.log.applied &&
+      !pr.wantsCommitNotices &&
+      this.isNoticeOnly(pr)
+    );
+  }
+
+  /** A follower holding every entry has not been told the commit index (a notice is owed). */
+  private owesCommitNotice(pr: Progress): boolean {
+    return this.isNoticeOnly(pr) && pr.sentCommit < this.log.committed;
+  }
+
+  /** Leader: a deferred commit notice is still owed to some follower. */
+  hasCommitNoticesPending(): boolean {
+    if (!this.commitNoticesPending) return false;
+    let owed = false;
+    if (this.role === StateRole.Leader) {
+      this.forEachPeer((_, pr) => {
+        if (this.owesCommitNotice(pr)) owed = true;
+      });
+    }
+    this.commitNoticesPending = owed;
+    return owed;
+  }
+
+  /**
+   * Follower: whether its acknowledgements ask to hear of commits at once — the caller says so
+   * while something on its node waits for what this core commits (a forwarded write, a watch).
+   */
+  setWantsCommitNotices(wanted: boolean): void {
+    this.wantsCommitNotices = wanted;
+  }
+
+  /** Send every commit notice deferred so far (`deferCommitNotices`). */
+  flushCommitNotices(): void {
+    if (!this.commitNoticesPending) return;
+    this.commitNoticesPending = false;
+    if (this.role !== StateRole.Leader) return;
+    this.forEachPeer((id, pr) => {
+      if (this.owesCommitNotice(pr)) this.sendAppend(id);
     });
   }
 
@@ -307,6 +386,7 @@ export class Raft {
     }
     this.lead = NONE;
     this.quiesced = false;
+    this.commitNoticesPending = false;
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
     this.resetRandomizedElectionTimeout();
@@ -708,6 +788,7 @@ export class Raft {
         else this.send({ ...m, to: this.lead });
         return;
       case MessageType.ReadIndexResp:
+        if (m.from === this.lead) this.log.commitTo(m.commit);
         this.readStates.push({ index: m.index, context: m.context });
         return;
       default:
@@ -729,7 +810,14 @@ export class Raft {
     }
     const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
     if (lastNew !== undefined) {
-      if (!isCommitNotice(m)) this.send({ type: MessageType.AppResp, to: m.from, index: lastNew });
+      if (!isCommitNotice(m)) {
+        this.send({
+          type: MessageType.AppResp,
+          to: m.from,
+          index: lastNew,
+          ...(this.wantsCommitNotices ? { context: COMMIT_NOTICE_WANTED_CONTEXT } : {}),
+        });
+      }
       return;
     }
     // Hint where our logs may agree so the leader can skip a whole term per round trip.
@@ -895,6 +983,7 @@ export class Raft {
     }
     const wasPaused = pr.isPaused();
     if (!pr.maybeUpdate(m.index)) return;
+    pr.wantsCommitNotices = wantsCommitNotices(m);
     if (pr.state === ProgressState.Probe) {
       pr.becomeReplicate();
     } else if (pr.state === ProgressState.Snapshot && pr.match + 1 >= this.log.firstIndex()) {
@@ -920,7 +1009,8 @@ export class Raft {
       pr.match === pr.next - 1 &&
       pr.sentCommit < this.log.committed
     ) {
-      this.sendAppend(m.from);
+      if (this.defersCommitNotice(pr)) this.commitNoticesPending = true;
+      else this.sendAppend(m.from);
     }
     if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
   }
@@ -1010,7 +1100,18 @@ export class Raft {
     if (request.from === this.id) {
       this.readStates.push({ index, context: request.context });
     } else {
-      this.send({ type: MessageType.ReadIndexResp, to: request.from, index, context: request.context });
+      // The reader serves the read once it has applied `index`: tell it the commit index it may
+      // know (as a heartbeat would), so that a commit notice not sent yet does not hold it up.
+      const pr = this.tracker.progress.get(request.from);
+      const commit = pr === undefined ? 0 : Math.min(pr.match, this.log.committed);
+      if (pr !== undefined) pr.sentCommit = Math.max(pr.sentCommit, commit);
+      this.send({
+        type: MessageType.ReadIndexResp,
+        to: request.from,
+        index,
+        commit,
+        context: request.context,
+      });
     }
   }
 

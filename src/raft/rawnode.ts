@@ -154,6 +154,28 @@ export class RawNode {
     this.raft.reportSnapshot(id, ok);
   }
 
+  /**
+   * Leader with `deferCommitNotices`: a follower is still owed the commit index. The caller
+   * calls `flushCommitNotices()` within a bounded delay while this holds.
+   */
+  hasCommitNoticesPending(): boolean {
+    return this.raft.hasCommitNoticesPending();
+  }
+
+  /**
+   * Whether this node's acknowledgements ask the leader for commit notices at once (its
+   * `deferCommitNotices` does not hold them back): while something here waits for what
+   * commits. Default: only when this core does not defer notices itself.
+   */
+  setWantsCommitNotices(wanted: boolean): void {
+    this.raft.setWantsCommitNotices(wanted);
+  }
+
+  /** Sends the deferred commit notices still owed (they appear in the next Ready). */
+  flushCommitNotices(): void {
+    this.raft.flushCommitNotices();
+  }
+
   hasReady(): boolean {
     if (this.readyOutstanding) return false;
     const r = this.raft;

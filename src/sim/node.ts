@@ -53,6 +53,8 @@ export interface NodeSettings {
   readonly checkQuorum: boolean;
   readonly readOnlyOption: ReadOnlyOption;
   readonly maxSizePerMsg: number;
+  /** A leader defers commit notices (RaftConfig.deferCommitNotices) until its next tick. */
+  readonly deferCommitNotices: boolean;
   readonly maxInflightMsgs: number;
   readonly bugs: InjectedBugs;
   /** Inclusive range of virtual milliseconds a sync takes. */
@@ -191,6 +193,7 @@ export class SimNode {
       checkQuorum: this.settings.checkQuorum,
       readOnlyOption: this.settings.readOnlyOption,
       maxSizePerMsg: this.settings.maxSizePerMsg,
+      deferCommitNotices: this.settings.deferCommitNotices,
       maxInflightMsgs: this.settings.maxInflightMsgs,
       restarted: number > 1,
       bugs: this.settings.bugs,
@@ -309,6 +312,7 @@ export class SimNode {
       const c = this.current;
       if (c === null || c.number !== number) return;
       c.raw.tick();
+      c.raw.flushCommitNotices();
       this.afterInput(c);
       this.scheduleTick(number, this.settings.tickMs);
     });

@@ -44,6 +44,8 @@ export interface RunShape {
   readonly readOnlyOption: ReadOnlyOption;
   /** Small limits split catch-up into many append messages, big ones send it in one. */
   readonly maxSizePerMsg: number;
+  /** Leaders defer commit notices; nodes flush them at every tick. */
+  readonly deferCommitNotices: boolean;
 }
 
 export interface SimStats {
@@ -113,6 +115,7 @@ function chooseShape(profile: FaultProfile, random: SeededRandom): RunShape {
     checkQuorum,
     readOnlyOption: leaseReads ? ReadOnlyOption.LeaseBased : ReadOnlyOption.Safe,
     maxSizePerMsg: random.pick([128, 1024, 8192]),
+    deferCommitNotices: random.chance(0.5),
   };
 }
 
@@ -147,6 +150,7 @@ class Run {
       checkQuorum: this.shape.checkQuorum,
       readOnlyOption: this.shape.readOnlyOption,
       maxSizePerMsg: this.shape.maxSizePerMsg,
+      deferCommitNotices: this.shape.deferCommitNotices,
       maxInflightMsgs: 32,
       bugs: options.bugs ?? {},
       diskLatency: this.profile.diskLatencyMs,
@@ -186,7 +190,7 @@ class Run {
       0,
       `seed ${options.seed} profile ${this.profile.name}: ${this.shape.clusterSize} nodes, ` +
         `preVote ${this.shape.preVote}, checkQuorum ${this.shape.checkQuorum}, reads ${this.shape.readOnlyOption}, ` +
-        `maxSizePerMsg ${this.shape.maxSizePerMsg}`,
+        `maxSizePerMsg ${this.shape.maxSizePerMsg}, deferCommitNotices ${this.shape.deferCommitNotices}`,
     );
   }
 

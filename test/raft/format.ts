@@ -93,7 +93,7 @@ export function formatMessage(m: Message): string {
       break;
     case MessageType.ReadIndex:
     case MessageType.ReadIndexResp:
-      if (m.type === MessageType.ReadIndexResp) out += ` index=${m.index}`;
+      if (m.type === MessageType.ReadIndexResp) out += ` index=${m.index} commit=${m.commit}`;
       out += ` ctx=${formatBytes(m.context)}`;
       break;
     case MessageType.TimeoutNow:

@@ -108,6 +108,17 @@ export class Interaction {
       case "transfer-leader":
         this.node(id).raw.transferLeader(Number(positional[1]));
         break;
+      case "commit-notices": {
+        const raw = this.node(id).raw;
+        out.push(raw.hasCommitNoticesPending() ? "pending" : "none pending");
+        break;
+      }
+      case "want-commit-notices":
+        this.node(id).raw.setWantsCommitNotices(positional[1] === "true");
+        break;
+      case "flush-commit-notices":
+        this.node(id).raw.flushCommitNotices();
+        break;
       case "process-ready":
         for (const n of this.select(positional)) this.processReady(n, out);
         break;
@@ -210,6 +221,7 @@ export class Interaction {
           options.get("read-only") === "lease" ? ReadOnlyOption.LeaseBased : ReadOnlyOption.Safe,
         maxSizePerMsg: Number(options.get("max-msg-size") ?? 1 << 20),
         maxInflightMsgs: Number(options.get("max-inflight") ?? 256),
+        deferCommitNotices: options.get("defer-commit-notices") === "true",
       };
       this.nodes.set(id, { id, raw: new RawNode(config), storage, engine, config, applied: [] });
     }

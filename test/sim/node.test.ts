@@ -20,6 +20,7 @@ const SETTINGS: NodeSettings = {
   checkQuorum: false,
   readOnlyOption: ReadOnlyOption.Safe,
   maxSizePerMsg: 1024,
+  deferCommitNotices: false,
   maxInflightMsgs: 16,
   bugs: {},
   diskLatency: [2, 5],

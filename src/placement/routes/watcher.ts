@@ -173,7 +173,9 @@ export class RouteWatcher {
     const { keys } = this.options.catalog;
     let watch: Watch;
     try {
-      watch = source.watch({ key: keys.prefix, rangeEnd: keys.end });
+      // Routes a follower learns a commit-notice delay late are still served: a stale route is
+      // retried (see the router), so nobody waits on these events.
+      watch = source.watch({ key: keys.prefix, rangeEnd: keys.end, background: true });
     } catch (error) {
       this.fail(error, "cannot watch the route catalog; polling until the next try");
       return;

@@ -46,6 +46,12 @@ export class Progress {
    * its own (whose answer would tell the leader nothing new).
    */
   sentCommit = 0;
+  /**
+   * The follower's last acknowledgement asked to hear of commits at once (something on its
+   * node waits for what it applies); only such a follower's commit notices are not deferred
+   * (RaftConfig.deferCommitNotices). Until it says otherwise, it does.
+   */
+  wantsCommitNotices = true;
   inflights: Inflights;
   isLearner: boolean;
 
@@ -179,6 +185,7 @@ export class Progress {
     copy.pendingSnapshot = this.pendingSnapshot;
     copy.msgAppFlowPaused = this.msgAppFlowPaused;
     copy.sentCommit = this.sentCommit;
+    copy.wantsCommitNotices = this.wantsCommitNotices;
     copy.inflights = this.inflights.clone();
     return copy;
   }

@@ -175,6 +175,8 @@ export interface RuntimeNodeSettings {
   readonly checkQuorum: boolean;
   /** Lease reads only with checkQuorum (the core refuses otherwise); absent: ReadIndex rounds. */
   readonly readOnlyOption?: ReadOnlyOption;
+  /** NodeHostOptions.commitNoticeDelayMs; absent: the default. */
+  readonly commitNoticeDelayMs?: number;
   /** Called with every new incarnation's replica, before it handles anything. */
   readonly onReplica: (node: RuntimeNode, replica: Replica) => void;
   /** Run as a node of a split keyspace (see the file header); absent: one range, no placement. */
@@ -344,6 +346,9 @@ export class RuntimeNode {
       snapshotEntries: this.settings.snapshotEntries,
       proposalTimeoutMs: this.settings.proposalTimeoutMs,
       readTimeoutMs: this.settings.readTimeoutMs,
+      ...(this.settings.commitNoticeDelayMs === undefined
+        ? {}
+        : { commitNoticeDelayMs: this.settings.commitNoticeDelayMs }),
       raft: {
         preVote: this.settings.preVote,
         checkQuorum: this.settings.checkQuorum,

@@ -245,6 +245,7 @@ class RuntimeRun {
     const preVote = shape.chance(0.5);
     const checkQuorum = shape.chance(0.5);
     const readOnlyOption = checkQuorum && shape.chance(0.5) ? ReadOnlyOption.LeaseBased : ReadOnlyOption.Safe;
+    const commitNoticeDelayMs = shape.pick([0, 5, 20]);
     const logger: Logger = { warn: () => undefined, info: () => undefined };
     this.nodeSettings = {
       scheduler: this.scheduler,
@@ -260,6 +261,7 @@ class RuntimeRun {
       preVote,
       checkQuorum,
       readOnlyOption,
+      commitNoticeDelayMs,
       onReplica: (node, replica) => this.applyCheck.watch(node, replica),
       ...(this.splits
         ? {
@@ -276,7 +278,8 @@ class RuntimeRun {
     for (const id of founders) this.addNode(id, { bootstrap: { ...EMPTY_CONF_STATE, voters: founders } });
     this.trace.add(
       0,
-      `${this.clusterSize} nodes, preVote ${preVote}, checkQuorum ${checkQuorum}, reads ${readOnlyOption}`,
+      `${this.clusterSize} nodes, preVote ${preVote}, checkQuorum ${checkQuorum}, reads ${readOnlyOption}, ` +
+        `commit notices after ${commitNoticeDelayMs} ms`,
     );
     const clientRandom = this.random.fork("clients");
     for (let id = 1; id <= this.profile.clients.count; id++) {
