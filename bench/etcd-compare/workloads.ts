@@ -106,10 +106,11 @@ async function closedLoop(
 
 /**
  * Issues `operation(index)` on a fixed schedule, `perSecond` a second for `seconds`, whether
- * or not earlier ones have answered (open loop). Latency runs from the scheduled moment, so
- * a server that falls behind shows it in latency rather than hiding it (no coordinated
- * omission). Issuing pauses while OPEN_LOOP_MAX_OUTSTANDING are in flight and stops when
- * the window ends, so an overloaded server shows a lower achieved rate.
+ * or not earlier ones have answered (open loop). Latency runs from the scheduled moment (or
+ * from when the operation left, if that was earlier), so a server that falls behind shows it
+ * in latency rather than hiding it (no coordinated omission). Issuing pauses while
+ * OPEN_LOOP_MAX_OUTSTANDING are in flight and stops when the window ends, so an overloaded
+ * server shows a lower achieved rate.
  */
 async function openLoop(
   perSecond: number,
@@ -129,9 +130,12 @@ async function openLoop(
     const wait = due - performance.now();
     if (wait > 1) await sleep(wait);
     while (inFlight.size >= OPEN_LOOP_MAX_OUTSTANDING) await Promise.race(inFlight);
+    // A wait under a millisecond is not slept (a timer would overshoot it), so an operation may
+    // leave just before it is due: its latency then runs from when it left.
+    const start = Math.min(due, performance.now());
     const done: Promise<void> = operation(index).then(
       () => {
-        latenciesMs.push(performance.now() - due);
+        latenciesMs.push(performance.now() - start);
         inFlight.delete(done);
       },
       (error: unknown) => {
