@@ -72,10 +72,11 @@ export interface NodeHostOptions {
   /**
    * Longest a follower that holds every entry may wait to hear that they committed, when no
    * other message to it carries the news (default 20 ms). Under load the next append carries
-   * it, which saves every follower a message and a wake-up per write; a follower's serializable
-   * reads and watches may lag the leader by up to this much. 0: every commit is told at once
-   * (as etcd does). A follower's linearizable reads do not wait for it (the leader's ReadIndex
-   * answer carries the commit index).
+   * it, which saves every follower a message and a wake-up per write. A follower with
+   * something waiting on it (a write proposed through it, a watch that is not `background`)
+   * is told at once, and its linearizable reads do not wait (the ReadIndex answer carries the
+   * commit index): only its serializable reads and background watches may lag the leader by
+   * up to this much. 0: every commit is told at once (as etcd does).
    */
   readonly commitNoticeDelayMs?: number;
   /** Applied entries between two snapshots of a replica, each of which compacts its log (default 10,000). */
