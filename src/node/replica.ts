@@ -684,8 +684,9 @@ export class Replica {
 
   /**
    * Something here waits for what the range commits: a write or membership change proposed
-   * through this node (answered once applied here) or a watch that is not `background`. A follower's leader then tells
-   * it of each commit at once instead of within commitNoticeDelayMs.
+   * through this node (answered once applied here) or a watch that is not `background`. A
+   * follower's leader then tells it of each commit at once instead of within
+   * commitNoticeDelayMs.
    */
   private waitsForCommits(): boolean {
     return this.commands.size > 0 || this.confChanges.size > 0 || this.services.foregroundWatchCount > 0;
