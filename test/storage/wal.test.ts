@@ -12,6 +12,7 @@ import { StorageUsageError } from "../../src/storage/contracts.js";
 import { DiskFullError, StorageCorruptionError, StorageFatalError } from "../../src/storage/errors.js";
 import { WalStorageEngine, type WalStorageOptions } from "../../src/storage/wal/engine.js";
 import { NodeWalDirectory, segmentName, type SegmentFile } from "../../src/storage/wal/files.js";
+import { InlineWriteBudget } from "../../src/storage/wal/inline-write-budget.js";
 import { SEGMENT_HEADER_BYTES, encodeFrame, segmentHeader } from "../../src/storage/wal/records.js";
 import { describeDurableEngine, runDurableConformance, type OpenDurableEngine } from "./durable-engine.js";
 import { RecordingLogger, systemError, withDir } from "./support.js";
@@ -142,6 +143,35 @@ describe("WalStorageEngine", () => {
       );
       await engine.close();
     }));
+
+  it("writes made inline and on the thread pool leave the same files", async () => {
+    const now = () => performance.now();
+    const alwaysInline = new InlineWriteBudget({ now, share: 1, capMs: 1e9, maxBytes: 2 ** 30 });
+    const neverInline = new InlineWriteBudget({ now, share: 0 });
+    const filesWith = async (budget: InlineWriteBudget) => {
+      let files: (readonly [string, Buffer])[] = [];
+      await withDir(async (dir) => {
+        const sizes = { segmentBytes: 4096, checkpointBytes: 16_384 };
+        const directory = new NodeWalDirectory(dir, budget);
+        const engine = await WalStorageEngine.open({ path: dir, directory, ...sizes });
+        for (let round = 0; round < 150; round++) {
+          const r = engine.replica(1);
+          r.append(entriesFrom(round + 1, [1], 100));
+          r.setHardState({ term: 1, vote: 1, commit: round + 1 });
+          if (round % 20 === 19) r.compact(round - 5);
+          await engine.sync();
+        }
+        assert.ok(engine.stats().checkpoints >= 1, "a checkpoint was written");
+        await engine.close();
+        files = segmentFiles(dir).map((file) => [file, readFileSync(join(dir, file))] as const);
+      });
+      return files;
+    };
+    const inline = await filesWith(alwaysInline);
+    assert.ok(alwaysInline.remainingMs < 1e9, "the writes ran inline");
+    assert.deepEqual(await filesWith(neverInline), inline);
+    assert.equal(neverInline.remainingMs, 0, "no write ran inline");
+  });
 
   it("cuts a torn last frame with a warning and keeps every synced one", () =>
     withDir(async (dir) => {

@@ -6,6 +6,10 @@
  * returns once its data, and the file size when it grew, are on stable storage (one device
  * flush, no separate fdatasync round trip through the thread pool). A new segment's directory
  * entry is made durable by an fsync of the directory before the segment is written to.
+ *
+ * Small writes are made inline (`writeSync`, blocking the event loop until the device has
+ * flushed) while the process's InlineWriteBudget allows, and on libuv's thread pool otherwise:
+ * inline-write-budget.ts says why and how much.
  */
 import {
   close,
@@ -22,8 +26,10 @@ import {
   statfsSync,
   unlink,
   write,
+  writeSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
+import { InlineWriteBudget } from "./inline-write-budget.js";
 
 /** Segment files are named by their sequence number, 16 hex digits, so names sort in order. */
 const SEGMENT_NAME = /^([0-9a-f]{16})\.wal$/;
@@ -96,10 +102,32 @@ function callback<T>(
 
 const SEGMENT_OPEN_FLAGS = constants.O_RDWR | constants.O_DSYNC;
 
+/**
+ * The event loop's budget of inline writes, shared by every log the process writes (one loop,
+ * one budget).
+ */
+const PROCESS_INLINE_WRITE_BUDGET = new InlineWriteBudget({ now: () => performance.now() });
+
 class NodeSegmentFile implements SegmentFile {
-  constructor(private readonly fd: number) {}
+  constructor(
+    private readonly fd: number,
+    private readonly budget: InlineWriteBudget,
+  ) {}
 
   async write(bytes: Uint8Array, position: number): Promise<void> {
+    if (!this.budget.tryInline(bytes.byteLength, () => this.writeInline(bytes, position))) {
+      await this.writeInPool(bytes, position);
+    }
+  }
+
+  private writeInline(bytes: Uint8Array, position: number): void {
+    let done = 0;
+    while (done < bytes.byteLength) {
+      done += writeSync(this.fd, bytes, done, bytes.byteLength - done, position + done);
+    }
+  }
+
+  private async writeInPool(bytes: Uint8Array, position: number): Promise<void> {
     let done = 0;
     while (done < bytes.byteLength) {
       const written = await callback<number>((cb) =>
@@ -115,7 +143,11 @@ class NodeSegmentFile implements SegmentFile {
 }
 
 export class NodeWalDirectory implements WalDirectory {
-  constructor(readonly path: string) {}
+  constructor(
+    readonly path: string,
+    /** When writes may block the event loop (default: the process's budget). */
+    private readonly inlineWrites: InlineWriteBudget = PROCESS_INLINE_WRITE_BUDGET,
+  ) {}
 
   segments(): number[] {
     const sequences: number[] = [];
@@ -141,7 +173,10 @@ export class NodeWalDirectory implements WalDirectory {
   }
 
   openSegment(sequence: number): SegmentFile {
-    return new NodeSegmentFile(openSync(join(this.path, segmentName(sequence)), SEGMENT_OPEN_FLAGS));
+    return new NodeSegmentFile(
+      openSync(join(this.path, segmentName(sequence)), SEGMENT_OPEN_FLAGS),
+      this.inlineWrites,
+    );
   }
 
   async createSegment(sequence: number): Promise<SegmentFile> {
@@ -155,7 +190,7 @@ export class NodeWalDirectory implements WalDirectory {
       await callback((cb) => close(fd, cb));
       throw error;
     }
-    return new NodeSegmentFile(fd);
+    return new NodeSegmentFile(fd, this.inlineWrites);
   }
 
   async removeSegments(sequences: readonly number[]): Promise<void> {
