@@ -7,7 +7,8 @@
  * F (a response's revision says so). Received events wait, grouped by revision, until every
  * sub-watch's frontier reaches their revision; then each revision leaves as one response, its
  * events in key order. So one command's events stay together, and events of several ranges
- * that share a revision (HLC timestamps of independent ranges may collide) do too. When
+ * that share a revision (HLC timestamps of independent ranges may collide) do too. A watch of
+ * one part with nothing held passes its range watch's responses on as they are. When
  * events wait on a sub-watch that shows nothing, the watch asks it for progress; a range that
  * is idle below the waiting revision can only prove it will commit nothing there by a
  * revision floor (`floorRevision`, one Raft entry on that range): after the floor applies
@@ -299,6 +300,21 @@ export class RoutedWatch implements Watch {
         return;
       }
       this.end(response.cancelReason, response.compactRevision);
+      return;
+    }
+    if (
+      this.subs.length === 1 &&
+      this.pending.size === 0 &&
+      response.events.length > 0 &&
+      !response.fragment
+    ) {
+      // One part and nothing held: a range watch answers one revision per response, in order,
+      // so the response leaves as it is, without the merge's bookkeeping.
+      if (sub.frontier === null || response.revision > sub.frontier) sub.frontier = response.revision;
+      sub.failures = 0;
+      this.queue(response.events, response.revision);
+      this.readMore();
+      this.pump();
       return;
     }
     this.pending.add(response.events);
