@@ -1,6 +1,7 @@
 // Splits by size: MvccStore.sizeEstimate against the bytes written, the same measurement in
-// steps (what a node runs, so a large range's scan does not stall its requests), and a one-node
-// store whose range grows past maxRangeBytes splitting by itself at its size median.
+// steps (what a node runs, so a large range's scan does not stall its requests), when a node
+// measures a range again (sizeMeasurementDue), and a one-node store whose range grows past
+// maxRangeBytes splitting by itself at its size median.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,9 +11,25 @@ import { Concord } from "../../src/api/index.js";
 import { putRequest } from "../../src/kv/commands.js";
 import { MemoryOrderedKv } from "../../src/kv/memory-engine.js";
 import { MvccStore } from "../../src/kv/store.js";
+import { SIZE_MEASUREMENT_COST_RATIO, sizeMeasurementDue } from "../../src/placement/node-ranges.js";
 import { text, waitFor } from "../api/helpers.js";
 
 const bytes = (value: string): Uint8Array => new TextEncoder().encode(value);
+
+test("a range is measured again after the refresh interval, or 500 times its last scan's running time if longer", () => {
+  const measured = (at: number, costMs: number) => ({ at, costMs, bytes: 1, medianKey: null });
+  assert.equal(SIZE_MEASUREMENT_COST_RATIO, 500);
+  assert.equal(sizeMeasurementDue(undefined, 0, 30_000), true, "never measured");
+  assert.equal(sizeMeasurementDue(measured(1_000, 2), 30_999, 30_000), false);
+  assert.equal(
+    sizeMeasurementDue(measured(1_000, 2), 31_000, 30_000),
+    true,
+    "a cheap scan: the refresh decides",
+  );
+  assert.equal(sizeMeasurementDue(measured(1_000, 400), 31_000, 30_000), false);
+  assert.equal(sizeMeasurementDue(measured(1_000, 400), 200_999, 30_000), false);
+  assert.equal(sizeMeasurementDue(measured(1_000, 400), 201_000, 30_000), true, "a 400 ms scan: 200 s later");
+});
 
 test("sizeEstimate counts every stored version and finds the key with half the bytes below it", () => {
   const store = new MvccStore(new MemoryOrderedKv());
