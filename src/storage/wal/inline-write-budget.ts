@@ -7,18 +7,20 @@
  * hypervisor). At a few hundred writes a second, with each wake-up running cold, that cost
  * measured larger than the write itself. Alternating 3-member clusters on the 2-core
  * development VM, server CPU per put at 150 puts/s: 2,292 and 4,217 µs through the pool,
- * 1,092 and 1,425 µs with this budget; the watch fan-out (100 puts/s, 100 watchers) 21.9 and
- * 24.9 µs per event against 18.1 and 18.4; put c=1 and 1,000 puts/s (where the bucket stays
- * mostly empty) unchanged, p99 included. Writing every small frame inline instead cut CPU at
- * 1,000 puts/s too but raised its p99 (12-27 ms against 9-17): the budget is what keeps that
- * tail away.
+ * 1,092 and 1,425 µs with a budget of 10% of the time; the watch fan-out (100 puts/s, 100
+ * watchers) 21.9 and 24.9 µs per event against 18.1 and 18.4; put c=1 and 1,000 puts/s
+ * unchanged, p99 included. A budget of 30% (the default) against 10%, 3 alternating runs
+ * each: c=1 881 against 930 µs, 1,000 puts/s 620 against 688, 2,000 puts/s 418 against 428,
+ * c=64 equal, p99 equal or lower on every row. Writing every small frame inline instead cut
+ * CPU at 1,000 puts/s too but raised its p99 (12-27 ms against 9-17): the budget is what
+ * keeps that tail away.
  *
  * Why a budget: an inline write stops everything else the process serves until the disk has
  * flushed. The budget is a token bucket of blocked milliseconds that refills at `share` of
  * wall time, up to `capMs`: a write goes inline while the bucket is not empty and is charged
  * its whole duration afterwards. So however slow the disk, inline writes block the loop at
  * most `share` of the time over any long stretch (a 50 ms write empties the bucket for
- * 500 ms at the default share); at high rates the bucket stays empty and writes go through
+ * 167 ms at the default share); at high rates the bucket stays empty and writes go through
  * the pool, where they overlap with the Raft turns. Writes above `maxBytes` (checkpoints) never
  * go inline. One budget per process is right: it is the one event loop's time that is spent,
  * however many logs the process writes.
@@ -35,7 +37,7 @@ export interface InlineWriteBudgetOptions {
   readonly maxBytes?: number;
 }
 
-export const DEFAULT_INLINE_WRITE_SHARE = 0.1;
+export const DEFAULT_INLINE_WRITE_SHARE = 0.3;
 export const DEFAULT_INLINE_WRITE_CAP_MS = 2;
 /** A Raft turn's frame, not a checkpoint. */
 export const DEFAULT_INLINE_WRITE_MAX_BYTES = 64 * 2 ** 10;
