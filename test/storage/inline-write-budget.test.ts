@@ -12,6 +12,17 @@ class ManualClock {
   readonly now = () => this.ms;
 }
 
+/** Asserts that `budget` refuses a write of `bytes` now, without running it. */
+function refuses(budget: InlineWriteBudget, bytes: number, message?: string): void {
+  let ran = false;
+  assert.equal(
+    budget.tryInline(bytes, () => (ran = true)),
+    false,
+    message,
+  );
+  assert.equal(ran, false, "a refused write is not run");
+}
+
 /** A "write" that takes `ms` on `clock`. */
 function taking(clock: ManualClock, ms: number): () => void {
   return () => {
@@ -32,13 +43,8 @@ describe("InlineWriteBudget", () => {
     const budget = new InlineWriteBudget({ now: clock.now, share: 0.1, capMs: 2 });
     assert.equal(budget.tryInline(100, taking(clock, 7)), true);
     assert.equal(budget.remainingMs, -5);
-    let ran = false;
     clock.ms += 49;
-    assert.equal(
-      budget.tryInline(100, () => (ran = true)),
-      false,
-    );
-    assert.equal(ran, false, "a refused write is not run");
+    refuses(budget, 100);
     clock.ms += 2;
     assert.equal(budget.tryInline(100, taking(clock, 0.05)), true);
   });
@@ -49,26 +55,17 @@ describe("InlineWriteBudget", () => {
     clock.ms += 3_600_000;
     assert.equal(budget.tryInline(100, taking(clock, 1.5)), true);
     assert.equal(budget.tryInline(100, taking(clock, 1.5)), true, "0.5 ms left: still allowed");
-    assert.equal(
-      budget.tryInline(100, () => assert.fail("must not run")),
-      false,
-    );
+    refuses(budget, 100);
   });
 
   it("never runs a write above maxBytes inline, nor any with share 0", () => {
     const clock = new ManualClock();
     const big = new InlineWriteBudget({ now: clock.now, maxBytes: 1_024 });
-    assert.equal(
-      big.tryInline(1_025, () => assert.fail("must not run")),
-      false,
-    );
+    refuses(big, 1_025);
     assert.equal(big.tryInline(1_024, taking(clock, 0)), true);
     const off = new InlineWriteBudget({ now: clock.now, share: 0 });
     clock.ms += 60_000;
-    assert.equal(
-      off.tryInline(1, () => assert.fail("must not run")),
-      false,
-    );
+    refuses(off, 1);
   });
 
   it("charges a write that throws, and lets the error through", () => {

@@ -37,10 +37,10 @@ export interface InlineWriteBudgetOptions {
   readonly maxBytes?: number;
 }
 
-export const DEFAULT_INLINE_WRITE_SHARE = 0.3;
-export const DEFAULT_INLINE_WRITE_CAP_MS = 2;
+const DEFAULT_INLINE_WRITE_SHARE = 0.3;
+const DEFAULT_INLINE_WRITE_CAP_MS = 2;
 /** A Raft turn's frame, not a checkpoint. */
-export const DEFAULT_INLINE_WRITE_MAX_BYTES = 64 * 2 ** 10;
+const DEFAULT_INLINE_WRITE_MAX_BYTES = 64 * 2 ** 10;
 
 export class InlineWriteBudget {
   private readonly now: () => number;
