@@ -14,6 +14,10 @@
  *   follower forwards it to the leader's client URL, as etcd forwards it over its peer API.
  * - MemberList serves the member's applied state; with `linearizable` it first waits for a
  *   ReadIndex (etcd 3.4's MemberList is always local; 3.5 added the flag).
+ * - Add, remove, update and promote check the request against the membership after a ReadIndex
+ *   (committedMembers): etcd checks a change against the committed membership when it applies
+ *   it, so a member that has not yet applied an earlier change (acknowledged by another member)
+ *   must not refuse on its stale view ("member not found" for a member just added).
  *
  * - MemberAdd of a voter and MemberRemove pass etcd's strict reconfiguration check first
  *   (Replica.reconfigurationRefusal): "not enough started members", "unhealthy cluster".
@@ -161,6 +165,15 @@ async function promote(ctx: EtcdContext, id: number): Promise<void> {
   }
 }
 
+/**
+ * The members once this member has applied everything committed before the call (any
+ * linearizable read waits for a ReadIndex and its application here).
+ */
+async function committedMembers(ctx: EtcdContext): Promise<readonly MemberRecord[]> {
+  await ctx.replica().range(rangeRequest({ key: Uint8Array.of(0), countOnly: true }));
+  return ctx.members();
+}
+
 function checkReconfiguration(
   ctx: EtcdContext,
   change: Parameters<Replica["reconfigurationRefusal"]>[0],
@@ -174,16 +187,13 @@ export function clusterService(ctx: EtcdContext): ServiceHandlers {
   const list = (): Member[] => ctx.members().map(toMember);
   return {
     MemberList: unary<MemberListRequest, MemberListResponse>(async (request) => {
-      if (request.linearizable) {
-        // Any linearizable read waits for a ReadIndex and its application here.
-        await ctx.replica().range(rangeRequest({ key: Uint8Array.of(0), countOnly: true }));
-      }
-      return create(MemberListResponseSchema, { header: ctx.header(), members: list() });
+      const members = request.linearizable ? await committedMembers(ctx) : ctx.members();
+      return create(MemberListResponseSchema, { header: ctx.header(), members: members.map(toMember) });
     }),
 
     MemberAdd: unary<MemberAddRequest, MemberAddResponse>(async (request) => {
       const peerUrls = checkedPeerUrls(request.peerURLs);
-      const members = ctx.members();
+      const members = await committedMembers(ctx);
       checkPeerUrlsFree(members, peerUrls);
       const id = joinedMemberIdOf(ctx.clusterId, peerUrls);
       if (members.some((member) => member.id === id)) throw new EtcdRpcError(ETCD_ERRORS.memberExists);
@@ -202,7 +212,7 @@ export function clusterService(ctx: EtcdContext): ServiceHandlers {
 
     MemberRemove: unary<MemberRemoveRequest, MemberRemoveResponse>(async (request) => {
       const id = memberIdOf(request.ID);
-      findMember(ctx.members(), id);
+      findMember(await committedMembers(ctx), id);
       checkReconfiguration(ctx, { kind: "remove", id });
       await ctx.replica().removeNode(id);
       await proposeMemberCommand(ctx, memberRemoveRequest(id));
@@ -212,7 +222,7 @@ export function clusterService(ctx: EtcdContext): ServiceHandlers {
     MemberUpdate: unary<MemberUpdateRequest, MemberUpdateResponse>(async (request) => {
       const id = memberIdOf(request.ID);
       const peerUrls = checkedPeerUrls(request.peerURLs);
-      const members = ctx.members();
+      const members = await committedMembers(ctx);
       const member = findMember(members, id);
       checkPeerUrlsFree(members, peerUrls, id);
       await proposeMemberCommand(
@@ -224,7 +234,7 @@ export function clusterService(ctx: EtcdContext): ServiceHandlers {
 
     MemberPromote: unary<MemberPromoteRequest, MemberPromoteResponse>(async (request, call) => {
       const id = memberIdOf(request.ID);
-      findMember(ctx.members(), id);
+      findMember(await committedMembers(ctx), id);
       try {
         await promote(ctx, id);
       } catch (error) {
