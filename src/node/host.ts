@@ -10,9 +10,11 @@
  * are durable (a leader's own log counts toward the quorum from then on); later turns run
  * meanwhile. Ticks come from a timer; the cores' lease clocks also catch up with the
  * monotonic clock (see `leaseCatchUp`), so a stalled event loop cannot leave a leader's lease
- * judged on a clock that stood still. Inputs that arrive between turns (ticks, messages,
+ * judged on a clock that stood still. Inputs that arrive while a turn runs (ticks, messages,
  * requests, durability reports) are queued and fed to the cores at the start of the next
- * turn, so a core is never touched between its `ready()` and `advance()`. Turns run back to
+ * turn, so a core is never touched between its `ready()` and `advance()`; a durability report
+ * that arrives with no turn running goes to its core at once, and asks for a turn only if
+ * that gives the core work (Replica.durable). Turns run back to
  * back while work remains, never two at once; requests made together (in one synchronous
  * stretch — with `deferTurn` set to setImmediate, as Concord.open does, in one event-loop
  * pass) share the next turn.
@@ -106,6 +108,7 @@ export class NodeHost {
       nextSequence: () => ++this.sequence,
       isAccepting: () => this.state === "new" || this.state === "running",
       requestTurn: (replica) => this.wake(replica),
+      betweenTurns: () => this.loop === null,
       splitApplied: (rangeId, rhsRangeId, confState) => this.hostSplitRange(rangeId, rhsRangeId, confState),
       removalPending: (replica) => this.scheduleRemoval(replica),
       peerRecentlyHeard: (peer) => this.liveness.recentlyHeard(peer, this.options.monotonicClock()),

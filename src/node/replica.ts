@@ -109,6 +109,8 @@ export interface ReplicaHost {
   isAccepting(): boolean;
   /** `replica` has work for a turn (a dormant replica is woken for it). */
   requestTurn(replica: Replica): void;
+  /** Whether no turn runs now: no core has a Ready out, so a core may be told something directly. */
+  betweenTurns(): boolean;
   /**
    * Range `rangeId` applied a split into `rhsRangeId` (or held one after a restart) and its
    * state machine is synced: host the right-hand range if it is not hosted yet.
@@ -896,13 +898,22 @@ export class Replica {
   }
 
   /**
-   * A sync that started after `write` resolved: its entries count toward a quorum from the
-   * next turn on (the core learns it then: it is not touched between turns).
+   * A sync that started after `write` resolved: its entries count toward a quorum. Between
+   * turns (no Ready out) the core learns it at once, and a turn is asked for only when that
+   * gives the core work (a leader's own log completing a quorum): a follower's acknowledgements
+   * left with the sync, so at a few writes a second a turn per sync, and the event-loop pass
+   * that runs it, would be for nothing on most syncs. During a turn the report waits for the
+   * next one, as any input.
    */
   durable(write: ReadyWrite): void {
     if (this.closed) return;
     if (write.changesTermOrVote) this.termOrVoteSyncsPending--;
     if (write.last === null) return;
+    if (this.persistedReports.length === 0 && this.host.betweenTurns()) {
+      this.raw.persisted(write.last[0], write.last[1]);
+      if (this.raw.hasReady()) this.host.requestTurn(this);
+      return;
+    }
     this.persistedReports.push(write.last);
     this.host.requestTurn(this);
   }

@@ -1,10 +1,11 @@
 // The turn pipeline: a leader sends its appends before its own fsync, answers a write once a
 // quorum of followers made it durable even while its own sync is still pending, and runs
-// further turns meanwhile; a follower acknowledges only after its sync.
+// further turns meanwhile; a follower acknowledges only after its sync, and its core learns
+// the sync without a turn of its own.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { NodeId } from "../../src/raft/types.js";
-import { RecordingEngine, TestCluster, get, put, track } from "./harness.js";
+import { RecordingEngine, TestCluster, get, put, track, type HostOverrides } from "./harness.js";
 
 /** A RecordingEngine whose syncs can be held back until `release()`. */
 class HoldingEngine extends RecordingEngine {
@@ -27,11 +28,11 @@ class HoldingEngine extends RecordingEngine {
   }
 }
 
-async function clusterWithHoldingDisks(): Promise<{
+async function clusterWithHoldingDisks(overrides: HostOverrides = {}): Promise<{
   cluster: TestCluster;
   disk: (id: NodeId) => HoldingEngine;
 }> {
-  const cluster = new TestCluster([1, 2, 3]);
+  const cluster = new TestCluster([1, 2, 3], overrides);
   const engines = new Map<NodeId, HoldingEngine>();
   for (const id of cluster.ids) {
     const engine = new HoldingEngine();
@@ -100,6 +101,36 @@ test("with one follower's sync held, a write waits for the leader's own sync, no
   disk(slow).release();
   await cluster.tick(2);
   for (const id of cluster.ids) assert.equal(await get(cluster.replica(id, 1), "k"), "v");
+  cluster.assertHealthy();
+  await cluster.shutdown();
+});
+
+test("a follower's sync that ends between turns asks for no turn; the next write still commits everywhere", async () => {
+  // Turns deferred to the next event-loop pass, as in production: a host that asked for a turn
+  // is not idle until that pass.
+  const { cluster, disk } = await clusterWithHoldingDisks({ deferTurn: (run) => setImmediate(run) });
+  const leader = await cluster.elect(1);
+  await cluster.tick(2);
+  const follower = cluster.ids.find((id) => id !== leader)!;
+  disk(follower).holding = true;
+  const write = track(cluster.replica(leader, 1).propose(put("k", "1")));
+  await cluster.runUntil(() => write.settled, "the write");
+  assert.equal(write.error, undefined);
+  await runRounds(cluster);
+  assert.ok(disk(follower).heldSyncs > 0, "the follower's sync is still pending");
+
+  disk(follower).release();
+  for (let i = 0; i < 20; i++) await Promise.resolve();
+  assert.ok(
+    cluster.host(follower).isIdle(),
+    "the follower's core learned its sync without asking for a turn",
+  );
+
+  const next = track(cluster.replica(leader, 1).propose(put("k", "2")));
+  await cluster.runUntil(() => next.settled, "the next write");
+  assert.equal(next.error, undefined);
+  await cluster.tick(2);
+  for (const id of cluster.ids) assert.equal(await get(cluster.replica(id, 1), "k"), "2");
   cluster.assertHealthy();
   await cluster.shutdown();
 });
