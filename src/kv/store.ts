@@ -280,9 +280,10 @@ function refusedWith(before: StoreState, code: KvErrorCode): Executed {
   return executedOn(before, new WriteBatch(), { revision: before.revision, response: errorResponse(code) });
 }
 
-/** What `sizeEstimate` answers: the data's bytes and its size-median user key (null: no data). */
+/** What `sizeEstimate` answers: the data's bytes and stored versions, and its size-median user key (null: no data). */
 export interface SizeEstimate {
   readonly bytes: number;
+  readonly versions: number;
   readonly medianKey: Uint8Array | null;
 }
 
@@ -337,6 +338,8 @@ export class MvccStore {
   private outsideBoundsNext: Uint8Array | null = null;
   /** The compaction pass under way: its compaction and where its next step starts. */
   private compactionPass: { readonly versions: CompactedVersions; next: Uint8Array } | null = null;
+  /** Engine operations written since the store opened (applies, removals, restores): see `changedOps`. */
+  private writtenOps = 0;
 
   constructor(
     private readonly kv: OrderedKv,
@@ -476,6 +479,7 @@ export class MvccStore {
       });
       this.stageState(pending, before, state);
       this.kv.write(pending);
+      this.writtenOps += pending.size;
       this.newestVersions.committed(pending);
       this.state = state;
       if (outcomes.some((outcome) => outcome?.split !== undefined)) {
@@ -665,6 +669,7 @@ export class MvccStore {
       view.release();
     }
     this.kv.write(batch);
+    this.writtenOps += batch.size;
     this.newestVersions.committed(batch);
     return this.removalPending;
   }
@@ -762,6 +767,7 @@ export class MvccStore {
     try {
       const checkpoints: { readonly below: number; readonly dataKey: Uint8Array }[] = [];
       let bytes = 0;
+      let versions = 0;
       let nextCheckpoint = 0;
       let inStep = 0;
       for (const { key, value } of view.scan(inside.start, inside.end)) {
@@ -770,6 +776,7 @@ export class MvccStore {
           nextCheckpoint = bytes + SIZE_CHECKPOINT_BYTES;
         }
         bytes += key.length + value.length;
+        versions++;
         if (++inStep >= versionsPerStep) {
           inStep = 0;
           yield;
@@ -778,11 +785,21 @@ export class MvccStore {
       const median = checkpoints.find((checkpoint) => checkpoint.below * 2 >= bytes) ?? checkpoints.at(-1);
       return {
         bytes,
+        versions,
         medianKey: median === undefined ? null : this.layout.parseDataKey(median.dataKey).userKey,
       };
     } finally {
       view.release();
     }
+  }
+
+  /**
+   * How much the stored data has changed: engine operations written since the store opened
+   * (each apply's, removal step's and restore's). Only differences mean anything: a size
+   * measured when this was N still holds while it stays near N.
+   */
+  changedOps(): number {
+    return this.writtenOps;
   }
 
   /** The member table's records, by id (who is a voter or learner is Raft's ConfState). */
@@ -870,6 +887,7 @@ export class MvccStore {
       }
       for (const { key, value } of pairs) batch.put(concatBytes(this.layout.namespace, key), value);
       this.kv.write(batch);
+      this.writtenOps += batch.size;
       this.newestVersions.clear();
       this.state = restored;
       this.physicallyCompacted = physicallyCompacted;

@@ -465,6 +465,11 @@ export class Replica {
     return this.stateMachine.sizeEstimateSteps(versionsPerStep);
   }
 
+  /** How much this replica's stored data changed since it opened (MvccStore.changedOps). */
+  changedOps(): number {
+    return this.stateMachine.changedOps();
+  }
+
   /** etcd's HashKV of this replica's applied state, continued from `seed` (MvccStore.hashKv; throws KvError). */
   hashKv(revision = 0n, seed = 0): KvHash {
     return this.stateMachine.hashKv(revision, seed);

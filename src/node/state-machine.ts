@@ -147,6 +147,10 @@ export class ReplicaStateMachine {
     return this.store.sizeEstimateSteps(versionsPerStep);
   }
 
+  changedOps(): number {
+    return this.store.changedOps();
+  }
+
   hashKv(revision: bigint, seed: number): KvHash {
     return this.store.hashKv(revision, seed);
   }

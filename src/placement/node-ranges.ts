@@ -143,6 +143,8 @@ export interface MeasuredSize extends SizeEstimate {
   readonly at: number;
   /** Milliseconds the measurement's steps ran (the scan's cost, not the waits between steps). */
   readonly costMs: number;
+  /** The replica's changedOps when the measurement began. */
+  readonly changedOps: number;
 }
 
 /**
@@ -154,10 +156,29 @@ export interface MeasuredSize extends SizeEstimate {
  */
 export const SIZE_MEASUREMENT_COST_RATIO = 500;
 
-/** Whether a range last measured as `known` (undefined: never) is due for a new measurement at `now`. */
-export function sizeMeasurementDue(known: MeasuredSize | undefined, now: number, refreshMs: number): boolean {
+/**
+ * A range is measured again only once operations numbering this share of its stored versions
+ * were written since (MvccStore.changedOps), so a range nobody writes to is not scanned again
+ * and again for the size it had: after the benchmark's load, the meta leader's one scan of an
+ * idle range that held its history ran 1.2 s of CPU.
+ */
+export const SIZE_MEASUREMENT_CHANGE_SHARE = 0.05;
+
+/**
+ * Whether a range last measured as `known` (undefined: never) is due for a new measurement at
+ * `now`, its replica's changedOps being `changedOps`.
+ */
+export function sizeMeasurementDue(
+  known: MeasuredSize | undefined,
+  now: number,
+  refreshMs: number,
+  changedOps: number,
+): boolean {
   if (known === undefined) return true;
-  return now - known.at >= Math.max(refreshMs, known.costMs * SIZE_MEASUREMENT_COST_RATIO);
+  if (now - known.at < Math.max(refreshMs, known.costMs * SIZE_MEASUREMENT_COST_RATIO)) return false;
+  // A replica hosted anew (destroyed and hosted again) counts its changes from zero again.
+  if (changedOps < known.changedOps) return true;
+  return changedOps - known.changedOps >= Math.max(1, known.versions * SIZE_MEASUREMENT_CHANGE_SHARE);
 }
 
 /**
@@ -721,8 +742,8 @@ export class NodeRanges {
 
   /**
    * Sizes for size splits, measured on this node's replica (one scan of its stored versions)
-   * at most once per `sizeRefreshMs` per range, and less often when the scans are costly
-   * (sizeMeasurementDue). A size that is due is measured in steps on the
+   * at most once per `sizeRefreshMs` per range, less often when the scans are costly, and not
+   * again while little was written to it (sizeMeasurementDue). A size that is due is measured in steps on the
    * node's timers (SIZE_SCAN_VERSIONS_PER_STEP), so meanwhile, and before the first
    * measurement ends, the last one (or none) is answered.
    */
@@ -731,9 +752,10 @@ export class NodeRanges {
     const measured = (rangeId: number): MeasuredSize | undefined => {
       const now = this.options.monotonicClock();
       const known = this.sizes.get(rangeId);
-      if (!sizeMeasurementDue(known, now, refreshMs)) return known;
       const replica = this.host.replica(rangeId);
-      if (replica !== undefined) this.measureInSteps(replica, now);
+      if (replica === undefined || !sizeMeasurementDue(known, now, refreshMs, replica.changedOps()))
+        return known;
+      this.measureInSteps(replica, now);
       return known;
     };
     return {
@@ -752,6 +774,7 @@ export class NodeRanges {
     const { rangeId } = replica;
     if (this.stopped || this.measuring.has(rangeId)) return;
     const steps = replica.sizeEstimateSteps(SIZE_SCAN_VERSIONS_PER_STEP);
+    const changedOps = replica.changedOps();
     this.measuring.set(rangeId, steps);
     let costMs = 0;
     const step = (): void => {
@@ -772,7 +795,7 @@ export class NodeRanges {
         return;
       }
       this.measuring.delete(rangeId);
-      this.sizes.set(rangeId, { at: startedAt, costMs, ...next.value });
+      this.sizes.set(rangeId, { at: startedAt, costMs, changedOps, ...next.value });
     };
     step();
   }

@@ -1,7 +1,8 @@
 // Splits by size: MvccStore.sizeEstimate against the bytes written, the same measurement in
 // steps (what a node runs, so a large range's scan does not stall its requests), when a node
-// measures a range again (sizeMeasurementDue), and a one-node store whose range grows past
-// maxRangeBytes splitting by itself at its size median.
+// measures a range again (sizeMeasurementDue: time, the last scan's cost, the changes since),
+// and a one-node store whose range grows past maxRangeBytes splitting by itself at its size
+// median.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,29 +12,66 @@ import { Concord } from "../../src/api/index.js";
 import { putRequest } from "../../src/kv/commands.js";
 import { MemoryOrderedKv } from "../../src/kv/memory-engine.js";
 import { MvccStore } from "../../src/kv/store.js";
-import { SIZE_MEASUREMENT_COST_RATIO, sizeMeasurementDue } from "../../src/placement/node-ranges.js";
+import {
+  SIZE_MEASUREMENT_CHANGE_SHARE,
+  SIZE_MEASUREMENT_COST_RATIO,
+  sizeMeasurementDue,
+} from "../../src/placement/node-ranges.js";
 import { text, waitFor } from "../api/helpers.js";
 
 const bytes = (value: string): Uint8Array => new TextEncoder().encode(value);
 
-test("a range is measured again after the refresh interval, or 500 times its last scan's running time if longer", () => {
-  const measured = (at: number, costMs: number) => ({ at, costMs, bytes: 1, medianKey: null });
+test("a range is measured again after the refresh interval (or 500 times its last scan's running time if longer), once a twentieth of its versions changed", () => {
+  const measured = (at: number, costMs: number, versions = 1_000) => ({
+    at,
+    costMs,
+    bytes: 1,
+    versions,
+    medianKey: null,
+    changedOps: 10,
+  });
   assert.equal(SIZE_MEASUREMENT_COST_RATIO, 500);
-  assert.equal(sizeMeasurementDue(undefined, 0, 30_000), true, "never measured");
-  assert.equal(sizeMeasurementDue(measured(1_000, 2), 30_999, 30_000), false);
+  assert.equal(SIZE_MEASUREMENT_CHANGE_SHARE, 0.05);
+  const changed = 10 + 50;
+  assert.equal(sizeMeasurementDue(undefined, 0, 30_000, 0), true, "never measured");
+  assert.equal(sizeMeasurementDue(measured(1_000, 2), 30_999, 30_000, changed), false);
   assert.equal(
-    sizeMeasurementDue(measured(1_000, 2), 31_000, 30_000),
+    sizeMeasurementDue(measured(1_000, 2), 31_000, 30_000, changed),
     true,
     "a cheap scan: the refresh decides",
   );
-  assert.equal(sizeMeasurementDue(measured(1_000, 400), 31_000, 30_000), false);
-  assert.equal(sizeMeasurementDue(measured(1_000, 400), 200_999, 30_000), false);
-  assert.equal(sizeMeasurementDue(measured(1_000, 400), 201_000, 30_000), true, "a 400 ms scan: 200 s later");
+  assert.equal(sizeMeasurementDue(measured(1_000, 400), 31_000, 30_000, changed), false);
+  assert.equal(sizeMeasurementDue(measured(1_000, 400), 200_999, 30_000, changed), false);
+  assert.equal(
+    sizeMeasurementDue(measured(1_000, 400), 201_000, 30_000, changed),
+    true,
+    "a 400 ms scan: 200 s later",
+  );
+  assert.equal(
+    sizeMeasurementDue(measured(1_000, 2), 31_000, 30_000, changed - 1),
+    false,
+    "under a twentieth changed",
+  );
+  assert.equal(
+    sizeMeasurementDue(measured(1_000, 2), 99_000, 30_000, 10),
+    false,
+    "nothing written: never again",
+  );
+  assert.equal(
+    sizeMeasurementDue(measured(1_000, 2, 0), 31_000, 30_000, 11),
+    true,
+    "an empty range: any write",
+  );
+  assert.equal(
+    sizeMeasurementDue(measured(1_000, 2), 31_000, 30_000, 3),
+    true,
+    "a replica hosted anew counts from zero",
+  );
 });
 
 test("sizeEstimate counts every stored version and finds the key with half the bytes below it", () => {
   const store = new MvccStore(new MemoryOrderedKv());
-  assert.deepEqual(store.sizeEstimate(), { bytes: 0, medianKey: null });
+  assert.deepEqual(store.sizeEstimate(), { bytes: 0, versions: 0, medianKey: null });
   const value = new Uint8Array(10_000);
   for (let i = 0; i < 100; i++) {
     store.apply(i + 1, {
@@ -43,8 +81,10 @@ test("sizeEstimate counts every stored version and finds the key with half the b
       command: putRequest({ key: bytes(`s/${String(i).padStart(3, "0")}`), value }),
     });
   }
-  const { bytes: total, medianKey } = store.sizeEstimate();
+  const { bytes: total, versions, medianKey } = store.sizeEstimate();
   assert.ok(total >= 100 * 10_000 && total < 100 * 10_200, `bytes ${total}`);
+  assert.equal(versions, 100);
+  assert.ok(store.changedOps() >= 100, "every put changed the store");
   const index = Number(text(medianKey ?? undefined)?.slice(2));
   assert.ok(index >= 40 && index <= 60, `median key index ${index}`);
 });
