@@ -280,7 +280,10 @@ function refusedWith(before: StoreState, code: KvErrorCode): Executed {
   return executedOn(before, new WriteBatch(), { revision: before.revision, response: errorResponse(code) });
 }
 
-/** What `sizeEstimate` answers: the data's bytes and stored versions, and its size-median user key (null: no data). */
+/**
+ * What `sizeEstimate` answers: the data's bytes and stored versions, and its size-median user
+ * key (null: no data).
+ */
 export interface SizeEstimate {
   readonly bytes: number;
   readonly versions: number;

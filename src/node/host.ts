@@ -14,10 +14,9 @@
  * requests, durability reports) are queued and fed to the cores at the start of the next
  * turn, so a core is never touched between its `ready()` and `advance()`; a durability report
  * that arrives with no turn running goes to its core at once, and asks for a turn only if
- * that gives the core work (Replica.durable). Turns run back to
- * back while work remains, never two at once; requests made together (in one synchronous
- * stretch — with `deferTurn` set to setImmediate, as Concord.open does, in one event-loop
- * pass) share the next turn.
+ * that gives the core work (Replica.durable). Turns run back to back while work remains,
+ * never two at once; requests made together (in one synchronous stretch — with `deferTurn`
+ * set to setImmediate, as Concord.open does, in one event-loop pass) share the next turn.
  *
  * Quiescence: only awake replicas are fed and asked for a Ready; a replica whose Raft group
  * quiesced with nothing pending goes dormant until a message, a request or a report arrives

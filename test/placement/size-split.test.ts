@@ -22,51 +22,33 @@ import { text, waitFor } from "../api/helpers.js";
 const bytes = (value: string): Uint8Array => new TextEncoder().encode(value);
 
 test("a range is measured again after the refresh interval (or 500 times its last scan's running time if longer), once a twentieth of its versions changed", () => {
-  const measured = (at: number, costMs: number, versions = 1_000) => ({
-    at,
-    costMs,
-    bytes: 1,
-    versions,
-    medianKey: null,
-    changedOps: 10,
-  });
   assert.equal(SIZE_MEASUREMENT_COST_RATIO, 500);
   assert.equal(SIZE_MEASUREMENT_CHANGE_SHARE, 0.05);
-  const changed = 10 + 50;
   assert.equal(sizeMeasurementDue(undefined, 0, 30_000, 0), true, "never measured");
-  assert.equal(sizeMeasurementDue(measured(1_000, 2), 30_999, 30_000, changed), false);
-  assert.equal(
-    sizeMeasurementDue(measured(1_000, 2), 31_000, 30_000, changed),
-    true,
-    "a cheap scan: the refresh decides",
-  );
-  assert.equal(sizeMeasurementDue(measured(1_000, 400), 31_000, 30_000, changed), false);
-  assert.equal(sizeMeasurementDue(measured(1_000, 400), 200_999, 30_000, changed), false);
-  assert.equal(
-    sizeMeasurementDue(measured(1_000, 400), 201_000, 30_000, changed),
-    true,
-    "a 400 ms scan: 200 s later",
-  );
-  assert.equal(
-    sizeMeasurementDue(measured(1_000, 2), 31_000, 30_000, changed - 1),
-    false,
-    "under a twentieth changed",
-  );
-  assert.equal(
-    sizeMeasurementDue(measured(1_000, 2), 99_000, 30_000, 10),
-    false,
-    "nothing written: never again",
-  );
-  assert.equal(
-    sizeMeasurementDue(measured(1_000, 2, 0), 31_000, 30_000, 11),
-    true,
-    "an empty range: any write",
-  );
-  assert.equal(
-    sizeMeasurementDue(measured(1_000, 2), 31_000, 30_000, 3),
-    true,
-    "a replica hosted anew counts from zero",
-  );
+  // Measured at 1,000 ms with 10 changes counted; 1,000 versions unless said otherwise.
+  const changed = 10 + 50;
+  const cases: [
+    costMs: number,
+    versions: number,
+    now: number,
+    changedOps: number,
+    due: boolean,
+    why: string,
+  ][] = [
+    [2, 1_000, 30_999, changed, false, "before the refresh"],
+    [2, 1_000, 31_000, changed, true, "a cheap scan: the refresh decides"],
+    [400, 1_000, 31_000, changed, false, "a 400 ms scan: not after the refresh"],
+    [400, 1_000, 200_999, changed, false, "a 400 ms scan: not before 200 s"],
+    [400, 1_000, 201_000, changed, true, "a 400 ms scan: 200 s later"],
+    [2, 1_000, 31_000, changed - 1, false, "under a twentieth changed"],
+    [2, 1_000, 99_000, 10, false, "nothing written: never again"],
+    [2, 0, 31_000, 11, true, "an empty range: any write"],
+    [2, 1_000, 31_000, 3, true, "a replica hosted anew counts from zero"],
+  ];
+  for (const [costMs, versions, now, changedOps, due, why] of cases) {
+    const known = { at: 1_000, costMs, bytes: 1, versions, medianKey: null, changedOps: 10 };
+    assert.equal(sizeMeasurementDue(known, now, 30_000, changedOps), due, why);
+  }
 });
 
 test("sizeEstimate counts every stored version and finds the key with half the bytes below it", () => {
