@@ -743,9 +743,9 @@ export class NodeRanges {
   /**
    * Sizes for size splits, measured on this node's replica (one scan of its stored versions)
    * at most once per `sizeRefreshMs` per range, less often when the scans are costly, and not
-   * again while little was written to it (sizeMeasurementDue). A size that is due is measured in steps on the
-   * node's timers (SIZE_SCAN_VERSIONS_PER_STEP), so meanwhile, and before the first
-   * measurement ends, the last one (or none) is answered.
+   * again while little was written to it (sizeMeasurementDue). A size that is due is measured
+   * in steps on the node's timers (SIZE_SCAN_VERSIONS_PER_STEP), so meanwhile, and before the
+   * first measurement ends, the last one (or none) is answered.
    */
   private sizeSource(): RangeSizeSource {
     const refreshMs = this.options.sizeRefreshMs ?? 30_000;
@@ -753,9 +753,9 @@ export class NodeRanges {
       const now = this.options.monotonicClock();
       const known = this.sizes.get(rangeId);
       const replica = this.host.replica(rangeId);
-      if (replica === undefined || !sizeMeasurementDue(known, now, refreshMs, replica.changedOps()))
-        return known;
-      this.measureInSteps(replica, now);
+      if (replica !== undefined && sizeMeasurementDue(known, now, refreshMs, replica.changedOps())) {
+        this.measureInSteps(replica, now);
+      }
       return known;
     };
     return {
