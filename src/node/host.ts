@@ -37,7 +37,7 @@ import {
 import { HybridClock } from "../kv/hlc.js";
 import { MvccStore } from "../kv/store.js";
 import type { ConfState } from "../raft/types.js";
-import { LIVENESS_GROUP, PeerLiveness, livenessMessage } from "./quiesce.js";
+import { LIVENESS_GROUP, PeerLiveness, livenessIntervalTicks, livenessMessage } from "./quiesce.js";
 import { FIRST_RANGE_ID, deleteStoreNamespace } from "./destroy-range.js";
 import { Replica, type ReadyWrite, type ReplicaHost } from "./replica.js";
 import { initialiseSplitRange } from "./split-range.js";
@@ -383,27 +383,31 @@ export class NodeHost {
   }
 
   /**
-   * Once per turn that has ticks: the liveness heartbeat to every peer, the liveness rule, and
-   * (every election timeout's worth of ticks) the dormant replicas' replica-level tick work.
+   * Once per turn that has ticks: the liveness rule and, when their interval comes round, the
+   * liveness messages and (every election timeout's worth of ticks) the dormant replicas'
+   * replica-level tick work.
    */
   private onTicks(ticks: number, now: number): void {
-    if (this.config.quiesce) this.sendLiveness();
+    const before = this.tickCount;
+    this.tickCount += ticks;
+    const crossed = (every: number): boolean =>
+      Math.floor(this.tickCount / every) !== Math.floor(before / every);
+    if (this.config.quiesce && crossed(livenessIntervalTicks(this.config.electionTicks))) this.sendLiveness();
     for (const replica of this.liveness.silentLeaderFollowers(now)) {
       replica.requestWake();
       this.counters.livenessWakeUps++;
       this.wake(replica);
     }
-    const before = this.tickCount;
-    this.tickCount += ticks;
-    const sweepTicks = this.config.electionTicks;
-    if (Math.floor(this.tickCount / sweepTicks) !== Math.floor(before / sweepTicks)) {
+    if (crossed(this.config.electionTicks)) {
       for (const replica of [...this.dormant]) replica.serviceTick(now);
     }
   }
 
   /** Only a node whose leaders quiesce owes its peers liveness messages. */
   private sendLiveness(): void {
-    for (const peer of this.liveness.peers()) {
+    const owed = this.liveness.owedLiveness();
+    if (owed.length === 0) return;
+    for (const peer of owed) {
       this.options.transport.send(peer, {
         groupId: LIVENESS_GROUP,
         from: this.nodeId,
@@ -604,6 +608,7 @@ export class NodeHost {
       else batch.push(m);
     }
     for (const [peer, batch] of byPeer) {
+      this.liveness.spokeTo(peer);
       this.options.transport.send(peer, {
         groupId: replica.rangeId,
         from: this.nodeId,

@@ -2,17 +2,28 @@
  * The node-level liveness rule that keeps quiesced ranges live.
  *
  * A quiesced follower's election timer stands still, so it cannot notice on its own that its
- * leader died or was cut off. Instead the host sends every peer one small liveness message
- * per tick (on group LIVENESS_GROUP, never a range's group: range ids are positive), and
- * remembers when it last heard anything from each peer — a liveness message or any Raft
- * message. When a peer has been silent for an election timeout, every replica here that its
- * leader on that peer quiesced is woken: its core ticks again, times out and elects a new
- * leader, exactly as an unquiesced follower would have. This file owns that bookkeeping.
+ * leader died or was cut off. Instead the host makes sure every peer hears from it once per
+ * liveness interval (a quarter of an election timeout): a peer it sent no Raft message to
+ * since the last interval gets one small liveness message (on group LIVENESS_GROUP, never a
+ * range's group: range ids are positive). Every host remembers when it last heard anything
+ * from each peer — a liveness message or any Raft message. When a peer has been silent for an
+ * election timeout, every replica here that its leader on that peer quiesced is woken: its
+ * core ticks again, times out and elects a new leader, exactly as an unquiesced follower
+ * would have. This file owns that bookkeeping.
+ *
+ * Why not every tick: an idle member's liveness messages were a third of its CPU, each one
+ * an event-loop wake-up on both ends. Four chances per election timeout still ride out a lost
+ * message or a stalled event loop, and a spurious wake-up costs a few messages, not safety.
  */
 import { message, MessageType, type Message, type NodeId } from "../raft/types.js";
 
 /** The envelope group of liveness messages; ranges are numbered from 1. */
 export const LIVENESS_GROUP = 0;
+
+/** Ticks between liveness messages: four per election timeout, at least one per tick. */
+export function livenessIntervalTicks(electionTicks: number): number {
+  return Math.max(1, Math.floor(electionTicks / 4));
+}
 
 /** One liveness message (a term-0 heartbeat on LIVENESS_GROUP, never stepped into a core). */
 export function livenessMessage(from: NodeId, to: NodeId): Message {
@@ -22,6 +33,8 @@ export function livenessMessage(from: NodeId, to: NodeId): Message {
 /** Who this node talks to, when it last heard from each, and which quiesced followers wait on whom. */
 export class PeerLiveness<Follower = unknown> {
   private readonly knownPeers = new Set<NodeId>();
+  /** Peers sent a Raft message since the last `owedLiveness`: they heard from this node. */
+  private readonly spokenTo = new Set<NodeId>();
   private readonly lastHeard = new Map<NodeId, number>();
   private readonly followersOf = new Map<NodeId, Set<Follower>>();
   private readonly leaderOf = new Map<Follower, NodeId>();
@@ -38,14 +51,23 @@ export class PeerLiveness<Follower = unknown> {
     this.knownPeers.add(peer);
   }
 
+  /** A Raft message went to `peer`: it needs no liveness message this interval. */
+  spokeTo(peer: NodeId): void {
+    this.knownPeers.add(peer);
+    this.spokenTo.add(peer);
+  }
+
+  /** The peers sent nothing since the last call: each is owed a liveness message now. */
+  owedLiveness(): NodeId[] {
+    const owed = [...this.knownPeers].filter((peer) => !this.spokenTo.has(peer));
+    this.spokenTo.clear();
+    return owed;
+  }
+
   /** Anything arrived from `peer` at monotonic time `now`. */
   heard(peer: NodeId, now: number): void {
     this.knownPeers.add(peer);
     this.lastHeard.set(peer, now);
-  }
-
-  peers(): Iterable<NodeId> {
-    return this.knownPeers;
   }
 
   /** `follower` was quiesced by its leader on node `leader`. */

@@ -1,8 +1,9 @@
 // PeerLiveness, the bookkeeping of the node-level liveness rule: followers wait on their
-// leader's node, and are handed back once that node has been silent for the whole window.
+// leader's node, and are handed back once that node has been silent for the whole window;
+// a peer sent a Raft message in an interval is owed no liveness message for it.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { PeerLiveness, livenessMessage } from "../../src/node/quiesce.js";
+import { PeerLiveness, livenessIntervalTicks, livenessMessage } from "../../src/node/quiesce.js";
 import { MessageType } from "../../src/raft/types.js";
 
 test("followers of a silent leader node are woken once; those of a heard one are not", () => {
@@ -37,10 +38,24 @@ test("a leader never heard from counts as silent; peers are those heard from or 
   assert.deepEqual(liveness.silentLeaderFollowers(0), ["orphan"]);
   liveness.addPeer(5);
   liveness.heard(6, 0);
-  assert.deepEqual([...liveness.peers()].sort(), [5, 6]);
+  assert.deepEqual(liveness.owedLiveness().sort(), [5, 6]);
   assert.throws(() => new PeerLiveness(0), /positive number of milliseconds/);
   const m = livenessMessage(1, 5);
   assert.equal(m.type, MessageType.Heartbeat);
   assert.equal(m.term, 0);
   assert.deepEqual([m.from, m.to], [1, 5]);
+});
+
+test("a peer sent a Raft message in an interval is owed no liveness message for that interval", () => {
+  const liveness = new PeerLiveness<string>(1_000);
+  liveness.addPeer(2);
+  liveness.addPeer(3);
+  liveness.spokeTo(3);
+  liveness.spokeTo(4);
+  assert.deepEqual(liveness.owedLiveness(), [2]);
+  assert.deepEqual(liveness.owedLiveness().sort(), [2, 3, 4], "each interval starts owing everyone");
+});
+
+test("four liveness intervals per election timeout, never less than a tick", () => {
+  assert.deepEqual([1, 3, 4, 10, 11, 40].map(livenessIntervalTicks), [1, 1, 1, 2, 2, 10]);
 });

@@ -51,13 +51,16 @@ async function quietCluster(): Promise<{ cluster: TestCluster; leaders: Map<numb
 
 test("200 idle ranges go quiet, and a write wakes only its own range", async () => {
   const { cluster, leaders } = await quietCluster();
+  // One liveness interval for the last Raft messages to go by (they stand in for liveness).
+  await cluster.tick(2);
   const sentBefore = messagesSent(cluster);
   const livenessBefore = sum(cluster, (id) => cluster.host(id).counters.livenessSent);
   await cluster.tick(50);
   assert.equal(messagesSent(cluster) - sentBefore, 0, "no Raft message in 50 idle ticks");
   const liveness = sum(cluster, (id) => cluster.host(id).counters.livenessSent) - livenessBefore;
-  // One per peer per tick: 3 nodes x 2 peers x 50 ticks, whatever the number of ranges.
-  assert.equal(liveness, 300);
+  // One per peer per liveness interval (2 ticks: a quarter of the 10-tick election timeout):
+  // 3 nodes x 2 peers x 25 intervals, whatever the number of ranges.
+  assert.equal(liveness, 150);
   assert.ok(allDormant(cluster));
   assert.deepEqual(agreedLeaders(cluster), leaders, "no leader changed while quiet");
 
@@ -76,6 +79,27 @@ test("200 idle ranges go quiet, and a write wakes only its own range", async () 
   assert.ok(wakeUps > 0 && wakeUps <= 9, `wake-ups: ${wakeUps}`);
   const sent = messagesSent(cluster) - sentBeforeWrite;
   assert.ok(sent > 0 && sent <= 20, `messages for one write: ${sent}`);
+  cluster.assertHealthy();
+  await cluster.shutdown();
+});
+
+test("a peer that hears Raft messages from a node gets no liveness messages from it", async () => {
+  const { cluster, leaders } = await quietCluster();
+  // A leader holding a lease does not quiesce: it heartbeats both followers every tick, and
+  // they answer it. Only the two followers still owe each other liveness messages.
+  const leader = leaders.get(1)!;
+  const granted = track(cluster.replica(leader, 1).propose(leaseGrantRequest(60)));
+  await cluster.runUntil(() => granted.settled, "the lease grant");
+  assert.equal(granted.error, undefined);
+  await cluster.tick(4);
+  const livenessOf = (id: NodeId): number => cluster.host(id).counters.livenessSent;
+  const before = new Map(cluster.ids.map((id) => [id, livenessOf(id)]));
+  await cluster.tick(20);
+  for (const id of cluster.ids) {
+    // 10 liveness intervals of 2 ticks; a follower owes one per interval to the other follower.
+    assert.equal(livenessOf(id) - before.get(id)!, id === leader ? 0 : 10, `liveness sent by node ${id}`);
+  }
+  assert.deepEqual(agreedLeaders(cluster), leaders, "no leader changed");
   cluster.assertHealthy();
   await cluster.shutdown();
 });
