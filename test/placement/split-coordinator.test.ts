@@ -245,8 +245,8 @@ test("concurrent recoveries of one crashed split both end in the layout", async 
   await checkSplitLayout(catalog, ranges, 3);
 });
 
-// SplitLoop: cycles only on the meta leader, recover first, then the policy's plans; one cycle
-// at a time on injected timers; stop leaves no timer.
+// SplitLoop: cycles only on the meta leader, recover first, then the policy's plans; one
+// catalog read per quiet cycle; one cycle at a time on injected timers; stop leaves no timer.
 
 /** Lets promises run until `predicate` holds (bounded). */
 async function until(predicate: () => boolean, what: string): Promise<void> {
@@ -320,6 +320,30 @@ test("the loop recovers a crashed split before planning", async () => {
   );
   const report = await loop.runCycle();
   assert.equal(report.recovered.length, 1);
+  await checkSplitLayout(catalog, ranges, 3);
+});
+
+test("a cycle reads the catalog once unless something in it acts", async () => {
+  const leader = { value: true };
+  const { catalog, ranges, loop, hotSecond } = await loopSetup(leader);
+  const read = catalog.snapshot.bind(catalog);
+  let reads = 0;
+  catalog.snapshot = () => {
+    reads += 1;
+    return read();
+  };
+  const quiet = await loop.runCycle();
+  assert.deepEqual([quiet.recovered, quiet.split, quiet.merged], [[], [], []]);
+  assert.equal(reads, 1, "one read for recovery and planning alike");
+  await assert.rejects(
+    new SplitCoordinator(new CrashingProcess(catalog, ranges, "save-fenced")).split(2, b("t")),
+  );
+  for (let s = 0; s < 16; s++) hotSecond();
+  reads = 0;
+  const busy = await loop.runCycle();
+  assert.equal(busy.recovered.length, 1);
+  // The recovery's own reads, then a fresh read for planning after it acted.
+  assert.ok(reads > 2, `catalog reads in a cycle that recovered: ${reads}`);
   await checkSplitLayout(catalog, ranges, 3);
 });
 

@@ -1,8 +1,8 @@
 // RouteWatcher over an in-memory meta range on virtual time: deltas applied straight from the
-// watch (no time passes), polling alone when there is no watch, a full reload when deltas are
-// gone, a cancelled or failing watch reopened by the next poll, random saves followed exactly,
-// undecodable or gapped deltas from the watch answered by a refresh, and a stop that leaves
-// no timer behind.
+// watch (no time passes), rare polls while watching, polling alone when there is no watch, a
+// full reload when deltas are gone, a cancelled or failing watch reopened by the next poll,
+// random saves followed exactly, undecodable or gapped deltas from the watch answered by a
+// refresh, and a stop that leaves no timer behind.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
@@ -12,7 +12,7 @@ import { RouteCatalog } from "../../src/placement/catalog/catalog.js";
 import { encodeDelta } from "../../src/placement/catalog/codec.js";
 import { MemoryMetaKv } from "../../src/placement/catalog/memory-meta-kv.js";
 import type { MetaRangeWatch } from "../../src/placement/catalog/meta-kv.js";
-import { RouteWatcher } from "../../src/placement/routes/watcher.js";
+import { RouteWatcher, type CatalogSource } from "../../src/placement/routes/watcher.js";
 import { RecordingLogger, VirtualTime } from "../node/harness.js";
 import { plain, split, validCatalog } from "./arbitraries.js";
 
@@ -43,23 +43,44 @@ class TrackedWatches implements MetaRangeWatch {
   }
 }
 
+const WATCHED_POLL_MS = 5_000;
+
+/** The catalog, counting the reads the watcher makes of it. */
+class CountedCatalog implements CatalogSource {
+  reads = 0;
+  constructor(private readonly catalog: RouteCatalog) {}
+  get keys() {
+    return this.catalog.keys;
+  }
+  snapshot() {
+    this.reads += 1;
+    return this.catalog.snapshot();
+  }
+  deltasSince(version: number) {
+    this.reads += 1;
+    return this.catalog.deltasSince(version);
+  }
+}
+
 async function setup(withWatch: boolean) {
   const kv = new MemoryMetaKv();
   const catalog = new RouteCatalog(kv);
   await catalog.initialize();
+  const counted = new CountedCatalog(catalog);
   const time = new VirtualTime();
   const watches = new TrackedWatches(kv);
   const logger = new RecordingLogger();
   const watcher = new RouteWatcher({
-    catalog,
+    catalog: counted,
     timers: time.timers,
     pollIntervalMs: POLL_MS,
+    watchedPollIntervalMs: WATCHED_POLL_MS,
     logger,
     ...(withWatch ? { watch: watches } : {}),
   });
   watcher.start();
   await until(() => watcher.table.version === 1, "the initial load");
-  return { kv, catalog, time, watches, watcher, logger };
+  return { kv, catalog, counted, time, watches, watcher, logger };
 }
 
 async function matchesCatalog(watcher: RouteWatcher, catalog: RouteCatalog): Promise<void> {
@@ -80,6 +101,19 @@ test("saves reach the table through the watch, with no time passing", async () =
   await watcher.stop();
   assert.equal(time.pendingTimers, 0);
   assert.equal(watcher.counters.errors, 0);
+});
+
+test("while the watch is open the catalog is polled at the watched interval only", async () => {
+  const { catalog, counted, watcher, time } = await setup(true);
+  const readsAfterLoad = counted.reads;
+  for (let i = 0; i < 9; i++) time.advance(POLL_MS);
+  assert.equal(counted.reads, readsAfterLoad, "no poll before the watched interval");
+  time.advance(POLL_MS);
+  await until(() => counted.reads > readsAfterLoad, "one poll at the watched interval");
+  await catalog.save(1, split(["m"], 2));
+  await until(() => watcher.table.version === 2, "version 2 from the watch");
+  await watcher.stop();
+  assert.equal(time.pendingTimers, 0);
 });
 
 test("without a watch the table follows by polling", async () => {

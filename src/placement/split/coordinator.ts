@@ -216,13 +216,14 @@ export class SplitCoordinator {
    * each active route whose range is fenced or already split (one describe per route). A
    * route the catalog shows write-fenced whose range is neither fenced nor split is set back
    * to active. One route's failure does not stop the others. Migrating routes (a merge under
-   * way) are the merge coordinator's.
+   * way) are the merge coordinator's. `snapshot`: a catalog read the caller just made (default:
+   * a fresh one).
    */
-  async recover(): Promise<RecoveryReport> {
+  async recover(snapshot?: CatalogSnapshot): Promise<RecoveryReport> {
     return recoverRoutes(
-      await this.catalog.snapshot(),
+      snapshot ?? (await this.catalog.snapshot()),
       (route) => route.state === "active" || route.state === "write-fenced",
-      (route, first) => this.rollForward(route.routeId, null, first, "recovered"),
+      (route, read) => this.rollForward(route.routeId, null, read, "recovered"),
       () => (this.counters.failures += 1),
     );
   }

@@ -13,6 +13,7 @@ import type { CatalogSnapshot } from "../catalog/catalog.js";
 import type { SplitCoordinator, SplitResult } from "./coordinator.js";
 import type { MergeCoordinator, MergeResult } from "./merge-coordinator.js";
 import type { RangeCandidate, SplitPolicy } from "./policy.js";
+import type { RecoveryPass } from "./route-edits.js";
 
 export interface SplitLoopOptions {
   readonly coordinator: SplitCoordinator;
@@ -142,14 +143,21 @@ export class SplitLoop {
       this.logger.warn({ ...fields, error: String(error) }, what);
     };
     try {
+      // One catalog read serves the whole cycle until something in it acts: each read is a
+      // linearizable read of the meta range, which wakes it from quiescence. A step that
+      // acts reads the catalog again itself, and its save is checked against the version.
+      const read = (): Promise<CatalogSnapshot> => coordinator.catalog.snapshot();
+      let snapshot = await read();
       // Splits first: a merge held up by its left neighbour's split goes on once that is done.
-      const splits = await coordinator.recover();
+      const splits = await coordinator.recover(snapshot);
       for (const { routeId, error } of splits.failed) failed(error, "split recovery failed", { routeId });
       for (const result of splits.completed) this.madeSplit(result, report.recovered);
-      const merges = await mergeCoordinator.recover();
+      if (actedOn(splits)) snapshot = await read();
+      const merges = await mergeCoordinator.recover(snapshot);
       for (const { routeId, error } of merges.failed) failed(error, "merge recovery failed", { routeId });
       for (const result of merges.completed) this.madeMerge(result, report.mergesRecovered);
-      const plans = policy.evaluate(clock(), candidates(await coordinator.catalog.snapshot()));
+      if (actedOn(merges)) snapshot = await read();
+      const plans = policy.evaluate(clock(), candidates(snapshot));
       this.counters.planned += plans.length;
       for (const plan of plans) {
         if (!this.leading()) break;
@@ -160,7 +168,8 @@ export class SplitLoop {
         }
       }
       if (this.options.autoMerge === false || this.mergesPerCycle === 0 || !this.leading()) return report;
-      const mergePlans = policy.mergeCandidates(clock(), candidates(await coordinator.catalog.snapshot()));
+      if (plans.length > 0) snapshot = await read();
+      const mergePlans = policy.mergeCandidates(clock(), candidates(snapshot));
       this.counters.mergesPlanned += mergePlans.length;
       for (const plan of mergePlans.slice(0, this.mergesPerCycle)) {
         if (!this.leading()) break;
@@ -191,6 +200,11 @@ export class SplitLoop {
     this.counters.merges += 1;
     this.options.policy.recordMerge(this.options.clock(), result.merged.groupId, result.removed.groupId);
   }
+}
+
+/** Whether a recovery pass finished or failed anything (either may have saved to the catalog). */
+function actedOn(pass: RecoveryPass<unknown>): boolean {
+  return pass.completed.length > 0 || pass.failed.length > 0;
 }
 
 function candidates(snapshot: CatalogSnapshot): RangeCandidate[] {

@@ -180,13 +180,14 @@ export class MergeCoordinator {
   /**
    * Rolls forward every merge left half-done: each route the catalog shows migrating-source and
    * each active route (but the first) whose range is merge-fenced (one describe per route). One
-   * route's failure does not stop the others.
+   * route's failure does not stop the others. `snapshot`: a catalog read the caller just made
+   * (default: a fresh one).
    */
-  async recover(): Promise<MergeRecoveryReport> {
+  async recover(snapshot?: CatalogSnapshot): Promise<MergeRecoveryReport> {
     return recoverRoutes(
-      await this.catalog.snapshot(),
+      snapshot ?? (await this.catalog.snapshot()),
       (route) => route.state === "migrating-source" || (route.state === "active" && route.start.length > 0),
-      (route, first) => this.rollForward(route, first, "recovered", false),
+      (route, read) => this.rollForward(route, read, "recovered", false),
       () => (this.counters.failures += 1),
     );
   }

@@ -33,29 +33,30 @@ export interface RecoveryPass<T> {
 }
 
 /**
- * Rolls forward every route of `snapshot` that `candidate` picks, one at a time: the first gets
- * `snapshot` itself, later ones read a fresh catalog (null), since earlier ones may have saved.
+ * Rolls forward every route of `snapshot` that `candidate` picks, one at a time, each from
+ * `snapshot`. When an earlier route saved, a later one's save fails its version check and it
+ * reads the catalog again, as in a race with another coordinator. Why not a fresh read per
+ * route: the loop recovers every cycle, and a read per route is a linearizable read of the
+ * meta range per range per second, nearly always to find nothing to do.
  * One route's failure (counted by `failure`) does not stop the others.
  */
 export async function recoverRoutes<T>(
   snapshot: CatalogSnapshot,
   candidate: (route: RouteDescriptor) => boolean,
-  rollForward: (route: RouteDescriptor, first: CatalogSnapshot | null) => Promise<T | null>,
+  rollForward: (route: RouteDescriptor, snapshot: CatalogSnapshot) => Promise<T | null>,
   failure: () => void,
 ): Promise<RecoveryPass<T>> {
   const completed: T[] = [];
   const failed: { routeId: number; error: unknown }[] = [];
-  let first: CatalogSnapshot | null = snapshot;
   for (const route of snapshot.routes) {
     if (!candidate(route)) continue;
     try {
-      const result = await rollForward(route, first);
+      const result = await rollForward(route, snapshot);
       if (result !== null) completed.push(result);
     } catch (error) {
       failure();
       failed.push({ routeId: route.routeId, error });
     }
-    first = null;
   }
   return { completed, failed };
 }
