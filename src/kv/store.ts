@@ -462,7 +462,7 @@ export class MvccStore {
       const reader = new BatchOverlay(view, pending);
       const newestVersion: NewestVersionLookup = (userKey, own) => {
         const prefix = this.layout.versionsPrefix(userKey);
-        const pair = this.newestVersions.newestVersion(view, [own, pending], prefix);
+        const pair = this.newestVersions.newestVersion(view, [own, pending], prefix, true);
         return pair === undefined ? undefined : decodeStoredVersion(pair.value);
       };
       const before = this.state;
@@ -494,7 +494,7 @@ export class MvccStore {
       if (outcomes.some((outcome) => outcome?.merge !== undefined)) {
         this.physicallyCompacted = 0n;
         this.compactionPass = null;
-        this.newestVersions.clear();
+        this.newestVersions.reset();
       }
       return outcomes;
     } finally {
@@ -891,7 +891,7 @@ export class MvccStore {
       for (const { key, value } of pairs) batch.put(concatBytes(this.layout.namespace, key), value);
       this.kv.write(batch);
       this.writtenOps += batch.size;
-      this.newestVersions.clear();
+      this.newestVersions.reset();
       this.state = restored;
       this.physicallyCompacted = physicallyCompacted;
       this.compactionPass = null;

@@ -13,7 +13,12 @@ import type { OrderedKv } from "../../src/kv/engine.js";
 import { KeyLayout } from "../../src/kv/keys.js";
 import { MemoryOrderedKv } from "../../src/kv/memory-engine.js";
 import type { CommandResponse, KeyValue } from "../../src/kv/results.js";
-import { MvccStore, type ApplyOutcome, type MvccStoreOptions } from "../../src/kv/store.js";
+import {
+  MvccStore,
+  type ApplyOutcome,
+  type MvccSnapshot,
+  type MvccStoreOptions,
+} from "../../src/kv/store.js";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -107,6 +112,13 @@ export function kvText(kv: KeyValue): string {
 /** The keys a range read returns, as text. */
 export function keys(h: Harness, key: string, rangeEnd: Uint8Array, revision = 0n): string[] {
   return h.store.range(rangeRequest({ key: b(key), rangeEnd, revision })).kvs.map((kv) => s(kv.key));
+}
+
+/** Every chunk of a store snapshot. */
+export async function collect(snapshot: MvccSnapshot): Promise<Uint8Array[]> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of snapshot) chunks.push(chunk);
+  return chunks;
 }
 
 /** One key read as `kvText`, or undefined when absent. */

@@ -8,14 +8,7 @@ import fc from "fast-check";
 import { DecodeError, concatBytes } from "../../src/kv/bytes.js";
 import { compactRequest, deleteRangeRequest, putRequest, rangeRequest } from "../../src/kv/commands.js";
 import { MemoryOrderedKv } from "../../src/kv/memory-engine.js";
-import type { MvccSnapshot } from "../../src/kv/store.js";
-import { FROM_KEY, Harness, b, dump, kvText } from "./helpers.js";
-
-async function collect(snapshot: MvccSnapshot): Promise<Uint8Array[]> {
-  const chunks: Uint8Array[] = [];
-  for await (const chunk of snapshot) chunks.push(chunk);
-  return chunks;
-}
+import { FROM_KEY, Harness, b, collect, dump, kvText } from "./helpers.js";
 
 /** A store with history, tombstones, a compaction and dedup records of seven clients. */
 function populated(keys: number): Harness {

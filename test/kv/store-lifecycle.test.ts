@@ -5,7 +5,7 @@ import { describe, it } from "node:test";
 import { compactRequest, deleteRangeRequest, putRequest, rangeRequest } from "../../src/kv/commands.js";
 import { MemoryOrderedKv } from "../../src/kv/memory-engine.js";
 import { MvccStore } from "../../src/kv/store.js";
-import { FROM_KEY, Harness, b, dataDump, get, keys, kvText } from "./helpers.js";
+import { FROM_KEY, Harness, b, collect, dataDump, get, keys, kvText } from "./helpers.js";
 
 describe("Compact (etcd semantics)", () => {
   it("keeps the newest version at or below the revision and every later one; drops the rest", () => {
@@ -140,6 +140,37 @@ describe("store life cycle", () => {
     assert.equal(reopened.revision, 41n);
     assert.equal(reopened.compactedRevision, 41n);
     assert.deepEqual(reopened.range(rangeRequest({ key: b("a") })).kvs.map(kvText), ["a=2 c40 m41 v2 l0"]);
+  });
+
+  it("a reopened or restored store's puts find the versions it did not write itself", async () => {
+    // An index that remembers one version: puts look for the others through the set of keys
+    // with a version, which the first apply after opening or restoring loads from the engine.
+    const forgetful = { newestVersions: { maxEntries: 1, maxBytes: 64, maxKnownKeys: 1_000 } };
+    /** Puts as a client of its own, at the store's next entry index. */
+    const putter = (store: MvccStore, clientId: string) => {
+      let sequence = 0;
+      return (key: string, value: string): void => {
+        sequence += 1;
+        const command = putRequest({ key: b(key), value: b(value) });
+        store.apply(store.appliedIndex + 1, { clientId, sequence, timestamp: 0n, command });
+      };
+    };
+    const source = new Harness(forgetful);
+    source.ok(putRequest({ key: b("a"), value: b("1") }), "put");
+    source.ok(putRequest({ key: b("a"), value: b("2") }), "put");
+    source.ok(putRequest({ key: b("b"), value: b("1") }), "put");
+    const reopened = new Harness(forgetful, source.kv);
+    putter(reopened.store, "reopened")("a", "3");
+    assert.equal(get(reopened, "a"), "a=3 c1 m4 v3 l0");
+    const restored = new Harness(forgetful);
+    restored.ok(putRequest({ key: b("c"), value: b("1") }), "put");
+    await restored.store.restore(await collect(reopened.store.snapshot()));
+    const put = putter(restored.store, "restored");
+    put("a", "4");
+    put("c", "2");
+    assert.deepEqual(keys(restored, "a", FROM_KEY), ["a", "b", "c"]);
+    assert.equal(get(restored, "a"), "a=4 c1 m5 v4 l0");
+    assert.equal(get(restored, "c"), "c=2 c6 m6 v1 l0", "c went with the restore: a new key again");
   });
 
   it("refuses an entry index at or below the applied index", () => {
