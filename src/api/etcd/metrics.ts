@@ -57,7 +57,7 @@ const WAL_FSYNC_BUCKETS = exponentialBuckets(0.001, 2, 14);
 /**
  * How often the event-loop delay monitor samples, in ms. prom-client's default of 10 ms wakes an
  * idle member 100 times a second and cost 5.4 ms of CPU per second in a bare Node process on the
- * benchmark machine (0.7 ms at 100 ms): more than half of an idle member's CPU. A stall of d ms
+ * benchmark machine (0.7 ms at 100 ms): about a third of an idle member's CPU. A stall of d ms
  * still shows up in a sample with probability d/100, and always when it is longer.
  */
 const EVENT_LOOP_SAMPLE_MS = 100;

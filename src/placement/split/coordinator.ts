@@ -223,7 +223,7 @@ export class SplitCoordinator {
     return recoverRoutes(
       snapshot ?? (await this.catalog.snapshot()),
       (route) => route.state === "active" || route.state === "write-fenced",
-      (route, read) => this.rollForward(route.routeId, null, read, "recovered"),
+      (route, shared) => this.rollForward(route.routeId, null, shared, "recovered"),
       () => (this.counters.failures += 1),
     );
   }

@@ -187,7 +187,7 @@ export class MergeCoordinator {
     return recoverRoutes(
       snapshot ?? (await this.catalog.snapshot()),
       (route) => route.state === "migrating-source" || (route.state === "active" && route.start.length > 0),
-      (route, read) => this.rollForward(route, read, "recovered", false),
+      (route, shared) => this.rollForward(route, shared, "recovered", false),
       () => (this.counters.failures += 1),
     );
   }
