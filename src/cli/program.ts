@@ -154,6 +154,7 @@ interface StartOptions {
   mergeMaxBytes?: string;
   mergeMaxOps?: string;
   mergeWindows?: string;
+  mergeDelayAfterSplit?: string;
   linearizableReads?: string;
   commitNoticeDelay?: string;
   autoCompactionRetention?: string;

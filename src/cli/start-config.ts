@@ -42,6 +42,7 @@ export interface StartFlags {
   readonly mergeMaxBytes?: string | undefined;
   readonly mergeMaxOps?: string | undefined;
   readonly mergeWindows?: string | undefined;
+  readonly mergeDelayAfterSplit?: string | undefined;
   /** `--linearizable-reads`: lease or read-index. Absent: lease. */
   readonly linearizableReads?: string | undefined;
   /** `--commit-notice-delay`: milliseconds, 0 to 1000. Absent: 20. */
@@ -93,6 +94,10 @@ export const SPLIT_OPTIONS = [
   {
     flags: "--merge-windows <n>",
     description: "... in each of this many one-second windows in a row (default 60)",
+  },
+  {
+    flags: "--merge-delay-after-split <ms>",
+    description: "milliseconds both halves of a split stay apart, however cold (default 300000)",
   },
 ] as const;
 
@@ -371,6 +376,10 @@ export function parseSplitFlags(flags: StartFlags): SplitConfig {
     min: 1,
   });
   const mergeWindows = parseNumberFlag("--merge-windows", flags.mergeWindows, whole);
+  const mergeDelayAfterSplitMs = parseNumberFlag("--merge-delay-after-split", flags.mergeDelayAfterSplit, {
+    integer: true,
+    min: 0,
+  });
   const splitThresholds: SplitPolicyOptions = {
     ...(loadSplitOpsPerSecond === undefined ? {} : { loadSplitOpsPerSecond }),
     ...(loadSplitWindows === undefined ? {} : { loadSplitWindows }),
@@ -381,6 +390,7 @@ export function parseSplitFlags(flags: StartFlags): SplitConfig {
     ...(mergeMaxBytes === undefined ? {} : { mergeMaxBytes }),
     ...(mergeMaxOpsPerSecond === undefined ? {} : { mergeMaxOpsPerSecond }),
     ...(mergeWindows === undefined ? {} : { mergeWindows }),
+    ...(mergeDelayAfterSplitMs === undefined ? {} : { mergeDelayAfterSplitMs }),
   };
   if (!autoSplit && Object.keys(splitThresholds).length > 0) {
     throw new UsageError(
@@ -389,7 +399,7 @@ export function parseSplitFlags(flags: StartFlags): SplitConfig {
   }
   if (!autoMerge && Object.keys(mergeThresholds).length > 0) {
     throw new UsageError(
-      "--merge-max-bytes, --merge-max-ops and --merge-windows have no effect with --auto-merge=false; drop them or the --auto-merge=false",
+      "--merge-max-bytes, --merge-max-ops, --merge-windows and --merge-delay-after-split have no effect with --auto-merge=false; drop them or the --auto-merge=false",
     );
   }
   return { autoSplit, autoMerge, policy: { ...splitThresholds, ...mergeThresholds } };

@@ -48,6 +48,7 @@ test("start --help lists every split flag", async () => {
     "--merge-max-bytes <n>",
     "--merge-max-ops <n>",
     "--merge-windows <n>",
+    "--merge-delay-after-split <ms>",
   ])
     assert.ok(help.stdout.includes(flag), `help names ${flag}:\n${help.stdout}`);
 });

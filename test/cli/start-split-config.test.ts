@@ -80,18 +80,22 @@ test("bad split values are usage errors naming the flag", () => {
 
 test("merge thresholds set their policy options; bad ones are usage errors naming the flag", () => {
   assert.deepEqual(
-    configFor({ mergeMaxBytes: "1048576", mergeMaxOps: "2.5", mergeWindows: "5" }).split.policy,
+    configFor({ mergeMaxBytes: "1048576", mergeMaxOps: "2.5", mergeWindows: "5", mergeDelayAfterSplit: "0" })
+      .split.policy,
     {
       mergeMaxBytes: 1_048_576,
       mergeMaxOpsPerSecond: 2.5,
       mergeWindows: 5,
+      mergeDelayAfterSplitMs: 0,
     },
   );
   assertUsage({ autoMerge: "maybe" }, /^--auto-merge: expected true or false, got "maybe"$/);
   assertUsage({ mergeMaxBytes: "8MiB" }, /^--merge-max-bytes: expected a whole number >= 1/);
   assertUsage({ mergeMaxOps: "0" }, /^--merge-max-ops: expected a number >= 1, got "0"$/);
   assertUsage({ mergeWindows: "1.5" }, /^--merge-windows: expected a whole number >= 1/);
+  assertUsage({ mergeDelayAfterSplit: "-1" }, /^--merge-delay-after-split: expected a whole number >= 0/);
   assertUsage({ autoMerge: "false", mergeWindows: "5" }, /have no effect with --auto-merge=false/);
+  assertUsage({ autoMerge: "false", mergeDelayAfterSplit: "0" }, /have no effect with --auto-merge=false/);
 });
 
 test("thresholds with --auto-split=false are refused: they would change nothing", () => {
@@ -110,5 +114,6 @@ test("the flag names are etcd-style kebab case", () => {
     "merge-max-bytes",
     "merge-max-ops",
     "merge-windows",
+    "merge-delay-after-split",
   ]);
 });

@@ -20,7 +20,7 @@ test("small cold neighbours merge back by themselves", async () => {
     autoSplit: false,
     autoMerge: true,
     // Cold after two one-second windows; no rest after a split or merge.
-    splitPolicy: { mergeWindows: 2, cooldownMs: 0 },
+    splitPolicy: { mergeWindows: 2, cooldownMs: 0, mergeDelayAfterSplitMs: 0 },
     rangeSizeRefreshMs: 50,
   });
   try {

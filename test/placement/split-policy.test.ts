@@ -266,7 +266,11 @@ test("merge plans need the pair's bytes together below mergeMaxBytes (default 8 
 
 test("a merge starts the cooldown of the grown range and forgets the removed one", () => {
   const sources = new FakeSources();
-  const policy = new SplitPolicy(sources, sources, { cooldownMs: 1_000, mergeWindows: 1 });
+  const policy = new SplitPolicy(sources, sources, {
+    cooldownMs: 1_000,
+    mergeWindows: 1,
+    mergeDelayAfterSplitMs: 1_000,
+  });
   const ranges = [candidate(1, "", "c"), candidate(2, "c", "f"), candidate(3, "f", null)];
   for (const r of ranges) {
     sources.setLoad(r.rangeId, 0, 1);
@@ -289,9 +293,47 @@ test("a merge starts the cooldown of the grown range and forgets the removed one
   );
 });
 
+test("both sides of a split do not merge for the merge delay (default 5 minutes), cold or not", () => {
+  const sources = new FakeSources();
+  const policy = new SplitPolicy(sources, sources, { cooldownMs: 1_000, mergeWindows: 1 });
+  assert.equal(policy.options.mergeDelayAfterSplitMs, 300_000);
+  const ranges = [candidate(1, "", "c"), candidate(2, "c", "f"), candidate(3, "f", null)];
+  for (const r of ranges) {
+    sources.setLoad(r.rangeId, 0, 1);
+    sources.bytes.set(r.rangeId, 1);
+  }
+  const pairs = (now: number): number[][] =>
+    policy.mergeCandidates(now, ranges).map((p) => [p.left.rangeId, p.right.rangeId]);
+  policy.recordSplit(0, 2, 3);
+  assert.deepEqual(pairs(1_000), [], "out of cooldown, still inside the merge delay: neither side merges");
+  sources.bytes.set(1, 64 * 1024 * 1024 + 1);
+  sources.sizeMedians.set(1, b("b"));
+  sources.bytes.set(2, 64 * 1024 * 1024 + 1);
+  sources.sizeMedians.set(2, b("d"));
+  assert.deepEqual(
+    policy.evaluate(1_000, ranges).map((plan) => plan.rangeId),
+    [1, 2],
+    "the delay holds merges only: a side may split again after the cooldown",
+  );
+  sources.bytes.set(1, 1);
+  sources.bytes.set(2, 1);
+  assert.deepEqual(pairs(299_999), []);
+  assert.deepEqual(pairs(300_000), [[1, 2]]);
+  policy.recordMerge(300_000, 1, 2);
+  policy.recordSplit(300_000, 1, 4);
+  sources.setLoad(4, 0, 1);
+  sources.bytes.set(4, 1);
+  assert.deepEqual(
+    policy.mergeCandidates(600_000, [candidate(1, "", "c"), candidate(4, "c", "f")]).length,
+    1,
+    "the later split's delay ends too",
+  );
+});
+
 test("bad options are refused", () => {
   const sources = new FakeSources();
   assert.throws(() => new SplitPolicy(sources, sources, { loadSplitWindows: 0 }), RangeError);
   assert.throws(() => new SplitPolicy(sources, sources, { maxSplitsPerCycle: 2.5 }), RangeError);
   assert.throws(() => new SplitPolicy(sources, sources, { cooldownMs: Number.NaN }), RangeError);
+  assert.throws(() => new SplitPolicy(sources, sources, { mergeDelayAfterSplitMs: -1 }), RangeError);
 });

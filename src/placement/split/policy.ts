@@ -2,7 +2,7 @@
  * SplitPolicy: decides which ranges to split, and where, from their load and size; and which
  * adjacent cold, small ranges are merge candidates. Pure: time comes in as an argument, load
  * and size through the `LoadSource` and `RangeSizeSource` interfaces, and nothing is changed
- * but the policy's own cooldown record. The coordinator carries the plans out.
+ * but the policy's own cooldown and merge-delay records. The coordinator carries the plans out.
  *
  * Defaults (each an option):
  * - load split: a range that took >= 1,000 ops/s in each of its last 15 completed windows,
@@ -13,7 +13,14 @@
  * - never a key at a range boundary nor at or below the end of the system span;
  * - merge plans: adjacent active ranges together below 8 MiB (the right one's image travels
  *   in one Raft entry), each below 100 ops/s in each of its last 60 windows, neither in
- *   cooldown; a merged range rests for the cooldown too.
+ *   cooldown; a merged range rests for the cooldown too;
+ * - both sides of a split stay apart for 5 minutes (the merge delay), however cold they
+ *   are: load that split a range tends to come back, and a merge is not free (the right
+ *   range's image is built, replicated in one entry and applied while that range refuses
+ *   writes). Without the delay, a burst that splits a range and a minute's lull merge it
+ *   back, over and over. TiKV's PD keeps split ranges apart for an hour
+ *   (`split-merge-interval`), CockroachDB load-split ones for 5 minutes
+ *   (`kv.range_split.by_load_merge_delay`).
  */
 import type { RangeBounds } from "../../kv/bounds.js";
 import { compareBytes } from "../../kv/bytes.js";
@@ -83,6 +90,8 @@ export interface SplitPolicyOptions {
   readonly mergeMaxOpsPerSecond?: number;
   /** ... of their last this many windows (default 60). */
   readonly mergeWindows?: number;
+  /** Milliseconds after a split before either side may merge (default 300,000). */
+  readonly mergeDelayAfterSplitMs?: number;
 }
 
 export const DEFAULT_SPLIT_POLICY = {
@@ -94,6 +103,7 @@ export const DEFAULT_SPLIT_POLICY = {
   mergeMaxBytes: 8 * 1024 * 1024,
   mergeMaxOpsPerSecond: 100,
   mergeWindows: 60,
+  mergeDelayAfterSplitMs: 300_000,
 } as const;
 
 function checkNumber(value: number, name: string, integer: boolean, min: number): void {
@@ -106,6 +116,8 @@ export class SplitPolicy {
   readonly options: Required<SplitPolicyOptions>;
   /** Range id -> monotonic time until which it is not planned. */
   private readonly cooldownUntil = new Map<number, number>();
+  /** Range id -> monotonic time until which it does not merge (both sides of a split). */
+  private readonly mergeHeldUntil = new Map<number, number>();
 
   constructor(
     private readonly load: LoadSource,
@@ -122,6 +134,7 @@ export class SplitPolicy {
     checkNumber(o.mergeMaxBytes, "mergeMaxBytes", false, 0);
     checkNumber(o.mergeMaxOpsPerSecond, "mergeMaxOpsPerSecond", false, 0);
     checkNumber(o.mergeWindows, "mergeWindows", true, 1);
+    checkNumber(o.mergeDelayAfterSplitMs, "mergeDelayAfterSplitMs", false, 0);
     if (!(o.minSplitKey instanceof Uint8Array)) throw new TypeError("minSplitKey must be a byte array");
   }
 
@@ -152,12 +165,16 @@ export class SplitPolicy {
     return plans.slice(0, this.options.maxSplitsPerCycle);
   }
 
-  /** Starts the cooldown of both sides of a split made at `now` (whoever made it). */
+  /** Starts the cooldown and the merge delay of both sides of a split made at `now` (whoever made it). */
   recordSplit(now: number, leftRangeId: number, rightRangeId: number): void {
-    const until = now + this.options.cooldownMs;
-    this.cooldownUntil.set(leftRangeId, until);
-    this.cooldownUntil.set(rightRangeId, until);
-    for (const [rangeId, end] of this.cooldownUntil) if (end <= now) this.cooldownUntil.delete(rangeId);
+    for (const [times, until] of [
+      [this.cooldownUntil, now + this.options.cooldownMs],
+      [this.mergeHeldUntil, now + this.options.mergeDelayAfterSplitMs],
+    ] as const) {
+      times.set(leftRangeId, until);
+      times.set(rightRangeId, until);
+      for (const [rangeId, end] of times) if (end <= now) times.delete(rangeId);
+    }
   }
 
   /**
@@ -166,6 +183,7 @@ export class SplitPolicy {
    */
   recordMerge(now: number, mergedRangeId: number, removedRangeId: number): void {
     this.cooldownUntil.delete(removedRangeId);
+    this.mergeHeldUntil.delete(removedRangeId);
     this.cooldownUntil.set(mergedRangeId, now + this.options.cooldownMs);
     for (const [rangeId, end] of this.cooldownUntil) if (end <= now) this.cooldownUntil.delete(rangeId);
   }
@@ -176,7 +194,7 @@ export class SplitPolicy {
   }
 
   /**
-   * Adjacent pairs that should merge: both active, out of cooldown, below mergeMaxOpsPerSecond
+   * Adjacent pairs that should merge: both active, out of cooldown and merge delay, below mergeMaxOpsPerSecond
    * in each of their last mergeWindows windows (a range with a shorter history is not known to
    * be cold), and together below mergeMaxBytes. Each range is in at most one plan, pairs taken
    * left to right. Plans only: the merge coordinator carries them out.
@@ -213,6 +231,7 @@ export class SplitPolicy {
   /** The range's size and latest load when it is cold enough to merge, else null. */
   private cold(now: number, range: RangeCandidate): { bytes: number; opsPerSecond: number } | null {
     if (range.state !== "active" || this.cooling(now, range.rangeId)) return null;
+    if ((this.mergeHeldUntil.get(range.rangeId) ?? -Infinity) > now) return null;
     const o = this.options;
     const windows = this.load.windowLoads(range.rangeId);
     if (windows.length < o.mergeWindows) return null;
