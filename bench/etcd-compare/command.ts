@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- etcd-compare [--seconds S] [--reps N] [--only put,get,txn,watch,perf]
- * [--systems concord,etcd]`: the flags (parsed and checked before anything starts), the
+ * [--systems concord,etcd] [--both-running]`: the flags (parsed and checked before anything starts), the
  * printed report, and the two result files, bench/results/<YYYY-MM-DD>-etcd-compare.json and
  * .svg (a later run on the same day replaces them).
  */
@@ -29,6 +29,7 @@ export interface CompareFlags {
   readonly reps?: string | undefined;
   readonly only?: string | undefined;
   readonly systems?: string | undefined;
+  readonly "both-running"?: boolean | undefined;
 }
 
 function listFlag<T extends string>(text: string | undefined, allowed: readonly T[], flag: string): Set<T> {
@@ -53,6 +54,7 @@ export function parseCompareFlags(flags: CompareFlags): Omit<CompareOptions, "pr
     reps,
     only: listFlag<RowGroup>(flags.only, ROW_GROUPS, "--only"),
     systems: listFlag<ServerKind>(flags.systems, SYSTEMS, "--systems"),
+    bothRunning: flags["both-running"] === true,
   };
 }
 
@@ -75,7 +77,10 @@ function printReport(report: CompareReport): void {
   );
   console.log(
     `medians of ${settings.reps} repetitions of ${settings.seconds} s; server CPU = all members summed; ` +
-      `ratio below 1 = Concord has less of it\n`,
+      `ratio below 1 = Concord has less of it; ` +
+      (settings.othersPaused
+        ? "the other cluster paused while one is measured\n"
+        : "both clusters running throughout\n"),
   );
   for (const [system, reason] of Object.entries(report.skipped)) console.log(`skipped ${system}: ${reason}`);
   if (report.rows.length > 0) console.log(formatComparisonTable(report.rows));

@@ -2,10 +2,13 @@
  * The `etcd-compare` workload: a 3-member Concord cluster and (when `etcd` is on PATH) a
  * 3-member etcd cluster side by side on loopback, fsync on, the same rows run through the
  * same client against each, alternating which system goes first, repeated, medians and
- * Concord/etcd ratios reported; then `etcdctl check perf` against each. Also the result
+ * Concord/etcd ratios reported; then `etcdctl check perf` against each. While one system is
+ * measured (or warmed up) the other's cluster is paused, so that neither's idle work lands
+ * on the other's figures. Also the result
  * file's shape and the SVG chart it is drawn as.
  */
 import { loadavg } from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
 import { describeMachine, type Machine } from "../embedded.js";
 import { formatCheckPerf, runCheckPerf, type CheckPerfRun } from "./check-perf.js";
 import {
@@ -35,6 +38,12 @@ export const DEFAULT_REPS = 3;
 const CONCURRENCIES = [1, 16, 64, 256] as const;
 const OFFERED_RATES = [1_000, 2_000] as const;
 const CAS_CONCURRENCY = 16;
+/**
+ * How long a paused cluster runs after it is resumed before it is measured: its overdue
+ * timers fire, leaders renew what lapsed (Concord's read lease, etcd's check-quorum), and
+ * the clients' connections see traffic again. Both systems wait the same.
+ */
+const RESUME_SETTLE_MS = 500;
 /**
  * Unmeasured closed-loop traffic per system before the first row, so JIT and connections are
  * warm: every kind of request the rows make (puts, gets, txns, watches) runs first. V8
@@ -68,6 +77,11 @@ export interface CompareOptions {
   readonly reps: number;
   readonly only: ReadonlySet<RowGroup>;
   readonly systems: ReadonlySet<ServerKind>;
+  /**
+   * Keep every cluster running while one is measured, instead of pausing the others
+   * (SIGSTOP). Idle clusters then take CPU and wake-ups from the measured one.
+   */
+  readonly bothRunning: boolean;
   readonly progress: (line: string) => void;
 }
 
@@ -90,6 +104,8 @@ export interface CompareReport {
     /** Comma-separated, as the flags take them (and a one-line JSON value, as prettier writes it). */
     readonly systems: string;
     readonly only: string;
+    /** Whether the clusters not being measured were paused (SIGSTOP) during each measurement. */
+    readonly othersPaused: boolean;
   };
   /** Systems that were asked for and could not run, and why. */
   readonly skipped: Readonly<Partial<Record<ServerKind, string>>>;
@@ -149,9 +165,25 @@ export async function runEtcdCompare(options: CompareOptions): Promise<CompareRe
     afterReps: [] as { repetition: number; ranges: number | null }[],
     afterCheckPerf: null as number | null,
   };
+  const paused = new Set<ServerKind>();
+  /** Resumes `system`'s cluster and, unless both are to keep running, pauses every other one. */
+  const runAlone = async (system: ServerKind): Promise<void> => {
+    if (options.bothRunning) return;
+    for (const cluster of clusters)
+      if (cluster.kind !== system && !paused.has(cluster.kind)) {
+        cluster.pause();
+        paused.add(cluster.kind);
+      }
+    const cluster = clusters.find((candidate) => candidate.kind === system);
+    if (cluster === undefined || !paused.has(system)) return;
+    cluster.resume();
+    paused.delete(system);
+    await sleep(RESUME_SETTLE_MS);
+  };
   const countRanges = async (when: string): Promise<number | null> => {
     const cluster = clusters.find((candidate) => candidate.kind === "concord");
     if (cluster === undefined) return null;
+    await runAlone("concord");
     const count = (await concordRangeCount(cluster)) ?? null;
     progress(`  concord serves ${count ?? "an unknown number of"} range(s) ${when}`);
     return count;
@@ -168,6 +200,7 @@ export async function runEtcdCompare(options: CompareOptions): Promise<CompareRe
       progress(`starting 3-member ${system} cluster`);
       const cluster = await startServerCluster(system);
       clusters.push(cluster);
+      await runAlone(system);
       const leader = cluster.leaderKnown ? `leader at ${cluster.leaderEndpoint}` : "leader unknown";
       progress(`  ${system} ready, ${leader}`);
       if (rows.length === 0) continue;
@@ -184,6 +217,7 @@ export async function runEtcdCompare(options: CompareOptions): Promise<CompareRe
         for (const system of order) {
           const target = targets.get(system);
           if (target === undefined) throw new Error(`no client for ${system}`);
+          await runAlone(system);
           const measurement = await measureRow(target, spec, seconds);
           const perSystem = measured.get(spec.id) ?? {};
           (perSystem[system] ??= []).push(measurement);
@@ -204,6 +238,7 @@ export async function runEtcdCompare(options: CompareOptions): Promise<CompareRe
       targets.clear();
       for (const cluster of clusters) {
         progress(`etcdctl check perf --load=s against ${cluster.kind} (60 s)`);
+        await runAlone(cluster.kind);
         checkPerf[cluster.kind] = await runCheckPerf(cluster);
         progress(`  ${formatCheckPerf(cluster.kind, checkPerf[cluster.kind] ?? { load: "s" })}`);
       }
@@ -231,6 +266,7 @@ export async function runEtcdCompare(options: CompareOptions): Promise<CompareRe
       watchPutsPerSecond: WATCH_PUTS_PER_SECOND,
       systems: systems.join(","),
       only: ROW_GROUPS.filter((group) => only.has(group)).join(","),
+      othersPaused: !options.bothRunning,
     },
     skipped,
     rows: rows.map((spec) => summarizeRow(spec, measured.get(spec.id) ?? {})),

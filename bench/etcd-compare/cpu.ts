@@ -1,6 +1,7 @@
 /**
  * CPU accounting for the etcd comparison: the CPU time of a whole process tree, read from
- * /proc/<pid>/stat (a member and every process it started), and of the bench process itself.
+ * /proc/<pid>/stat (a member and every process it started), and of the bench process itself;
+ * and signalling a whole process tree (to pause the cluster that is not being measured).
  * The parsing is pure (tested in test/bench/etcd-compare-cpu.test.ts); the readers are thin.
  */
 import { execFileSync } from "node:child_process";
@@ -46,12 +47,8 @@ export function parseProcStat(line: string): ProcStat {
   };
 }
 
-/**
- * The CPU ticks of `rootPid` and all its descendants among `stats`: each one's own time plus
- * the time of the children it has reaped (a live child is counted by its own entry; a reaped
- * one only in its parent's cutime/cstime, so nothing is counted twice). 0 if the root is gone.
- */
-export function treeTicks(stats: readonly ProcStat[], rootPid: number): number {
+/** `rootPid`'s stat and those of all its live descendants among `stats`; empty if the root is gone. */
+export function processTree(stats: readonly ProcStat[], rootPid: number): ProcStat[] {
   const childrenOf = new Map<number, ProcStat[]>();
   let root: ProcStat | undefined;
   for (const stat of stats) {
@@ -60,14 +57,26 @@ export function treeTicks(stats: readonly ProcStat[], rootPid: number): number {
     siblings.push(stat);
     childrenOf.set(stat.parentPid, siblings);
   }
-  if (root === undefined) return 0;
-  let ticks = 0;
+  if (root === undefined) return [];
+  const tree: ProcStat[] = [];
   const pending: ProcStat[] = [root];
   for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
-    ticks += next.ownTicks + next.reapedChildTicks;
+    tree.push(next);
     pending.push(...(childrenOf.get(next.pid) ?? []));
   }
-  return ticks;
+  return tree;
+}
+
+/**
+ * The CPU ticks of `rootPid` and all its descendants among `stats`: each one's own time plus
+ * the time of the children it has reaped (a live child is counted by its own entry; a reaped
+ * one only in its parent's cutime/cstime, so nothing is counted twice). 0 if the root is gone.
+ */
+export function treeTicks(stats: readonly ProcStat[], rootPid: number): number {
+  return processTree(stats, rootPid).reduce(
+    (ticks, stat) => ticks + stat.ownTicks + stat.reapedChildTicks,
+    0,
+  );
 }
 
 /** Every process's stat line that could be read (processes may exit while we list them). */
@@ -103,6 +112,22 @@ export function serverCpuMicros(rootPids: readonly number[]): number {
   const stats = readAllProcStats();
   const ticks = rootPids.reduce((sum, pid) => sum + treeTicks(stats, pid), 0);
   return (ticks * 1_000_000) / ticksPerSecond();
+}
+
+/**
+ * Sends `signal` to every process of the trees rooted at `rootPids` (a process that exits
+ * meanwhile is skipped). SIGSTOP and SIGCONT freeze and thaw a whole cluster.
+ */
+export function signalTrees(rootPids: readonly number[], signal: NodeJS.Signals): void {
+  const stats = readAllProcStats();
+  for (const rootPid of rootPids)
+    for (const { pid } of processTree(stats, rootPid)) {
+      try {
+        process.kill(pid, signal);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
+      }
+    }
 }
 
 /** The bench process's own CPU time (user + system, every thread), in microseconds. */

@@ -3,8 +3,9 @@
  * binary, when on PATH) and `bin/concord start`, both started with the same etcd-style flags
  * on free loopback ports, fsync on (each one's default), data dirs under one temp dir.
  * A cluster is ready when `etcdctl put` through all its endpoints succeeds; it is found out
- * which member leads (`etcdctl endpoint status`) so clients can talk to the leader. Stopping
- * sends SIGTERM, then SIGKILL after a bound, and removes the data dirs either way.
+ * which member leads (`etcdctl endpoint status`) so clients can talk to the leader. A cluster
+ * can be paused and resumed as a whole (SIGSTOP, SIGCONT). Stopping sends SIGTERM, then
+ * SIGKILL after a bound, and removes the data dirs either way.
  */
 import { execFile } from "node:child_process";
 import { rmSync } from "node:fs";
@@ -12,6 +13,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { makeTempRoot } from "../cluster.js";
+import { signalTrees } from "./cpu.js";
 import { isRunning, planMembers, spawnMember, stopMember, type MemberProcess } from "../member-process.js";
 
 const execFileAsync = promisify(execFile);
@@ -34,7 +36,11 @@ export interface ServerCluster {
   readonly leaderKnown: boolean;
   /** The pid of every member process (each the root of its own process tree). */
   readonly pids: readonly number[];
-  /** Stops every member and removes its data; never throws. */
+  /** Freezes every member (SIGSTOP to each process of its tree): a frozen cluster uses no CPU. */
+  pause(): void;
+  /** Thaws every member (SIGCONT); nothing happens to a cluster that is not paused. */
+  resume(): void;
+  /** Stops every member (a paused one is thawed first) and removes its data; never throws. */
   close(): Promise<void>;
 }
 
@@ -108,7 +114,13 @@ async function findLeader(endpoints: readonly string[]): Promise<string | undefi
 export async function startServerCluster(kind: ServerKind): Promise<ServerCluster> {
   const root = makeTempRoot();
   const members: MemberProcess[] = [];
+  const memberPids = (): number[] =>
+    members.flatMap((member) =>
+      member.child.pid === undefined || !isRunning(member) ? [] : [member.child.pid],
+    );
   const close = async (): Promise<void> => {
+    // A stopped process holds SIGTERM until it is continued.
+    signalTrees(memberPids(), "SIGCONT");
     await Promise.all(members.map(stopMember));
     rmSync(root, { recursive: true, force: true });
   };
@@ -145,7 +157,16 @@ export async function startServerCluster(kind: ServerKind): Promise<ServerCluste
       if (member.child.pid === undefined) throw new Error(`a ${kind} member has no pid`);
       return member.child.pid;
     });
-    return { kind, endpoints, leaderEndpoint, leaderKnown: leader !== undefined, pids, close };
+    return {
+      kind,
+      endpoints,
+      leaderEndpoint,
+      leaderKnown: leader !== undefined,
+      pids,
+      pause: () => signalTrees(pids, "SIGSTOP"),
+      resume: () => signalTrees(pids, "SIGCONT"),
+      close,
+    };
   } catch (error) {
     await close();
     throw error;

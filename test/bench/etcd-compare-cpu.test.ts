@@ -1,13 +1,18 @@
 // CPU accounting of the etcd comparison: /proc/<pid>/stat parsing (command names with spaces
 // and parentheses, malformed lines refused), process-tree sums that count a reaped child once,
-// and the live readers against this very process.
+// the live readers against this very process, and pausing a real process tree.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { test } from "node:test";
 import {
   clientCpuMicros,
   parseProcStat,
+  processTree,
   readAllProcStats,
   serverCpuMicros,
+  signalTrees,
   treeTicks,
   type ProcStat,
 } from "../../bench/etcd-compare/cpu.js";
@@ -60,6 +65,45 @@ test("treeTicks sums a process and all its descendants, and nothing else", () =>
   assert.equal(treeTicks(stats, 11), 24);
   assert.equal(treeTicks(stats, 20), 1007);
   assert.equal(treeTicks(stats, 99), 0, "a process that is gone counts nothing");
+  assert.deepEqual(
+    processTree(stats, 11).map((stat) => stat.pid),
+    [11, 12],
+  );
+});
+
+/** The state letter of /proc/<pid>/stat (R, S, T for stopped...). */
+function processState(pid: number): string {
+  const line = readFileSync(`/proc/${pid}/stat`, "utf8");
+  return line.slice(line.lastIndexOf(")") + 2, line.lastIndexOf(")") + 3);
+}
+
+test("signalTrees stops and continues a process and its children", async () => {
+  const shell = spawn("sh", ["-c", "sleep 30 & wait"], { stdio: "ignore" });
+  const rootPid = shell.pid;
+  assert.ok(rootPid !== undefined);
+  try {
+    let tree = processTree(readAllProcStats(), rootPid);
+    for (let tries = 0; tree.length < 2 && tries < 200; tries++) {
+      await sleep(25);
+      tree = processTree(readAllProcStats(), rootPid);
+    }
+    assert.equal(tree.length, 2, "the shell and its sleep");
+    // A signal takes effect when its target next runs: on a loaded machine, not at once.
+    const states = async (done: (state: string) => boolean): Promise<string[]> => {
+      for (let tries = 0; tries < 200; tries++) {
+        const now = tree.map((stat) => processState(stat.pid));
+        if (now.every(done)) return now;
+        await sleep(25);
+      }
+      return tree.map((stat) => processState(stat.pid));
+    };
+    signalTrees([rootPid], "SIGSTOP");
+    assert.deepEqual(await states((state) => state === "T"), ["T", "T"]);
+    signalTrees([rootPid], "SIGCONT");
+    assert.ok((await states((state) => state !== "T")).every((state) => state !== "T"));
+  } finally {
+    signalTrees([rootPid], "SIGKILL");
+  }
 });
 
 test("the live readers see this process and its CPU only grows", () => {
