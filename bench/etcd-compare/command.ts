@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- etcd-compare [--seconds S] [--reps N] [--only put,get,txn,watch,perf]
- * [--systems concord,etcd] [--both-running]`: the flags (parsed and checked before anything starts), the
+ * [--systems concord,etcd] [--pause-others]`: the flags (parsed and checked before anything starts), the
  * printed report, and the two result files, bench/results/<YYYY-MM-DD>-etcd-compare.json and
  * .svg (a later run on the same day replaces them).
  */
@@ -29,7 +29,7 @@ export interface CompareFlags {
   readonly reps?: string | undefined;
   readonly only?: string | undefined;
   readonly systems?: string | undefined;
-  readonly "both-running"?: boolean | undefined;
+  readonly "pause-others"?: boolean | undefined;
 }
 
 function listFlag<T extends string>(text: string | undefined, allowed: readonly T[], flag: string): Set<T> {
@@ -54,7 +54,7 @@ export function parseCompareFlags(flags: CompareFlags): Omit<CompareOptions, "pr
     reps,
     only: listFlag<RowGroup>(flags.only, ROW_GROUPS, "--only"),
     systems: listFlag<ServerKind>(flags.systems, SYSTEMS, "--systems"),
-    bothRunning: flags["both-running"] === true,
+    pauseOthers: flags["pause-others"] === true,
   };
 }
 
