@@ -1,8 +1,9 @@
 /**
  * `npm run bench -- etcd-compare [--seconds S] [--reps N] [--only put,get,txn,watch,perf]
- * [--systems concord,etcd] [--pause-others]`: the flags (parsed and checked before anything starts), the
- * printed report, and the two result files, bench/results/<YYYY-MM-DD>-etcd-compare.json and
- * .svg (a later run on the same day replaces them).
+ * [--systems concord,etcd] [--pause-others]`: the flags (parsed and checked before anything
+ * starts), the printed report, and the two result files,
+ * bench/results/<YYYY-MM-DD>-etcd-compare.json and .svg (a later run on the same day
+ * replaces them).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { formatCheckPerf } from "./check-perf.js";
