@@ -110,9 +110,9 @@ export class NodeHost {
       betweenTurns: () => this.loop === null,
       splitApplied: (rangeId, rhsRangeId, confState) => this.hostSplitRange(rangeId, rhsRangeId, confState),
       removalPending: (replica) => this.scheduleRemoval(replica),
-      peerRecentlyHeard: (peer) => this.liveness.recentlyHeard(peer, this.options.monotonicClock()),
+      peerRecentlyHeard: (peer) => this.liveness.recentlyHeard(peer, this.tickCount),
     };
-    this.liveness = new PeerLiveness<Replica>(this.config.electionTicks * this.config.tickMs);
+    this.liveness = new PeerLiveness<Replica>(this.config.electionTicks);
     options.transport.onReceive((envelope) => this.receive(envelope));
     options.transport.onUnreachable((peer) => this.peerUnreachable(peer));
   }
@@ -350,7 +350,7 @@ export class NodeHost {
       this.counters.dropped.notRunning += count;
       return;
     }
-    this.liveness.heard(envelope.from, this.options.monotonicClock());
+    this.liveness.heard(envelope.from, this.tickCount);
     if (envelope.groupId === LIVENESS_GROUP) return;
     const replica = this.replicas.get(envelope.groupId);
     if (replica === undefined) {
@@ -393,7 +393,7 @@ export class NodeHost {
     const crossed = (every: number): boolean =>
       Math.floor(this.tickCount / every) !== Math.floor(before / every);
     if (this.config.quiesce && crossed(livenessIntervalTicks(this.config.electionTicks))) this.sendLiveness();
-    for (const replica of this.liveness.silentLeaderFollowers(now)) {
+    for (const replica of this.liveness.silentLeaderFollowers(this.tickCount)) {
       replica.requestWake();
       this.counters.livenessWakeUps++;
       this.wake(replica);

@@ -11,6 +11,12 @@
  * core ticks again, times out and elects a new leader, exactly as an unquiesced follower
  * would have. This file owns that bookkeeping.
  *
+ * Silence is counted in this node's ticks, as Raft's election timers are, not in
+ * milliseconds: a process stopped for a minute (SIGSTOP, a VM pause, a long GC) gets one
+ * late tick when it resumes, so it does not blame peers for the time it was not listening.
+ * Counted in milliseconds, a whole cluster stopped and resumed woke every quiesced follower
+ * at once, and their elections left ranges without a leader for a second or more.
+ *
  * Why not every tick: an idle member's liveness messages were a third of its CPU, each one
  * an event-loop wake-up on both ends. Four chances per election timeout still ride out a lost
  * message or a stalled event loop, and a spurious wake-up costs a few messages, not safety.
@@ -39,10 +45,10 @@ export class PeerLiveness<Follower = unknown> {
   private readonly followersOf = new Map<NodeId, Set<Follower>>();
   private readonly leaderOf = new Map<Follower, NodeId>();
 
-  /** @param silenceMs how long a leader's node may stay silent before its followers wake */
-  constructor(private readonly silenceMs: number) {
-    if (!Number.isFinite(silenceMs) || silenceMs <= 0) {
-      throw new RangeError(`liveness silence must be a positive number of milliseconds, got ${silenceMs}`);
+  /** @param silenceTicks how many of this node's ticks a leader's node may stay silent before its followers wake */
+  constructor(private readonly silenceTicks: number) {
+    if (!Number.isSafeInteger(silenceTicks) || silenceTicks <= 0) {
+      throw new RangeError(`liveness silence must be a positive number of ticks, got ${silenceTicks}`);
     }
   }
 
@@ -64,10 +70,10 @@ export class PeerLiveness<Follower = unknown> {
     return owed;
   }
 
-  /** Anything arrived from `peer` at monotonic time `now`. */
-  heard(peer: NodeId, now: number): void {
+  /** Anything arrived from `peer` when this node had counted `tick` ticks. */
+  heard(peer: NodeId, tick: number): void {
     this.knownPeers.add(peer);
-    this.lastHeard.set(peer, now);
+    this.lastHeard.set(peer, tick);
   }
 
   /** `follower` was quiesced by its leader on node `leader`. */
@@ -89,20 +95,20 @@ export class PeerLiveness<Follower = unknown> {
     if (followers.size === 0) this.followersOf.delete(leader);
   }
 
-  /** Whether anything arrived from `peer` within the last `silenceMs` before `now`. */
-  recentlyHeard(peer: NodeId, now: number): boolean {
+  /** Whether anything arrived from `peer` within the last `silenceTicks` ticks before `tick`. */
+  recentlyHeard(peer: NodeId, tick: number): boolean {
     const last = this.lastHeard.get(peer);
-    return last !== undefined && now - last < this.silenceMs;
+    return last !== undefined && tick - last < this.silenceTicks;
   }
 
   /**
-   * The followers whose leader's node has been silent for `silenceMs` (or was never heard
-   * from); they stop waiting on it. The caller wakes them.
+   * The followers whose leader's node has been silent for `silenceTicks` up to `tick` (or was
+   * never heard from); they stop waiting on it. The caller wakes them.
    */
-  silentLeaderFollowers(now: number): Follower[] {
+  silentLeaderFollowers(tick: number): Follower[] {
     const woken: Follower[] = [];
     for (const [leader, followers] of this.followersOf) {
-      if (this.recentlyHeard(leader, now)) continue;
+      if (this.recentlyHeard(leader, tick)) continue;
       for (const follower of followers) {
         woken.push(follower);
         this.leaderOf.delete(follower);

@@ -107,10 +107,19 @@ export class VirtualTime {
       }
       if (next === undefined) break;
       next.cancelled = true;
-      this.nowMs = next.due;
+      this.nowMs = Math.max(this.nowMs, next.due);
       next.callback();
     }
     this.nowMs = target;
+  }
+
+  /**
+   * Every process stopped for `ms` (SIGSTOP, a VM pause): the clocks jump, and each timer that
+   * fell due meanwhile fires once, late, at the resumption, as Node's timers do.
+   */
+  stall(ms: number): void {
+    this.nowMs += ms;
+    this.advance(0);
   }
 }
 

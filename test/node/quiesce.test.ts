@@ -104,6 +104,18 @@ test("a peer that hears Raft messages from a node gets no liveness messages from
   await cluster.shutdown();
 });
 
+test("a whole cluster stopped for a minute resumes with the same leaders and wakes nothing", async () => {
+  const { cluster, leaders } = await quietCluster();
+  const wakeUpsBefore = sum(cluster, (id) => cluster.host(id).counters.livenessWakeUps);
+  cluster.time.stall(60_000);
+  await cluster.tick(50);
+  assert.equal(sum(cluster, (id) => cluster.host(id).counters.livenessWakeUps) - wakeUpsBefore, 0);
+  assert.deepEqual(agreedLeaders(cluster), leaders, "no election after the stop");
+  assert.ok(allDormant(cluster));
+  cluster.assertHealthy();
+  await cluster.shutdown();
+});
+
 /** The ranges `node` leads, and how long (ticks) until each has another leader all running replicas know. */
 async function expectNewLeaders(cluster: TestCluster, leaders: Map<number, NodeId>, node: NodeId) {
   const led = rangeIds.filter((rangeId) => leaders.get(rangeId) === node);
