@@ -23,7 +23,11 @@ import type { NodeHost } from "../../src/node/host.js";
 import type { Replica } from "../../src/node/replica.js";
 import type { RouteDescriptor } from "../../src/placement/catalog/descriptor.js";
 import type { ReplicaDirectory, RoutedReplica } from "../../src/placement/router/routed-replica.js";
-import { ReplicaNotHostedError } from "../../src/placement/router/retry.js";
+import {
+  DEFAULT_RETRY_POLICY,
+  ReplicaNotHostedError,
+  backoffDelay,
+} from "../../src/placement/router/retry.js";
 import { RangeRouter, type RangeRouterOptions } from "../../src/placement/router/router.js";
 import { RoutesUnavailableError } from "../../src/placement/routes/moved.js";
 import { RouteTable } from "../../src/placement/routes/table.js";
@@ -129,6 +133,15 @@ test("bounded attempts: a range that keeps refusing gives the last refusal back,
   assert.deepEqual(h.sleeps, [10, 20, 25]);
   assert.equal(get(fake(h, 2), "x"), undefined);
   assert.equal(get(fake(h, 3), "x"), undefined);
+});
+
+test("the default attempts wait out etcd's request timeout (7 s), each wait at most 200 ms", () => {
+  const waits = Array.from({ length: DEFAULT_RETRY_POLICY.attempts - 1 }, (_, i) =>
+    backoffDelay(DEFAULT_RETRY_POLICY, i + 1),
+  );
+  const total = waits.reduce((sum, wait) => sum + wait, 0);
+  assert.ok(total >= 7_000 && total < 8_000, `backoff in all: ${total} ms`);
+  assert.ok(Math.max(...waits) <= 200);
 });
 
 test("a fenced range is retried until the fence lifts; the write applies once", async () => {

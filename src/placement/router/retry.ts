@@ -10,18 +10,26 @@ import { NotLeaderError } from "../../node/errors.js";
 import { RangeMovedError, RoutesUnavailableError } from "../routes/moved.js";
 
 export interface RetryPolicy {
-  /** Attempts in all, the first included (default 8: about 1.1 s of backoff in all). */
+  /** Attempts in all, the first included (default 40: about 7.1 s of backoff in all). */
   readonly attempts: number;
   /** Wait before the second attempt (default 10 ms); doubled for each further attempt. */
   readonly baseDelayMs: number;
-  /** Longest wait between two attempts (default 500 ms). */
+  /** Longest wait between two attempts (default 200 ms). */
   readonly maxDelayMs: number;
 }
 
+/**
+ * The defaults ride out an election, like etcd: a request that finds no leader waits there up
+ * to its request timeout (5 s + two election timeouts: 7 s at the defaults) rather than
+ * failing. With 1.1 s of backoff in all, a request that arrived as a leader died failed with
+ * "no leader" while the election (one to two election timeouts, then the vote) was still on.
+ * Waits are capped at 200 ms so that a write refused by a split's fence is retried at most
+ * 200 ms after the split applies.
+ */
 export const DEFAULT_RETRY_POLICY: RetryPolicy = Object.freeze({
-  attempts: 8,
+  attempts: 40,
   baseDelayMs: 10,
-  maxDelayMs: 500,
+  maxDelayMs: 200,
 });
 
 /** The policy with `overrides`, checked: attempts >= 1, delays >= 0. Throws RangeError. */
