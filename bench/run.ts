@@ -22,7 +22,7 @@ const USAGE = [
   "       npm run bench -- embedded [--ops <per row, default 3000>] [--seconds <per row, default 20>]",
   "       npm run bench -- etcd-compare [--seconds <per row, default 4>] [--reps <default 3>]",
   "                                     [--only put,get,txn,watch,perf] [--systems concord,etcd]",
-  "                                     [--pause-others]",
+  "                                     [--both-running]",
   "       npm run bench -- idle-ranges [--ranges <default 1000>] [--seconds <idle window, default 10>]",
   "       npm run bench -- split-apply",
   "       npm run bench -- split-throughput [--ranges <default 16>] [--seconds <per phase, default 15>]",
@@ -33,7 +33,7 @@ const RESULTS_DIR = fileURLToPath(new URL("./results/", import.meta.url));
 const WORKLOAD_FLAGS: ReadonlyMap<string, readonly string[]> = new Map([
   ["apply", ["ops"]],
   ["embedded", ["ops", "seconds"]],
-  ["etcd-compare", ["seconds", "reps", "only", "systems", "pause-others"]],
+  ["etcd-compare", ["seconds", "reps", "only", "systems", "both-running"]],
   ["idle-ranges", ["ranges", "seconds"]],
   ["split-apply", []],
   ["split-throughput", ["ranges", "seconds"]],
@@ -194,7 +194,7 @@ async function main(): Promise<number> {
         only: { type: "string" },
         systems: { type: "string" },
         ranges: { type: "string" },
-        "pause-others": { type: "boolean" },
+        "both-running": { type: "boolean" },
       },
     });
   } catch (error) {

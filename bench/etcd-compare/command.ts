@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- etcd-compare [--seconds S] [--reps N] [--only put,get,txn,watch,perf]
- * [--systems concord,etcd] [--pause-others]`: the flags (parsed and checked before anything
+ * [--systems concord,etcd] [--both-running]`: the flags (parsed and checked before anything
  * starts), the printed report, and the two result files,
  * bench/results/<YYYY-MM-DD>-etcd-compare.json and .svg (a later run on the same day
  * replaces them).
@@ -30,7 +30,7 @@ export interface CompareFlags {
   readonly reps?: string | undefined;
   readonly only?: string | undefined;
   readonly systems?: string | undefined;
-  readonly "pause-others"?: boolean | undefined;
+  readonly "both-running"?: boolean | undefined;
 }
 
 function listFlag<T extends string>(text: string | undefined, allowed: readonly T[], flag: string): Set<T> {
@@ -55,7 +55,7 @@ export function parseCompareFlags(flags: CompareFlags): Omit<CompareOptions, "pr
     reps,
     only: listFlag<RowGroup>(flags.only, ROW_GROUPS, "--only"),
     systems: listFlag<ServerKind>(flags.systems, SYSTEMS, "--systems"),
-    pauseOthers: flags["pause-others"] === true,
+    pauseOthers: flags["both-running"] !== true,
   };
 }
 

@@ -78,8 +78,7 @@ export interface CompareOptions {
   readonly systems: ReadonlySet<ServerKind>;
   /**
    * Pause (SIGSTOP) the clusters not being measured, so their idle work takes no CPU from the
-   * measured one. Off by default: a resumed Concord cluster may hold elections (see the bench
-   * README), and a run failed on one.
+   * measured one (the default; `--both-running` turns it off). See the bench README.
    */
   readonly pauseOthers: boolean;
   readonly progress: (line: string) => void;
