@@ -1,7 +1,7 @@
 /**
  * `npm run sim -- --seeds N [--seed S] [--profile NAME|all] [--steps K] [--verbose] [--bug NAMES]`
  * `npm run sim -- --runtime [--seeds N] [--seed S] [--profile NAME|all] [--steps K] [--duration MS]
- *   [--crash-interval MS] [--ack-before-sync] [--wal] [--nodes 3|5] [--splits [--split-interval MS]
+ *   [--crash-interval MS] [--freeze-interval MS] [--ack-before-sync] [--wal] [--nodes 3|5] [--splits [--split-interval MS]
  *   [--split-loses-key] [--concurrent-splits] [--merges [--merge-interval MS] [--merge-loses-key]]]`
  *
  * Runs simulation seeds, prints progress and a summary table of the stats summed over the
@@ -30,6 +30,7 @@ interface CliOptions {
   runtime: boolean;
   duration?: number;
   crashInterval?: number;
+  freezeInterval?: number;
   ackBeforeSync: boolean;
   wal: boolean;
   nodes?: 3 | 5;
@@ -147,6 +148,7 @@ async function runtimeMain(options: CliOptions): Promise<number> {
     steps: options.steps,
     durationMs: options.duration,
     crashMeanIntervalMs: options.crashInterval,
+    freezeMeanIntervalMs: options.freezeInterval,
     ackBeforeSync: options.ackBeforeSync,
     walDisks: options.wal,
     ...splitSettings,
@@ -170,6 +172,7 @@ async function runtimeMain(options: CliOptions): Promise<number> {
       steps: options.steps,
       durationMs: options.duration,
       crashMeanIntervalMs: options.crashInterval,
+      freezeMeanIntervalMs: options.freezeInterval,
       ackBeforeSync: options.ackBeforeSync,
       walDisks: options.wal,
       ...splitSettings,
@@ -207,6 +210,11 @@ function main(argv: readonly string[]): number | Promise<number> {
     .option(
       "--crash-interval <ms>",
       "with --runtime: mean virtual milliseconds between crashes (crashes profile)",
+      positiveInteger,
+    )
+    .option(
+      "--freeze-interval <ms>",
+      "with --runtime: freeze nodes (SIGSTOP, one or all, 20 ms to 3 s) this often, in mean virtual milliseconds, on top of the profile's faults",
       positiveInteger,
     )
     .option("--ack-before-sync", "with --runtime: disks acknowledge syncs early (a deliberate bug)", false)

@@ -154,7 +154,7 @@ test("a snapshot resolves once handed over, and rejects when its link is cut", a
 
 test("virtual timers run on the scheduler and never after the process was killed", () => {
   const scheduler = new Scheduler();
-  const timers = new SimTimers(scheduler);
+  const timers = new SimTimers(scheduler, new SeededRandom(1));
   const fired: number[] = [];
   timers.setTimeout(() => fired.push(scheduler.now), 30);
   const cancelled = timers.setTimeout(() => fired.push(-1), 10);
@@ -165,6 +165,48 @@ test("virtual timers run on the scheduler and never after the process was killed
   assert.deepEqual(fired, [30]);
   assert.equal(simMonotonicClock(scheduler)(), 40, "the killed timer's event was cancelled too");
   assert.equal(simWallClock(scheduler)(), SIM_EPOCH_MS + 40);
+});
+
+test("a frozen process runs nothing until its thaw: then its late timers once, then each source's inputs in order", () => {
+  const scheduler = new Scheduler();
+  const timers = new SimTimers(scheduler, new SeededRandom(7));
+  const ran: string[] = [];
+  const at = (what: string) => () => ran.push(`${what}@${scheduler.now}`);
+  timers.setTimeout(at("tick"), 10);
+  timers.setTimeout(at("cancelled"), 20).cancel();
+  scheduler.after(5, () => timers.freeze(100));
+  // A freeze while frozen that ends sooner does not shorten it.
+  scheduler.after(6, () => timers.freeze(10));
+  for (const [time, input] of [
+    [30, "peer 2: a"],
+    [40, "peer 3: x"],
+    [50, "peer 2: b"],
+    [60, "peer 3: y"],
+    [70, "peer 2: c"],
+  ] as const) {
+    scheduler.after(time, () => timers.deliver(at(input), input.split(":")[0]!));
+  }
+  scheduler.after(90, () => assert.deepEqual(ran, [], "nothing runs while frozen"));
+  while (scheduler.step());
+  assert.equal(ran[0], "tick@105", "the overdue timer fires once, first, at the thaw");
+  const inputs = ran.slice(1).map((entry) => entry.split("@")[0]!);
+  assert.equal(inputs.length, 5);
+  const ofSource = (peer: string) => inputs.filter((input) => input.startsWith(peer));
+  assert.deepEqual(
+    ofSource("peer 2"),
+    ["peer 2: a", "peer 2: b", "peer 2: c"],
+    "one source's inputs keep their order",
+  );
+  assert.deepEqual(ofSource("peer 3"), ["peer 3: x", "peer 3: y"]);
+  assert.ok(ran.every((entry) => entry.endsWith("@105")));
+  timers.deliver(at("running"), "peer 2");
+  assert.equal(ran.at(-1), "running@105", "a running process takes its input at once");
+
+  timers.freeze(50);
+  timers.deliver(at("held"), "peer 2");
+  timers.kill();
+  while (scheduler.step());
+  assert.equal(ran.at(-1), "running@105", "what a killed process held never runs");
 });
 
 test("the state machine store forgets its unsynced writes on a crash", () => {

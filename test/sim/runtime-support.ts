@@ -2,7 +2,11 @@
 // seed sweep that fails with the replay command and trace of every failing seed.
 import assert from "node:assert/strict";
 import type { RuntimeProfileName, RuntimeStats } from "../../src/sim/runtime/runtime-run.js";
-import { describeRuntimeFailure, sweepRuntime } from "../../src/sim/runtime/runtime-sweep.js";
+import {
+  describeRuntimeFailure,
+  sweepRuntime,
+  type RuntimeReplaySettings,
+} from "../../src/sim/runtime/runtime-sweep.js";
 
 /** Seeds per profile in CI; three profiles make 300 seeds in all. */
 export const RUNTIME_SEEDS_PER_PROFILE = 100;
@@ -14,21 +18,15 @@ export function settleMicrotasks(): Promise<void> {
 }
 
 export async function runtimeSweepWithoutViolations(
-  profile: RuntimeProfileName,
+  profile: RuntimeProfileName | "all",
   firstSeed = 1,
   seeds = RUNTIME_SEEDS_PER_PROFILE,
+  settings: RuntimeReplaySettings = {},
 ): Promise<RuntimeStats> {
-  const summary = await sweepRuntime({
-    firstSeed,
-    seeds,
-    profile,
-    durationMs: RUNTIME_DURATION_MS,
-    settleMicrotasks,
-  });
+  const replay: RuntimeReplaySettings = { durationMs: RUNTIME_DURATION_MS, ...settings };
+  const summary = await sweepRuntime({ firstSeed, seeds, profile, ...replay, settleMicrotasks });
   assert.equal(summary.runs, seeds);
-  const report = summary.failures
-    .map((f) => describeRuntimeFailure(f, { durationMs: RUNTIME_DURATION_MS }))
-    .join("\n\n");
+  const report = summary.failures.map((f) => describeRuntimeFailure(f, replay)).join("\n\n");
   assert.equal(summary.failures.length, 0, `${summary.failures.length} failing seed(s):\n${report}`);
   assert.equal(summary.stats.linearizabilityUnknown, 0, "some history was too large to check");
   return summary.stats;

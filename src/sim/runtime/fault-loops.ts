@@ -1,9 +1,10 @@
 /**
  * The partition and crash loops of simulated node-runtime clusters, shared by the runtime run
- * (runtime-run.ts) and the election workload's cluster (../election/cluster.ts). Each loop
- * draws from its own forked random source in a fixed order, so a seed replays exactly.
+ * (runtime-run.ts) and the election workload's cluster (../election/cluster.ts), and the
+ * runtime run's freeze loop. Each loop draws from its own forked random source in a fixed
+ * order, so a seed replays exactly.
  */
-import type { CrashFaults, PartitionFaults } from "../profiles.js";
+import type { CrashFaults, MsRange, PartitionFaults } from "../profiles.js";
 import type { SeededRandom } from "../random.js";
 import type { Scheduler } from "../scheduler.js";
 import type { SimNetwork } from "../network.js";
@@ -90,6 +91,49 @@ export function startCrashLoop(
         cluster.trace(`n${victim.id} crashed, ${lost} unsynced write(s) lost`);
         const [low, high] = crashes.downtimeMs;
         cluster.scheduler.after(random.intBetween(low, high), () => events.restart(victim));
+      }
+      next();
+    });
+  };
+  next();
+}
+
+/** How often processes are frozen (SIGSTOP), and for how long. */
+export interface FreezeFaults {
+  readonly meanIntervalMs: number;
+  /** A freeze lasts a random time in this range. */
+  readonly durationMs: MsRange;
+  /** The chance that a freeze stops every running node at once (a VM pause of the whole host). */
+  readonly wholeClusterChance: number;
+}
+
+/**
+ * Every so often a freeze: every running node at once (`wholeClusterChance`), else one (the
+ * leader half the time), for a random duration. Frozen processes keep their state and their
+ * clocks run on; they thaw by themselves (SimTimers.freeze), and at the heal.
+ */
+export function startFreezeLoop(
+  cluster: FaultLoopCluster,
+  freezes: FreezeFaults,
+  random: SeededRandom,
+  onFreeze: () => void,
+): void {
+  const next = (): void => {
+    cluster.scheduler.after(random.exponential(freezes.meanIntervalMs), () => {
+      if (!cluster.faultsActive()) return;
+      const running = cluster.crashable().filter((n) => n.running);
+      const [low, high] = freezes.durationMs;
+      const durationMs = random.intBetween(low, high);
+      let victims: readonly RuntimeNode[] = [];
+      if (running.length > 0) {
+        const leader = cluster.leader();
+        if (random.chance(freezes.wholeClusterChance)) victims = running;
+        else victims = [leader !== undefined && random.chance(0.5) ? leader : random.pick(running)];
+      }
+      for (const node of victims) node.freeze(durationMs);
+      if (victims.length > 0) {
+        onFreeze();
+        cluster.trace(`${victims.map((n) => `n${n.id}`).join(", ")} frozen for ${durationMs} ms`);
       }
       next();
     });

@@ -14,6 +14,9 @@
  * reopens every stored range on a restart, and a `NodeRanges` (catalog, route watcher,
  * router, split and merge coordinators and loop, reconciliation) runs over the host on
  * virtual time; the disk drops the Raft storage of a range merged away when the host asks.
+ *
+ * `freeze(ms)` stops the running incarnation as SIGSTOP would (see SimTimers): its timers,
+ * network deliveries, disk completions and clients' requests wait for the thaw.
  */
 import { EMPTY } from "../../kv/bytes.js";
 import { WriteBatch, type OrderedKv, type ReadView } from "../../kv/engine.js";
@@ -101,6 +104,8 @@ export class CrashableKv implements OrderedKv {
 /** The Raft storage engine on a simulated disk: syncs take a random virtual latency. */
 export class SimDisk implements StorageEngine {
   readonly engine = new MemoryStorageEngine();
+  /** How the process learns of a completed sync: at once, or held while it is frozen (SimTimers.deliver). */
+  gate: (run: () => void, source: string) => void = (run) => run();
   /** Bumped by every crash: a sync issued by a dead incarnation never completes. */
   private generation = 0;
 
@@ -142,7 +147,7 @@ export class SimDisk implements StorageEngine {
       this.scheduler.after(delay, () => {
         if (generation !== this.generation) return;
         persist();
-        resolve();
+        this.gate(resolve, "disk");
       });
     });
   }
@@ -206,6 +211,10 @@ export class RuntimeNode {
   readonly disk: SimDisk;
   /** Where the Raft logs live: `disk`, or the write-ahead log on its own simulated disk. */
   readonly raftLog: StorageEngine & { crash(): number };
+  /** The write-ahead log's simulated disk (`walDisks`), else null. */
+  private readonly walDisk: SimWalDisk | null;
+  /** Requests made to a frozen incarnation: each is its own connection's input at the thaw. */
+  private frozenRequests = 0;
   readonly kv: CrashableKv;
   private host: NodeHost | null = null;
   private placement: NodeRanges | null = null;
@@ -239,7 +248,7 @@ export class RuntimeNode {
       settings.diskLatencyMs,
       settings.ackBeforeSync,
     );
-    this.raftLog =
+    this.walDisk =
       settings.walDisks === true
         ? new SimWalDisk(
             `node-${id}`,
@@ -248,7 +257,23 @@ export class RuntimeNode {
             settings.diskLatencyMs,
             settings.ackBeforeSync ? LAZY_WRITE_BACK_FACTOR : null,
           )
-        : this.disk;
+        : null;
+    this.raftLog = this.walDisk ?? this.disk;
+  }
+
+  /** Whether the running incarnation is frozen (SIGSTOP). */
+  get frozen(): boolean {
+    return this.timers?.frozen ?? false;
+  }
+
+  /** SIGSTOP of the running incarnation for `ms` of virtual time (see SimTimers.freeze). */
+  freeze(ms: number): void {
+    this.timers?.freeze(ms);
+  }
+
+  /** SIGCONT of the running incarnation now, if it is frozen. */
+  thaw(): void {
+    this.timers?.thaw();
   }
 
   get running(): boolean {
@@ -312,7 +337,15 @@ export class RuntimeNode {
    * node, the range's replica otherwise; undefined while the node is down.
    */
   clientKv(): ClientKv | undefined {
-    return this.router ?? this.replica();
+    const kv = this.router ?? this.replica();
+    const timers = this.timers;
+    if (kv === undefined || timers === null || !timers.frozen) return kv;
+    // A request to a frozen process waits in its socket until the thaw.
+    const source = `client request ${++this.frozenRequests}`;
+    return {
+      propose: (...args) => timers.within(() => kv.propose(...args), source),
+      range: (...args) => timers.within(() => kv.range(...args), source),
+    };
   }
 
   /** The error that stopped the running host, if one did. */
@@ -325,8 +358,12 @@ export class RuntimeNode {
     if (this.host !== null) throw new Error(`node ${this.id} is already running`);
     const { scheduler, hub, random } = this.settings;
     this.incarnationCount++;
-    const timers = new SimTimers(scheduler);
+    const timers = new SimTimers(scheduler, random.fork(`thaws ${this.incarnationCount}`));
     const transport = hub.createTransport(this.id);
+    const gate = (run: () => void, source: string): void => timers.deliver(run, source);
+    transport.gate = gate;
+    this.disk.gate = gate;
+    if (this.walDisk !== null) this.walDisk.gate = gate;
     const host = new NodeHost({
       nodeId: this.id,
       engine: this.raftLog,

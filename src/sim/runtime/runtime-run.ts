@@ -21,14 +21,14 @@ import { ReadOnlyOption } from "../../raft/index.js";
 import { EMPTY_CONF_STATE, StateRole, type ConfState, type NodeId } from "../../raft/types.js";
 import type { Logger } from "../../transport/transport.js";
 import { checkLinearizability, type Operation } from "../linearizability/index.js";
-import { profileByName, type FaultProfile, type ProfileName } from "../profiles.js";
+import { profileByName, type FaultProfile, type MsRange, type ProfileName } from "../profiles.js";
 import { SeededRandom } from "../random.js";
 import { Scheduler } from "../scheduler.js";
 import { TraceBuffer, type TraceLine } from "../trace.js";
 import { RuntimeClient, type AcknowledgedPut, type RuntimeClientCounters } from "./runtime-client.js";
 import { RuntimeNode, type RuntimeNodeSettings } from "./runtime-node.js";
 import { SimTransportHub } from "./sim-transport.js";
-import { startCrashLoop, startPartitionLoop, type FaultLoopCluster } from "./fault-loops.js";
+import { startCrashLoop, startFreezeLoop, startPartitionLoop, type FaultLoopCluster } from "./fault-loops.js";
 import { LeaderCheck } from "./leader-check.js";
 import { ApplyCheck } from "./apply-check.js";
 import {
@@ -85,6 +85,12 @@ export interface RuntimeSimulationOptions {
   /** Overrides the profile's mean time between crashes (crash-heavy runs for checks-bite tests). */
   readonly crashMeanIntervalMs?: number;
   /**
+   * Freeze nodes (SIGSTOP, then SIGCONT) this often (mean virtual ms), on top of the profile's
+   * faults: one node (the leader half the time) or, one time in four, every running node at
+   * once, for 20 ms to 3 s (up to 15 election timeouts). Absent: no freezes.
+   */
+  readonly freezeMeanIntervalMs?: number;
+  /**
    * Split the keyspace under load and faults (split-run.ts): every node runs its placement
    * layer, clients go through its router, a random node splits a random key this often (mean
    * virtual ms). Not with the membership profile (membership changes reach range 1 only).
@@ -137,6 +143,8 @@ export interface RuntimeStats extends RuntimeClientCounters, SplitStats, MergeSt
   linearizabilityUnknown: number;
   /** Compactions the nodes' auto-compaction made (with `autoCompactionRetentionMs`). */
   autoCompactions: number;
+  /** Freezes (with `freezeMeanIntervalMs`), a whole-cluster one counted once. */
+  freezes: number;
 }
 
 export interface RuntimeSimulationResult {
@@ -150,6 +158,8 @@ export interface RuntimeSimulationResult {
 }
 
 const TICK_MS = 20;
+/** How long a freeze lasts: from one tick to 15 election timeouts (10 ticks each). */
+const FREEZE_DURATION_MS: MsRange = [TICK_MS, 150 * TICK_MS];
 const SETTLE_LIMIT_MS = 20_000;
 const MAX_VIOLATIONS = 20;
 
@@ -196,6 +206,7 @@ class RuntimeRun {
     mergesDone: 0,
     mergesFailed: 0,
     autoCompactions: 0,
+    freezes: 0,
   };
   private readonly applyCheck = new ApplyCheck({
     violation: (invariant, detail) => this.violation(invariant, detail),
@@ -379,6 +390,15 @@ class RuntimeRun {
         this.stats.partitions++;
       });
     }
+    const freezeMeanIntervalMs = this.options.freezeMeanIntervalMs;
+    if (freezeMeanIntervalMs !== undefined) {
+      startFreezeLoop(
+        cluster,
+        { meanIntervalMs: freezeMeanIntervalMs, durationMs: FREEZE_DURATION_MS, wholeClusterChance: 0.25 },
+        this.random.fork("faults/freezes"),
+        () => this.stats.freezes++,
+      );
+    }
     if (crashes !== null) {
       const meanIntervalMs = this.options.crashMeanIntervalMs ?? crashes.meanIntervalMs;
       startCrashLoop(cluster, { ...crashes, meanIntervalMs }, this.random.fork("faults/crashes"), {
@@ -400,7 +420,8 @@ class RuntimeRun {
     return {
       scheduler: this.scheduler,
       faultsActive: () => this.faultsActive,
-      live: () => this.live(),
+      // A frozen process asks for nothing: splits and merges start on running ones only.
+      live: () => this.live().filter((node) => !node.frozen),
       stats: this.stats,
       trace: (text) => this.trace.add(this.scheduler.now, text),
       violation: (invariant, detail) => this.violation(invariant, detail),
@@ -429,7 +450,9 @@ class RuntimeRun {
    * node is stopped for good once its removal is applied.
    */
   private changeMembership(random: SeededRandom): void {
-    const leader = this.leader()?.replica();
+    const leaderNode = this.leader();
+    // The operator's request waits while the leader's process is frozen: skip this turn.
+    const leader = leaderNode?.frozen === true ? undefined : leaderNode?.replica();
     if (leader === undefined) return;
     const conf = leader.status().confState;
     if (conf.votersOutgoing.length > 0) return;
@@ -508,6 +531,7 @@ class RuntimeRun {
     this.hub.network.heal();
     this.hub.network.setConditions({ ...this.profile.network, lossRate: 0, duplicateRate: 0, slowRate: 0 });
     for (const node of this.nodes) {
+      node.thaw();
       // Compactions end with the faults, as the split and merge loops do: the final checks
       // compare replicas with their leaders, which a compaction still committing would race.
       node.stopAutoCompaction();
@@ -543,12 +567,18 @@ class RuntimeRun {
       );
   }
 
-  /** One leader, every member applied up to its commit index, no client operation or change in flight. */
+  /**
+   * One leader whose whole log is committed, every member applied up to its commit index, no
+   * client operation or change in flight. A leader just elected may still show the commit
+   * index it knew before (a restarted one: its last synced one), below entries of the log it
+   * holds, until the first entry of its term commits: every member past THAT index is not
+   * settled (seed 46 of the crashes profile with freezes compared the final states there).
+   */
   settled(): boolean {
     const leader = this.leader()?.replica()?.status();
     if (leader === undefined || this.membershipChangeInFlight || this.clients.some((c) => c.busy))
       return false;
-    if (leader.confState.votersOutgoing.length > 0) return false;
+    if (leader.commit < leader.lastIndex || leader.confState.votersOutgoing.length > 0) return false;
     const members = this.members();
     const metaSettled = members.every((n) => {
       const status = n.replica()?.status();

@@ -27,6 +27,8 @@ export interface RuntimeSweepOptions {
   readonly ackBeforeSync?: boolean;
   readonly walDisks?: boolean;
   readonly crashMeanIntervalMs?: number;
+  /** Freeze nodes (runtime-run.ts `freezeMeanIntervalMs`). */
+  readonly freezeMeanIntervalMs?: number;
   readonly clusterSize?: 3 | 5;
   /** Split the keyspace under load (runtime-run.ts `splitMeanIntervalMs`). */
   readonly splitMeanIntervalMs?: number;
@@ -80,6 +82,7 @@ export async function sweepRuntime(options: RuntimeSweepOptions): Promise<Runtim
       ackBeforeSync: options.ackBeforeSync,
       walDisks: options.walDisks,
       crashMeanIntervalMs: options.crashMeanIntervalMs,
+      freezeMeanIntervalMs: options.freezeMeanIntervalMs,
       clusterSize: options.clusterSize,
       splitMeanIntervalMs: options.splitMeanIntervalMs,
       splitLosesKey: options.splitLosesKey,
@@ -109,6 +112,7 @@ export interface RuntimeReplaySettings {
   readonly steps?: number;
   readonly durationMs?: number;
   readonly crashMeanIntervalMs?: number;
+  readonly freezeMeanIntervalMs?: number;
   readonly ackBeforeSync?: boolean;
   readonly walDisks?: boolean;
   readonly clusterSize?: 3 | 5;
@@ -130,6 +134,7 @@ export function describeRuntimeFailure(
     settings.steps !== undefined ? `--steps ${settings.steps}` : "",
     settings.durationMs !== undefined ? `--duration ${settings.durationMs}` : "",
     settings.crashMeanIntervalMs !== undefined ? `--crash-interval ${settings.crashMeanIntervalMs}` : "",
+    settings.freezeMeanIntervalMs !== undefined ? `--freeze-interval ${settings.freezeMeanIntervalMs}` : "",
     settings.ackBeforeSync === true ? "--ack-before-sync" : "",
     settings.walDisks === true ? "--wal" : "",
     settings.clusterSize !== undefined ? `--nodes ${settings.clusterSize}` : "",

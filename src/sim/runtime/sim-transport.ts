@@ -86,6 +86,8 @@ export class SimTransportHub {
 
 export class SimTransport implements Transport {
   readonly counters: TransportCounters = newTransportCounters();
+  /** How the process takes an input from a peer's connection: at once, or held while it is frozen (SimTimers.deliver). */
+  gate: (run: () => void, source: string) => void = (run) => run();
   private queued: Envelope[] = [];
   private receiveHandler: ReceiveHandler | null = null;
   private unreachableHandler: UnreachableHandler | null = null;
@@ -137,7 +139,10 @@ export class SimTransport implements Transport {
     this.counters.snapshotsSent++;
     await new Promise<void>((resolve, reject) => {
       const withImage: Message = { ...message, snapshot: { ...snapshot, data: image } };
-      this.hub.send(this.nodeId, groupId, withImage, { resolve, reject });
+      this.hub.send(this.nodeId, groupId, withImage, {
+        resolve: () => this.gate(resolve, `peer ${to}`),
+        reject: (error) => this.gate(() => reject(error), `peer ${to}`),
+      });
     });
   }
 
@@ -171,14 +176,18 @@ export class SimTransport implements Transport {
 
   /** From the hub: an envelope arrived for this node. */
   receive(envelope: Envelope): void {
-    this.counters.messagesReceived += envelope.messages.length;
-    if (envelope.messages.some((m) => m.snapshot !== null)) this.counters.snapshotsReceived++;
-    this.receiveHandler?.(envelope);
+    this.gate(() => {
+      this.counters.messagesReceived += envelope.messages.length;
+      if (envelope.messages.some((m) => m.snapshot !== null)) this.counters.snapshotsReceived++;
+      this.receiveHandler?.(envelope);
+    }, `peer ${envelope.from}`);
   }
 
   /** From the hub: a message to `peer` could not be delivered for want of a connection. */
   unreachable(peer: NodeId): void {
-    if (!this.dead) this.unreachableHandler?.(peer);
+    this.gate(() => {
+      if (!this.dead) this.unreachableHandler?.(peer);
+    }, `peer ${peer}`);
   }
 }
 

@@ -36,6 +36,8 @@ class SimWalDirectory implements WalDirectory {
   private readonly inFlight = new Set<InFlightWrite>();
   /** Bumped by every crash: a write issued before it never completes. */
   private generation = 0;
+  /** How the process learns of a completed write: at once, or held while it is frozen (SimTimers.deliver). */
+  gate: (run: () => void, source: string) => void = (run) => run();
 
   constructor(
     name: string,
@@ -105,7 +107,7 @@ class SimWalDirectory implements WalDirectory {
             if (generation !== this.generation) return;
             this.inFlight.delete(write);
             this.land(sequence, write.bytes, position);
-            resolve();
+            this.gate(resolve, "disk");
           });
           if (this.lazyWriteBack !== null) resolve();
         });
@@ -139,7 +141,7 @@ class SimWalDirectory implements WalDirectory {
     const generation = this.generation;
     return new Promise((resolve) => {
       this.scheduler.after(this.delay(), () => {
-        if (generation === this.generation) resolve();
+        if (generation === this.generation) this.gate(resolve, "disk");
       });
     });
   }
@@ -181,6 +183,11 @@ export class SimWalDisk implements StorageEngine {
 
   sync(): Promise<void> {
     return this.current().sync();
+  }
+
+  /** How the process learns of a completed write (see SimWalDirectory.gate). */
+  set gate(gate: (run: () => void, source: string) => void) {
+    this.directory.gate = gate;
   }
 
   /** Power loss: writes in flight land whole, torn or not at all. Returns the damaged writes. */
