@@ -1,7 +1,8 @@
 // The node runtime with processes frozen (SIGSTOP) and thawed under every profile's faults: one
 // node, the leader half the time, or every node at once, for up to 15 election timeouts. No
-// violation on any seed, and the freezes were exercised. Also the seed that showed the final
-// checks comparing members before a just-elected leader's first commit.
+// violation on any seed, and the freezes were exercised. Also the two seeds that showed the
+// settled condition passing before a leader's whole log was committed (the meta range's, then
+// a split range's), so the final checks saw an entry apply after they began.
 import { test } from "node:test";
 import { assertExercised, runtimeSweepWithoutViolations } from "./runtime-support.js";
 
@@ -18,4 +19,16 @@ test("runtime with freezes, seed 46 (crashes): the final checks wait for the new
     durationMs: 3_000,
   });
   assertExercised(stats, { freezes: 10, crashes: 1 });
+});
+
+test("runtime with freezes, seed 373 (partitions, splits and merges): settled waits for a range's uncommitted merge fence", async () => {
+  const stats = await runtimeSweepWithoutViolations("partitions", 373, 1, {
+    freezeMeanIntervalMs: 250,
+    durationMs: 1_500,
+    clusterSize: 3,
+    splitMeanIntervalMs: 40,
+    mergeMeanIntervalMs: 30,
+    crashMeanIntervalMs: 300,
+  });
+  assertExercised(stats, { freezes: 5, splitsDone: 1, mergesRequested: 1 });
 });
