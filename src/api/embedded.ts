@@ -367,6 +367,13 @@ export async function openEmbedded(options: OpenOptions): Promise<EmbeddedConcor
               : {}),
             kv: parts.kv,
             rangeAdmin: parts.rangeAdmin,
+            rangeChanges: () =>
+              parts.ranges === null
+                ? null
+                : {
+                    splits: parts.ranges.coordinator.counters.splits,
+                    merges: parts.ranges.merges.counters.merges,
+                  },
             logger,
           }),
           native: new NativeServer({ host, kv: parts.kv, logger }),

@@ -36,7 +36,7 @@ import type { Timers, TimerHandle } from "../transport/timers.js";
 import type { Logger } from "../transport/transport.js";
 import { AutoCompactor } from "./auto-compaction.js";
 import { RouteCatalog } from "./catalog/catalog.js";
-import type { RouteDescriptor, RouteState } from "./catalog/descriptor.js";
+import { describeRoute, type RouteDescriptor, type RouteState } from "./catalog/descriptor.js";
 import { replicaMetaKv } from "./catalog/meta-kv.js";
 import { RouteTable } from "./routes/table.js";
 import { RouteWatcher } from "./routes/watcher.js";
@@ -472,12 +472,20 @@ export class NodeRanges {
   }
 
   private afterSplit(result: SplitResult): void {
+    this.options.logger.info(
+      { left: describeRoute(result.left), right: describeRoute(result.right), cause: result.cause },
+      "range split",
+    );
     this.policy.recordSplit(this.options.monotonicClock(), result.left.groupId, result.right.groupId);
     this.forgetSize(result.left.groupId);
     this.watcher.refresh().catch(() => undefined);
   }
 
   private afterMerge(result: MergeResult): void {
+    this.options.logger.info(
+      { merged: describeRoute(result.merged), removed: result.removed.routeId, cause: result.cause },
+      "ranges merged",
+    );
     this.policy.recordMerge(this.options.monotonicClock(), result.merged.groupId, result.removed.groupId);
     this.forgetSize(result.merged.groupId);
     this.watcher.refresh().catch(() => undefined);

@@ -82,6 +82,14 @@ export interface MemberMetricsSources {
   readonly dataDir?: string;
   /** The member's write-ahead log, and the clock (monotonic milliseconds) its appends are timed on. */
   readonly writeAheadLog?: { readonly engine: WalStorageEngine; readonly clock: () => number };
+  /** The splits and merges this member coordinated, by cause; null until its placement layer runs. */
+  readonly rangeChanges?: () => RangeChangeCounts | null;
+}
+
+/** Splits and merges by cause (SplitCoordinator's and MergeCoordinator's counters). */
+export interface RangeChangeCounts {
+  readonly splits: Readonly<Record<string, number>>;
+  readonly merges: Readonly<Record<string, number>>;
 }
 
 /** A counter set to a count kept elsewhere (a prom-client counter otherwise only goes up by `inc`). */
@@ -204,7 +212,31 @@ export class MemberMetrics {
         }
       },
     });
-    const { dataDir, writeAheadLog } = sources;
+    const { dataDir, writeAheadLog, rangeChanges } = sources;
+    if (rangeChanges !== undefined) {
+      const byCause = (counter: Counter, counts: Readonly<Record<string, number>> | undefined) => {
+        counter.reset();
+        for (const [cause, count] of Object.entries(counts ?? {})) counter.inc({ cause }, count);
+      };
+      new Counter({
+        name: "concord_range_splits_total",
+        help: "Range splits this member coordinated (the meta leader's automatic ones, and those asked of it), by cause: load, size, manual, recovered (finished for a coordinator that stopped).",
+        labelNames: ["cause"],
+        registers,
+        collect() {
+          byCause(this, rangeChanges()?.splits);
+        },
+      });
+      new Counter({
+        name: "concord_range_merges_total",
+        help: "Range merges this member coordinated, by cause: cold, manual, recovered.",
+        labelNames: ["cause"],
+        registers,
+        collect() {
+          byCause(this, rangeChanges()?.merges);
+        },
+      });
+    }
     if (dataDir !== undefined) {
       new Gauge({
         name: "etcd_mvcc_db_total_size_in_bytes",

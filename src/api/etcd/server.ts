@@ -25,7 +25,7 @@ import { kvService } from "./kv-service.js";
 import { LeaderForwarder, leaseService } from "./lease-service.js";
 import { lockService } from "./lock-service.js";
 import { maintenanceService } from "./maintenance-service.js";
-import { MemberMetrics } from "./metrics.js";
+import { MemberMetrics, type RangeChangeCounts } from "./metrics.js";
 import { rangeService, type RangeAdmin } from "./range-service.js";
 import { watchService, watchServiceDefinition } from "./watch-service.js";
 
@@ -51,6 +51,8 @@ export interface EtcdServerOptions {
   readonly writeAheadLog?: { readonly engine: WalStorageEngine; readonly clock: () => number };
   /** Serves concordpb.Ranges (list, split) over it; without one that service is UNIMPLEMENTED. */
   readonly rangeAdmin?: RangeAdmin;
+  /** The splits and merges the member coordinated, for its metrics (MemberMetricsSources.rangeChanges). */
+  readonly rangeChanges?: () => RangeChangeCounts | null;
   /** Where a service's failure outside any call goes (a bug: an event listener that threw). */
   readonly logger?: Logger;
 }
@@ -96,6 +98,7 @@ export class EtcdServer {
       grpcCalls: () => this.grpc.methodCalls(),
       ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
       ...(options.writeAheadLog === undefined ? {} : { writeAheadLog: options.writeAheadLog }),
+      ...(options.rangeChanges === undefined ? {} : { rangeChanges: options.rangeChanges }),
     });
   }
 

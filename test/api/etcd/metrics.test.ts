@@ -1,8 +1,9 @@
 // `GET /metrics` on a one-member Concord's client port (src/api/etcd/metrics.ts): Prometheus's
 // text format, parsed line by line; etcd's server metrics of the member; the applied and
 // committed totals and gRPC's call counts growing with the puts made through the `etcd3`
-// client; a refused call counted by its code; and bad input (unknown paths, an unserved gRPC
-// method) answered as before without adding a series.
+// client; a refused call counted by its code; a manual split and merge counted by cause; and
+// bad input (unknown paths, an unserved gRPC method) answered as before without adding a
+// series.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { create } from "@bufbuild/protobuf";
@@ -187,6 +188,29 @@ test("a refused call is counted by its code: a Range at a future revision is Out
     sample(samples, `grpc_server_handled_total{${grpcLabels("etcdserverpb.KV", "Range", "OutOfRange")}}`),
     1,
   );
+});
+
+test("a manual split and merge are counted by cause; the other causes show 0", async () => {
+  const ranges = cluster.members.get(1)!.ranges!;
+  const causes = (name: string, all: readonly string[], samples: Map<string, number>) =>
+    Object.fromEntries(all.map((cause) => [cause, sample(samples, `${name}{cause="${cause}"}`)]));
+  const splitCauses = ["load", "size", "manual", "recovered"];
+  const mergeCauses = ["cold", "manual", "recovered"];
+  const before = await scrape();
+  const { right } = await ranges.split(Buffer.from("metrics/m"));
+  await ranges.merge(right.routeId);
+  const after = await scrape();
+  const grew = (name: string, all: readonly string[]) => {
+    const [was, now] = [causes(name, all, before), causes(name, all, after)];
+    return Object.fromEntries(all.map((cause) => [cause, now[cause]! - was[cause]!]));
+  };
+  assert.deepEqual(grew("concord_range_splits_total", splitCauses), {
+    load: 0,
+    size: 0,
+    manual: 1,
+    recovered: 0,
+  });
+  assert.deepEqual(grew("concord_range_merges_total", mergeCauses), { cold: 0, manual: 1, recovered: 0 });
 });
 
 test("unknown paths are 404 and an unserved gRPC method UNIMPLEMENTED, adding no series; /health and /version unchanged", async () => {
