@@ -94,7 +94,8 @@ export class SimTimers implements Timers {
     const bySource = new Map<string, (() => void)[]>();
     for (const { source, run } of held) {
       if (source === null) this.deliver(run, null);
-      else bySource.set(source, [...(bySource.get(source) ?? []), run]);
+      else if (bySource.has(source)) bySource.get(source)!.push(run);
+      else bySource.set(source, [run]);
     }
     const queues = [...bySource.values()];
     while (queues.length > 0) {
