@@ -1,7 +1,8 @@
 /**
  * `npm run sim -- --seeds N [--seed S] [--profile NAME|all] [--steps K] [--verbose] [--bug NAMES]`
  * `npm run sim -- --runtime [--seeds N] [--seed S] [--profile NAME|all] [--steps K] [--duration MS]
- *   [--crash-interval MS] [--freeze-interval MS] [--ack-before-sync] [--wal] [--nodes 3|5] [--splits [--split-interval MS]
+ *   [--crash-interval MS] [--freeze-interval MS] [--clock-jump-interval MS] [--ack-before-sync]
+ *   [--wal] [--nodes 3|5] [--splits [--split-interval MS]
  *   [--split-loses-key] [--concurrent-splits] [--merges [--merge-interval MS] [--merge-loses-key]]]`
  *
  * Runs simulation seeds, prints progress and a summary table of the stats summed over the
@@ -31,6 +32,7 @@ interface CliOptions {
   duration?: number;
   crashInterval?: number;
   freezeInterval?: number;
+  clockJumpInterval?: number;
   ackBeforeSync: boolean;
   wal: boolean;
   nodes?: 3 | 5;
@@ -149,6 +151,7 @@ async function runtimeMain(options: CliOptions): Promise<number> {
     durationMs: options.duration,
     crashMeanIntervalMs: options.crashInterval,
     freezeMeanIntervalMs: options.freezeInterval,
+    clockJumpMeanIntervalMs: options.clockJumpInterval,
     ackBeforeSync: options.ackBeforeSync,
     walDisks: options.wal,
     ...splitSettings,
@@ -173,6 +176,7 @@ async function runtimeMain(options: CliOptions): Promise<number> {
       durationMs: options.duration,
       crashMeanIntervalMs: options.crashInterval,
       freezeMeanIntervalMs: options.freezeInterval,
+      clockJumpMeanIntervalMs: options.clockJumpInterval,
       ackBeforeSync: options.ackBeforeSync,
       walDisks: options.wal,
       ...splitSettings,
@@ -215,6 +219,11 @@ function main(argv: readonly string[]): number | Promise<number> {
     .option(
       "--freeze-interval <ms>",
       "with --runtime: freeze nodes (SIGSTOP, one or all, 20 ms to 3 s) this often, in mean virtual milliseconds, on top of the profile's faults",
+      positiveInteger,
+    )
+    .option(
+      "--clock-jump-interval <ms>",
+      "with --runtime: step one node's wall clock (up to 10 minutes, either way) this often, in mean virtual milliseconds",
       positiveInteger,
     )
     .option("--ack-before-sync", "with --runtime: disks acknowledge syncs early (a deliberate bug)", false)

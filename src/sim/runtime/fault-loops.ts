@@ -1,8 +1,8 @@
 /**
  * The partition and crash loops of simulated node-runtime clusters, shared by the runtime run
  * (runtime-run.ts) and the election workload's cluster (../election/cluster.ts), and the
- * runtime run's freeze loop. Each loop draws from its own forked random source in a fixed
- * order, so a seed replays exactly.
+ * runtime run's freeze and clock-jump loops. Each loop draws from its own forked random
+ * source in a fixed order, so a seed replays exactly.
  */
 import type { CrashFaults, MsRange, PartitionFaults } from "../profiles.js";
 import type { SeededRandom } from "../random.js";
@@ -134,6 +134,34 @@ export function startFreezeLoop(
       if (victims.length > 0) {
         onFreeze();
         cluster.trace(`${victims.map((n) => `n${n.id}`).join(", ")} frozen for ${durationMs} ms`);
+      }
+      next();
+    });
+  };
+  next();
+}
+
+/**
+ * Every so often one running node's wall clock steps, forward or back, by up to `maxJumpMs`
+ * (an NTP step, an operator's `date -s`). Revisions are hybrid-logical timestamps read from
+ * the wall clock: they must still only grow, and nothing else may depend on it.
+ */
+export function startClockJumpLoop(
+  cluster: FaultLoopCluster,
+  jumps: { readonly meanIntervalMs: number; readonly maxJumpMs: number },
+  random: SeededRandom,
+  onJump: () => void,
+): void {
+  const next = (): void => {
+    cluster.scheduler.after(random.exponential(jumps.meanIntervalMs), () => {
+      if (!cluster.faultsActive()) return;
+      const running = cluster.crashable().filter((n) => n.running);
+      if (running.length > 0) {
+        const node = random.pick(running);
+        const jumpMs = random.intBetween(-jumps.maxJumpMs, jumps.maxJumpMs);
+        node.jumpWallClock(jumpMs);
+        onJump();
+        cluster.trace(`n${node.id}'s wall clock jumped ${jumpMs} ms`);
       }
       next();
     });

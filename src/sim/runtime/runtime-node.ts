@@ -17,6 +17,8 @@
  *
  * `freeze(ms)` stops the running incarnation as SIGSTOP would (see SimTimers): its timers,
  * network deliveries, disk completions and clients' requests wait for the thaw.
+ * `jumpWallClock(ms)` steps the machine's wall clock (as NTP or an operator would), for this
+ * and every later incarnation; the monotonic clock never jumps.
  */
 import { EMPTY } from "../../kv/bytes.js";
 import { WriteBatch, type OrderedKv, type ReadView } from "../../kv/engine.js";
@@ -215,6 +217,9 @@ export class RuntimeNode {
   private readonly walDisk: SimWalDisk | null;
   /** Requests made to a frozen incarnation: each is its own connection's input at the thaw. */
   private frozenRequests = 0;
+  /** How far this machine's wall clock is from virtual time (jumpWallClock). */
+  private wallOffsetMs = 0;
+  private readonly wallClock = (): number => simWallClock(this.settings.scheduler)() + this.wallOffsetMs;
   readonly kv: CrashableKv;
   private host: NodeHost | null = null;
   private placement: NodeRanges | null = null;
@@ -274,6 +279,11 @@ export class RuntimeNode {
   /** SIGCONT of the running incarnation now, if it is frozen. */
   thaw(): void {
     this.timers?.thaw();
+  }
+
+  /** Steps this machine's wall clock by `ms` (negative: back), from now on. */
+  jumpWallClock(ms: number): void {
+    this.wallOffsetMs += ms;
   }
 
   get running(): boolean {
@@ -370,7 +380,7 @@ export class RuntimeNode {
       transport,
       timers,
       monotonicClock: simMonotonicClock(scheduler),
-      wallClock: simWallClock(scheduler),
+      wallClock: this.wallClock,
       random: random.fork(`incarnation ${this.incarnationCount}`),
       logger: this.settings.logger,
       stateMachine: (rangeId) => {
@@ -457,7 +467,7 @@ export class RuntimeNode {
       routePollIntervalMs: ranged.routePollIntervalMs,
       reconcileIntervalMs: ranged.reconcileIntervalMs,
       autoCompactionRetentionMs: this.autoCompactionStopped ? 0 : ranged.autoCompactionRetentionMs,
-      wallClock: simWallClock(scheduler),
+      wallClock: this.wallClock,
     });
     placement.start();
     this.placement = placement;

@@ -28,7 +28,13 @@ import { TraceBuffer, type TraceLine } from "../trace.js";
 import { RuntimeClient, type AcknowledgedPut, type RuntimeClientCounters } from "./runtime-client.js";
 import { RuntimeNode, type RuntimeNodeSettings } from "./runtime-node.js";
 import { SimTransportHub } from "./sim-transport.js";
-import { startCrashLoop, startFreezeLoop, startPartitionLoop, type FaultLoopCluster } from "./fault-loops.js";
+import {
+  startClockJumpLoop,
+  startCrashLoop,
+  startFreezeLoop,
+  startPartitionLoop,
+  type FaultLoopCluster,
+} from "./fault-loops.js";
 import { LeaderCheck } from "./leader-check.js";
 import { ApplyCheck } from "./apply-check.js";
 import {
@@ -91,6 +97,11 @@ export interface RuntimeSimulationOptions {
    */
   readonly freezeMeanIntervalMs?: number;
   /**
+   * Step one node's wall clock this often (mean virtual ms), on top of the profile's faults,
+   * forward or back by up to 10 virtual minutes. Absent: the wall clocks never jump.
+   */
+  readonly clockJumpMeanIntervalMs?: number;
+  /**
    * Split the keyspace under load and faults (split-run.ts): every node runs its placement
    * layer, clients go through its router, a random node splits a random key this often (mean
    * virtual ms). Not with the membership profile (membership changes reach range 1 only).
@@ -145,6 +156,8 @@ export interface RuntimeStats extends RuntimeClientCounters, SplitStats, MergeSt
   autoCompactions: number;
   /** Freezes (with `freezeMeanIntervalMs`), a whole-cluster one counted once. */
   freezes: number;
+  /** Wall-clock steps (with `clockJumpMeanIntervalMs`). */
+  clockJumps: number;
 }
 
 export interface RuntimeSimulationResult {
@@ -160,6 +173,8 @@ export interface RuntimeSimulationResult {
 const TICK_MS = 20;
 /** How long a freeze lasts: from one tick to 15 election timeouts (10 ticks each). */
 const FREEZE_DURATION_MS: MsRange = [TICK_MS, 150 * TICK_MS];
+/** The largest wall-clock step, either way: 10 minutes. */
+const MAX_CLOCK_JUMP_MS = 10 * 60 * 1000;
 const SETTLE_LIMIT_MS = 20_000;
 const MAX_VIOLATIONS = 20;
 
@@ -207,6 +222,7 @@ class RuntimeRun {
     mergesFailed: 0,
     autoCompactions: 0,
     freezes: 0,
+    clockJumps: 0,
   };
   private readonly applyCheck = new ApplyCheck({
     violation: (invariant, detail) => this.violation(invariant, detail),
@@ -397,6 +413,15 @@ class RuntimeRun {
         { meanIntervalMs: freezeMeanIntervalMs, durationMs: FREEZE_DURATION_MS, wholeClusterChance: 0.25 },
         this.random.fork("faults/freezes"),
         () => this.stats.freezes++,
+      );
+    }
+    const clockJumpMeanIntervalMs = this.options.clockJumpMeanIntervalMs;
+    if (clockJumpMeanIntervalMs !== undefined) {
+      startClockJumpLoop(
+        cluster,
+        { meanIntervalMs: clockJumpMeanIntervalMs, maxJumpMs: MAX_CLOCK_JUMP_MS },
+        this.random.fork("faults/clock-jumps"),
+        () => this.stats.clockJumps++,
       );
     }
     if (crashes !== null) {

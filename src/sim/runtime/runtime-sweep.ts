@@ -29,6 +29,8 @@ export interface RuntimeSweepOptions {
   readonly crashMeanIntervalMs?: number;
   /** Freeze nodes (runtime-run.ts `freezeMeanIntervalMs`). */
   readonly freezeMeanIntervalMs?: number;
+  /** Step nodes' wall clocks (runtime-run.ts `clockJumpMeanIntervalMs`). */
+  readonly clockJumpMeanIntervalMs?: number;
   readonly clusterSize?: 3 | 5;
   /** Split the keyspace under load (runtime-run.ts `splitMeanIntervalMs`). */
   readonly splitMeanIntervalMs?: number;
@@ -83,6 +85,7 @@ export async function sweepRuntime(options: RuntimeSweepOptions): Promise<Runtim
       walDisks: options.walDisks,
       crashMeanIntervalMs: options.crashMeanIntervalMs,
       freezeMeanIntervalMs: options.freezeMeanIntervalMs,
+      clockJumpMeanIntervalMs: options.clockJumpMeanIntervalMs,
       clusterSize: options.clusterSize,
       splitMeanIntervalMs: options.splitMeanIntervalMs,
       splitLosesKey: options.splitLosesKey,
@@ -113,6 +116,7 @@ export interface RuntimeReplaySettings {
   readonly durationMs?: number;
   readonly crashMeanIntervalMs?: number;
   readonly freezeMeanIntervalMs?: number;
+  readonly clockJumpMeanIntervalMs?: number;
   readonly ackBeforeSync?: boolean;
   readonly walDisks?: boolean;
   readonly clusterSize?: 3 | 5;
@@ -135,6 +139,9 @@ export function describeRuntimeFailure(
     settings.durationMs !== undefined ? `--duration ${settings.durationMs}` : "",
     settings.crashMeanIntervalMs !== undefined ? `--crash-interval ${settings.crashMeanIntervalMs}` : "",
     settings.freezeMeanIntervalMs !== undefined ? `--freeze-interval ${settings.freezeMeanIntervalMs}` : "",
+    settings.clockJumpMeanIntervalMs !== undefined
+      ? `--clock-jump-interval ${settings.clockJumpMeanIntervalMs}`
+      : "",
     settings.ackBeforeSync === true ? "--ack-before-sync" : "",
     settings.walDisks === true ? "--wal" : "",
     settings.clusterSize !== undefined ? `--nodes ${settings.clusterSize}` : "",
