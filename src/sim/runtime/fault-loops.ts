@@ -76,22 +76,34 @@ export function startCrashLoop(
   random: SeededRandom,
   events: { readonly crashed: (lostWrites: number) => void; readonly restart: (node: RuntimeNode) => void },
 ): void {
+  everySoOften(cluster, crashes.meanIntervalMs, random, () => {
+    const nodes = cluster.crashable();
+    const running = nodes.filter((n) => n.running);
+    const maxDown = Math.floor((cluster.size() - 1) / 2);
+    if (nodes.length - running.length < maxDown && running.length > 0) {
+      const leader = cluster.leader();
+      const victim =
+        leader !== undefined && random.chance(crashes.leaderBias) ? leader : random.pick(running);
+      const lost = victim.crash();
+      events.crashed(lost);
+      cluster.trace(`n${victim.id} crashed, ${lost} unsynced write(s) lost`);
+      const [low, high] = crashes.downtimeMs;
+      cluster.scheduler.after(random.intBetween(low, high), () => events.restart(victim));
+    }
+  });
+}
+
+/** Runs `act` after waits drawn from an exponential distribution of mean `meanIntervalMs`, while the faults last. */
+function everySoOften(
+  cluster: FaultLoopCluster,
+  meanIntervalMs: number,
+  random: SeededRandom,
+  act: () => void,
+): void {
   const next = (): void => {
-    cluster.scheduler.after(random.exponential(crashes.meanIntervalMs), () => {
+    cluster.scheduler.after(random.exponential(meanIntervalMs), () => {
       if (!cluster.faultsActive()) return;
-      const nodes = cluster.crashable();
-      const running = nodes.filter((n) => n.running);
-      const maxDown = Math.floor((cluster.size() - 1) / 2);
-      if (nodes.length - running.length < maxDown && running.length > 0) {
-        const leader = cluster.leader();
-        const victim =
-          leader !== undefined && random.chance(crashes.leaderBias) ? leader : random.pick(running);
-        const lost = victim.crash();
-        events.crashed(lost);
-        cluster.trace(`n${victim.id} crashed, ${lost} unsynced write(s) lost`);
-        const [low, high] = crashes.downtimeMs;
-        cluster.scheduler.after(random.intBetween(low, high), () => events.restart(victim));
-      }
+      act();
       next();
     });
   };
@@ -118,27 +130,22 @@ export function startFreezeLoop(
   random: SeededRandom,
   onFreeze: () => void,
 ): void {
-  const next = (): void => {
-    cluster.scheduler.after(random.exponential(freezes.meanIntervalMs), () => {
-      if (!cluster.faultsActive()) return;
-      const running = cluster.crashable().filter((n) => n.running);
-      const [low, high] = freezes.durationMs;
-      const durationMs = random.intBetween(low, high);
-      let victims: readonly RuntimeNode[] = [];
-      if (running.length > 0) {
-        const leader = cluster.leader();
-        if (random.chance(freezes.wholeClusterChance)) victims = running;
-        else victims = [leader !== undefined && random.chance(0.5) ? leader : random.pick(running)];
-      }
-      for (const node of victims) node.freeze(durationMs);
-      if (victims.length > 0) {
-        onFreeze();
-        cluster.trace(`${victims.map((n) => `n${n.id}`).join(", ")} frozen for ${durationMs} ms`);
-      }
-      next();
-    });
-  };
-  next();
+  everySoOften(cluster, freezes.meanIntervalMs, random, () => {
+    const running = cluster.crashable().filter((n) => n.running);
+    const [low, high] = freezes.durationMs;
+    const durationMs = random.intBetween(low, high);
+    let victims: readonly RuntimeNode[] = [];
+    if (running.length > 0) {
+      const leader = cluster.leader();
+      if (random.chance(freezes.wholeClusterChance)) victims = running;
+      else victims = [leader !== undefined && random.chance(0.5) ? leader : random.pick(running)];
+    }
+    for (const node of victims) node.freeze(durationMs);
+    if (victims.length > 0) {
+      onFreeze();
+      cluster.trace(`${victims.map((n) => `n${n.id}`).join(", ")} frozen for ${durationMs} ms`);
+    }
+  });
 }
 
 /**
@@ -152,19 +159,13 @@ export function startClockJumpLoop(
   random: SeededRandom,
   onJump: () => void,
 ): void {
-  const next = (): void => {
-    cluster.scheduler.after(random.exponential(jumps.meanIntervalMs), () => {
-      if (!cluster.faultsActive()) return;
-      const running = cluster.crashable().filter((n) => n.running);
-      if (running.length > 0) {
-        const node = random.pick(running);
-        const jumpMs = random.intBetween(-jumps.maxJumpMs, jumps.maxJumpMs);
-        node.jumpWallClock(jumpMs);
-        onJump();
-        cluster.trace(`n${node.id}'s wall clock jumped ${jumpMs} ms`);
-      }
-      next();
-    });
-  };
-  next();
+  everySoOften(cluster, jumps.meanIntervalMs, random, () => {
+    const running = cluster.crashable().filter((n) => n.running);
+    if (running.length === 0) return;
+    const node = random.pick(running);
+    const jumpMs = random.intBetween(-jumps.maxJumpMs, jumps.maxJumpMs);
+    node.jumpWallClock(jumpMs);
+    onJump();
+    cluster.trace(`n${node.id}'s wall clock jumped ${jumpMs} ms`);
+  });
 }
