@@ -8,6 +8,7 @@ import { KvError, KvErrorCode } from "../../kv/errors.js";
 import type { CommandResult } from "../../kv/results.js";
 import { NotLeaderError } from "../../node/errors.js";
 import { RangeMovedError, RoutesUnavailableError } from "../routes/moved.js";
+import { positiveInteger } from "../option-checks.js";
 
 export interface RetryPolicy {
   /** Attempts in all, the first included (default 40: about 7.1 s of backoff in all). */
@@ -35,9 +36,7 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = Object.freeze({
 /** The policy with `overrides`, checked: attempts >= 1, delays >= 0. Throws RangeError. */
 export function retryPolicy(overrides: Partial<RetryPolicy> = {}): RetryPolicy {
   const policy = { ...DEFAULT_RETRY_POLICY, ...overrides };
-  if (!Number.isSafeInteger(policy.attempts) || policy.attempts < 1) {
-    throw new RangeError(`retry attempts must be a positive integer, got ${policy.attempts}`);
-  }
+  positiveInteger("retry attempts", policy.attempts);
   for (const [name, value] of [
     ["baseDelayMs", policy.baseDelayMs],
     ["maxDelayMs", policy.maxDelayMs],

@@ -58,6 +58,7 @@ import type { RouteDescriptor } from "../catalog/descriptor.js";
 import { PullStream } from "../../kv/pull-stream.js";
 import { PendingEvents } from "./watch-pending.js";
 import { planSubSpans, subWatchRequest, watchSpans, type RouteLookup } from "./watch-plan.js";
+import { positiveInteger } from "../option-checks.js";
 
 export interface RoutedWatchOptions {
   /** The node's route table (read at creation and after each reload). */
@@ -165,8 +166,8 @@ export class RoutedWatch implements Watch {
     private readonly request: WatchRequest,
     private readonly options: RoutedWatchOptions,
   ) {
-    this.maxBufferedEvents = positiveInteger(options.maxBufferedEvents ?? 10_000, "maxBufferedEvents");
-    this.maxAttempts = positiveInteger(options.maxAttempts ?? 8, "maxAttempts");
+    this.maxBufferedEvents = positiveInteger("maxBufferedEvents", options.maxBufferedEvents ?? 10_000);
+    this.maxAttempts = positiveInteger("maxAttempts", options.maxAttempts ?? 8);
     this.baseDelayMs = nonNegative(options.baseDelayMs ?? 10, "baseDelayMs");
     this.maxDelayMs = nonNegative(options.maxDelayMs ?? 1_000, "maxDelayMs");
     this.isRetryable = options.isRetryable ?? defaultRetryable;
@@ -580,12 +581,6 @@ export class RoutedWatch implements Watch {
       this.end(`concord: watch failed: ${errorText(error)}`);
     }
   }
-}
-
-function positiveInteger(value: number, name: string): number {
-  if (!Number.isSafeInteger(value) || value < 1)
-    throw new RangeError(`${name} must be a positive integer, got ${value}`);
-  return value;
 }
 
 function nonNegative(value: number, name: string): number {

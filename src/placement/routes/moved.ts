@@ -7,6 +7,7 @@
  */
 import type { RouteDescriptor } from "../catalog/descriptor.js";
 import type { RouteTable } from "./table.js";
+import { positiveInteger } from "../option-checks.js";
 
 /** The key is no longer served by the route the caller expected; retry with `current`. */
 export class RangeMovedError extends Error {
@@ -65,10 +66,7 @@ export async function withRouteRetry<T>(
   operation: (attempt: number) => Promise<T>,
   options: RouteRetryOptions,
 ): Promise<T> {
-  const maxAttempts = options.maxAttempts ?? DEFAULT_ROUTE_ATTEMPTS;
-  if (!Number.isSafeInteger(maxAttempts) || maxAttempts < 1) {
-    throw new RangeError(`maxAttempts must be a positive integer, got ${maxAttempts}`);
-  }
+  const maxAttempts = positiveInteger("maxAttempts", options.maxAttempts ?? DEFAULT_ROUTE_ATTEMPTS);
   for (let attempt = 1; ; attempt++) {
     try {
       return await operation(attempt);

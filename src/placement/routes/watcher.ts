@@ -21,6 +21,7 @@ import type { CatalogSnapshot, DeltaRead } from "../catalog/catalog.js";
 import { decodeDelta, type CatalogKeys } from "../catalog/codec.js";
 import type { MetaRangeWatch } from "../catalog/meta-kv.js";
 import { RouteTable } from "./table.js";
+import { positiveInteger } from "../option-checks.js";
 
 /** What the watcher reads from the catalog (RouteCatalog implements it). */
 export interface CatalogSource {
@@ -252,10 +253,4 @@ export class RouteWatcher {
     this.counters.errors += 1;
     this.logger.warn({ error: error instanceof Error ? error.message : String(error) }, message);
   }
-}
-
-function positiveInteger(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 1)
-    throw new RangeError(`${name} must be a positive integer, got ${value}`);
-  return value;
 }

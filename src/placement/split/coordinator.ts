@@ -24,6 +24,7 @@ import { describeRoute, type RouteDescriptor } from "../catalog/descriptor.js";
 import { SplitConflictError, SplitRefusedError, SplitStateError } from "./errors.js";
 import { boundsOf, isCatalogRace, recoverRoutes, replaceRoute, type RecoveryPass } from "./route-edits.js";
 import { SYSTEM_SPAN_END, splitKeyRefusal } from "./split-key.js";
+import { positiveInteger } from "../option-checks.js";
 
 /** A split a range is fenced for. */
 export interface PlannedSplit {
@@ -164,10 +165,7 @@ export class SplitCoordinator {
     this.catalog = options.catalog;
     this.ranges = options.ranges;
     this.minSplitKey = options.minSplitKey ?? SYSTEM_SPAN_END;
-    this.maxAttempts = options.maxAttempts ?? 16;
-    if (!Number.isSafeInteger(this.maxAttempts) || this.maxAttempts < 1) {
-      throw new RangeError(`maxAttempts must be a positive integer, got ${this.maxAttempts}`);
-    }
+    this.maxAttempts = positiveInteger("maxAttempts", options.maxAttempts ?? 16);
   }
 
   /**

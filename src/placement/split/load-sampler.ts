@@ -18,6 +18,7 @@
 import { compareBytes } from "../../kv/bytes.js";
 import type { RangeBounds } from "../../kv/bounds.js";
 import type { RandomSource } from "../../raft/types.js";
+import { positiveInteger } from "../option-checks.js";
 
 export type RequestKind = "read" | "write";
 
@@ -68,12 +69,6 @@ interface RangeLoad {
 
 function emptyReservoir(): Reservoir {
   return { keys: [], seen: 0 };
-}
-
-function checkPositive(value: number, name: string): void {
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw new RangeError(`${name} must be a positive integer, got ${value}`);
-  }
 }
 
 /** A key weighed by the requests it stands for. */
@@ -127,9 +122,9 @@ export class LoadSampler {
     this.windowMs = options.windowMs ?? DEFAULT_WINDOW_MS;
     this.reservoirSize = options.reservoirSize ?? DEFAULT_RESERVOIR_SIZE;
     this.historyWindows = options.historyWindows ?? DEFAULT_HISTORY_WINDOWS;
-    checkPositive(this.windowMs, "windowMs");
-    checkPositive(this.reservoirSize, "reservoirSize");
-    checkPositive(this.historyWindows, "historyWindows");
+    positiveInteger("windowMs", this.windowMs);
+    positiveInteger("reservoirSize", this.reservoirSize);
+    positiveInteger("historyWindows", this.historyWindows);
   }
 
   /** Counts one request of `rangeId` on `key` and offers the key to the window's reservoir. */

@@ -14,6 +14,7 @@ import type { SplitCoordinator, SplitResult } from "./coordinator.js";
 import type { MergeCoordinator, MergeResult } from "./merge-coordinator.js";
 import type { RangeCandidate, SplitPolicy } from "./policy.js";
 import type { RecoveryPass } from "./route-edits.js";
+import { positiveInteger } from "../option-checks.js";
 
 export interface SplitLoopOptions {
   readonly coordinator: SplitCoordinator;
@@ -80,10 +81,7 @@ export class SplitLoop {
   private stopped = false;
 
   constructor(private readonly options: SplitLoopOptions) {
-    this.intervalMs = options.intervalMs ?? 1_000;
-    if (!Number.isSafeInteger(this.intervalMs) || this.intervalMs < 1) {
-      throw new RangeError(`intervalMs must be a positive integer, got ${this.intervalMs}`);
-    }
+    this.intervalMs = positiveInteger("intervalMs", options.intervalMs ?? 1_000);
     this.mergesPerCycle = options.mergesPerCycle ?? 1;
     if (!Number.isSafeInteger(this.mergesPerCycle) || this.mergesPerCycle < 0) {
       throw new RangeError(`mergesPerCycle must be an integer >= 0, got ${this.mergesPerCycle}`);

@@ -26,6 +26,7 @@ import { describeRoute, routeContains, type RouteDescriptor } from "../catalog/d
 import type { AppliedMerge, RangeDescription, RangeOps, SplitCatalog } from "./coordinator.js";
 import { MergeConflictError, MergeRefusedError, MergeStateError } from "./errors.js";
 import { boundsOf, isCatalogRace, recoverRoutes, replaceRoute, type RecoveryPass } from "./route-edits.js";
+import { positiveInteger } from "../option-checks.js";
 
 /** What the merge coordinator needs of the catalog (RouteCatalog). */
 export type MergeCatalog = Pick<SplitCatalog, "snapshot" | "save">;
@@ -119,10 +120,7 @@ export class MergeCoordinator {
   constructor(private readonly options: MergeCoordinatorOptions) {
     this.catalog = options.catalog;
     this.ranges = options.ranges;
-    this.maxAttempts = options.maxAttempts ?? 16;
-    if (!Number.isSafeInteger(this.maxAttempts) || this.maxAttempts < 1) {
-      throw new RangeError(`maxAttempts must be a positive integer, got ${this.maxAttempts}`);
-    }
+    this.maxAttempts = positiveInteger("maxAttempts", options.maxAttempts ?? 16);
   }
 
   /**
