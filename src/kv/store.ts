@@ -315,6 +315,20 @@ function readMetaU64(
   return readU64(bytes, 0);
 }
 
+/**
+ * The applied index of the store under `namespace` in `kv` (0: no store there, or one that
+ * applied nothing), read from its meta without opening it (MvccStore's constructor also reads
+ * its whole state and looks for versions outside its bounds).
+ */
+export function storedAppliedIndex(kv: OrderedKv, namespace: Uint8Array = new Uint8Array(0)): number {
+  const view = kv.view();
+  try {
+    return Number(readMetaU64((key) => view.get(key), new KeyLayout(namespace), MetaField.AppliedIndex));
+  } finally {
+    view.release();
+  }
+}
+
 /** The granularity of `sizeEstimate`'s median: one remembered key per this many bytes. */
 const SIZE_CHECKPOINT_BYTES = 64 * 1024;
 

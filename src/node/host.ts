@@ -35,7 +35,7 @@ import {
   type ResolvedNodeConfig,
 } from "./options.js";
 import { HybridClock } from "../kv/hlc.js";
-import { MvccStore } from "../kv/store.js";
+import { storedAppliedIndex } from "../kv/store.js";
 import type { ConfState } from "../raft/types.js";
 import { LIVENESS_GROUP, PeerLiveness, livenessIntervalTicks, livenessMessage } from "./quiesce.js";
 import { FIRST_RANGE_ID, deleteStoreNamespace } from "./destroy-range.js";
@@ -174,7 +174,7 @@ export class NodeHost {
     let initialised = false;
     if (!this.options.engine.groups().includes(rhsRangeId)) {
       const storage = this.options.stateMachine(rhsRangeId);
-      if (new MvccStore(storage.kv, storage.storeOptions).appliedIndex === 0) return;
+      if (storedAppliedIndex(storage.kv, storage.storeOptions?.namespace) === 0) return;
       initialiseSplitRange(this.options.engine.replica(rhsRangeId), confState);
       initialised = true;
     }

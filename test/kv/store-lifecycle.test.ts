@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { compactRequest, deleteRangeRequest, putRequest, rangeRequest } from "../../src/kv/commands.js";
 import { MemoryOrderedKv } from "../../src/kv/memory-engine.js";
-import { MvccStore } from "../../src/kv/store.js";
+import { rangeNamespace } from "../../src/kv/keys.js";
+import { MvccStore, storedAppliedIndex } from "../../src/kv/store.js";
 import { FROM_KEY, Harness, b, collect, dataDump, get, keys, kvText } from "./helpers.js";
 
 describe("Compact (etcd semantics)", () => {
@@ -140,6 +141,16 @@ describe("store life cycle", () => {
     assert.equal(reopened.revision, 41n);
     assert.equal(reopened.compactedRevision, 41n);
     assert.deepEqual(reopened.range(rangeRequest({ key: b("a") })).kvs.map(kvText), ["a=2 c40 m41 v2 l0"]);
+  });
+
+  it("storedAppliedIndex reads a store's applied index without opening it; 0 where there is none", () => {
+    const kv = new MemoryOrderedKv();
+    const namespace = rangeNamespace(7);
+    const store = new MvccStore(kv, { namespace });
+    store.markApplied(12);
+    assert.equal(storedAppliedIndex(kv, namespace), 12);
+    assert.equal(storedAppliedIndex(kv, rangeNamespace(8)), 0);
+    assert.equal(storedAppliedIndex(kv), 0);
   });
 
   it("a reopened or restored store's puts find the versions it did not write itself", async () => {
