@@ -55,7 +55,7 @@ export function parseCompareFlags(flags: CompareFlags): Omit<CompareOptions, "pr
     reps,
     only: listFlag<RowGroup>(flags.only, ROW_GROUPS, "--only"),
     systems: listFlag<ServerKind>(flags.systems, SYSTEMS, "--systems"),
-    pauseOthers: flags["both-running"] !== true,
+    bothRunning: flags["both-running"] === true,
   };
 }
 

@@ -2,9 +2,10 @@
  * The `etcd-compare` workload: a 3-member Concord cluster and (when `etcd` is on PATH) a
  * 3-member etcd cluster side by side on loopback, fsync on, the same rows run through the
  * same client against each, alternating which system goes first, repeated, medians and
- * Concord/etcd ratios reported; then `etcdctl check perf` against each (with `pauseOthers`,
- * the cluster not being measured is paused meanwhile). Also the result file's shape and the
- * SVG chart it is drawn as.
+ * Concord/etcd ratios reported; then `etcdctl check perf` against each. While one system is
+ * measured (or warmed up) the other's cluster is paused, so that neither's idle work lands
+ * on the other's figures. Also the result
+ * file's shape and the SVG chart it is drawn as.
  */
 import { loadavg } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -77,10 +78,10 @@ export interface CompareOptions {
   readonly only: ReadonlySet<RowGroup>;
   readonly systems: ReadonlySet<ServerKind>;
   /**
-   * Pause (SIGSTOP) the clusters not being measured, so their idle work takes no CPU from the
-   * measured one (the default; `--both-running` turns it off). See the bench README.
+   * Keep every cluster running while one is measured, instead of pausing the others
+   * (SIGSTOP). Idle clusters then take CPU and wake-ups from the measured one.
    */
-  readonly pauseOthers: boolean;
+  readonly bothRunning: boolean;
   readonly progress: (line: string) => void;
 }
 
@@ -165,9 +166,9 @@ export async function runEtcdCompare(options: CompareOptions): Promise<CompareRe
     afterCheckPerf: null as number | null,
   };
   const paused = new Set<ServerKind>();
-  /** With pauseOthers: resumes `system`'s cluster and pauses every other one. */
+  /** Resumes `system`'s cluster and, unless both are to keep running, pauses every other one. */
   const runAlone = async (system: ServerKind): Promise<void> => {
-    if (!options.pauseOthers) return;
+    if (options.bothRunning) return;
     for (const cluster of clusters)
       if (cluster.kind !== system && !paused.has(cluster.kind)) {
         cluster.pause();
@@ -265,7 +266,7 @@ export async function runEtcdCompare(options: CompareOptions): Promise<CompareRe
       watchPutsPerSecond: WATCH_PUTS_PER_SECOND,
       systems: systems.join(","),
       only: ROW_GROUPS.filter((group) => only.has(group)).join(","),
-      othersPaused: options.pauseOthers,
+      othersPaused: !options.bothRunning,
     },
     skipped,
     rows: rows.map((spec) => summarizeRow(spec, measured.get(spec.id) ?? {})),

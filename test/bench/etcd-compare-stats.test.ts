@@ -131,8 +131,8 @@ test("parseCompareFlags has defaults, and refuses bad values before anything run
   assert.equal(defaults.seconds, 4);
   assert.deepEqual([...defaults.only], ["put", "get", "txn", "watch", "perf"]);
   assert.deepEqual([...defaults.systems], ["concord", "etcd"]);
-  assert.equal(defaults.pauseOthers, true);
-  assert.equal(parseCompareFlags({ "both-running": true }).pauseOthers, false);
+  assert.equal(defaults.bothRunning, false, "the other cluster is paused by default");
+  assert.equal(parseCompareFlags({ "both-running": true }).bothRunning, true);
   const picked = parseCompareFlags({ seconds: "1.5", reps: "5", only: "put, get", systems: "etcd" });
   assert.deepEqual(
     [picked.seconds, picked.reps, [...picked.only], [...picked.systems]],

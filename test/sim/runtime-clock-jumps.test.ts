@@ -4,6 +4,7 @@
 // hybrid-logical timestamps, still only grow — and the clock jumps were exercised.
 import { test } from "node:test";
 import { assertExercised, runtimeSweepWithoutViolations } from "./runtime-support.js";
+import { SPLIT_SWEEP_SETTINGS } from "./runtime-split-support.js";
 
 test("runtime with wall-clock jumps: 100 seeds over every profile without a violation", async () => {
   const stats = await runtimeSweepWithoutViolations("all", 1, 100, {
@@ -15,12 +16,10 @@ test("runtime with wall-clock jumps: 100 seeds over every profile without a viol
 
 test("split keyspace with wall-clock jumps, freezes and auto-compaction: 40 seeds without a violation", async () => {
   const stats = await runtimeSweepWithoutViolations("all", 1, 40, {
+    ...SPLIT_SWEEP_SETTINGS,
     clockJumpMeanIntervalMs: 100,
     freezeMeanIntervalMs: 300,
     durationMs: 1_000,
-    clusterSize: 3,
-    splitMeanIntervalMs: 40,
-    mergeMeanIntervalMs: 30,
     crashMeanIntervalMs: 300,
     autoCompactionRetentionMs: 200,
   });

@@ -5,6 +5,7 @@
 // a split range's), so the final checks saw an entry apply after they began.
 import { test } from "node:test";
 import { assertExercised, runtimeSweepWithoutViolations } from "./runtime-support.js";
+import { SPLIT_SWEEP_SETTINGS } from "./runtime-split-support.js";
 
 const FREEZES = { freezeMeanIntervalMs: 200, durationMs: 1_000 };
 
@@ -23,11 +24,9 @@ test("runtime with freezes, seed 46 (crashes): the final checks wait for the new
 
 test("runtime with freezes, seed 373 (partitions, splits and merges): settled waits for a range's uncommitted merge fence", async () => {
   const stats = await runtimeSweepWithoutViolations("partitions", 373, 1, {
+    ...SPLIT_SWEEP_SETTINGS,
     freezeMeanIntervalMs: 250,
     durationMs: 1_500,
-    clusterSize: 3,
-    splitMeanIntervalMs: 40,
-    mergeMeanIntervalMs: 30,
     crashMeanIntervalMs: 300,
   });
   assertExercised(stats, { freezes: 5, splitsDone: 1, mergesRequested: 1 });
