@@ -8,7 +8,7 @@
  * version in the frame header (not unknown-field skipping) is how this contract evolves.
  * Encoding follows proto3: zero scalars and empty byte strings are omitted.
  */
-import { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 
 /** Bytes from a peer that do not form a valid value of the expected type. */
 export class TransportDecodeError extends Error {
@@ -32,7 +32,6 @@ export interface MessageSchema {
   readonly fields: Readonly<Record<number, FieldSpec>>;
 }
 
-const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 const UINT32_MAX = 0xffff_ffff;
 const EMPTY = new Uint8Array(0);
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
@@ -58,13 +57,14 @@ function expectedWireType(kind: FieldKind): WireType {
 export class DecodedFields {
   constructor(
     private readonly schema: MessageSchema,
-    private readonly values: ReadonlyMap<number, FieldValue>,
+    /** By field number; a hole for a field that is absent. */
+    private readonly values: readonly (FieldValue | undefined)[],
     /** Where this message sits in the value being decoded, for error reasons. */
     readonly path: string,
   ) {}
 
   has(field: number): boolean {
-    return this.values.has(field);
+    return this.values[field] !== undefined;
   }
 
   uint(field: number): number {
@@ -95,7 +95,7 @@ export class DecodedFields {
   message(field: number): Uint8Array | undefined {
     const spec = this.spec(field, "message");
     if (spec.repeated === true) throw new Error(`${this.schema.name}.${spec.name} is repeated`);
-    return this.values.get(field) as Uint8Array | undefined;
+    return this.values[field] as Uint8Array | undefined;
   }
 
   /** A singular embedded message that must be present. */
@@ -108,7 +108,7 @@ export class DecodedFields {
   messages(field: number): Uint8Array[] {
     const spec = this.spec(field, "message");
     if (spec.repeated !== true) throw new Error(`${this.schema.name}.${spec.name} is not repeated`);
-    return (this.values.get(field) as Uint8Array[] | undefined) ?? [];
+    return (this.values[field] as Uint8Array[] | undefined) ?? [];
   }
 
   /** The path of a field, e.g. `envelope.messages[2].term`. */
@@ -122,7 +122,7 @@ export class DecodedFields {
 
   private get(field: number, kind: FieldKind): FieldValue | undefined {
     this.spec(field, kind);
-    return this.values.get(field);
+    return this.values[field];
   }
 
   private spec(field: number, kind: FieldKind): FieldSpec {
@@ -137,39 +137,45 @@ export class DecodedFields {
 
 /** Splits `bytes` into the fields of `schema`, validating each one; see the file header. */
 export function decodeFields(bytes: Uint8Array, schema: MessageSchema, path: string): DecodedFields {
-  const reader = new BinaryReader(bytes);
-  const values = new Map<number, FieldValue>();
+  const reader = new FieldReader(bytes);
+  const values: FieldValue[] = [];
   let field = 0;
   try {
-    while (reader.pos < reader.len) {
+    while (reader.pos < bytes.length) {
       field = 0;
-      const [fieldNo, wireType] = reader.tag();
+      const tag = reader.varint();
+      const fieldNo = Math.floor(tag / 8);
+      const wireType = (tag % 8) as WireType;
+      if (fieldNo === 0 || fieldNo > MAX_FIELD_NUMBER || wireType > WireType.Bit32) {
+        throw new Error(`illegal tag: field no ${fieldNo} wire type ${wireType}`);
+      }
       field = fieldNo;
       const spec = schema.fields[fieldNo];
       if (spec === undefined) throw new TransportDecodeError(`${path} has unknown field number ${fieldNo}`);
-      const where = `${path}.${spec.name}`;
+      const name = spec.name;
       if (spec.kind === "uintList" && wireType === WireType.Varint) {
         // Unpacked encoding of a repeated integer; proto3 readers must accept both forms.
-        appendUints(values, fieldNo, [readUint(reader, where)]);
+        appendUints(values, fieldNo, [readUint(reader, path, name)]);
         continue;
       }
       if (wireType !== expectedWireType(spec.kind)) {
         throw new TransportDecodeError(
-          `${where} has wire type ${wireType}, expected ${expectedWireType(spec.kind)}`,
+          `${describe(path, name)} has wire type ${wireType}, expected ${expectedWireType(spec.kind)}`,
         );
       }
       if (spec.kind === "uintList") {
-        appendUints(values, fieldNo, readPackedUints(reader, bytes, where));
+        appendUints(values, fieldNo, readPackedUints(reader, path, name));
         continue;
       }
       if (spec.kind === "message" && spec.repeated === true) {
-        const list = (values.get(fieldNo) as Uint8Array[] | undefined) ?? [];
-        list.push(readDelimited(reader, bytes, where));
-        values.set(fieldNo, list);
+        const list = values[fieldNo] as Uint8Array[] | undefined;
+        if (list === undefined) values[fieldNo] = [readDelimited(reader, path, name)];
+        else list.push(readDelimited(reader, path, name));
         continue;
       }
-      if (values.has(fieldNo)) throw new TransportDecodeError(`${where} occurs more than once`);
-      values.set(fieldNo, readSingular(reader, bytes, spec.kind, where));
+      if (values[fieldNo] !== undefined)
+        throw new TransportDecodeError(`${describe(path, name)} occurs more than once`);
+      values[fieldNo] = readSingular(reader, spec.kind, path, name);
     }
   } catch (error) {
     if (error instanceof TransportDecodeError) throw error;
@@ -179,65 +185,124 @@ export function decodeFields(bytes: Uint8Array, schema: MessageSchema, path: str
   return new DecodedFields(schema, values, path);
 }
 
-function readSingular(reader: BinaryReader, source: Uint8Array, kind: FieldKind, where: string): FieldValue {
+/** Field numbers are 29 bits (protobuf's limit). */
+const MAX_FIELD_NUMBER = 2 ** 29 - 1;
+/** The longest varint: 64 bits in groups of 7. */
+const MAX_VARINT_BYTES = 10;
+
+/**
+ * A field's place for error reasons: the decoders carry the message's path and the field's
+ * name apart and join them only when a reason is written, so that decoding a valid message
+ * builds no strings or objects per field (the transport decodes every Raft message).
+ */
+function describe(path: string, name: string, suffix = ""): string {
+  return `${path}.${name}${suffix}`;
+}
+
+/** A read position in one message's bytes. */
+class FieldReader {
+  pos = 0;
+
+  constructor(readonly bytes: Uint8Array) {}
+
+  /**
+   * An unsigned varint as a number; exact up to 2^53 - 1, and at least 2^53 for anything
+   * larger (each 7-bit group is added as a float). Throws a plain Error when the input ends
+   * inside it or it is longer than 10 bytes.
+   */
+  varint(): number {
+    const bytes = this.bytes;
+    let value = 0;
+    let scale = 1;
+    for (let i = 0; i < MAX_VARINT_BYTES; i++) {
+      if (this.pos >= bytes.length) throw new Error("premature EOF");
+      const byte = bytes[this.pos++]!;
+      value += (byte & 0x7f) * scale;
+      if (byte < 0x80) return value;
+      scale *= 128;
+    }
+    throw new Error("invalid varint");
+  }
+
+  /** The exact value of the varint that ends at `end` and began at `start` (error text only). */
+  exactVarint(start: number, end: number): bigint {
+    let value = 0n;
+    for (let i = end - 1; i >= start; i--) value = (value << 7n) | BigInt(this.bytes[i]! & 0x7f);
+    return value;
+  }
+}
+
+function readSingular(reader: FieldReader, kind: FieldKind, path: string, name: string): FieldValue {
   switch (kind) {
     case "uint":
-      return readUint(reader, where);
+      return readUint(reader, path, name);
     case "bool": {
-      const value = readUint(reader, where);
-      if (value > 1) throw new TransportDecodeError(`${where} is a bool with value ${value}`);
+      const value = readUint(reader, path, name);
+      if (value > 1) throw new TransportDecodeError(`${describe(path, name)} is a bool with value ${value}`);
       return value === 1;
     }
-    case "fixed32":
-      if (reader.len - reader.pos < 4) throw new TransportDecodeError(`${where} is truncated`);
-      return reader.fixed32();
+    case "fixed32": {
+      const bytes = reader.bytes;
+      const start = reader.pos;
+      if (bytes.length - start < 4) throw new TransportDecodeError(`${describe(path, name)} is truncated`);
+      reader.pos += 4;
+      return (
+        (bytes[start]! | (bytes[start + 1]! << 8) | (bytes[start + 2]! << 16) | (bytes[start + 3]! << 24)) >>>
+        0
+      );
+    }
     case "bytes":
       // A copy, so a decoded value never pins the (possibly large) frame buffer it came from.
-      return readDelimited(reader, source, where).slice();
+      return readDelimited(reader, path, name).slice();
     case "string":
       try {
-        return strictUtf8.decode(readDelimited(reader, source, where));
+        return strictUtf8.decode(readDelimited(reader, path, name));
       } catch (error) {
         if (error instanceof TransportDecodeError) throw error;
-        throw new TransportDecodeError(`${where} is not valid UTF-8`);
+        throw new TransportDecodeError(`${describe(path, name)} is not valid UTF-8`);
       }
     case "message":
-      return readDelimited(reader, source, where);
+      return readDelimited(reader, path, name);
     case "uintList":
       throw new Error("repeated integers are read by readPackedUints");
   }
 }
 
-function readUint(reader: BinaryReader, where: string): number {
-  const raw = reader.uint64();
-  const value = typeof raw === "bigint" ? raw : BigInt(raw);
-  if (value > MAX_SAFE) throw new TransportDecodeError(`${where} is ${value}, above 2^53 - 1`);
-  return Number(value);
+function readUint(reader: FieldReader, path: string, name: string, suffix?: string): number {
+  const start = reader.pos;
+  const value = reader.varint();
+  if (value > Number.MAX_SAFE_INTEGER) {
+    const exact = reader.exactVarint(start, reader.pos);
+    throw new TransportDecodeError(`${describe(path, name, suffix)} is ${exact}, above 2^53 - 1`);
+  }
+  return value;
 }
 
 /** A length-delimited value as a view into the input; the length is checked against what is left. */
-function readDelimited(reader: BinaryReader, source: Uint8Array, where: string): Uint8Array {
-  const length = readUint(reader, `${where} length`);
-  const remaining = reader.len - reader.pos;
+function readDelimited(reader: FieldReader, path: string, name: string): Uint8Array {
+  const length = readUint(reader, path, name, " length");
+  const remaining = reader.bytes.length - reader.pos;
   if (length > remaining) {
-    throw new TransportDecodeError(`${where} is truncated (length ${length}, ${remaining} bytes left)`);
+    throw new TransportDecodeError(
+      `${describe(path, name)} is truncated (length ${length}, ${remaining} bytes left)`,
+    );
   }
   const start = reader.pos;
   reader.pos += length;
-  return source.subarray(start, start + length);
+  return reader.bytes.subarray(start, start + length);
 }
 
-function readPackedUints(reader: BinaryReader, source: Uint8Array, where: string): number[] {
-  const packed = new BinaryReader(readDelimited(reader, source, where));
+function readPackedUints(reader: FieldReader, path: string, name: string): number[] {
+  const packed = new FieldReader(readDelimited(reader, path, name));
   const out: number[] = [];
-  while (packed.pos < packed.len) out.push(readUint(packed, `${where}[${out.length}]`));
+  while (packed.pos < packed.bytes.length) out.push(readUint(packed, path, name, `[${out.length}]`));
   return out;
 }
 
-function appendUints(values: Map<number, FieldValue>, field: number, more: number[]): void {
-  const list = (values.get(field) as number[] | undefined) ?? [];
-  list.push(...more);
-  values.set(field, list);
+function appendUints(values: FieldValue[], field: number, more: number[]): void {
+  const list = values[field] as number[] | undefined;
+  if (list === undefined) values[field] = more;
+  else list.push(...more);
 }
 
 // ---------------------------------------------------------------------------------- writing

@@ -381,6 +381,28 @@ test("tracker: visit goes in ascending id order whatever the insertion order", (
   assert.deepEqual(seen, [1, 3, 5, 7, 9]);
 });
 
+test("tracker: visit follows the ids as the progress map changes, in place or replaced", () => {
+  const tracker = trackerWith([1, 3], [], []);
+  const visited = (): NodeId[] => {
+    const seen: NodeId[] = [];
+    tracker.visit((id) => seen.push(id));
+    return seen;
+  };
+  assert.deepEqual(visited(), [1, 3]);
+  // Same size, other ids: the order of the earlier visit must not be reused.
+  const three = tracker.progress.get(3)!;
+  tracker.progress.delete(3);
+  tracker.progress.set(2, three);
+  assert.deepEqual(visited(), [1, 2]);
+  tracker.progress.set(0, three);
+  assert.deepEqual(visited(), [0, 1, 2]);
+  tracker.progress = new Map([
+    [8, three],
+    [4, three],
+  ]);
+  assert.deepEqual(visited(), [4, 8]);
+});
+
 test("tracker: voterIds, learnerIds and confState are sorted", () => {
   const tracker = trackerWith([9, 3], [3, 7], [5]);
   tracker.config = { ...tracker.config, learnersNext: new Set([7]), autoLeave: true };

@@ -217,6 +217,12 @@ describe("codec rejections", () => {
     assert.equal(ok.term, Number.MAX_SAFE_INTEGER);
   });
 
+  test("a varint padded with empty 7-bit groups (up to 10 bytes) reads as its value", () => {
+    const w = rawMessage(() => undefined);
+    const padded = new Uint8Array([...w, 4 << 3, 0x85, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00]);
+    assert.equal(decodeMessage(padded).term, 5);
+  });
+
   test("a varint longer than 10 bytes is rejected", () => {
     const w = rawMessage(() => undefined);
     const bytes = new Uint8Array([...w, 4 << 3, ...new Array<number>(11).fill(0xff), 0x01]);
