@@ -62,6 +62,11 @@ export interface OpenOptions {
   readonly listenPeer?: string;
   /** Where to serve native-protocol clients ("host:port"; default: no client port). */
   readonly listenClient?: string;
+  /**
+   * Where plain HTTP ports serve /metrics, /health and /version besides the client port
+   * ("host:port" each; etcd's `--listen-metrics-urls`). Needs `listenClient`.
+   */
+  readonly listenMetrics?: readonly string[];
   /** Members of other clusters are refused at the peer handshake (default "concord"). */
   readonly clusterId?: string;
   /**
@@ -257,6 +262,11 @@ export class EmbeddedConcord extends ConcordDb {
     return this.parts.server?.address() ?? null;
   }
 
+  /** Where the metrics ports (`listenMetrics`) listen, in the order given; empty without them. */
+  metricsAddresses(): PeerAddress[] {
+    return this.parts.server?.metricsAddresses() ?? [];
+  }
+
   /** This member's placement layer (routes, splits), or null while it has no range 1 yet. */
   get ranges(): NodeRanges | null {
     return this.parts.ranges;
@@ -296,10 +306,16 @@ export async function openEmbedded(options: OpenOptions): Promise<EmbeddedConcor
   const peers = peerMap(options.peers);
   const reads = readOnlyOption(options.linearizableReads);
   const clustered = peers.size > 0;
-  mkdirSync(options.dataDir, { recursive: true });
-
   const peerListen = options.listenPeer === undefined ? peers.get(nodeId) : parseAddress(options.listenPeer);
   const clientListen = options.listenClient === undefined ? null : parseAddress(options.listenClient);
+  const metricsListen = (options.listenMetrics ?? []).map(parseAddress);
+  if (metricsListen.length > 0 && clientListen === null) {
+    throw new RangeError(
+      "listenMetrics needs listenClient: the metrics ports serve the client port's metrics",
+    );
+  }
+  // Only once every option is known to be good: bad input changes nothing on disk.
+  mkdirSync(options.dataDir, { recursive: true });
   const raftEngine = await openRaftLog(options.dataDir, {
     warn: (message) => logger.warn({ dataDir: options.dataDir }, message),
   });
@@ -365,6 +381,8 @@ export async function openEmbedded(options: OpenOptions): Promise<EmbeddedConcor
             ...(raftEngine instanceof WalStorageEngine
               ? { writeAheadLog: { engine: raftEngine, clock: () => performance.now() } }
               : {}),
+            stateMachineCommits: { engine: stateMachineKv, clock: () => performance.now() },
+            ...(tcp === null ? {} : { peerTraffic: () => tcp.traffic.snapshot() }),
             kv: parts.kv,
             rangeAdmin: parts.rangeAdmin,
             rangeChanges: () =>
@@ -377,6 +395,7 @@ export async function openEmbedded(options: OpenOptions): Promise<EmbeddedConcor
             logger,
           }),
           native: new NativeServer({ host, kv: parts.kv, logger }),
+          metricsListen,
           logger,
         });
   parts.server = server;

@@ -43,6 +43,7 @@ export async function startEmbeddedNode(launch: NodeLaunch, logger: Logger): Pro
     peers: new Map([...launch.peers].map(([id, address]) => [id, hostPortText(address)])),
     listenPeer: hostPortText(launch.listenPeer),
     listenClient: hostPortText(launch.listenClient),
+    listenMetrics: launch.listenMetrics.map(hostPortText),
     logger,
     onFailure: (error) => reportFailure(error),
     onRemoved: () => reportRemoval(),
@@ -59,5 +60,12 @@ export async function startEmbeddedNode(launch: NodeLaunch, logger: Logger): Pro
     await db.close();
     throw new Error("the member opened without a client or peer port although both were asked for");
   }
-  return { clientAddress, peerAddress, failed, removed, close: () => db.close() };
+  return {
+    clientAddress,
+    peerAddress,
+    metricsAddresses: db.metricsAddresses(),
+    failed,
+    removed,
+    close: () => db.close(),
+  };
 }

@@ -139,6 +139,7 @@ interface StartOptions {
   name: string;
   dataDir?: string;
   listenClientUrls: string;
+  listenMetricsUrls?: string;
   advertiseClientUrls: string;
   listenPeerUrls: string;
   initialAdvertisePeerUrls: string;
@@ -184,6 +185,10 @@ function buildProgram(deps: CliDeps, version: string, choose: (chosen: Chosen) =
       "--listen-client-urls <url>",
       "where clients connect: http://ip:port (port 0 = any free port)",
       START_DEFAULTS.listenClientUrls,
+    )
+    .option(
+      "--listen-metrics-urls <urls>",
+      "comma-separated http://ip:port URLs of extra plain HTTP ports serving /metrics, /health and /version (the client port serves them too)",
     )
     .option(
       "--advertise-client-urls <urls>",

@@ -22,6 +22,8 @@ export interface StartFlags {
   /** Absent means `<name>.concord` in the working directory. */
   readonly dataDir?: string | undefined;
   readonly listenClientUrls: string;
+  /** `--listen-metrics-urls`: extra plain HTTP ports for /metrics and /health. Absent: none. */
+  readonly listenMetricsUrls?: string | undefined;
   readonly advertiseClientUrls: string;
   readonly listenPeerUrls: string;
   readonly initialAdvertisePeerUrls: string;
@@ -141,6 +143,8 @@ export interface StartConfig {
   /** Absolute. */
   readonly dataDir: string;
   readonly listenClient: HostPort;
+  /** Where metrics ports listen (`--listen-metrics-urls`); empty: none. */
+  readonly listenMetrics: readonly HostPort[];
   readonly advertiseClientUrls: readonly string[];
   readonly listenPeer: HostPort;
   readonly advertisePeerUrl: string;
@@ -274,6 +278,12 @@ export function resolveStartConfig(flags: StartFlags, cwd: string): StartConfig 
     memberId: self.id,
     dataDir: resolve(cwd, dataDir),
     listenClient: bindAddress("--listen-client-urls", listenClientUrl),
+    listenMetrics:
+      flags.listenMetricsUrls === undefined
+        ? []
+        : parseUrlList("--listen-metrics-urls", flags.listenMetricsUrls, { allowPortZero: true }).map((url) =>
+            bindAddress("--listen-metrics-urls", url),
+          ),
     advertiseClientUrls: advertiseClientUrls.map((url) => url.url),
     listenPeer: bindAddress("--listen-peer-urls", listenPeerUrl),
     advertisePeerUrl: advertisePeer.url,

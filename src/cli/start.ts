@@ -23,6 +23,7 @@ export interface NodeLaunch {
   readonly advertisePeerUrls: readonly string[];
   readonly advertiseClientUrls: readonly string[];
   readonly listenClient: HostPort;
+  readonly listenMetrics: readonly HostPort[];
   readonly listenPeer: HostPort;
   /** Every --initial-cluster member's id and the address it is dialed at, this member included. */
   readonly peers: ReadonlyMap<NodeId, HostPort>;
@@ -37,6 +38,8 @@ export interface NodeLaunch {
 /** A started node: where it actually listens (port 0 resolved) and how to stop it. */
 export interface RunningNode {
   readonly clientAddress: HostPort;
+  /** Where the metrics ports listen, as `listenMetrics` asked (port 0 resolved). */
+  readonly metricsAddresses: readonly HostPort[];
   readonly peerAddress: HostPort;
   /** Settles if the member stops on an unrecoverable error (e.g. a failed fsync). */
   readonly failed: Promise<Error>;
@@ -77,6 +80,7 @@ export function launchOf(config: StartConfig, join: boolean): NodeLaunch {
     advertisePeerUrls: [config.advertisePeerUrl],
     advertiseClientUrls: config.advertiseClientUrls,
     listenClient: config.listenClient,
+    listenMetrics: config.listenMetrics,
     listenPeer: config.listenPeer,
     peers: new Map(
       config.members.map((member) => [member.id, { host: member.peerUrl.host, port: member.peerUrl.port }]),
@@ -96,6 +100,9 @@ export function readyLine(config: StartConfig, node: RunningNode): string {
     `cluster-id=${config.clusterId}`,
     `client=${formatHttpUrl(node.clientAddress)}`,
     `peer=${formatHttpUrl(node.peerAddress)}`,
+    ...(node.metricsAddresses.length === 0
+      ? []
+      : [`metrics=${node.metricsAddresses.map((address) => formatHttpUrl(address)).join(",")}`]),
     `data-dir=${config.dataDir}`,
   ].join(" ");
 }

@@ -75,6 +75,9 @@ const GENERATION_KEY = Uint8Array.of(0xff);
 type BinaryRoot = RootDatabase<Uint8Array, Uint8Array>;
 type BinaryDatabase = Database<Uint8Array, Uint8Array>;
 
+/** Told of each commit that landed: the operations it wrote and how long it took. */
+export type CommitListener = (operations: number, milliseconds: number) => void;
+
 /** Runs `commit` after `delayMs` (injected: src/kv sets no timer itself); the handle cancels it. */
 export type CommitTimer = (commit: () => void, delayMs: number) => { cancel(): void };
 
@@ -265,6 +268,7 @@ export class LmdbOrderedKv implements OrderedKv {
   private readonly commitDelayMs: number;
   private readonly commitAtOps: number;
   private readonly commitTimer: CommitTimer;
+  private commitObserver: { readonly clock: () => number; readonly listener: CommitListener } | null = null;
 
   private constructor(
     private readonly root: BinaryRoot,
@@ -369,6 +373,21 @@ export class LmdbOrderedKv implements OrderedKv {
     if (this.failure !== null) throw this.failure;
   }
 
+  /**
+   * Tells `listener` of every commit that lands from now on: its operations (the generation
+   * record included) and its duration on `clock` (milliseconds), from the start of the
+   * commit to its end on lmdb-js's write thread, fsync included. A failed commit is not told.
+   * One observer at a time (an Error for a second); the function returned removes it.
+   */
+  observeCommits(clock: () => number, listener: CommitListener): () => void {
+    if (this.commitObserver !== null) throw new Error("lmdb ordered kv: its commits are observed already");
+    const observer = { clock, listener };
+    this.commitObserver = observer;
+    return () => {
+      if (this.commitObserver === observer) this.commitObserver = null;
+    };
+  }
+
   /** Commits everything and closes the environment. Views must have been released. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -433,11 +452,15 @@ export class LmdbOrderedKv implements OrderedKv {
       }
     }
     let committed: Promise<boolean>;
+    const observer = this.commitObserver;
+    const started = observer?.clock() ?? 0;
+    let operations = 1;
     try {
       committed = this.db.batch(() => {
         for (const layer of taken) {
           for (const op of layer.sortedOps()) {
             const key = storedKey(op.key);
+            operations++;
             if (op.value === null) void this.db.remove(key);
             else void this.db.put(key, op.value);
           }
@@ -458,6 +481,7 @@ export class LmdbOrderedKv implements OrderedKv {
         this.droppedGeneration = generation;
         this.retireSharedRead();
         this.inFlight = null;
+        this.tellCommitted(observer, operations, started);
         this.scheduleCommit();
       },
       (error: unknown) => {
@@ -465,6 +489,20 @@ export class LmdbOrderedKv implements OrderedKv {
         this.inFlight = null;
       },
     );
+  }
+
+  /** An observer that throws does not fail the engine: the commit landed all the same. */
+  private tellCommitted(
+    observer: { readonly clock: () => number; readonly listener: CommitListener } | null,
+    operations: number,
+    started: number,
+  ): void {
+    if (observer === null) return;
+    try {
+      observer.listener(operations, observer.clock() - started);
+    } catch {
+      // Metrics only: nothing to undo, and no logger here to tell.
+    }
   }
 
   private checkOpen(): void {

@@ -11,7 +11,7 @@ import type { NodeId } from "../raft/types.js";
 import { encodeGoodbye } from "./control-codec.js";
 import { encodeFrame, FRAME_HEADER_BYTES, FrameDecoder, FrameError, FrameKind, type Frame } from "./frame.js";
 import type { TimerHandle, Timers } from "./timers.js";
-import type { Logger, TransportCounters } from "./transport.js";
+import type { Logger, PeerTraffic, TransportCounters } from "./transport.js";
 import { TransportDecodeError } from "./wire.js";
 
 /** A peer broke the protocol's rules with well-formed frames (e.g. a batch before the handshake). */
@@ -33,6 +33,7 @@ export interface ConnectionOptions {
   /** How long a closing socket may take to flush its Goodbye before it is destroyed. */
   readonly lingerMs: number;
   readonly counters: TransportCounters;
+  readonly traffic: PeerTraffic;
   readonly logger: Logger;
 }
 
@@ -119,6 +120,8 @@ export class FramedConnection {
     this.sentSinceTick = true;
     this.options.counters.framesSent++;
     this.options.counters.bytesSent += frame.byteLength;
+    const peer = this.peer ?? this.expectedPeer;
+    if (peer !== null) this.options.traffic.sent(peer, frame.byteLength);
     return this.socket.write(frame);
   }
 
@@ -175,8 +178,12 @@ export class FramedConnection {
         // A handler may have closed the connection; the rest of the chunk is not ours to act on.
         if (this.isClosed) return;
         this.options.counters.framesReceived++;
-        this.options.counters.bytesReceived += FRAME_HEADER_BYTES + frame.payload.byteLength;
+        const bytes = FRAME_HEADER_BYTES + frame.payload.byteLength;
+        this.options.counters.bytesReceived += bytes;
         this.events.frame(this, frame);
+        // After the handler: a handshake it accepted named the peer of an accepted connection.
+        const peer = this.peer ?? this.expectedPeer;
+        if (peer !== null) this.options.traffic.received(peer, bytes);
       }
     } catch (error) {
       if (

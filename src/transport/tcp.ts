@@ -40,6 +40,7 @@ import {
   checkOutgoingEnvelope,
   checkSnapshotMessage,
   newTransportCounters,
+  PeerTraffic,
   TransportError,
   type Envelope,
   type Logger,
@@ -106,6 +107,8 @@ type LifeCycle = "new" | "starting" | "running" | "closed";
 export class TcpTransport implements Transport {
   readonly nodeId: NodeId;
   readonly counters: TransportCounters = newTransportCounters();
+  /** Frame bytes per peer (see PeerTraffic). */
+  readonly traffic = new PeerTraffic();
   private readonly options: TcpTransportOptions;
   private readonly logger: Logger;
   private readonly timers: Timers;
@@ -146,6 +149,7 @@ export class TcpTransport implements Transport {
       idleTimeoutMs: options.idleTimeoutMs ?? 10_000,
       lingerMs: options.lingerMs ?? 1_000,
       counters: this.counters,
+      traffic: this.traffic,
       logger: this.logger,
     };
     this.receiver = new SnapshotReceiver({
@@ -426,13 +430,15 @@ export class TcpTransport implements Transport {
     }
     const peer = this.peers.get(handshake.nodeId);
     if (peer === undefined) throw new Error(`accepted a handshake from unknown node ${handshake.nodeId}`);
+    // Open before the answer goes out, so that its bytes count as this peer's.
+    connection.markOpen(peer.id);
     if (!connection.outbound)
       connection.send(FrameKind.Handshake, encodeHandshake(this.handshakeFor(peer.id)));
     this.adopt(peer, connection);
   }
 
+  /** `connection` (open: its handshake done) becomes the one to `peer`. */
   private adopt(peer: PeerState, connection: FramedConnection): void {
-    connection.markOpen(peer.id);
     if (peer.dialing === connection) peer.dialing = null;
     const previous = peer.connection;
     peer.connection = connection;

@@ -79,6 +79,43 @@ export function newTransportCounters(): TransportCounters {
 }
 
 /** A send that did not complete, e.g. a snapshot the peer never acknowledged. */
+/** Frame bytes exchanged with one peer, headers included. */
+export interface PeerBytes {
+  readonly sent: number;
+  readonly received: number;
+}
+
+/**
+ * Frame bytes per peer (etcd's `etcd_network_peer_*_bytes_total`): counted once a connection
+ * knows its peer (dialed, or past the handshake); the totals in TransportCounters count all.
+ */
+export class PeerTraffic {
+  private readonly byPeer = new Map<NodeId, { sent: number; received: number }>();
+
+  sent(peer: NodeId, bytes: number): void {
+    this.of(peer).sent += bytes;
+  }
+
+  received(peer: NodeId, bytes: number): void {
+    this.of(peer).received += bytes;
+  }
+
+  /** Every peer bytes went to or came from since the transport started, in ascending id order. */
+  snapshot(): ReadonlyMap<NodeId, PeerBytes> {
+    const ids = [...this.byPeer.keys()].sort((a, b) => a - b);
+    return new Map(ids.map((id) => [id, { ...this.byPeer.get(id)! }]));
+  }
+
+  private of(peer: NodeId): { sent: number; received: number } {
+    let bytes = this.byPeer.get(peer);
+    if (bytes === undefined) {
+      bytes = { sent: 0, received: 0 };
+      this.byPeer.set(peer, bytes);
+    }
+    return bytes;
+  }
+}
+
 export class TransportError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);

@@ -159,6 +159,24 @@ test("linearizable reads are served under either read mode; an unknown mode open
   }
 });
 
+test("metrics ports without a client port, or at a bad address, are refused before anything opens", async () => {
+  const root = mkdtempSync(join(tmpdir(), "concord-api-"));
+  try {
+    const dataDir = join(root, "refused");
+    await assert.rejects(
+      Concord.open({ dataDir, listenMetrics: ["127.0.0.1:0"] }),
+      /listenMetrics needs listenClient/,
+    );
+    await assert.rejects(
+      Concord.open({ dataDir, listenClient: "127.0.0.1:0", listenMetrics: ["127.0.0.1"] }),
+      /"127.0.0.1" is not a host:port address/,
+    );
+    assert.equal(existsSync(dataDir), false);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test("auto-compaction keeps the retention's history and compacts what is older, by itself", async () => {
   const dataDir = mkdtempSync(join(tmpdir(), "concord-api-"));
   try {

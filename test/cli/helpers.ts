@@ -81,6 +81,10 @@ export class StubStarter {
     const node: RunningNode = {
       clientAddress: { host: launch.listenClient.host, port: launch.listenClient.port || 41000 },
       peerAddress: { host: launch.listenPeer.host, port: launch.listenPeer.port || 42000 },
+      metricsAddresses: launch.listenMetrics.map((address, i) => ({
+        host: address.host,
+        port: address.port || 43000 + i,
+      })),
       failed: new Promise<Error>((resolve) => {
         this.markFailed = resolve;
       }),

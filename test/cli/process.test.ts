@@ -146,6 +146,42 @@ test("bin/concord start runs a durable node, stops on SIGTERM, restarts, and ref
   });
 });
 
+test("bin/concord start --listen-metrics-urls serves /metrics and /health on that port too, and says where", async () => {
+  await withTempDirAsync(async (root) => {
+    const [clientPort, peerPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
+    const concord = startConcord([
+      "start",
+      "--data-dir",
+      `${root}/member`,
+      "--listen-client-urls",
+      `http://127.0.0.1:${clientPort}`,
+      "--listen-peer-urls",
+      `http://127.0.0.1:${peerPort}`,
+      "--listen-metrics-urls",
+      `http://127.0.0.1:${metricsPort}`,
+    ]);
+    try {
+      const line = await readyLine(concord);
+      assert.match(line, new RegExp(` metrics=http://127\\.0\\.0\\.1:${metricsPort} data-dir=`));
+      // /health is true once a linearizable read goes through (the member has elected itself).
+      let health: unknown = null;
+      for (let tries = 0; tries < 100; tries++) {
+        health = await (await fetch(`http://127.0.0.1:${metricsPort}/health`)).json();
+        if ((health as { health?: string }).health === "true") break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      assert.deepEqual(health, { health: "true", reason: "" });
+      const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+      assert.equal(metrics.status, 200);
+      assert.match(await metrics.text(), /^etcd_server_has_leader 1$/m);
+      concord.child.kill("SIGTERM");
+      assert.equal(await within(concord.exited, "exit after SIGTERM"), 0, concord.stderr);
+    } finally {
+      stop(concord);
+    }
+  });
+});
+
 test("bin/concord with a bad flag exits 2", async () => {
   const concord = startConcord(["start", "--listen-client-urls", "http://127.0.0.1"]);
   assert.equal(await within(concord.exited, "exit"), 2);

@@ -116,6 +116,21 @@ test("malformed URL flags are usage errors naming the flag", () => {
   assertUsage({ listenClientUrls: "http://example.com:2379" }, /--listen-client-urls.*IP address/);
 });
 
+test("--listen-metrics-urls: none by default, else one or more IP addresses to bind; bad ones are usage errors", () => {
+  assert.deepEqual(configFor({}).listenMetrics, []);
+  assert.deepEqual(
+    configFor({ listenMetricsUrls: "http://localhost:2381,http://127.0.0.2:0" }).listenMetrics,
+    [
+      { host: "127.0.0.1", port: 2381 },
+      { host: "127.0.0.2", port: 0 },
+    ],
+  );
+  assertUsage({ listenMetricsUrls: "http://127.0.0.1" }, /--listen-metrics-urls.*no port/);
+  assertUsage({ listenMetricsUrls: "http://example.com:2381" }, /--listen-metrics-urls.*IP address/);
+  assertUsage({ listenMetricsUrls: "https://127.0.0.1:2381" }, /--listen-metrics-urls/);
+  assertUsage({ listenMetricsUrls: " , " }, /--listen-metrics-urls: expected at least one URL/);
+});
+
 test("listeners take one URL each; advertised client URLs may be several", () => {
   assertUsage({ listenClientUrls: "http://127.0.0.1:1,http://127.0.0.1:2" }, /exactly one URL/);
   assertUsage({ listenPeerUrls: "http://127.0.0.1:1,http://127.0.0.1:2" }, /exactly one URL/);

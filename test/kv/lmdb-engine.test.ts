@@ -103,6 +103,52 @@ describe("LmdbOrderedKv", () => {
     }
   });
 
+  it("tells its commit observer each commit's operations and duration, one observer at a time", async () => {
+    const engine = openKv(freshPath());
+    try {
+      let now = 100;
+      const told: [number, number][] = [];
+      const stop = engine.observeCommits(
+        () => (now += 5),
+        (operations, milliseconds) => told.push([operations, milliseconds]),
+      );
+      assert.throws(
+        () =>
+          engine.observeCommits(
+            () => 0,
+            () => undefined,
+          ),
+        /observed already/,
+      );
+      engine.write(
+        batchOf([
+          { put: Uint8Array.of(1), value: Uint8Array.of(1) },
+          { put: Uint8Array.of(2), value: Uint8Array.of(2) },
+        ]),
+      );
+      await engine.sync();
+      // Two puts and the commit's generation record; the clock was read at its start and end.
+      assert.deepEqual(told, [[3, 5]]);
+      stop();
+      engine.write(batchOf([{ put: Uint8Array.of(3), value: Uint8Array.of(3) }]));
+      await engine.sync();
+      assert.equal(told.length, 1, "a removed observer hears of no more commits");
+      engine.observeCommits(
+        () => 0,
+        () => {
+          throw new Error("a broken observer");
+        },
+      );
+      engine.write(batchOf([{ put: Uint8Array.of(4), value: Uint8Array.of(4) }]));
+      await engine.sync();
+      const view = engine.view();
+      assert.deepEqual(view.get(Uint8Array.of(4)), Uint8Array.of(4), "its commit landed all the same");
+      view.release();
+    } finally {
+      await engine.close();
+    }
+  });
+
   it("gives views that never see writes made after they were opened", async () => {
     const engine = openKv(freshPath());
     checkViewIsolation(engine);

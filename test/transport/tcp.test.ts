@@ -93,6 +93,36 @@ describe("TcpTransport", () => {
     }
   });
 
+  test("bytes are counted per peer: what one node sent to another is what that one received from it", async () => {
+    const quiet = { keepaliveIntervalMs: 60_000, idleTimeoutMs: 600_000 };
+    const nodes = [await node(1, quiet), await node(2, quiet), await node(3, quiet)];
+    introduce(nodes);
+    await waitConnected(nodes);
+    const [a, b, c] = nodes as [TestNode, TestNode, TestNode];
+    a.transport.send(2, appEnvelope(1, 1, 2, "x".repeat(5_000)));
+    a.transport.send(3, appEnvelope(1, 1, 3, "y"));
+    a.transport.flush();
+    await waitFor("both envelopes delivered", () => b.received.length === 1 && c.received.length === 1);
+    const sent = a.transport.traffic.snapshot();
+    assert.deepEqual([...sent.keys()], [2, 3]);
+    assert.ok(sent.get(2)!.sent > 5_000, "the large envelope counts at its size");
+    assert.ok(sent.get(2)!.sent > sent.get(3)!.sent);
+    for (const [peer, receiver] of [
+      [2, b],
+      [3, c],
+    ] as const) {
+      // Every frame between them (handshakes included) was written by one and read by the other.
+      assert.equal(receiver.transport.traffic.snapshot().get(1)?.received, sent.get(peer)!.sent);
+      assert.equal(receiver.transport.traffic.snapshot().get(1)?.sent, sent.get(peer)!.received);
+    }
+    const total = [...sent.values()].reduce((sum, bytes) => sum + bytes.sent, 0);
+    assert.equal(
+      total,
+      a.transport.counters.bytesSent,
+      "node 1 dialed both: every frame it wrote had a peer",
+    );
+  });
+
   test("messages queued while a peer is down are sent once it connects; unreachable is reported", async () => {
     const a = await node(1);
     const b = await node(2);

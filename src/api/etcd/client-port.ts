@@ -5,12 +5,13 @@
  * when it begins an HTTP/1 "GET" (http-endpoints.ts: /health, /version, /metrics), or to the native
  * protocol server otherwise: a native frame starts with its u32 big-endian length, whose first
  * byte is 0x00 or 0x01 under the frame size limit, never "P" or "G". A connection that sends nothing within
- * `firstByteTimeoutMs` is closed.
+ * `firstByteTimeoutMs` is closed. It also runs the member's metrics ports, if any (metrics-port.ts).
  */
 import { createServer, type Server, type Socket } from "node:net";
 import type { NativeServer } from "../native/server.js";
 import type { Logger } from "../../transport/transport.js";
 import { serveHttpEndpoint } from "./http-endpoints.js";
+import { MetricsPort } from "./metrics-port.js";
 import type { EtcdServer } from "./server.js";
 
 /** The first byte of the HTTP/2 client connection preface. */
@@ -26,6 +27,8 @@ export interface ClientPortOptions {
   readonly logger: Logger;
   /** Close a connection that sends no byte for this long (default 10 s). */
   readonly firstByteTimeoutMs?: number;
+  /** Where plain HTTP ports for metrics and health also listen (`--listen-metrics-urls`; metrics-port.ts). */
+  readonly metricsListen?: readonly { readonly host: string; readonly port: number }[];
 }
 
 /** How many connections the port has handed on, by protocol. */
@@ -41,8 +44,12 @@ export class ClientPort {
   private readonly undecided = new Set<Socket>();
   private listening = false;
   private readonly counts = { native: 0, grpc: 0, http: 0 };
+  private readonly metricsPorts: MetricsPort[];
 
   constructor(private readonly options: ClientPortOptions) {
+    this.metricsPorts = (options.metricsListen ?? []).map(
+      (listen) => new MetricsPort(listen, options.etcd, options.logger),
+    );
     this.server = createServer((socket) => this.accept(socket));
     this.server.on("error", (error) => options.logger.warn({ error: error.message }, "client port error"));
   }
@@ -56,6 +63,13 @@ export class ClientPort {
       });
     });
     this.listening = true;
+    // A metrics port that cannot listen fails the start; close() still closes everything.
+    for (const port of this.metricsPorts) await port.start();
+  }
+
+  /** Where the metrics ports listen, in the order they were asked for; only after `start()`. */
+  metricsAddresses(): { host: string; port: number }[] {
+    return this.metricsPorts.map((port) => port.address());
   }
 
   /** The bound address; only after `start()`. */
@@ -81,6 +95,7 @@ export class ClientPort {
     this.listening = false;
     for (const socket of this.undecided) socket.destroy();
     this.undecided.clear();
+    for (const port of this.metricsPorts) await port.close();
     await this.options.native.close();
     await this.options.etcd.close();
     await stopped;

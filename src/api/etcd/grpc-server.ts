@@ -17,8 +17,9 @@
  *   message is one trailers-only HEADERS frame.
  * - deadlines (`grpc-timeout`) are the client's to enforce: gRPC clients reset the stream when
  *   theirs passes, and a reset cancels the call here (`cancelled`, the "cancelled" event).
- * - counts: each served method counts its calls as they start and end, by status code
- *   (`methodCalls()`, read by the member's metrics): two increments per call, nothing allocated.
+ * - counts: each served method counts its calls as they start and end, by status code, and
+ *   the bytes of its messages each way (`methodCalls()`, read by the member's metrics): a few
+ *   additions per call, nothing allocated.
  *
  * Handlers: a unary method's handler takes the request and the call and returns a promise of
  * the response (rejecting with an Error that has a numeric gRPC `code`); a streaming method's handler
@@ -52,6 +53,9 @@ export interface GrpcMethodCalls {
   started: number;
   /** Calls ended, indexed by gRPC status code (a client's reset counts as CANCELLED). */
   readonly handled: number[];
+  /** Bytes of the request messages received and of the response messages sent (without framing). */
+  receivedBytes: number;
+  sentBytes: number;
 }
 
 export type UnaryHandler = (request: never, call: GrpcCall) => Promise<unknown>;
@@ -204,7 +208,9 @@ export class GrpcCall extends EventEmitter {
       this.headersSent = true;
       this.stream.sendHeaders(RESPONSE_HEADERS);
     }
-    return this.stream.sendData(lengthPrefixed(this.method.serialize(message)));
+    const bytes = this.method.serialize(message);
+    this.method.calls.sentBytes += bytes.length;
+    return this.stream.sendData(lengthPrefixed(bytes));
   }
 
   /** Ends the call with status OK. */
@@ -229,7 +235,9 @@ export class GrpcCall extends EventEmitter {
     if (this.over) return;
     let body: Buffer;
     try {
-      body = lengthPrefixed(this.method.serialize(response));
+      const bytes = this.method.serialize(response);
+      this.method.calls.sentBytes += bytes.length;
+      body = lengthPrefixed(bytes);
     } catch (error) {
       return this.fail({
         code: GrpcStatus.INTERNAL,
@@ -329,6 +337,7 @@ export class GrpcCall extends EventEmitter {
     if (compressed) {
       return this.fail({ code: GrpcStatus.UNIMPLEMENTED, message: "compressed messages are not supported" });
     }
+    this.method.calls.receivedBytes += bytes.length;
     let request: unknown;
     try {
       request = this.method.deserialize(bytes);
@@ -416,6 +425,8 @@ export class GrpcServer {
           type: methodType(method.requestStream, method.responseStream),
           started: 0,
           handled: new Array<number>(STATUS_CODES).fill(0),
+          receivedBytes: 0,
+          sentBytes: 0,
         },
       });
     }

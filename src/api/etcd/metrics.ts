@@ -6,8 +6,8 @@
  * Every value is read when a scrape asks (a metric's `collect`) from what the member keeps
  * anyway — its NodeHost and replicas, the gRPC server's call counts, the write-ahead log's
  * statistics, the data dir's files — so request paths pay nothing for metrics, except the gRPC
- * server's two increments per call (grpc-server.ts) and one observation per write-ahead-log
- * append.
+ * server's few additions per call (grpc-server.ts), the peer transport's per-peer byte counts
+ * (one addition per frame), and one observation per write-ahead-log append and per lmdb commit.
  *
  * Names are etcd's where the meaning is the same, so etcd's dashboards and alerts partly work;
  * Concord's own start with `concord_`. etcd's `etcd_server_*` metrics describe its one Raft
@@ -23,9 +23,11 @@
  * opened.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, exponentialBuckets } from "prom-client";
+import type { LmdbOrderedKv } from "../../kv/lmdb-engine.js";
 import type { Replica } from "../../node/replica.js";
-import { NONE } from "../../raft/types.js";
+import { NONE, type NodeId } from "../../raft/types.js";
 import type { WalStorageEngine } from "../../storage/wal/engine.js";
+import type { PeerBytes } from "../../transport/transport.js";
 import type { EtcdContext } from "./context.js";
 import type { GrpcMethodCalls } from "./grpc-server.js";
 import { directoryBytes } from "./maintenance-service.js";
@@ -51,8 +53,8 @@ const GRPC_CODE_NAMES: readonly string[] = [
   "Unauthenticated",
 ];
 
-/** etcd's buckets for WAL fsync durations: 1 ms to 8 s, doubling. */
-const WAL_FSYNC_BUCKETS = exponentialBuckets(0.001, 2, 14);
+/** etcd's buckets for WAL fsync and backend commit durations: 1 ms to 8 s, doubling. */
+const DISK_DURATION_BUCKETS = exponentialBuckets(0.001, 2, 14);
 
 /**
  * How often the event-loop delay monitor samples, in ms. prom-client's default of 10 ms wakes an
@@ -84,6 +86,15 @@ export interface MemberMetricsSources {
   readonly writeAheadLog?: { readonly engine: WalStorageEngine; readonly clock: () => number };
   /** The splits and merges this member coordinated, by cause; null until its placement layer runs. */
   readonly rangeChanges?: () => RangeChangeCounts | null;
+  /** The state machines' lmdb engine, whose commits are timed on the clock (monotonic milliseconds). */
+  readonly stateMachineCommits?: { readonly engine: LmdbOrderedKv; readonly clock: () => number };
+  /** Frame bytes exchanged with each peer (TcpTransport.traffic); absent on a one-member cluster. */
+  readonly peerTraffic?: () => ReadonlyMap<NodeId, PeerBytes>;
+}
+
+/** A member id as etcd writes it in metric labels and logs: hexadecimal, no leading zeros. */
+function memberIdLabel(id: NodeId): string {
+  return id.toString(16);
 }
 
 /** Splits and merges by cause (SplitCoordinator's and MergeCoordinator's counters). */
@@ -105,7 +116,8 @@ function callLabels(calls: GrpcMethodCalls): Record<string, string> {
 export class MemberMetrics {
   /** The member's registry: its own metrics and the process's. */
   readonly registry: Registry;
-  private readonly stopTimingLog: () => void;
+  /** Stops timing the write-ahead log's appends and the state machines' commits. */
+  private readonly stopTiming: () => void;
 
   constructor(sources: MemberMetricsSources) {
     const registers = [new Registry()];
@@ -212,7 +224,47 @@ export class MemberMetrics {
         }
       },
     });
-    const { dataDir, writeAheadLog, rangeChanges } = sources;
+    const grpcBytes = (direction: "receivedBytes" | "sentBytes") =>
+      sources.grpcCalls().reduce((total, calls) => total + calls[direction], 0);
+    new Counter({
+      name: "etcd_network_client_grpc_received_bytes_total",
+      help: "The total number of bytes received from grpc clients. (Concord: request messages, without gRPC framing.)",
+      registers,
+      collect() {
+        setCounter(this, grpcBytes("receivedBytes"));
+      },
+    });
+    new Counter({
+      name: "etcd_network_client_grpc_sent_bytes_total",
+      help: "The total number of bytes sent to grpc clients. (Concord: response messages, without gRPC framing.)",
+      registers,
+      collect() {
+        setCounter(this, grpcBytes("sentBytes"));
+      },
+    });
+    const { dataDir, writeAheadLog, rangeChanges, stateMachineCommits, peerTraffic } = sources;
+    if (peerTraffic !== undefined) {
+      new Counter({
+        name: "etcd_network_peer_sent_bytes_total",
+        help: "The total number of bytes sent to peers. (Concord: peer transport frames, headers included.)",
+        labelNames: ["To"],
+        registers,
+        collect() {
+          this.reset();
+          for (const [peer, bytes] of peerTraffic()) this.inc({ To: memberIdLabel(peer) }, bytes.sent);
+        },
+      });
+      new Counter({
+        name: "etcd_network_peer_received_bytes_total",
+        help: "The total number of bytes received from peers. (Concord: peer transport frames, headers included.)",
+        labelNames: ["From"],
+        registers,
+        collect() {
+          this.reset();
+          for (const [peer, bytes] of peerTraffic()) this.inc({ From: memberIdLabel(peer) }, bytes.received);
+        },
+      });
+    }
     if (rangeChanges !== undefined) {
       const byCause = (counter: Counter, counts: Readonly<Record<string, number>> | undefined) => {
         counter.reset();
@@ -247,19 +299,29 @@ export class MemberMetrics {
         },
       });
     }
-    if (writeAheadLog === undefined) {
-      this.stopTimingLog = () => undefined;
-    } else {
+    const stops: (() => void)[] = [];
+    if (stateMachineCommits !== undefined) {
+      const commits = new Histogram({
+        name: "etcd_disk_backend_commit_duration_seconds",
+        help: "The latency distributions of commit called by backend. (Concord: each commit of the state machines' lmdb environment, fsync included.)",
+        buckets: DISK_DURATION_BUCKETS,
+        registers,
+      });
+      stops.push(
+        stateMachineCommits.engine.observeCommits(stateMachineCommits.clock, (_operations, milliseconds) =>
+          commits.observe(milliseconds / 1000),
+        ),
+      );
+    }
+    if (writeAheadLog !== undefined) {
       const { engine, clock } = writeAheadLog;
       const fsyncs = new Histogram({
         name: "etcd_disk_wal_fsync_duration_seconds",
         help: "The latency distributions of fsync called by WAL. (Concord: each write-ahead-log append, one O_DSYNC write.)",
-        buckets: WAL_FSYNC_BUCKETS,
+        buckets: DISK_DURATION_BUCKETS,
         registers,
       });
-      this.stopTimingLog = engine.observeAppends(clock, (_bytes, milliseconds) =>
-        fsyncs.observe(milliseconds / 1000),
-      );
+      stops.push(engine.observeAppends(clock, (_bytes, milliseconds) => fsyncs.observe(milliseconds / 1000)));
       new Counter({
         name: "concord_wal_bytes_total",
         help: "Bytes of the frames appended to the write-ahead log since it opened.",
@@ -269,6 +331,7 @@ export class MemberMetrics {
         },
       });
     }
+    this.stopTiming = () => stops.forEach((stop) => stop());
     this.registry = Registry.merge([processMetrics(), ...registers]);
   }
 
@@ -282,8 +345,8 @@ export class MemberMetrics {
     return this.registry.metrics();
   }
 
-  /** Stops timing the write-ahead log's appends (the member is closing). */
+  /** Stops timing the write-ahead log's appends and the lmdb commits (the member is closing). */
   close(): void {
-    this.stopTimingLog();
+    this.stopTiming();
   }
 }

@@ -25,7 +25,7 @@ import { kvService } from "./kv-service.js";
 import { LeaderForwarder, leaseService } from "./lease-service.js";
 import { lockService } from "./lock-service.js";
 import { maintenanceService } from "./maintenance-service.js";
-import { MemberMetrics, type RangeChangeCounts } from "./metrics.js";
+import { MemberMetrics, type MemberMetricsSources, type RangeChangeCounts } from "./metrics.js";
 import { rangeService, type RangeAdmin } from "./range-service.js";
 import { watchService, watchServiceDefinition } from "./watch-service.js";
 
@@ -53,6 +53,10 @@ export interface EtcdServerOptions {
   readonly rangeAdmin?: RangeAdmin;
   /** The splits and merges the member coordinated, for its metrics (MemberMetricsSources.rangeChanges). */
   readonly rangeChanges?: () => RangeChangeCounts | null;
+  /** The state machines' engine, whose commits the metrics time (MemberMetricsSources.stateMachineCommits). */
+  readonly stateMachineCommits?: MemberMetricsSources["stateMachineCommits"];
+  /** Bytes exchanged with each peer, for the metrics (MemberMetricsSources.peerTraffic). */
+  readonly peerTraffic?: MemberMetricsSources["peerTraffic"];
   /** Where a service's failure outside any call goes (a bug: an event listener that threw). */
   readonly logger?: Logger;
 }
@@ -99,6 +103,10 @@ export class EtcdServer {
       ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
       ...(options.writeAheadLog === undefined ? {} : { writeAheadLog: options.writeAheadLog }),
       ...(options.rangeChanges === undefined ? {} : { rangeChanges: options.rangeChanges }),
+      ...(options.stateMachineCommits === undefined
+        ? {}
+        : { stateMachineCommits: options.stateMachineCommits }),
+      ...(options.peerTraffic === undefined ? {} : { peerTraffic: options.peerTraffic }),
     });
   }
 
@@ -109,7 +117,7 @@ export class EtcdServer {
 
   /**
    * Closes every connection at once (calls in flight end with an error) and the forwarder, and
-   * stops timing the write-ahead log.
+   * stops timing the write-ahead log and the lmdb commits.
    */
   async close(): Promise<void> {
     this.grpc.close();

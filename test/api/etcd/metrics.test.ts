@@ -17,6 +17,7 @@ import {
   type RangeResponse,
 } from "../../../src/api/etcd/gen/rpc_pb.js";
 import { EtcdCluster, rawClient } from "./harness.js";
+import { waitFor } from "../helpers.js";
 
 const TYPES = new Set(["counter", "gauge", "histogram", "summary", "untyped"]);
 const NAME = "[a-zA-Z_:][a-zA-Z0-9_:]*";
@@ -80,12 +81,12 @@ after(async () => {
   await cluster.close();
 });
 
-async function get(path: string): Promise<Response> {
-  return fetch(`http://${cluster.endpoint(1)}${path}`);
+async function get(path: string, endpoint = cluster.endpoint(1)): Promise<Response> {
+  return fetch(`http://${endpoint}${path}`);
 }
 
-async function scrape(): Promise<Map<string, number>> {
-  const response = await get("/metrics");
+async function scrape(endpoint?: string): Promise<Map<string, number>> {
+  const response = await get("/metrics", endpoint);
   assert.equal(response.status, 200);
   assert.equal(response.headers.get("content-type"), "text/plain; version=0.0.4; charset=utf-8");
   return parseExposition(await response.text());
@@ -173,6 +174,71 @@ test("N puts: the applied and committed totals grow by N at least; gRPC counts N
   );
   assert.equal(grew(`grpc_server_started_total{${grpcLabels("etcdserverpb.KV", "Put")}}`), puts);
   assert.equal(grew(`grpc_server_handled_total{${grpcLabels("etcdserverpb.KV", "Put", "OK")}}`), puts);
+});
+
+test("N puts: client gRPC bytes grow by their messages; the state machines' lmdb commits are timed", async () => {
+  const before = await scrape();
+  const puts = 10;
+  const value = "v".repeat(1_000);
+  for (let i = 0; i < puts; i++) await etcd.put(`metrics/bytes/${i}`).value(value);
+  const received = "etcd_network_client_grpc_received_bytes_total{}";
+  const sent = "etcd_network_client_grpc_sent_bytes_total{}";
+  let after = await scrape();
+  atLeast(
+    `the growth of ${received}`,
+    sample(after, received) - sample(before, received),
+    puts * value.length,
+  );
+  // Each PutResponse holds at least its header (cluster id, member id, revision, raft term).
+  atLeast(`the growth of ${sent}`, sample(after, sent) - sample(before, sent), puts * 10);
+  // The puts' batches are committed to lmdb within its commit delay (1 s) after the first.
+  const commits = "etcd_disk_backend_commit_duration_seconds_count{}";
+  await waitFor(async () => {
+    after = await scrape();
+    return sample(after, commits) > (before.get(commits) ?? 0);
+  }, "an lmdb commit after the puts");
+  assert.equal(
+    sample(after, 'etcd_disk_backend_commit_duration_seconds_bucket{le="+Inf"}'),
+    sample(after, commits),
+  );
+  assert.equal(
+    [...after.keys()].some((key) => key.startsWith("etcd_network_peer_")),
+    false,
+    "a one-member cluster has no peers to count",
+  );
+});
+
+test("three members: bytes sent to and received from each peer, labelled with its member id in hex", async () => {
+  const three = await EtcdCluster.start(3);
+  try {
+    await three.client(1).put("metrics/peers").value("v");
+    const ids = [...three.members.keys()];
+    const scraped = new Map<number, Map<string, number>>();
+    for (const id of ids) scraped.set(id, await scrape(three.endpoint(id)));
+    for (const id of ids) {
+      const samples = scraped.get(id)!;
+      for (const peer of ids.filter((other) => other !== id)) {
+        const label = peer.toString(16);
+        atLeast(
+          `bytes member ${id} sent to ${peer}`,
+          sample(samples, `etcd_network_peer_sent_bytes_total{To="${label}"}`),
+          1,
+        );
+        atLeast(
+          `bytes member ${id} received from ${peer}`,
+          sample(samples, `etcd_network_peer_received_bytes_total{From="${label}"}`),
+          1,
+        );
+      }
+      assert.equal(
+        samples.has(`etcd_network_peer_sent_bytes_total{To="${id.toString(16)}"}`),
+        false,
+        "not to itself",
+      );
+    }
+  } finally {
+    await three.close();
+  }
 });
 
 test("a refused call is counted by its code: a Range at a future revision is OutOfRange", async () => {

@@ -1,0 +1,60 @@
+/**
+ * `MetricsPort`: a plain HTTP port for Prometheus and probes alone, as etcd's
+ * `--listen-metrics-urls` opens one: every connection is served by http-endpoints.ts
+ * (`GET /metrics`, `/health`, `/version`), the same answers as on the client port, which keeps
+ * serving them too. Scrapes then need no access to the port clients write through.
+ */
+import { createServer, type Server, type Socket } from "node:net";
+import type { Logger } from "../../transport/transport.js";
+import { serveHttpEndpoint } from "./http-endpoints.js";
+import type { EtcdServer } from "./server.js";
+
+export class MetricsPort {
+  private readonly server: Server;
+  private readonly open = new Set<Socket>();
+  private listening = false;
+
+  constructor(
+    private readonly listen: { readonly host: string; readonly port: number },
+    etcd: EtcdServer,
+    logger: Logger,
+  ) {
+    this.server = createServer((socket) => {
+      this.open.add(socket);
+      socket.once("close", () => this.open.delete(socket));
+      serveHttpEndpoint(socket, etcd.context, etcd.metrics);
+    });
+    this.server.on("error", (error) => logger.warn({ error: error.message }, "metrics port error"));
+  }
+
+  async start(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(this.listen.port, this.listen.host, () => {
+        this.server.off("error", reject);
+        resolve();
+      });
+    });
+    this.listening = true;
+  }
+
+  /** The bound address; only after `start()`. */
+  address(): { host: string; port: number } {
+    const address = this.server.address();
+    if (!this.listening || address === null || typeof address === "string") {
+      throw new Error("the metrics port is not listening");
+    }
+    return { host: address.address, port: address.port };
+  }
+
+  /** Stops listening and closes every connection. */
+  async close(): Promise<void> {
+    const stopped = this.listening
+      ? new Promise<void>((resolve) => this.server.close(() => resolve()))
+      : Promise.resolve();
+    this.listening = false;
+    for (const socket of this.open) socket.destroy();
+    this.open.clear();
+    await stopped;
+  }
+}
