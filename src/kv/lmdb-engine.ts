@@ -78,6 +78,12 @@ type BinaryDatabase = Database<Uint8Array, Uint8Array>;
 /** Told of each commit that landed: the operations it wrote and how long it took. */
 export type CommitListener = (operations: number, milliseconds: number) => void;
 
+/** A commit listener and the clock (monotonic milliseconds) commits are timed on. */
+interface CommitObserver {
+  readonly clock: () => number;
+  readonly listener: CommitListener;
+}
+
 /** Runs `commit` after `delayMs` (injected: src/kv sets no timer itself); the handle cancels it. */
 export type CommitTimer = (commit: () => void, delayMs: number) => { cancel(): void };
 
@@ -268,7 +274,7 @@ export class LmdbOrderedKv implements OrderedKv {
   private readonly commitDelayMs: number;
   private readonly commitAtOps: number;
   private readonly commitTimer: CommitTimer;
-  private commitObserver: { readonly clock: () => number; readonly listener: CommitListener } | null = null;
+  private commitObserver: CommitObserver | null = null;
 
   private constructor(
     private readonly root: BinaryRoot,
@@ -381,7 +387,7 @@ export class LmdbOrderedKv implements OrderedKv {
    */
   observeCommits(clock: () => number, listener: CommitListener): () => void {
     if (this.commitObserver !== null) throw new Error("lmdb ordered kv: its commits are observed already");
-    const observer = { clock, listener };
+    const observer: CommitObserver = { clock, listener };
     this.commitObserver = observer;
     return () => {
       if (this.commitObserver === observer) this.commitObserver = null;
@@ -492,11 +498,7 @@ export class LmdbOrderedKv implements OrderedKv {
   }
 
   /** An observer that throws does not fail the engine: the commit landed all the same. */
-  private tellCommitted(
-    observer: { readonly clock: () => number; readonly listener: CommitListener } | null,
-    operations: number,
-    started: number,
-  ): void {
+  private tellCommitted(observer: CommitObserver | null, operations: number, started: number): void {
     if (observer === null) return;
     try {
       observer.listener(operations, observer.clock() - started);

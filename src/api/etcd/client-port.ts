@@ -10,6 +10,7 @@
 import { createServer, type Server, type Socket } from "node:net";
 import type { NativeServer } from "../native/server.js";
 import type { Logger } from "../../transport/transport.js";
+import { boundAddress, listenAt } from "../address.js";
 import { serveHttpEndpoint } from "./http-endpoints.js";
 import { MetricsPort } from "./metrics-port.js";
 import type { EtcdServer } from "./server.js";
@@ -55,13 +56,7 @@ export class ClientPort {
   }
 
   async start(): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen(this.options.listen.port, this.options.listen.host, () => {
-        this.server.off("error", reject);
-        resolve();
-      });
-    });
+    await listenAt(this.server, this.options.listen);
     this.listening = true;
     // A metrics port that cannot listen fails the start; close() still closes everything.
     for (const port of this.metricsPorts) await port.start();
@@ -74,11 +69,7 @@ export class ClientPort {
 
   /** The bound address; only after `start()`. */
   address(): { host: string; port: number } {
-    const address = this.server.address();
-    if (!this.listening || address === null || typeof address === "string") {
-      throw new Error("the client port is not listening");
-    }
-    return { host: address.address, port: address.port };
+    return boundAddress(this.server, this.listening, "the client port");
   }
 
   /** How many connections went where so far (tests and metrics). */

@@ -6,6 +6,7 @@
  */
 import { createServer, type Server, type Socket } from "node:net";
 import type { Logger } from "../../transport/transport.js";
+import { boundAddress, listenAt } from "../address.js";
 import { serveHttpEndpoint } from "./http-endpoints.js";
 import type { EtcdServer } from "./server.js";
 
@@ -28,23 +29,13 @@ export class MetricsPort {
   }
 
   async start(): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen(this.listen.port, this.listen.host, () => {
-        this.server.off("error", reject);
-        resolve();
-      });
-    });
+    await listenAt(this.server, this.listen);
     this.listening = true;
   }
 
   /** The bound address; only after `start()`. */
   address(): { host: string; port: number } {
-    const address = this.server.address();
-    if (!this.listening || address === null || typeof address === "string") {
-      throw new Error("the metrics port is not listening");
-    }
-    return { host: address.address, port: address.port };
+    return boundAddress(this.server, this.listening, "the metrics port");
   }
 
   /** Stops listening and closes every connection. */

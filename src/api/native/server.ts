@@ -11,6 +11,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import type { NodeHost } from "../../node/host.js";
 import type { RoutedKv } from "../../placement/node-ranges.js";
 import type { Logger } from "../../transport/transport.js";
+import { boundAddress, listenAt } from "../address.js";
 import { DEFAULT_MAX_NATIVE_FRAME_BYTES } from "./protocol.js";
 import { ClientSession } from "./session.js";
 
@@ -41,25 +42,16 @@ export class NativeServer {
   }
 
   async start(): Promise<void> {
-    const host = this.options.listen?.host ?? "127.0.0.1";
-    const port = this.options.listen?.port ?? 0;
-    await new Promise<void>((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen(port, host, () => {
-        this.server.off("error", reject);
-        resolve();
-      });
+    await listenAt(this.server, {
+      host: this.options.listen?.host ?? "127.0.0.1",
+      port: this.options.listen?.port ?? 0,
     });
     this.listening = true;
   }
 
   /** The bound address; only after `start()`. */
   address(): { host: string; port: number } {
-    const address = this.server.address();
-    if (!this.listening || address === null || typeof address === "string") {
-      throw new Error("the native server is not listening");
-    }
-    return { host: address.address, port: address.port };
+    return boundAddress(this.server, this.listening, "the native server");
   }
 
   get connectionCount(): number {
