@@ -30,7 +30,7 @@ import type { WalStorageEngine } from "../../storage/wal/engine.js";
 import type { PeerBytes } from "../../transport/transport.js";
 import type { EtcdContext } from "./context.js";
 import type { GrpcMethodCalls } from "./grpc-server.js";
-import { directoryBytes } from "./maintenance-service.js";
+import { directoryBytes, ETCD_COMPATIBLE_VERSION } from "./maintenance-service.js";
 
 /** gRPC status codes by number, named as grpc-go names them in `grpc_code` (go-grpc-prometheus). */
 const GRPC_CODE_NAMES: readonly string[] = [
@@ -127,6 +127,39 @@ export class MemberMetrics {
     const sum = (value: (replica: Replica) => number) =>
       hosted().reduce((total, replica) => total + value(replica), 0);
 
+    // Who answers: constant series with the value in a label, as etcd exposes them.
+    const identity: [string, string, string, string][] = [
+      [
+        "etcd_server_version",
+        "Which version is running. 1 for 'server_version' label with current version.",
+        "server_version",
+        ETCD_COMPATIBLE_VERSION,
+      ],
+      [
+        "etcd_cluster_version",
+        "Which version is running. 1 for 'cluster_version' label with current cluster version",
+        "cluster_version",
+        ETCD_COMPATIBLE_VERSION.split(".").slice(0, 2).join("."),
+      ],
+      [
+        "etcd_server_id",
+        "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.",
+        "server_id",
+        memberIdLabel(host.nodeId),
+      ],
+    ];
+    for (const [name, help, label, value] of identity) {
+      new Gauge({ name, help, labelNames: [label], registers }).set({ [label]: value }, 1);
+    }
+    new Gauge({
+      name: "etcd_server_is_learner",
+      help: "Whether or not this member is a learner. 1 if is, 0 otherwise. (Concord: in range 1, the meta range.)",
+      registers,
+      collect() {
+        const learners = etcdRange()?.status().confState.learners ?? [];
+        this.set(learners.includes(host.nodeId) ? 1 : 0);
+      },
+    });
     new Gauge({
       name: "etcd_server_has_leader",
       help: "Whether or not a leader exists. 1 is existence, 0 is not. (Concord: of range 1, the meta range.)",

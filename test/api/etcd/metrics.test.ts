@@ -134,6 +134,10 @@ test("GET /metrics: Prometheus's text format; etcd's server metrics of a member 
     ["etcd_server_is_leader{}", 1],
     ["concord_ranges{}", 1],
     ["concord_ranges_led{}", 1],
+    ['etcd_server_version{server_version="3.4.23"}', 1],
+    ['etcd_cluster_version{cluster_version="3.4"}', 1],
+    [`etcd_server_id{server_id="${cluster.member(1).nodeId.toString(16)}"}`, 1],
+    ["etcd_server_is_learner{}", 0],
   ];
   for (const [key, value] of expected) assert.equal(sample(samples, key), value, key);
   const positive = [
