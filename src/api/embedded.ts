@@ -382,7 +382,9 @@ export async function openEmbedded(options: OpenOptions): Promise<EmbeddedConcor
               ? { writeAheadLog: { engine: raftEngine, clock: () => performance.now() } }
               : {}),
             stateMachineCommits: { engine: stateMachineKv, clock: () => performance.now() },
-            ...(tcp === null ? {} : { peerTraffic: () => tcp.traffic.snapshot() }),
+            ...(tcp === null
+              ? {}
+              : { peers: { traffic: () => tcp.traffic.snapshot(), connected: () => tcp.connectedPeers() } }),
             kv: parts.kv,
             rangeAdmin: parts.rangeAdmin,
             rangeChanges: () =>

@@ -88,8 +88,16 @@ export interface MemberMetricsSources {
   readonly rangeChanges?: () => RangeChangeCounts | null;
   /** The state machines' lmdb engine, whose commits are timed on the clock (monotonic milliseconds). */
   readonly stateMachineCommits?: { readonly engine: LmdbOrderedKv; readonly clock: () => number };
-  /** Frame bytes exchanged with each peer (TcpTransport.traffic); absent on a one-member cluster. */
-  readonly peerTraffic?: () => ReadonlyMap<NodeId, PeerBytes>;
+  /** The peer transport (TcpTransport): bytes per peer and open connections; absent on a one-member cluster. */
+  readonly peers?: PeerNetwork;
+}
+
+/** What the metrics read of the peer transport. */
+export interface PeerNetwork {
+  /** Frame bytes exchanged with each peer (TcpTransport.traffic). */
+  traffic(): ReadonlyMap<NodeId, PeerBytes>;
+  /** Peers with an open connection now. */
+  connected(): readonly NodeId[];
 }
 
 /** A member id as etcd writes it in metric labels and logs: hexadecimal, no leading zeros. */
@@ -275,8 +283,19 @@ export class MemberMetrics {
         setCounter(this, grpcBytes("sentBytes"));
       },
     });
-    const { dataDir, writeAheadLog, rangeChanges, stateMachineCommits, peerTraffic } = sources;
-    if (peerTraffic !== undefined) {
+    const { dataDir, writeAheadLog, rangeChanges, stateMachineCommits, peers } = sources;
+    if (peers !== undefined) {
+      new Gauge({
+        name: "etcd_network_active_peers",
+        help: "The current number of active peer connections. (Concord: 1 per peer connected now.)",
+        labelNames: ["Local", "Remote"],
+        registers,
+        collect() {
+          this.reset();
+          const local = memberIdLabel(host.nodeId);
+          for (const peer of peers.connected()) this.set({ Local: local, Remote: memberIdLabel(peer) }, 1);
+        },
+      });
       new Counter({
         name: "etcd_network_peer_sent_bytes_total",
         help: "The total number of bytes sent to peers. (Concord: peer transport frames, headers included.)",
@@ -284,7 +303,7 @@ export class MemberMetrics {
         registers,
         collect() {
           this.reset();
-          for (const [peer, bytes] of peerTraffic()) this.inc({ To: memberIdLabel(peer) }, bytes.sent);
+          for (const [peer, bytes] of peers.traffic()) this.inc({ To: memberIdLabel(peer) }, bytes.sent);
         },
       });
       new Counter({
@@ -294,7 +313,8 @@ export class MemberMetrics {
         registers,
         collect() {
           this.reset();
-          for (const [peer, bytes] of peerTraffic()) this.inc({ From: memberIdLabel(peer) }, bytes.received);
+          for (const [peer, bytes] of peers.traffic())
+            this.inc({ From: memberIdLabel(peer) }, bytes.received);
         },
       });
     }

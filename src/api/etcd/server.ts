@@ -55,8 +55,8 @@ export interface EtcdServerOptions {
   readonly rangeChanges?: () => RangeChangeCounts | null;
   /** The state machines' engine, whose commits the metrics time (MemberMetricsSources.stateMachineCommits). */
   readonly stateMachineCommits?: MemberMetricsSources["stateMachineCommits"];
-  /** Bytes exchanged with each peer, for the metrics (MemberMetricsSources.peerTraffic). */
-  readonly peerTraffic?: MemberMetricsSources["peerTraffic"];
+  /** The peer transport, for the metrics (MemberMetricsSources.peers). */
+  readonly peers?: MemberMetricsSources["peers"];
   /** Where a service's failure outside any call goes (a bug: an event listener that threw). */
   readonly logger?: Logger;
 }
@@ -106,7 +106,7 @@ export class EtcdServer {
       ...(options.stateMachineCommits === undefined
         ? {}
         : { stateMachineCommits: options.stateMachineCommits }),
-      ...(options.peerTraffic === undefined ? {} : { peerTraffic: options.peerTraffic }),
+      ...(options.peers === undefined ? {} : { peers: options.peers }),
     });
   }
 

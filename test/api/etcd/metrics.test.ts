@@ -206,13 +206,13 @@ test("N puts: client gRPC bytes grow by their messages; the state machines' lmdb
     sample(after, commits),
   );
   assert.equal(
-    [...after.keys()].some((key) => key.startsWith("etcd_network_peer_")),
+    [...after.keys()].some((key) => /^etcd_network_(peer_|active_peers)/.test(key)),
     false,
     "a one-member cluster has no peers to count",
   );
 });
 
-test("three members: bytes sent to and received from each peer, labelled with its member id in hex", async () => {
+test("three members: bytes sent to and received from each peer and the active peer connections, labelled with member ids in hex", async () => {
   const three = await EtcdCluster.start(3);
   try {
     await three.client(1).put("metrics/peers").value("v");
@@ -233,6 +233,10 @@ test("three members: bytes sent to and received from each peer, labelled with it
           sample(samples, `etcd_network_peer_received_bytes_total{From="${label}"}`),
           1,
         );
+      }
+      for (const peer of ids.filter((other) => other !== id)) {
+        const labels = `Local="${id.toString(16)}",Remote="${peer.toString(16)}"`;
+        assert.equal(sample(samples, `etcd_network_active_peers{${labels}}`), 1, labels);
       }
       assert.equal(
         samples.has(`etcd_network_peer_sent_bytes_total{To="${id.toString(16)}"}`),
