@@ -1,7 +1,7 @@
 /**
  * The "host:port" addresses of the client API's options, parsed once where they come in, and
- * the two steps every server of this layer takes with one: listening on it, and saying where
- * it listens once bound (port 0 resolved).
+ * the steps every server of this layer takes with one: listening on it, saying where it
+ * listens once bound (port 0 resolved), and stopping.
  */
 import type { Server } from "node:net";
 import type { PeerAddress } from "../transport/tcp.js";
@@ -35,4 +35,12 @@ export function boundAddress(server: Server, listening: boolean, what: string): 
     throw new Error(`${what} is not listening`);
   }
   return { host: address.address, port: address.port };
+}
+
+/**
+ * Stops `server` accepting connections (nothing to stop unless `listening`); resolves once the
+ * connections it still has are closed, so callers destroy theirs before awaiting it.
+ */
+export function stopListening(server: Server, listening: boolean): Promise<void> {
+  return listening ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
 }

@@ -102,7 +102,7 @@ export function readyLine(config: StartConfig, node: RunningNode): string {
     `peer=${formatHttpUrl(node.peerAddress)}`,
     ...(node.metricsAddresses.length === 0
       ? []
-      : [`metrics=${node.metricsAddresses.map((address) => formatHttpUrl(address)).join(",")}`]),
+      : [`metrics=${node.metricsAddresses.map(formatHttpUrl).join(",")}`]),
     `data-dir=${config.dataDir}`,
   ].join(" ");
 }

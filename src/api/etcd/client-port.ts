@@ -10,7 +10,7 @@
 import { createServer, type Server, type Socket } from "node:net";
 import type { NativeServer } from "../native/server.js";
 import type { Logger } from "../../transport/transport.js";
-import { boundAddress, listenAt } from "../address.js";
+import { boundAddress, listenAt, stopListening } from "../address.js";
 import { serveHttpEndpoint } from "./http-endpoints.js";
 import { MetricsPort } from "./metrics-port.js";
 import type { EtcdServer } from "./server.js";
@@ -80,9 +80,7 @@ export class ClientPort {
   /** Stops listening and closes every connection, of both protocols. */
   async close(): Promise<void> {
     // Stop accepting first, so no connection is handed to a server that is closing.
-    const stopped = this.listening
-      ? new Promise<void>((resolve) => this.server.close(() => resolve()))
-      : Promise.resolve();
+    const stopped = stopListening(this.server, this.listening);
     this.listening = false;
     for (const socket of this.undecided) socket.destroy();
     this.undecided.clear();

@@ -6,7 +6,7 @@
  */
 import { createServer, type Server, type Socket } from "node:net";
 import type { Logger } from "../../transport/transport.js";
-import { boundAddress, listenAt } from "../address.js";
+import { boundAddress, listenAt, stopListening } from "../address.js";
 import { serveHttpEndpoint } from "./http-endpoints.js";
 import type { EtcdServer } from "./server.js";
 
@@ -40,9 +40,7 @@ export class MetricsPort {
 
   /** Stops listening and closes every connection. */
   async close(): Promise<void> {
-    const stopped = this.listening
-      ? new Promise<void>((resolve) => this.server.close(() => resolve()))
-      : Promise.resolve();
+    const stopped = stopListening(this.server, this.listening);
     this.listening = false;
     for (const socket of this.open) socket.destroy();
     this.open.clear();

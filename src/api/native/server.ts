@@ -11,7 +11,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import type { NodeHost } from "../../node/host.js";
 import type { RoutedKv } from "../../placement/node-ranges.js";
 import type { Logger } from "../../transport/transport.js";
-import { boundAddress, listenAt } from "../address.js";
+import { boundAddress, listenAt, stopListening } from "../address.js";
 import { DEFAULT_MAX_NATIVE_FRAME_BYTES } from "./protocol.js";
 import { ClientSession } from "./session.js";
 
@@ -61,9 +61,9 @@ export class NativeServer {
   /** Stops listening and closes every connection (their requests in flight are left unanswered). */
   async close(): Promise<void> {
     for (const session of [...this.sessions]) session.close("the server is shutting down");
-    if (!this.listening) return;
+    const stopped = stopListening(this.server, this.listening);
     this.listening = false;
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await stopped;
   }
 
   /** Serves a native-protocol client on a connection accepted by someone else. */
