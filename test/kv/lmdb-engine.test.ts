@@ -3,6 +3,7 @@
 // writes, atomic batches, released views; and durability: data and an MvccStore (applied
 // index, revision, contents) survive closing and reopening the environment after sync.
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -246,6 +247,51 @@ describe("LmdbOrderedKv", () => {
     assert.equal([...view.scan(enc("k"), enc("l"))].length, 300);
     view.release();
     await reopened.close();
+  });
+
+  // The engine hands lmdb-js's bytes on without copying them (plainBytes): this fails if an
+  // lmdb-js version reused a buffer for the bytes of a get or a scan step.
+  it("hands out keys and values from lmdb that later reads leave alone, as plain Uint8Arrays", async () => {
+    const engine = openKv(freshPath());
+    try {
+      // Sizes on both sides of lmdb-js's shared read buffer and of its large-value path.
+      const sizes = [0, 1, 200, 4_000, 5_000, 40_000, 70_000, 300];
+      const written = sizes.map((size, i) => ({
+        key: enc(`k${i}`),
+        value: Uint8Array.from({ length: size }, (_, j) => (i * 31 + j) & 0xff),
+      }));
+      const batch = new WriteBatch();
+      for (const { key: k, value } of written) batch.put(k, value);
+      engine.write(batch);
+      await engine.sync();
+
+      const view = engine.view();
+      try {
+        const got = written.map(({ key: k }) => view.get(k));
+        const scanned = collect(view, enc("k"), enc("l"));
+        const scannedBackwards = collect(view, enc("k"), enc("l"), { reverse: true });
+        for (let round = 0; round < 3; round++) {
+          for (const { key: k } of [...written].reverse()) view.get(k);
+          collect(view, enc("k"), enc("l"));
+        }
+        // Compared as hex digests: a diff of 70 kB arrays would not fit in a failure message.
+        const digest = (bytes: Uint8Array | undefined) =>
+          bytes === undefined ? "missing" : createHash("sha256").update(bytes).digest("hex");
+        const pairDigests = (pairs: KvPairs) => pairs.map((p) => [digest(p.key), digest(p.value)]);
+        assert.deepEqual(
+          got.map(digest),
+          written.map(({ value }) => digest(value)),
+        );
+        assert.deepEqual(pairDigests(scanned), pairDigests(written));
+        assert.deepEqual(pairDigests(scannedBackwards), pairDigests([...written].reverse()));
+        for (const bytes of [...got, ...scanned.flatMap(({ key: k, value }) => [k, value])])
+          assert.equal(bytes?.constructor, Uint8Array);
+      } finally {
+        view.release();
+      }
+    } finally {
+      await engine.close();
+    }
   });
 
   it("keeps writes in memory until a delayed commit, and every view its picture across commits and releases", async () => {
