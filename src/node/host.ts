@@ -29,6 +29,7 @@ import type { Envelope } from "../transport/transport.js";
 import {
   newNodeHostCounters,
   resolveNodeConfig,
+  SLOW_APPLY_MS,
   type NodeHostCounters,
   type NodeHostOptions,
   type ReplicaInit,
@@ -550,7 +551,7 @@ export class NodeHost {
     if (work.some(({ rd }) => rd.snapshot !== null)) {
       await synced;
       this.afterSync(work, writes);
-      for (const { replica, rd } of work) await replica.apply(rd);
+      for (const { replica, rd } of work) await this.apply(replica, rd);
       for (const { replica, rd } of work) replica.advance(rd, true);
       return;
     }
@@ -558,8 +559,19 @@ export class NodeHost {
     if (waiting) this.trackSync(synced, () => this.afterSync(work, writes));
     // Committed entries are durable on a quorum already (the core counts this node's own log
     // only once durable): apply them, and answer their requests, while the disk syncs.
-    for (const { replica, rd } of work) await replica.apply(rd);
+    for (const { replica, rd } of work) await this.apply(replica, rd);
     for (const { replica, rd } of work) replica.advance(rd, false);
+  }
+
+  /** Applies a Ready's committed entries, counting an apply that took SLOW_APPLY_MS or more. */
+  private async apply(replica: Replica, rd: Ready): Promise<void> {
+    if (rd.committedEntries.length === 0) {
+      await replica.apply(rd);
+      return;
+    }
+    const startedAt = this.options.monotonicClock();
+    await replica.apply(rd);
+    if (this.options.monotonicClock() - startedAt >= SLOW_APPLY_MS) this.counters.slowApplies++;
   }
 
   /** The messages that waited for the sync leave; the replicas learn their writes are durable. */

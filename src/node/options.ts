@@ -211,7 +211,12 @@ export interface NodeHostCounters {
   livenessSent: number;
   /** Replicas destroyed (their range merged away): Raft storage and store deleted. */
   replicasDestroyed: number;
+  /** A replica's committed entries of one turn that took over SLOW_APPLY_MS to apply. */
+  slowApplies: number;
 }
+
+/** An apply this long counts as slow (etcd's warning threshold for an apply, 100 ms). */
+export const SLOW_APPLY_MS = 100;
 
 export function newNodeHostCounters(): NodeHostCounters {
   return {
@@ -237,5 +242,6 @@ export function newNodeHostCounters(): NodeHostCounters {
     livenessWakeUps: 0,
     livenessSent: 0,
     replicasDestroyed: 0,
+    slowApplies: 0,
   };
 }

@@ -239,7 +239,7 @@ export class TcpTransport implements Transport {
     if (peer === undefined) return;
     this.peers.delete(id);
     peer.redialTimer?.cancel();
-    this.counters.messagesDropped += peer.queue.clear();
+    this.countDropped(peer.id, peer.queue.clear());
     peer.dialing?.close("peer removed from this node's configuration", true);
     peer.connection?.close("peer removed from this node's configuration", true);
   }
@@ -257,29 +257,34 @@ export class TcpTransport implements Transport {
     const count = envelope.messages.length;
     const peer = this.peers.get(to);
     if (this.lifecycle === "closed") {
-      this.counters.messagesDropped += count;
+      this.countDropped(to, count);
       return;
     }
     if (peer === undefined) {
-      this.counters.messagesDropped += count;
+      this.countDropped(to, count);
       this.logger.debug?.({ peer: to }, "dropping messages for a peer that is not configured");
       this.reportUnreachable(to);
       return;
     }
     const encoded = encodeEnvelope(envelope);
     if (encoded.byteLength + BATCH_ENTRY_OVERHEAD_BYTES > this.maxFrameBytes) {
-      this.counters.messagesDropped += count;
+      this.countDropped(to, count);
       this.logger.warn({ peer: to, bytes: encoded.byteLength }, "dropping an envelope too large for a frame");
       return;
     }
     const dropped = peer.queue.push({ encoded, messageCount: count });
     if (dropped > 0) {
-      this.counters.messagesDropped += dropped;
+      this.countDropped(to, dropped);
       if (!peer.dropLogged) {
         peer.dropLogged = true;
         this.logger.warn({ peer: to, dropped }, "send queue full: dropping the oldest messages");
       }
     }
+  }
+
+  private countDropped(to: NodeId, messages: number): void {
+    this.counters.messagesDropped += messages;
+    this.traffic.dropped(to, messages);
   }
 
   flush(): void {
@@ -325,7 +330,7 @@ export class TcpTransport implements Transport {
     this.lifecycle = "closed";
     for (const peer of this.peers.values()) {
       peer.redialTimer?.cancel();
-      this.counters.messagesDropped += peer.queue.clear();
+      this.countDropped(peer.id, peer.queue.clear());
     }
     for (const transfer of this.outgoing.values()) transfer.fail(new TransportError("transport closed"));
     for (const connection of [...this.connections]) connection.destroy("node shutting down");

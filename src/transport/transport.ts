@@ -80,17 +80,21 @@ export function newTransportCounters(): TransportCounters {
 
 /** A send that did not complete, e.g. a snapshot the peer never acknowledged. */
 /** Frame bytes exchanged with one peer, headers included. */
-export interface PeerBytes {
+export interface PeerTrafficCounts {
+  /** Frame bytes, headers included. */
   readonly sent: number;
   readonly received: number;
+  /** Raft messages for the peer given up on (TransportCounters.messagesDropped, per peer). */
+  readonly messagesDropped: number;
 }
 
 /**
- * Frame bytes per peer (etcd's `etcd_network_peer_*_bytes_total`): counted once a connection
- * knows its peer (dialed, or past the handshake); the totals in TransportCounters count all.
+ * Traffic per peer (etcd's `etcd_network_peer_*_bytes_total` and `_sent_failures_total`): frame
+ * bytes, counted once a connection knows its peer (dialed, or past the handshake), and the
+ * messages for it that were dropped; the totals in TransportCounters count all.
  */
 export class PeerTraffic {
-  private readonly byPeer = new Map<NodeId, { sent: number; received: number }>();
+  private readonly byPeer = new Map<NodeId, { sent: number; received: number; messagesDropped: number }>();
 
   sent(peer: NodeId, bytes: number): void {
     this.of(peer).sent += bytes;
@@ -100,19 +104,23 @@ export class PeerTraffic {
     this.of(peer).received += bytes;
   }
 
-  /** Every peer bytes went to or came from since the transport started, in ascending id order. */
-  snapshot(): ReadonlyMap<NodeId, PeerBytes> {
+  dropped(peer: NodeId, messages: number): void {
+    if (messages > 0) this.of(peer).messagesDropped += messages;
+  }
+
+  /** Every peer traffic went to or came from since the transport started, in ascending id order. */
+  snapshot(): ReadonlyMap<NodeId, PeerTrafficCounts> {
     const ids = [...this.byPeer.keys()].sort((a, b) => a - b);
     return new Map(ids.map((id) => [id, { ...this.byPeer.get(id)! }]));
   }
 
-  private of(peer: NodeId): { sent: number; received: number } {
-    let bytes = this.byPeer.get(peer);
-    if (bytes === undefined) {
-      bytes = { sent: 0, received: 0 };
-      this.byPeer.set(peer, bytes);
+  private of(peer: NodeId): { sent: number; received: number; messagesDropped: number } {
+    let counts = this.byPeer.get(peer);
+    if (counts === undefined) {
+      counts = { sent: 0, received: 0, messagesDropped: 0 };
+      this.byPeer.set(peer, counts);
     }
-    return bytes;
+    return counts;
   }
 }
 

@@ -114,6 +114,14 @@ export class VirtualTime {
   }
 
   /**
+   * `ms` pass inside one synchronous step (a slow apply): the clocks move on, and the timers
+   * that fell due wait until the step is over and the test advances time again.
+   */
+  elapse(ms: number): void {
+    this.nowMs += ms;
+  }
+
+  /**
    * Every process stopped for `ms` (SIGSTOP, a VM pause): the clocks jump, and each timer that
    * fell due meanwhile fires once, late, at the resumption, as Node's timers do.
    */

@@ -1,7 +1,7 @@
 // What a member's metrics read from its replicas and host (src/api/etcd/metrics.ts): the leader
 // changes a replica sees (etcd's rule: a leader after none, or another leader), the proposals
-// waiting for an answer, the commit index, and the proposals that end in an error, on three
-// hosts over virtual time.
+// waiting for an answer, the commit index, the proposals that end in an error, and the applies
+// that took 100 ms or more, on three hosts over virtual time.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { NotLeaderError } from "../../src/node/errors.js";
@@ -55,5 +55,34 @@ test("a replica counts leaders taking over; pending and failed proposals; the co
     "every replica saw the second leader take over",
   );
   cluster.assertHealthy();
+  await cluster.shutdown();
+});
+
+test("an apply that takes 100 ms or more is counted as slow, on the host where it was slow", async () => {
+  const cluster = new TestCluster([1, 2, 3]);
+  await cluster.startAll();
+  cluster.bootstrap(RANGE);
+  const leaderId = await cluster.elect(RANGE);
+  const slowApplies = () => cluster.ids.map((id) => cluster.host(id).counters.slowApplies);
+  const write = async (key: string) => {
+    const written = track(cluster.replica(leaderId, RANGE).propose(put(key, "v")));
+    await cluster.runUntil(() => written.settled, `the put of ${key}`);
+    assert.equal(written.error, undefined);
+    await cluster.waitApplied(RANGE, cluster.replica(leaderId, RANGE).appliedIndex);
+  };
+  await write("quick");
+  assert.deepEqual(slowApplies(), [0, 0, 0]);
+
+  // On the leader only, applying the next put takes 99 ms, then the one after 100 ms.
+  let applyTakesMs = 99;
+  cluster.replica(leaderId, RANGE).addApplyListener({ onCommand: () => cluster.time.elapse(applyTakesMs) });
+  await write("almost slow");
+  assert.deepEqual(slowApplies(), [0, 0, 0]);
+  applyTakesMs = 100;
+  await write("slow");
+  assert.deepEqual(
+    slowApplies(),
+    cluster.ids.map((id) => (id === leaderId ? 1 : 0)),
+  );
   await cluster.shutdown();
 });

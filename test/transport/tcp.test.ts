@@ -179,7 +179,7 @@ describe("TcpTransport", () => {
     await waitFor("delivery over the new connection", () => b.received.length === 1);
   });
 
-  test("a peer that never comes up: drops are counted, never silent", async () => {
+  test("a peer that never comes up: drops are counted, in all and per peer, never silent", async () => {
     const a = await node(1, { maxQueuedMessages: 3 });
     const ghost = await node(9);
     const port = ghost.transport.address().port;
@@ -193,6 +193,14 @@ describe("TcpTransport", () => {
     assert.ok(a.transport.counters.reconnects >= 2);
     a.transport.send(42, appEnvelope(1, 1, 42, "unknown peer"));
     assert.equal(a.transport.counters.messagesDropped, 3);
+    const dropped = [...a.transport.traffic.snapshot()].map(([peer, counts]) => [
+      peer,
+      counts.messagesDropped,
+    ]);
+    assert.deepEqual(dropped, [
+      [9, 2],
+      [42, 1],
+    ]);
   });
 
   test("handshake: a node of another cluster is refused, with the reason on both sides", async () => {

@@ -7,7 +7,8 @@
  * anyway — its NodeHost and replicas, the gRPC server's call counts, the write-ahead log's
  * statistics, the data dir's files — so request paths pay nothing for metrics, except the gRPC
  * server's few additions per call (grpc-server.ts), the peer transport's per-peer byte counts
- * (one addition per frame), and one observation per write-ahead-log append and per lmdb commit.
+ * (one addition per frame), one observation per write-ahead-log append and per lmdb commit,
+ * and two clock reads per range per turn that applies entries (slow applies, NodeHost).
  *
  * Names are etcd's where the meaning is the same, so etcd's dashboards and alerts partly work;
  * Concord's own start with `concord_`. etcd's `etcd_server_*` metrics describe its one Raft
@@ -27,9 +28,10 @@ import type { LmdbOrderedKv } from "../../kv/lmdb-engine.js";
 import type { Replica } from "../../node/replica.js";
 import { NONE, type NodeId } from "../../raft/types.js";
 import type { WalStorageEngine } from "../../storage/wal/engine.js";
-import type { PeerBytes } from "../../transport/transport.js";
+import type { PeerTrafficCounts } from "../../transport/transport.js";
 import type { EtcdContext } from "./context.js";
 import type { GrpcMethodCalls } from "./grpc-server.js";
+import type { OpenWatchStreams } from "./watch-service.js";
 import { directoryBytes, ETCD_COMPATIBLE_VERSION } from "./maintenance-service.js";
 
 /** gRPC status codes by number, named as grpc-go names them in `grpc_code` (go-grpc-prometheus). */
@@ -80,6 +82,8 @@ export interface MemberMetricsSources {
   readonly context: EtcdContext;
   /** The gRPC server's counts of calls, per method served. */
   readonly grpcCalls: () => readonly GrpcMethodCalls[];
+  /** The Watch streams open on the member's client port, and their watches. */
+  readonly watchStreams: OpenWatchStreams;
   /** The member's data directory: the database size is the bytes of its files. */
   readonly dataDir?: string;
   /** The member's write-ahead log, and the clock (monotonic milliseconds) its appends are timed on. */
@@ -95,7 +99,7 @@ export interface MemberMetricsSources {
 /** What the metrics read of the peer transport. */
 export interface PeerNetwork {
   /** Frame bytes exchanged with each peer (TcpTransport.traffic). */
-  traffic(): ReadonlyMap<NodeId, PeerBytes>;
+  traffic(): ReadonlyMap<NodeId, PeerTrafficCounts>;
   /** Peers with an open connection now. */
   connected(): readonly NodeId[];
 }
@@ -283,6 +287,31 @@ export class MemberMetrics {
         setCounter(this, grpcBytes("sentBytes"));
       },
     });
+    const { watchStreams } = sources;
+    new Gauge({
+      name: "etcd_debugging_mvcc_watch_stream_total",
+      help: "Total number of watch streams. (Concord: Watch gRPC streams open on this member.)",
+      registers,
+      collect() {
+        this.set(watchStreams.streamCount);
+      },
+    });
+    new Gauge({
+      name: "etcd_debugging_mvcc_watcher_total",
+      help: "Total number of watchers. (Concord: watches open on this member's Watch streams.)",
+      registers,
+      collect() {
+        this.set(watchStreams.watchCount);
+      },
+    });
+    new Counter({
+      name: "etcd_server_slow_apply_total",
+      help: "The total number of slow apply requests (likely overloaded from slow disk). (Concord: one range's committed entries applied in one turn in over 100 ms.)",
+      registers,
+      collect() {
+        setCounter(this, host.counters.slowApplies);
+      },
+    });
     const { dataDir, writeAheadLog, rangeChanges, stateMachineCommits, peers } = sources;
     if (peers !== undefined) {
       new Gauge({
@@ -304,6 +333,17 @@ export class MemberMetrics {
         collect() {
           this.reset();
           for (const [peer, bytes] of peers.traffic()) this.inc({ To: memberIdLabel(peer) }, bytes.sent);
+        },
+      });
+      new Counter({
+        name: "etcd_network_peer_sent_failures_total",
+        help: "The total number of send failures from peers. (Concord: Raft messages for the peer dropped: its send queue full while it is slow or down, or the transport closed.)",
+        labelNames: ["To"],
+        registers,
+        collect() {
+          this.reset();
+          for (const [peer, counts] of peers.traffic())
+            if (counts.messagesDropped > 0) this.inc({ To: memberIdLabel(peer) }, counts.messagesDropped);
         },
       });
       new Counter({

@@ -27,7 +27,7 @@ import { lockService } from "./lock-service.js";
 import { maintenanceService } from "./maintenance-service.js";
 import { MemberMetrics, type MemberMetricsSources, type RangeChangeCounts } from "./metrics.js";
 import { rangeService, type RangeAdmin } from "./range-service.js";
-import { watchService, watchServiceDefinition } from "./watch-service.js";
+import { OpenWatchStreams, watchService, watchServiceDefinition } from "./watch-service.js";
 
 /**
  * The largest request message accepted: etcd's default request limit (1.5 MiB) plus its
@@ -86,7 +86,8 @@ export class EtcdServer {
     });
     const ctx = this.context;
     this.grpc.addService(grpcServiceDefinition(KV), kvService(ctx));
-    this.grpc.addService(watchServiceDefinition(), watchService(ctx));
+    const watchStreams = new OpenWatchStreams();
+    this.grpc.addService(watchServiceDefinition(), watchService(ctx, watchStreams));
     this.grpc.addService(grpcServiceDefinition(Lease), leaseService(ctx, this.forwarder));
     this.grpc.addService(grpcServiceDefinition(Cluster), clusterService(ctx));
     this.grpc.addService(
@@ -100,6 +101,7 @@ export class EtcdServer {
     this.metrics = new MemberMetrics({
       context: ctx,
       grpcCalls: () => this.grpc.methodCalls(),
+      watchStreams,
       ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
       ...(options.writeAheadLog === undefined ? {} : { writeAheadLog: options.writeAheadLog }),
       ...(options.rangeChanges === undefined ? {} : { rangeChanges: options.rangeChanges }),

@@ -50,6 +50,29 @@ function isEmptyRange(request: WatchCreateRequest): boolean {
   return compareBytes(request.key, end) >= 0;
 }
 
+/** The Watch streams open on a member, and their watches (etcd's watch stream and watcher gauges). */
+export class OpenWatchStreams {
+  private readonly streams = new Set<WatchStream>();
+
+  add(stream: WatchStream): void {
+    this.streams.add(stream);
+  }
+
+  delete(stream: WatchStream): void {
+    this.streams.delete(stream);
+  }
+
+  get streamCount(): number {
+    return this.streams.size;
+  }
+
+  get watchCount(): number {
+    let watches = 0;
+    for (const stream of this.streams) watches += stream.watchCount;
+    return watches;
+  }
+}
+
 class WatchStream {
   /** Open watches by their etcd watch id on this stream. */
   private readonly watches = new Map<bigint, Watch>();
@@ -62,7 +85,9 @@ class WatchStream {
     private readonly ctx: EtcdContext,
     private readonly headers: HeaderFieldCache,
     private readonly call: GrpcCall,
+    private readonly open: OpenWatchStreams,
   ) {
+    open.add(this);
     call.on("data", (request: WatchRequest) => this.receive(request));
     call.on("drain", () => this.resumeWriters());
     call.on("end", () => this.close(true));
@@ -206,9 +231,14 @@ class WatchStream {
     for (const resume of this.drainWaiters.splice(0)) resume();
   }
 
+  get watchCount(): number {
+    return this.watches.size;
+  }
+
   private close(endStream: boolean): void {
     if (this.closed) return;
     this.closed = true;
+    this.open.delete(this);
     for (const watch of this.watches.values()) watch.cancel();
     this.watches.clear();
     this.resumeWriters();
@@ -216,12 +246,12 @@ class WatchStream {
   }
 }
 
-export function watchService(ctx: EtcdContext): ServiceHandlers {
+export function watchService(ctx: EtcdContext, open: OpenWatchStreams): ServiceHandlers {
   // Shared by every stream: the responses of one publish carry one header.
   const headers = new HeaderFieldCache();
   return {
     Watch: (call: GrpcCall) => {
-      new WatchStream(ctx, headers, call);
+      new WatchStream(ctx, headers, call, open);
     },
   };
 }

@@ -1,9 +1,9 @@
 // `GET /metrics` on a one-member Concord's client port (src/api/etcd/metrics.ts): Prometheus's
 // text format, parsed line by line; etcd's server metrics of the member; the applied and
 // committed totals and gRPC's call counts growing with the puts made through the `etcd3`
-// client; a refused call counted by its code; a manual split and merge counted by cause; and
-// bad input (unknown paths, an unserved gRPC method) answered as before without adding a
-// series.
+// client; the watch stream and watcher gauges; a refused call counted by its code; a manual
+// split and merge counted by cause; and bad input (unknown paths, an unserved gRPC method)
+// answered as before without adding a series.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { create } from "@bufbuild/protobuf";
@@ -138,6 +138,7 @@ test("GET /metrics: Prometheus's text format; etcd's server metrics of a member 
     ['etcd_cluster_version{cluster_version="3.4"}', 1],
     [`etcd_server_id{server_id="${cluster.member(1).nodeId.toString(16)}"}`, 1],
     ["etcd_server_is_learner{}", 0],
+    ["etcd_server_slow_apply_total{}", 0],
   ];
   for (const [key, value] of expected) assert.equal(sample(samples, key), value, key);
   const positive = [
@@ -247,6 +248,30 @@ test("three members: bytes sent to and received from each peer and the active pe
   } finally {
     await three.close();
   }
+});
+
+test("watches and watch streams are gauged as they open and close", async () => {
+  const streams = "etcd_debugging_mvcc_watch_stream_total{}";
+  const watchers = "etcd_debugging_mvcc_watcher_total{}";
+  const gauges = async () => {
+    const samples = await scrape();
+    return [sample(samples, streams), sample(samples, watchers)];
+  };
+  assert.deepEqual(await gauges(), [0, 0]);
+  // The etcd3 client carries all of its watches on one stream.
+  const watching = cluster.client(1);
+  try {
+    const first = await watching.watch().key("metrics/watched/1").create();
+    const second = await watching.watch().prefix("metrics/watched/").create();
+    assert.deepEqual(await gauges(), [1, 2]);
+    await first.cancel();
+    await waitFor(async () => (await gauges())[1] === 1, "the cancelled watch to close");
+    await second.cancel();
+    await waitFor(async () => (await gauges())[1] === 0, "the last watch to close");
+  } finally {
+    watching.close();
+  }
+  await waitFor(async () => (await gauges())[0] === 0, "the client's watch stream to close");
 });
 
 test("a refused call is counted by its code: a Range at a future revision is OutOfRange", async () => {
