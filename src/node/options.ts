@@ -211,7 +211,7 @@ export interface NodeHostCounters {
   livenessSent: number;
   /** Replicas destroyed (their range merged away): Raft storage and store deleted. */
   replicasDestroyed: number;
-  /** A replica's committed entries of one turn that took over SLOW_APPLY_MS to apply. */
+  /** Applies of a replica's committed entries of one turn that took SLOW_APPLY_MS or more. */
   slowApplies: number;
 }
 

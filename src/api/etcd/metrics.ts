@@ -306,7 +306,7 @@ export class MemberMetrics {
     });
     new Counter({
       name: "etcd_server_slow_apply_total",
-      help: "The total number of slow apply requests (likely overloaded from slow disk). (Concord: one range's committed entries applied in one turn in over 100 ms.)",
+      help: "The total number of slow apply requests (likely overloaded from slow disk). (Concord: one range's committed entries of one turn that took 100 ms or more to apply.)",
       registers,
       collect() {
         setCounter(this, host.counters.slowApplies);
