@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- <workload> [flags]`: runs a named workload (`apply`, `embedded`, `etcd-compare`,
- * `idle-ranges`, `split-apply`, `split-throughput`),
+ * `idle-ranges`, `layout-writes`, `split-apply`, `split-throughput`),
  * prints the machine, the date and a table of results, and writes the same figures as JSON to
  * bench/results/<YYYY-MM-DD>-<workload>.json (etcd-compare also draws an SVG chart beside it).
  */
@@ -11,6 +11,7 @@ import { runApplyBench } from "./apply.js";
 import { DEFAULT_BUDGET, runEmbeddedBench, VALUE_BYTES, type Machine } from "./embedded.js";
 import { runEtcdCompareCommand } from "./etcd-compare/command.js";
 import { runIdleRangesBench, type IdleRangesReport } from "./idle-ranges.js";
+import { runLayoutWritesBench } from "./layout-writes.js";
 import type { RowBudget } from "./load.js";
 import { runSplitApplyBench } from "./split-apply.js";
 import { runSplitThroughputCommand } from "./split-throughput.js";
@@ -24,6 +25,7 @@ const USAGE = [
   "                                     [--only put,get,txn,watch,perf] [--systems concord,etcd]",
   "                                     [--both-running]",
   "       npm run bench -- idle-ranges [--ranges <default 1000>] [--seconds <idle window, default 10>]",
+  "       npm run bench -- layout-writes",
   "       npm run bench -- split-apply",
   "       npm run bench -- split-throughput [--ranges <default 16>] [--seconds <per phase, default 15>]",
 ].join("\n");
@@ -35,6 +37,7 @@ const WORKLOAD_FLAGS: ReadonlyMap<string, readonly string[]> = new Map([
   ["embedded", ["ops", "seconds"]],
   ["etcd-compare", ["seconds", "reps", "only", "systems", "both-running"]],
   ["idle-ranges", ["ranges", "seconds"]],
+  ["layout-writes", []],
   ["split-apply", []],
   ["split-throughput", ["ranges", "seconds"]],
 ]);
@@ -142,6 +145,32 @@ async function runApply(opsText: string | undefined): Promise<number> {
   return 0;
 }
 
+/** The layout-writes workload: one table, one JSON file. */
+async function runLayoutWrites(): Promise<number> {
+  console.log(
+    "concord bench layout-writes: device bytes and time per lmdb commit of N puts (1,000 keys, 200,000 " +
+      "versions of history first): Concord's MvccStore; reference: bare lmdb, versions keyed " +
+      "key-major (Concord's order) and revision-major (etcd's)",
+  );
+  const report = await runLayoutWritesBench((line) => console.log(`  ${line}`));
+  printReportHeader(report);
+  console.log(`device: ${report.device}\n`);
+  console.log(
+    renderTable(
+      ["layout", "puts per commit", "MB per commit", "KiB per put", "ms per commit"],
+      report.rows.map((row) => [
+        row.layout,
+        String(row.putsPerCommit),
+        (row.deviceBytesPerCommit / 1e6).toFixed(2),
+        (row.deviceBytesPerPut / 1024).toFixed(2),
+        row.commitMs.toFixed(1),
+      ]),
+    ),
+  );
+  writeReport(report);
+  return 0;
+}
+
 /** The split-apply workload: one table, one JSON file. */
 async function runSplitApply(): Promise<number> {
   console.log(
@@ -220,6 +249,7 @@ async function main(): Promise<number> {
   }
   if (workload === "apply") return runApply(values.ops);
   if (workload === "idle-ranges") return runIdleRanges(values.ranges, values.seconds);
+  if (workload === "layout-writes") return runLayoutWrites();
   if (workload === "split-apply") return runSplitApply();
   if (workload === "split-throughput") return runSplitThroughputCommand(values, RESULTS_DIR);
   if (workload === "etcd-compare") return runEtcdCompareCommand(values, RESULTS_DIR);
