@@ -66,8 +66,9 @@ export interface WatchResponse {
 }
 
 /**
- * One watch: iterate it (once, by one consumer) for its responses. Iteration ends after a
- * cancelled response, or at once after cancel(); leaving a for-await loop cancels the watch.
+ * One watch: iterate it, or listen to it, for its responses (once, by one consumer). Iteration
+ * ends after a cancelled response, or at once after cancel(); leaving a for-await loop
+ * cancels the watch.
  */
 export interface Watch extends AsyncIterable<WatchResponse> {
   readonly id: number;
@@ -77,6 +78,14 @@ export interface Watch extends AsyncIterable<WatchResponse> {
    * into a stream of their own instead of awaiting them.
    */
   poll(): WatchResponse | undefined;
+  /**
+   * Push instead of iteration: `wake` is called from a microtask, soon after the call and
+   * whenever the watch may have a response again (one call for any number of responses),
+   * and the consumer polls until poll() has nothing. The watch then ends with a cancelled
+   * response, or when its consumer cancels it. A watch is iterated or listened to, not both;
+   * `wake` must not throw.
+   */
+  listen(wake: () => void): void;
   /** etcd's RequestProgress: an empty response with the revision the watch has reached, once it has caught up. */
   requestProgress(): void;
   /** Stops the watch; responses not read yet are dropped and iteration ends. */

@@ -176,6 +176,10 @@ export class Watcher implements Watch {
     return this.stream.iterator();
   }
 
+  listen(wake: () => void): void {
+    this.stream.listen(wake);
+  }
+
   private pump(): void {
     this.stream.pump();
   }

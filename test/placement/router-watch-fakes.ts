@@ -7,6 +7,7 @@
 import { boundsContainSpan, spanOfRequest, type KeySpan } from "../../src/kv/bounds.js";
 import { compareBytes } from "../../src/kv/bytes.js";
 import { KV_ERROR_MESSAGES, KvError, KvErrorCode } from "../../src/kv/errors.js";
+import { PullStream } from "../../src/kv/pull-stream.js";
 import type { KvEvent } from "../../src/kv/results.js";
 import type { Watch, WatchRequest, WatchResponse } from "../../src/kv/watch.js";
 import type { RouteDescriptor } from "../../src/placement/catalog/descriptor.js";
@@ -44,7 +45,11 @@ export function inSpan(span: KeySpan, key: Uint8Array): boolean {
 export class FakeWatch implements Watch {
   readonly span: KeySpan;
   private readonly queue: WatchResponse[] = [];
-  private readonly waiters: ((result: IteratorResult<WatchResponse>) => void)[] = [];
+  private readonly stream = new PullStream<WatchResponse>(
+    () => this.poll(),
+    () => this.cancelled,
+    () => this.cancel(),
+  );
   private next: bigint;
   private queuedThrough: bigint;
   private readThrough: bigint;
@@ -121,22 +126,15 @@ export class FakeWatch implements Watch {
     this.cancelled = true;
     this.queue.length = 0;
     this.range.watches.delete(this);
-    for (const waiter of this.waiters.splice(0)) waiter({ done: true, value: undefined });
+    this.stream.endAll();
   }
 
   [Symbol.asyncIterator](): AsyncIterator<WatchResponse> {
-    return {
-      next: () => {
-        const response = this.waiters.length === 0 ? this.poll() : undefined;
-        if (response !== undefined) return Promise.resolve({ done: false, value: response });
-        if (this.cancelled) return Promise.resolve({ done: true, value: undefined });
-        return new Promise((resolve) => this.waiters.push(resolve));
-      },
-      return: () => {
-        this.cancel();
-        return Promise.resolve({ done: true, value: undefined });
-      },
-    };
+    return this.stream.iterator();
+  }
+
+  listen(wake: () => void): void {
+    this.stream.listen(wake);
   }
 
   private push(events: readonly KvEvent[], revision: bigint): void {
@@ -146,9 +144,7 @@ export class FakeWatch implements Watch {
   }
 
   private pump(): void {
-    while (this.waiters.length > 0 && this.queue.length > 0) {
-      this.waiters.shift()!({ done: false, value: this.poll()! });
-    }
+    this.stream.pump();
   }
 
   private response(events: readonly KvEvent[], revision: bigint): WatchResponse {

@@ -2,7 +2,8 @@
 // ranges (property), idle ranges answered by progress and by revision floors, a split in the
 // middle of the stream (the part reopened on the two routes from its frontier + 1), a range
 // fenced for a merge followed into its left neighbour, stale routes retried with backoff,
-// errors ending the merged watch, cancel, progress, bad input.
+// errors ending the merged watch, cancel, progress, bad input, a long backlog taken without
+// recursion.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
@@ -158,6 +159,31 @@ describe("RoutedWatch: merging", () => {
       out.filter((r) => r.events.length > 0).map((r) => eventTexts([r])),
       [["4 c", "4 j", "4 r"]],
     );
+    watch.cancel();
+  });
+
+  it("20,000 responses waiting in one range watch are taken in one pass, not one call deeper each", async () => {
+    const cluster = new FakeCluster(split(["m"]));
+    const { watch, out } = open(
+      cluster,
+      { ...ALL, startRevision: 1n },
+      { floorRevision: undefined, maxBufferedEvents: 30_000 },
+    );
+    const backlog = 20_000;
+    for (let revision = 1; revision <= backlog; revision++) cluster.range(1).write(BigInt(revision), ["a"]);
+    for (let i = 0; i < 3; i++) await settle();
+    assert.equal(out.length, 0, "held back by the idle range");
+    cluster.range(2).write(BigInt(backlog + 1), ["x"]);
+    for (let i = 0; i < 5; i++) await settle();
+    assert.ok(
+      out.every((r) => !r.canceled),
+      out.find((r) => r.canceled)?.cancelReason,
+    );
+    // Range 2's frontier lets the whole backlog go (its own event waits for range 1 to pass it).
+    const texts = eventTexts(out);
+    assert.equal(texts.length, backlog);
+    assert.equal(texts[0], "1 a");
+    assert.equal(texts[backlog - 1], `${backlog} a`);
     watch.cancel();
   });
 });

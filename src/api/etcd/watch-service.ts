@@ -148,7 +148,7 @@ class WatchStream {
     this.watches.set(id, watch);
     // Written before the pump starts: the created response precedes every event of the watch.
     this.write({ watchId: id, created: true });
-    void this.pump(id, watch);
+    this.pump(id, watch);
   }
 
   private cancel(id: bigint): void {
@@ -187,28 +187,36 @@ class WatchStream {
   }
 
   /**
-   * Writes a watch's responses as they come, each once the stream has drained the last; the
-   * responses already queued in the watch are taken without waiting for another turn.
+   * Writes a watch's responses as they come: woken by the watch (Watch.listen), it writes
+   * what the watch has, each response once the stream has drained the last. A response it
+   * cannot write (a bug) cancels the watch, saying why, instead of failing the stream.
    */
-  private async pump(id: bigint, watch: Watch): Promise<void> {
-    const responses = watch[Symbol.asyncIterator]();
-    try {
-      for (;;) {
-        const next = await responses.next();
-        if (next.done === true) return;
-        let response: KvWatchResponse | undefined = next.value;
-        while (response !== undefined) {
+  private pump(id: bigint, watch: Watch): void {
+    let waitingForDrain = false;
+    const writeAll = (): void => {
+      if (waitingForDrain) return;
+      try {
+        for (let response = watch.poll(); response !== undefined; response = watch.poll()) {
           if (this.watches.get(id) !== watch) return;
           if (response.canceled) this.watches.delete(id);
-          if (!this.writeWatchResponse(id, response)) await this.drained();
-          response = watch.poll();
+          if (!this.writeWatchResponse(id, response)) {
+            waitingForDrain = true;
+            void this.drained().then(() => {
+              waitingForDrain = false;
+              writeAll();
+            });
+            return;
+          }
         }
+      } catch (error) {
+        if (this.watches.get(id) !== watch) return;
+        this.watches.delete(id);
+        watch.cancel();
+        const reason = `concord: watch failed: ${error instanceof Error ? error.message : String(error)}`;
+        this.write({ watchId: id, canceled: true, cancelReason: reason });
       }
-    } finally {
-      if (this.watches.get(id) === watch) this.watches.delete(id);
-      // Leaving early (the stream closed, or an error) must not leave the watch open in the hub.
-      watch.cancel();
-    }
+    };
+    watch.listen(writeAll);
   }
 
   /**

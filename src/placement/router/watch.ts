@@ -44,7 +44,8 @@
  * that: once the reloaded routes put the part in the merged range, the part is reopened there
  * from its frontier + 1, as after a split (the merged range holds the fenced one's history).
  *
- * Flow control: range watches are read only while the consumer has read everything queued
+ * Flow control: each range watch wakes this one when it may have a response (Watch.listen),
+ * and this one polls it only while the consumer has read everything queued
  * (or when events wait on them), so a slow consumer leaves events in the range watches,
  * which bound them as WatchHub does; sub-watches ahead of the rest stop being read once
  * `maxBufferedEvents` events wait. Responses are never fragmented.
@@ -114,9 +115,8 @@ class SubWatch {
   /** `reopening`: no range watch right now (after a split, or a stale route); `done`: replaced or cancelled. */
   state: "open" | "reopening" | "done" = "reopening";
   watch: Watch | null = null;
-  iterator: AsyncIterator<WatchResponse> | null = null;
-  /** A read of the range watch is outstanding. */
-  reading = false;
+  /** The range watch woke this one since it last had nothing to poll: it may have a response. */
+  woken = false;
   lag: LagState = "none";
   /** The lowest waiting revision this sub-watch was last asked for progress about (-1: never). */
   askedFor = -1n;
@@ -150,6 +150,9 @@ export class RoutedWatch implements Watch {
   /** The revision of the last response queued. */
   private queuedThrough: bigint;
   private progressWanted = false;
+  /** `readMore` is running; `readAgain`: a step inside it asked for another pass. */
+  private readingMore = false;
+  private readAgain = false;
   private readonly timers = new Set<TimerHandle>();
   private readonly maxBufferedEvents: number;
   private readonly maxAttempts: number;
@@ -213,7 +216,6 @@ export class RoutedWatch implements Watch {
       sub.awaitingUser = true;
       if (sub.state !== "open") continue;
       if (sub.lag !== "asked") sub.watch!.requestProgress();
-      this.read(sub);
     }
     this.advance(false);
   }
@@ -228,6 +230,10 @@ export class RoutedWatch implements Watch {
 
   [Symbol.asyncIterator](): AsyncIterator<WatchResponse> {
     return this.stream.iterator();
+  }
+
+  listen(wake: () => void): void {
+    this.stream.listen(wake);
   }
 
   private pump(): void {
@@ -251,47 +257,65 @@ export class RoutedWatch implements Watch {
       if (this.isRetryable(error)) return false;
       throw error;
     }
-    sub.iterator = sub.watch[Symbol.asyncIterator]();
     sub.state = "open";
+    const watch = sub.watch;
+    watch.listen(() =>
+      this.guarded(() => {
+        if (sub.watch !== watch || sub.state !== "open") return;
+        sub.woken = true;
+        this.readMore();
+      }),
+    );
     return true;
   }
 
-  /** Starts one read of the range watch of `sub` unless one is outstanding. */
-  private read(sub: SubWatch): void {
-    if (sub.reading || sub.state !== "open" || this.phase !== "open") return;
-    sub.reading = true;
-    void sub.iterator!.next().then(
-      (result) => this.guarded(() => this.received(sub, result)),
-      (error: unknown) => this.guarded(() => this.end(errorText(error))),
+  /**
+   * Takes the responses of every sub-watch the consumer or the merge is waiting for and that
+   * may have one, until none does. Steps inside it that would read again (a response taken, a
+   * response queued) ask for another pass instead of recursing, however many responses wait.
+   */
+  private readMore(): void {
+    if (this.readingMore) {
+      this.readAgain = true;
+      return;
+    }
+    this.readingMore = true;
+    try {
+      do {
+        this.readAgain = false;
+        const through = this.mergedFrontier();
+        const consumerWaits = this.outbound.length === 0;
+        for (const sub of this.subs) {
+          if (this.phase !== "open") return;
+          if (sub.state !== "open" || !sub.woken || !this.wants(sub, through, consumerWaits)) continue;
+          const response = sub.watch!.poll();
+          if (response === undefined) {
+            sub.woken = false;
+            continue;
+          }
+          this.readAgain = true;
+          this.received(sub, response);
+        }
+      } while (this.readAgain && this.phase === "open");
+    } catch (error) {
+      this.end(`concord: watch failed: ${errorText(error)}`);
+    } finally {
+      this.readingMore = false;
+    }
+  }
+
+  /** Whether the consumer or the merge waits for what the range watch of `sub` has. */
+  private wants(sub: SubWatch, through: bigint | null, consumerWaits: boolean): boolean {
+    const behind = sub.frontier === null || through === null || sub.frontier <= through;
+    const waitedOn = this.pending.lowest !== undefined && (sub.frontier ?? -1n) < this.pending.lowest;
+    return (
+      waitedOn ||
+      sub.awaitingUser ||
+      (consumerWaits && (behind || this.pending.size < this.maxBufferedEvents))
     );
   }
 
-  /** Reads every sub-watch the consumer or the merge is waiting for. */
-  private readMore(): void {
-    const through = this.mergedFrontier();
-    const consumerWaits = this.outbound.length === 0;
-    for (const sub of this.subs) {
-      if (sub.state !== "open" || sub.reading) continue;
-      const behind = sub.frontier === null || through === null || sub.frontier <= through;
-      const waitedOn = this.pending.lowest !== undefined && (sub.frontier ?? -1n) < this.pending.lowest;
-      if (
-        waitedOn ||
-        sub.awaitingUser ||
-        (consumerWaits && (behind || this.pending.size < this.maxBufferedEvents))
-      ) {
-        this.read(sub);
-      }
-    }
-  }
-
-  private received(sub: SubWatch, result: IteratorResult<WatchResponse>): void {
-    sub.reading = false;
-    if (sub.state !== "open" || this.phase !== "open") return;
-    if (result.done === true) {
-      this.end(`concord: the watch of range ${sub.route!.groupId} ended without saying why`);
-      return;
-    }
-    const response = result.value;
+  private received(sub: SubWatch, response: WatchResponse): void {
     if (response.canceled) {
       if (response.cancelReason === KEY_OUTSIDE_RANGE) {
         // Its revision: every event of the part through it was delivered (maybe more recent
@@ -336,7 +360,7 @@ export class RoutedWatch implements Watch {
   private startReopen(sub: SubWatch): void {
     sub.watch?.cancel();
     sub.watch = null;
-    sub.iterator = null;
+    sub.woken = false;
     sub.state = "reopening";
     sub.lag = "none";
     this.reopen(sub);
@@ -478,7 +502,6 @@ export class RoutedWatch implements Watch {
           sub.floorFailures = 0;
           sub.lag = "asked";
           sub.watch!.requestProgress();
-          this.read(sub);
         }),
       (error: unknown) =>
         this.guarded(() => {
