@@ -63,7 +63,7 @@ function versionsEnd(dataKey: Uint8Array): Uint8Array {
 }
 
 /** The encoded newest version of `userKey` at or below `revision` (possibly a tombstone). */
-function encodedVersionAt(
+export function encodedVersionAt(
   reader: KvReader,
   layout: KeyLayout,
   userKey: Uint8Array,

@@ -74,7 +74,6 @@ import {
   LAYOUT_VERSION,
   MetaField,
   decodeDescendingRevision,
-  decodeStoredVersion,
   rangeIdOfNamespace,
   rangeNamespace,
 } from "./keys.js";
@@ -476,8 +475,7 @@ export class MvccStore {
       const reader = new BatchOverlay(view, pending);
       const newestVersion: NewestVersionLookup = (userKey, own) => {
         const prefix = this.layout.versionsPrefix(userKey);
-        const pair = this.newestVersions.newestVersion(view, [own, pending], prefix, true);
-        return pair === undefined ? undefined : decodeStoredVersion(pair.value);
+        return this.newestVersions.newestVersion(view, [own, pending], prefix, true)?.value;
       };
       const before = this.state;
       let state = before;

@@ -16,7 +16,14 @@ import {
 import type { KvReader } from "./engine.js";
 import { KvErrorCode } from "./errors.js";
 import { decodeStoredVersion, keyTooLarge, type KeyLayout, type StoredVersion } from "./keys.js";
-import { keyInterval, liveKeysAt, liveVersionAt, readRevisionError, type RevisionBounds } from "./range.js";
+import {
+  keyInterval,
+  liveKeysAt,
+  liveVersionAt,
+  readRevisionError,
+  type NewestEncodedVersion,
+  type RevisionBounds,
+} from "./range.js";
 
 function opError(op: TxnOp): KvErrorCode | null {
   switch (op.kind) {
@@ -167,9 +174,16 @@ function compareHolds(c: Compare, version: StoredVersion): boolean {
  * exists, a missing key has version, revisions and lease 0 — but a value compare fails, since
  * a missing value cannot be told from an empty one.
  */
-export function evaluateCompare(reader: KvReader, layout: KeyLayout, c: Compare, revision: bigint): boolean {
+export function evaluateCompare(
+  reader: KvReader,
+  layout: KeyLayout,
+  c: Compare,
+  revision: bigint,
+  newest?: NewestEncodedVersion,
+): boolean {
   let found = false;
-  for (const live of liveKeysAt(reader, layout, keyInterval(c.key, c.rangeEnd), revision)) {
+  const interval = keyInterval(c.key, c.rangeEnd);
+  for (const live of liveKeysAt(reader, layout, interval, revision, false, newest)) {
     found = true;
     if (!compareHolds(c, decodeStoredVersion(live.encoded))) return false;
   }
@@ -184,13 +198,23 @@ export interface TxnPlan {
   readonly nested: ReadonlyMap<number, TxnPlan>;
 }
 
-/** Decides every branch of `txn` against the state at `revision`, before anything is written (as etcd does). */
-export function planTxn(reader: KvReader, layout: KeyLayout, txn: TxnRequest, revision: bigint): TxnPlan {
-  const succeeded = txn.compares.every((c) => evaluateCompare(reader, layout, c, revision));
+/**
+ * Decides every branch of `txn` against the state at `revision`, before anything is written
+ * (as etcd does). `newest`, when given, answers single-key compares for `revision`, the
+ * reader's newest state (the store's index of newest versions instead of a seek).
+ */
+export function planTxn(
+  reader: KvReader,
+  layout: KeyLayout,
+  txn: TxnRequest,
+  revision: bigint,
+  newest?: NewestEncodedVersion,
+): TxnPlan {
+  const succeeded = txn.compares.every((c) => evaluateCompare(reader, layout, c, revision, newest));
   const ops = succeeded ? txn.success : txn.failure;
   const nested = new Map<number, TxnPlan>();
   ops.forEach((op, i) => {
-    if (op.kind === "txn") nested.set(i, planTxn(reader, layout, op, revision));
+    if (op.kind === "txn") nested.set(i, planTxn(reader, layout, op, revision, newest));
   });
   return { succeeded, ops, nested };
 }

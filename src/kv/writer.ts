@@ -18,7 +18,7 @@ import {
   keyInterval,
   liveKeysAt,
   toKeyValue,
-  versionAt,
+  encodedVersionAt,
   type RevisionBounds,
 } from "./range.js";
 import {
@@ -36,10 +36,11 @@ import { planError, planTxn, type TxnPlan } from "./txn.js";
 export type WriteCommand = PutRequest | DeleteRangeRequest | TxnRequest;
 
 /**
- * The newest stored version of a key (a tombstone too), as the command sees the store: its
- * own pending writes (`own`) included. The store answers from its NewestVersions index.
+ * The newest stored version of a key, encoded (a tombstone too), as the command sees the
+ * store: its own pending writes (`own`) included. The store answers from its NewestVersions
+ * index.
  */
-export type NewestVersionLookup = (userKey: Uint8Array, own: WriteBatch) => StoredVersion | undefined;
+export type NewestVersionLookup = (userKey: Uint8Array, own: WriteBatch) => Uint8Array | undefined;
 
 export class CommandWriter {
   /** The changes staged so far, in order: the command's watch events. */
@@ -66,7 +67,8 @@ export class CommandWriter {
     }
     this.reader = new BatchOverlay(base, batch);
     // Every stored version is below `revision`, so the version at it is the newest.
-    this.newestVersion = newestVersion ?? ((userKey) => versionAt(this.reader, layout, userKey, revision));
+    this.newestVersion =
+      newestVersion ?? ((userKey) => encodedVersionAt(this.reader, layout, userKey, revision));
   }
 
   /** Runs a command that passed commandShapeError; returns its response or error. */
@@ -77,7 +79,10 @@ export class CommandWriter {
       case "deleteRange":
         return this.deleteRange(command);
       case "txn": {
-        const plan = planTxn(this.reader, this.layout, command, this.bounds.current);
+        // The compares see the state before the command: nothing of its own is written yet.
+        const plan = planTxn(this.reader, this.layout, command, this.bounds.current, (userKey) =>
+          this.newestVersion(userKey, this.batch),
+        );
         const error = planError(this.reader, this.layout, plan, this.bounds);
         return error === null ? this.txn(plan) : errorResponse(error);
       }
@@ -85,7 +90,8 @@ export class CommandWriter {
   }
 
   private put(request: PutRequest): PutResponse | ErrorResponse {
-    const newest = this.newestVersion(request.key, this.batch);
+    const encoded = this.newestVersion(request.key, this.batch);
+    const newest = encoded === undefined ? undefined : decodeStoredVersion(encoded);
     const prev = newest === undefined || newest.tombstone ? undefined : newest;
     if (prev === undefined && (request.ignoreValue || request.ignoreLease)) {
       return errorResponse(KvErrorCode.KeyNotFound);

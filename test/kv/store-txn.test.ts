@@ -12,7 +12,27 @@ import {
   txnRequest,
   type Compare,
 } from "../../src/kv/commands.js";
+import type { KvPair, ReadView, ScanOptions } from "../../src/kv/engine.js";
+import { MemoryOrderedKv } from "../../src/kv/memory-engine.js";
 import { FROM_KEY, Harness, b, compare, dataDump, get, keys, kvText, s } from "./helpers.js";
+
+/** A memory engine that counts the scans its views are asked for, from the first byte of the start key on. */
+class ScanCountingKv extends MemoryOrderedKv {
+  scansFrom = new Map<number, number>();
+
+  override view(): ReadView {
+    const view = super.view();
+    return {
+      get: (key) => view.get(key),
+      scan: (start: Uint8Array, end: Uint8Array | null, options?: ScanOptions): Iterable<KvPair> => {
+        const first = start[0] ?? -1;
+        this.scansFrom.set(first, (this.scansFrom.get(first) ?? 0) + 1);
+        return view.scan(start, end, options);
+      },
+      release: () => view.release(),
+    };
+  }
+}
 
 describe("Txn (etcd semantics)", () => {
   function seeded(): Harness {
@@ -197,5 +217,27 @@ describe("Txn (etcd semantics)", () => {
     const { result, events } = h.apply(txnRequest({ success: [rangeRequest({ key: b("a") })] }), 1000n);
     assert.equal(result.revision, 3n);
     assert.deepEqual(events, []);
+  });
+
+  it("single-key compares read the store's index of newest versions, not the engine", () => {
+    const kv = new ScanCountingKv();
+    const h = new Harness({}, kv);
+    h.ok(putRequest({ key: b("a"), value: b("1") }), "put");
+    h.ok(putRequest({ key: b("b"), value: b("1") }), "put");
+    kv.scansFrom.clear();
+    const cas = (from: string, to: string) =>
+      h.ok(
+        txnRequest({
+          compares: [compare(CompareTarget.Value, CompareResult.Equal, "a", from)],
+          success: [putRequest({ key: b("a"), value: b(to) })],
+        }),
+        "txn",
+      ).succeeded;
+    assert.equal(cas("1", "2"), true);
+    assert.equal(cas("1", "3"), false, "the compare saw the first swap");
+    assert.equal(cas("2", "3"), true);
+    // Keys under the store's namespace start with 0x10 (a version), whatever the key.
+    assert.equal(kv.scansFrom.get(0x10) ?? 0, 0, "versions scanned");
+    assert.equal(get(h, "a"), "a=3 c1 m4 v3 l0");
   });
 });
