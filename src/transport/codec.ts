@@ -20,6 +20,7 @@ import {
   BinaryWriter,
   checkUint,
   decodeFields,
+  encodeWithKeptWriter,
   TransportDecodeError,
   writeBool,
   writeBytes,
@@ -175,22 +176,18 @@ function encodeEnvelopeBody(w: BinaryWriter, envelope: Envelope): void {
 
 /** Encodes one envelope; throws a plain Error (a caller bug) on values the contract forbids. */
 export function encodeEnvelope(envelope: Envelope): Uint8Array {
-  const w = new BinaryWriter();
-  encodeEnvelopeBody(w, envelope);
-  return w.finish();
+  return encodeWithKeptWriter((w) => encodeEnvelopeBody(w, envelope));
 }
 
 export function encodeMessage(message: Message): Uint8Array {
-  const w = new BinaryWriter();
-  encodeMessageBody(w, message, "message");
-  return w.finish();
+  return encodeWithKeptWriter((w) => encodeMessageBody(w, message, "message"));
 }
 
 /** A RaftBatch of envelopes already encoded with `encodeEnvelope`. */
 export function encodeRaftBatch(encodedEnvelopes: readonly Uint8Array[]): Uint8Array {
-  const w = new BinaryWriter();
-  for (const encoded of encodedEnvelopes) writeEncodedMessage(w, 1, encoded);
-  return w.finish();
+  return encodeWithKeptWriter((w) => {
+    for (const encoded of encodedEnvelopes) writeEncodedMessage(w, 1, encoded);
+  });
 }
 
 // ---------------------------------------------------------------------------------- decoding

@@ -370,6 +370,34 @@ export function writeMessage(
   writer.join();
 }
 
+/** A writer whose buffer grew past this during an encode is not kept (a snapshot image would stay). */
+const KEPT_WRITER_MAX_BYTES = 1 << 20;
+let keptWriter = new BinaryWriter();
+let keptWriterInUse = false;
+
+/**
+ * The bytes `encodeBody` writes, through one writer kept between calls. A fresh writer starts
+ * at 128 bytes and doubles, copying, up to each message's size (six copies for an append of
+ * 16 puts); a kept one has grown already, and `finish()` copies the bytes out once. A throw
+ * (a caller bug) drops the writer, so no half-written message reaches the next call; encodes
+ * must not nest.
+ */
+export function encodeWithKeptWriter(encodeBody: (writer: BinaryWriter) => void): Uint8Array {
+  if (keptWriterInUse) throw new Error("invariant violated: nested encodes share the kept writer");
+  keptWriterInUse = true;
+  try {
+    encodeBody(keptWriter);
+    const bytes = keptWriter.finish();
+    if (bytes.byteLength > KEPT_WRITER_MAX_BYTES) keptWriter = new BinaryWriter();
+    return bytes;
+  } catch (error) {
+    keptWriter = new BinaryWriter();
+    throw error;
+  } finally {
+    keptWriterInUse = false;
+  }
+}
+
 /** A field holding bytes that are already an encoded message. */
 export function writeEncodedMessage(writer: BinaryWriter, field: number, encoded: Uint8Array): void {
   writer.tag(field, WireType.LengthDelimited).bytes(encoded);

@@ -4,7 +4,7 @@ import { strict as assert } from "node:assert";
 import { describe, test } from "node:test";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import fc from "fast-check";
-import { EMPTY_CONF_STATE, MessageType, message, type Message } from "../../src/raft/types.js";
+import { EMPTY_CONF_STATE, EntryType, MessageType, message, type Message } from "../../src/raft/types.js";
 import {
   decodeEnvelope,
   decodeMessage,
@@ -51,6 +51,19 @@ function rawMessage(write: (w: BinaryWriter) => void, base = true): Uint8Array {
 const APP: Message = message({ type: MessageType.App, to: 2, from: 1, term: 3, index: 7 });
 
 describe("codec round trips", () => {
+  test("encodes share one kept writer: one that throws halfway, or a large one, leaves the next whole", () => {
+    const small = { groupId: 4, from: 1, to: 2, messages: [APP] };
+    const expected = encodeEnvelope(small);
+    const broken = { groupId: 4, from: 1, to: 2, messages: [APP, { ...APP, to: 0 }] };
+    assert.throws(() => encodeEnvelope(broken), /node id 0/);
+    assert.deepEqual(encodeEnvelope(small), expected);
+    const entry = { term: 3, index: 8, type: EntryType.Normal, data: new Uint8Array(3 << 20).fill(7) };
+    const large = { ...small, messages: [{ ...APP, entries: [entry] }] };
+    assert.deepEqual(decodeEnvelope(encodeEnvelope(large)), large);
+    assert.deepEqual(encodeEnvelope(small), expected);
+    assert.deepEqual(decodeRaftBatch(encodeRaftBatch([expected, expected])), [small, small]);
+  });
+
   test("any envelope survives encode → decode", () => {
     fc.assert(
       fc.property(envelopeArb, (envelope) => {
