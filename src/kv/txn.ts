@@ -61,6 +61,15 @@ function covers(d: DeletedInterval, key: string): boolean {
   return d.single ? d.start === key : d.start <= key && (d.end === null || key < d.end);
 }
 
+/**
+ * Whether any of `deletes` covers `key`. A function of its own rather than a closure in
+ * `footprint`: under tsx every closure made gets its name set at run time (esbuild's
+ * keepNames), and footprint runs for every transaction on every replica.
+ */
+function coveredByAny(deletes: readonly DeletedInterval[], key: string): boolean {
+  return deletes.some((d) => covers(d, key));
+}
+
 /** The keys a list of ops may put, and the intervals it may delete. */
 interface Footprint {
   readonly puts: Set<string>;
@@ -89,23 +98,23 @@ function footprint(ops: readonly TxnOp[]): Footprint | null {
     });
   }
   const puts = new Set<string>();
-  const deleted = (key: string) => deletes.some((d) => covers(d, key));
   for (const op of ops) {
     if (op.kind !== "txn") continue;
     const then = footprint(op.success);
     const otherwise = footprint(op.failure);
     if (then === null || otherwise === null) return null;
     const nestedDeletes = [...then.deletes, ...otherwise.deletes];
-    for (const key of puts) if (nestedDeletes.some((d) => covers(d, key))) return null;
-    for (const key of then.puts) if (puts.has(key) || deleted(key)) return null;
-    for (const key of otherwise.puts) if ((puts.has(key) && !then.puts.has(key)) || deleted(key)) return null;
+    for (const key of puts) if (coveredByAny(nestedDeletes, key)) return null;
+    for (const key of then.puts) if (puts.has(key) || coveredByAny(deletes, key)) return null;
+    for (const key of otherwise.puts)
+      if ((puts.has(key) && !then.puts.has(key)) || coveredByAny(deletes, key)) return null;
     for (const key of [...then.puts, ...otherwise.puts]) puts.add(key);
     deletes.push(...nestedDeletes);
   }
   for (const op of ops) {
     if (op.kind !== "put") continue;
     const key = latin1(op.key);
-    if (puts.has(key) || deleted(key)) return null;
+    if (puts.has(key) || coveredByAny(deletes, key)) return null;
     puts.add(key);
   }
   return { puts, deletes };

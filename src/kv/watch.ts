@@ -116,6 +116,17 @@ function positive(value: number, name: string): number {
   return value;
 }
 
+/**
+ * Adds `event` to what `watcher` is handed. A function of its own rather than a closure in
+ * `publish`: under tsx every closure made gets its name set at run time (esbuild's keepNames),
+ * and publish runs for every applied write on every replica.
+ */
+function select(selected: Map<Watcher, KvEvent[]>, watcher: Watcher, event: KvEvent): void {
+  const list = selected.get(watcher);
+  if (list === undefined) selected.set(watcher, [event]);
+  else list.push(event);
+}
+
 export class WatchHub {
   private publishedRevision: bigint;
   private nextWatchId = 1;
@@ -229,14 +240,10 @@ export class WatchHub {
     const sorted =
       events.length === 1 ? events : [...events].sort((a, b) => compareBytes(a.kv.key, b.kv.key));
     const selected = new Map<Watcher, KvEvent[]>();
-    const add = (watcher: Watcher, event: KvEvent) => {
-      const list = selected.get(watcher);
-      if (list === undefined) selected.set(watcher, [event]);
-      else list.push(event);
-    };
     for (const event of sorted) {
-      for (const watcher of this.liveByKey.get(latin1(event.kv.key)) ?? []) add(watcher, event);
-      for (const watcher of this.liveRanges) if (watcher.matches(event.kv.key)) add(watcher, event);
+      for (const watcher of this.liveByKey.get(latin1(event.kv.key)) ?? []) select(selected, watcher, event);
+      for (const watcher of this.liveRanges)
+        if (watcher.matches(event.kv.key)) select(selected, watcher, event);
     }
     for (const [watcher, list] of selected) watcher.deliver(revision, list);
   }
