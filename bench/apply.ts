@@ -24,7 +24,8 @@ import { describeMachine, type Machine } from "./embedded.js";
 
 export const APPLY_BATCH_SIZES = [1, 16, 64] as const;
 const VALUE_BYTES = 256;
-const KEY_COUNT = 1_000;
+/** Distinct keys the puts of the apply and layout-writes workloads go to. */
+export const KEY_COUNT = 1_000;
 const CLIENT_ID = "bench-apply-node-incarnation";
 /** Puts applied before a row's clock starts, so that the code is compiled and the keys exist. */
 const WARM_UP_PUTS = 20_000;
@@ -46,7 +47,8 @@ export interface ApplyReport {
   readonly rows: readonly ApplyRow[];
 }
 
-function keyName(index: number): Uint8Array {
+/** The key of put number `index`: one of KEY_COUNT keys, in turn. */
+export function keyName(index: number): Uint8Array {
   return utf8(`bench/key/${String(index % KEY_COUNT).padStart(6, "0")}`);
 }
 

@@ -18,12 +18,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { open } from "lmdb";
-import { utf8 } from "../src/kv/bytes.js";
 import { decodeEnvelope, encodeEnvelope, putRequest } from "../src/kv/commands.js";
-import { openBenchStore } from "./apply.js";
+import { KEY_COUNT, keyName, openBenchStore } from "./apply.js";
 import { describeMachine, type Machine } from "./embedded.js";
 
-const KEY_COUNT = 1_000;
 const VALUE_BYTES = 270;
 const HISTORY_VERSIONS = 200_000;
 const MEASURED_COMMITS = 30;
@@ -63,10 +61,6 @@ function deviceStatFile(path: string): string {
   const file = `/sys/dev/block/${major}:${minor}/stat`;
   if (!existsSync(file)) throw new Error(`${path} is on no block device with a counter (${file} is missing)`);
   return file;
-}
-
-function keyName(index: number): Uint8Array {
-  return utf8(`bench/key/${String(index % KEY_COUNT).padStart(6, "0")}`);
 }
 
 /** A writer of one layout: `commit(n)` makes n puts of random keys durable in one lmdb commit. */

@@ -14,11 +14,11 @@ import { BatchOverlay, type KvReader, type WriteBatch } from "./engine.js";
 import { KvErrorCode } from "./errors.js";
 import { decodeStoredVersion, encodeStoredVersion, type KeyLayout, type StoredVersion } from "./keys.js";
 import {
+  encodedVersionAt,
   executeRange,
   keyInterval,
   liveKeysAt,
   toKeyValue,
-  encodedVersionAt,
   type RevisionBounds,
 } from "./range.js";
 import {
