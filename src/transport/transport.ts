@@ -93,8 +93,11 @@ export interface PeerTrafficCounts {
  * bytes, counted once a connection knows its peer (dialed, or past the handshake), and the
  * messages for it that were dropped; the totals in TransportCounters count all.
  */
+/** PeerTrafficCounts as PeerTraffic keeps them, growing. */
+type RunningPeerCounts = { -readonly [K in keyof PeerTrafficCounts]: number };
+
 export class PeerTraffic {
-  private readonly byPeer = new Map<NodeId, { sent: number; received: number; messagesDropped: number }>();
+  private readonly byPeer = new Map<NodeId, RunningPeerCounts>();
 
   sent(peer: NodeId, bytes: number): void {
     this.of(peer).sent += bytes;
@@ -114,7 +117,7 @@ export class PeerTraffic {
     return new Map(ids.map((id) => [id, { ...this.byPeer.get(id)! }]));
   }
 
-  private of(peer: NodeId): { sent: number; received: number; messagesDropped: number } {
+  private of(peer: NodeId): RunningPeerCounts {
     let counts = this.byPeer.get(peer);
     if (counts === undefined) {
       counts = { sent: 0, received: 0, messagesDropped: 0 };

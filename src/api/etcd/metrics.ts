@@ -337,7 +337,7 @@ export class MemberMetrics {
       });
       new Counter({
         name: "etcd_network_peer_sent_failures_total",
-        help: "The total number of send failures from peers. (Concord: Raft messages for the peer dropped: its send queue full while it is slow or down, or the transport closed.)",
+        help: "The total number of send failures from peers. (Concord: Raft messages for the peer dropped: its send queue full while it is slow or down, an unknown peer, an envelope too large for a frame, the transport closed.)",
         labelNames: ["To"],
         registers,
         collect() {
