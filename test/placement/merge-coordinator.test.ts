@@ -84,6 +84,29 @@ test("a merge fences, saves, images, merges and saves the new layout", async () 
   assert.deepEqual(read.deltas[1]!.removed, [3]);
 });
 
+test("a recovery pass of the same coordinator leaves its merge under way alone: one merge, counted once", async () => {
+  // Found as a flaky etcd metrics test: the split loop's recovery ran while a manual merge
+  // waited for its image, finished it, and both counted it (manual 1, recovered 1).
+  const { catalog, ranges } = await setup();
+  const pass: { recovery?: Promise<unknown> } = {};
+  const ops: RangeOps = {
+    ...bind(ranges),
+    mergeImage: async (g) => {
+      if (pass.recovery === undefined) {
+        pass.recovery = coordinator.recover();
+        await pass.recovery;
+      }
+      return ranges.mergeImage(g);
+    },
+  };
+  const coordinator = new MergeCoordinator({ catalog, ranges: ops });
+  const result = await coordinator.merge(3, "manual");
+  assert.equal(result.cause, "manual");
+  assert.deepEqual(await pass.recovery, { completed: [], failed: [] });
+  assert.deepEqual(coordinator.counters.merges, { cold: 0, manual: 1, recovered: 0 });
+  await checkMerged(catalog, ranges);
+});
+
 test("refused merges change nothing", async () => {
   const cases: {
     reason: string;

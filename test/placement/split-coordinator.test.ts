@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { RouteCatalog } from "../../src/placement/catalog/catalog.js";
 import { MemoryMetaKv } from "../../src/placement/catalog/memory-meta-kv.js";
-import { SplitCoordinator, type SplitResult } from "../../src/placement/split/coordinator.js";
+import { SplitCoordinator, type RangeOps, type SplitResult } from "../../src/placement/split/coordinator.js";
 import { SplitRefusedError, SplitStateError } from "../../src/placement/split/errors.js";
 import { LoadSampler } from "../../src/placement/split/load-sampler.js";
 import { SplitLoop } from "../../src/placement/split/loop.js";
@@ -45,6 +45,31 @@ async function checkSplitLayout(catalog: RouteCatalog, ranges: FakeRanges, rhs: 
   assert.deepEqual(ranges.ranges.get(rhs)!.bounds, { start: b("t"), end: null });
   await checkHistory(catalog);
 }
+
+test("a recovery pass of the same coordinator leaves its split under way alone: one split, counted once", async () => {
+  const { catalog, ranges } = await setup();
+  const pass: { recovery?: Promise<unknown> } = {};
+  const ops: RangeOps = {
+    fence: (g, k, n) => ranges.fence(g, k, n),
+    split: async (g, k, n) => {
+      if (pass.recovery === undefined) {
+        pass.recovery = coordinator.recover();
+        await pass.recovery;
+      }
+      return ranges.split(g, k, n);
+    },
+    describe: (g) => ranges.describe(g),
+    mergeFence: (g) => ranges.mergeFence(g),
+    mergeImage: (g) => ranges.mergeImage(g),
+    merge: (g, rhs, image, revision) => ranges.merge(g, rhs, image, revision),
+  };
+  const coordinator = new SplitCoordinator({ catalog, ranges: ops });
+  const result = await coordinator.split(2, b("t"));
+  assert.equal(result.cause, "manual");
+  assert.deepEqual(await pass.recovery, { completed: [], failed: [] });
+  assert.deepEqual(coordinator.counters.splits, { load: 0, size: 0, manual: 1, recovered: 0 });
+  await checkSplitLayout(catalog, ranges, 3);
+});
 
 test("a split fences, saves, splits and saves the new layout", async () => {
   const { catalog, ranges } = await setup();

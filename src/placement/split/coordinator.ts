@@ -160,6 +160,11 @@ export class SplitCoordinator {
   private readonly ranges: RangeOps;
   private readonly minSplitKey: Uint8Array;
   private readonly maxAttempts: number;
+  /**
+   * Routes whose split() is under way here: recover() leaves them to it. Otherwise the split
+   * loop's recovery pass finished a manual split fenced a moment before, and both counted it.
+   */
+  private readonly underWay = new Set<number>();
 
   constructor(private readonly options: SplitCoordinatorOptions) {
     this.catalog = options.catalog;
@@ -179,6 +184,8 @@ export class SplitCoordinator {
     splitKey: Uint8Array,
     cause: Exclude<SplitCause, "recovered"> = "manual",
   ): Promise<SplitResult> {
+    const claimed = !this.underWay.has(routeId);
+    if (claimed) this.underWay.add(routeId);
     try {
       if (!(splitKey instanceof Uint8Array)) throw new TypeError("splitKey must be a byte array");
       const snapshot = await this.catalog.snapshot();
@@ -206,6 +213,8 @@ export class SplitCoordinator {
       if (error instanceof SplitRefusedError) this.counters.refused += 1;
       else this.counters.failures += 1;
       throw error;
+    } finally {
+      if (claimed) this.underWay.delete(routeId);
     }
   }
 
@@ -214,13 +223,14 @@ export class SplitCoordinator {
    * each active route whose range is fenced or already split (one describe per route). A
    * route the catalog shows write-fenced whose range is neither fenced nor split is set back
    * to active. One route's failure does not stop the others. Migrating routes (a merge under
-   * way) are the merge coordinator's. `snapshot`: a catalog read the caller just made (default:
-   * a fresh one).
+   * way) are the merge coordinator's, and routes whose split() is under way here are left to
+   * it. `snapshot`: a catalog read the caller just made (default: a fresh one).
    */
   async recover(snapshot?: CatalogSnapshot): Promise<RecoveryReport> {
     return recoverRoutes(
       snapshot ?? (await this.catalog.snapshot()),
-      (route) => route.state === "active" || route.state === "write-fenced",
+      (route) =>
+        !this.underWay.has(route.routeId) && (route.state === "active" || route.state === "write-fenced"),
       (route, shared) => this.rollForward(route.routeId, null, shared, "recovered"),
       () => (this.counters.failures += 1),
     );

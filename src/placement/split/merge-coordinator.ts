@@ -116,6 +116,11 @@ export class MergeCoordinator {
   };
   private readonly ranges: RangeOps;
   private readonly maxAttempts: number;
+  /**
+   * Routes whose merge() is under way here: recover() leaves them to it. Otherwise the split
+   * loop's recovery pass finished a manual merge waiting for its image, and both counted it.
+   */
+  private readonly underWay = new Set<number>();
 
   constructor(private readonly options: MergeCoordinatorOptions) {
     this.catalog = options.catalog;
@@ -130,6 +135,8 @@ export class MergeCoordinator {
    * range is merge-fenced, other errors leave a merge that `recover()` finishes.
    */
   async merge(rightRouteId: number, cause: Exclude<MergeCause, "recovered">): Promise<MergeResult> {
+    const claimed = !this.underWay.has(rightRouteId);
+    if (claimed) this.underWay.add(rightRouteId);
     try {
       const snapshot = await this.catalog.snapshot();
       const right = snapshot.routes.find((r) => r.routeId === rightRouteId);
@@ -172,19 +179,23 @@ export class MergeCoordinator {
       if (error instanceof MergeRefusedError) this.counters.refused += 1;
       else this.counters.failures += 1;
       throw error;
+    } finally {
+      if (claimed) this.underWay.delete(rightRouteId);
     }
   }
 
   /**
    * Rolls forward every merge left half-done: each route the catalog shows migrating-source and
-   * each active route (but the first) whose range is merge-fenced (one describe per route). One
-   * route's failure does not stop the others. `snapshot`: a catalog read the caller just made
-   * (default: a fresh one).
+   * each active route (but the first) whose range is merge-fenced (one describe per route),
+   * except those whose merge() is under way on this coordinator. One route's failure does not
+   * stop the others. `snapshot`: a catalog read the caller just made (default: a fresh one).
    */
   async recover(snapshot?: CatalogSnapshot): Promise<MergeRecoveryReport> {
     return recoverRoutes(
       snapshot ?? (await this.catalog.snapshot()),
-      (route) => route.state === "migrating-source" || (route.state === "active" && route.start.length > 0),
+      (route) =>
+        !this.underWay.has(route.routeId) &&
+        (route.state === "migrating-source" || (route.state === "active" && route.start.length > 0)),
       (route, shared) => this.rollForward(route, shared, "recovered", false),
       () => (this.counters.failures += 1),
     );
