@@ -543,9 +543,14 @@ export class NodeHost {
     // wrote nothing to sync still sends its messages only after the last sync started: they
     // may promise what that sync makes durable (an acknowledgement names the last index).
     let synced = this.lastSync ?? Promise.resolve();
+    // Durable before this returns when the write-ahead log could write at once, and no earlier
+    // sync's messages wait: then this turn's follow at once, before the applies below (a
+    // follower acknowledges without waiting for its apply).
+    let durableNow = false;
     if (work.some(({ rd }) => rd.mustSync)) {
-      synced = this.options.engine.sync();
-      this.lastSync = synced;
+      durableNow = this.syncsInFlight.size === 0 && this.options.engine.syncNow();
+      synced = durableNow ? Promise.resolve() : this.options.engine.sync();
+      this.lastSync = durableNow ? null : synced;
       this.counters.syncs++;
     }
     if (work.some(({ rd }) => rd.snapshot !== null)) {
@@ -556,7 +561,8 @@ export class NodeHost {
       return;
     }
     const waiting = writes.some((w) => w.afterSync.length > 0 || w.last !== null || w.changesTermOrVote);
-    if (waiting) this.trackSync(synced, () => this.afterSync(work, writes));
+    if (waiting && durableNow) this.afterSync(work, writes);
+    else if (waiting) this.trackSync(synced, () => this.afterSync(work, writes));
     // Committed entries are durable on a quorum already (the core counts this node's own log
     // only once durable): apply them, and answer their requests, while the disk syncs.
     for (const { replica, rd } of work) await this.apply(replica, rd);

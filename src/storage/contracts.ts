@@ -173,4 +173,11 @@ export interface StorageEngine {
    * not be covered; they are covered by the next sync.
    */
   sync(): Promise<void>;
+  /**
+   * Makes every write made before the call durable before returning, and returns true, when
+   * that needs no waiting (nothing in flight, a write small enough to make at once); otherwise
+   * makes nothing durable and returns false, and `sync()` is the way. Lets the caller send what
+   * waited for durability in the same synchronous stretch. Throws where `sync()` would reject.
+   */
+  syncNow(): boolean;
 }

@@ -86,12 +86,13 @@ export class MemoryStorageEngine implements StorageEngine {
     return Promise.resolve();
   }
 
-  /** Makes every pending write durable, now. */
-  syncNow(): void {
-    if (this.#pending.length === 0) return;
+  /** Makes every pending write durable, now (memory never waits). */
+  syncNow(): true {
+    if (this.#pending.length === 0) return true;
     for (const write of this.#pending) this.#makeDurable(write);
     this.#pending = [];
     this.#syncs++;
+    return true;
   }
 
   /** Writes made since the last sync: the ones a crash may lose. */

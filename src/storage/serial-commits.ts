@@ -29,6 +29,11 @@ export class SerialCommits {
     return this.#queued;
   }
 
+  /** Whether no commit is in flight (nor, then, queued). */
+  idle(): boolean {
+    return this.#inFlight === null;
+  }
+
   /** Commits what is queued at once; no commit may be in flight (see settle). */
   commitNow(): Promise<void> {
     if (this.#inFlight !== null) throw new Error("storage: a commit started while another is in flight");

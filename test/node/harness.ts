@@ -169,6 +169,8 @@ export class RecordingEngine implements StorageEngine {
   readonly syncs: number[][] = [];
   /** When set and true for a write, the write throws instead (a crash at that point). */
   failWrite: ((groupId: number, method: string) => boolean) | null = null;
+  /** Whether syncNow makes writes durable at once, as a write-ahead log's inline write does. */
+  syncsAtOnce = false;
   private written = new Set<number>();
 
   replica(groupId: number): ReplicaStorage {
@@ -198,9 +200,20 @@ export class RecordingEngine implements StorageEngine {
   }
 
   sync(): Promise<void> {
+    this.recordSync();
+    return this.inner.sync();
+  }
+
+  /** Like a disk that must wait, unless `syncsAtOnce`; one with nothing to write is durable now. */
+  syncNow(): boolean {
+    if (!this.syncsAtOnce) return this.inner.pendingWriteCount() === 0;
+    this.recordSync();
+    return this.inner.syncNow();
+  }
+
+  private recordSync(): void {
     this.syncs.push([...this.written].sort((x, y) => x - y));
     this.written = new Set();
-    return this.inner.sync();
   }
 }
 
@@ -295,6 +308,13 @@ export class TestCluster {
     const host = this.hosts.get(id);
     if (host === undefined) throw new Error(`node ${id} is not running`);
     return host;
+  }
+
+  /** The running transport of node `id`. */
+  transport(id: NodeId): MemoryTransport {
+    const transport = this.transports.get(id);
+    if (transport === undefined) throw new Error(`node ${id} has no transport`);
+    return transport;
   }
 
   replica(id: NodeId, rangeId: number): Replica {

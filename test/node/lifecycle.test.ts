@@ -58,6 +58,7 @@ test("stop() lets the turn in progress finish before it returns", async () => {
         syncsStarted++;
         releaseSync = () => resolve(engine.sync());
       }),
+    syncNow: () => false,
   };
   const transport = network.createTransport(1);
   const host = new NodeHost({
@@ -90,45 +91,61 @@ test("stop() lets the turn in progress finish before it returns", async () => {
   await transport.close();
 });
 
-test("a failed sync stops the host, fails its requests and reports the cause once", async () => {
-  const time = new VirtualTime();
-  const network = new MemoryNetwork();
-  const engine = new MemoryStorageEngine();
-  const failingEngine = {
-    replica: (id: number) => engine.replica(id),
-    groups: () => engine.groups(),
-    dropGroup: (id: number) => engine.dropGroup(id),
+// A sync fails by rejecting; a write made at once (syncNow) fails by throwing in the turn.
+const FAILING_SYNCS = {
+  "a failed sync": {
     sync: () => Promise.reject(new Error("fsync failed: EIO")),
-  };
-  const reported: Error[] = [];
-  const transport = network.createTransport(1);
-  const host = new NodeHost({
-    nodeId: 1,
-    engine: failingEngine,
-    transport,
-    timers: time.timers,
-    monotonicClock: time.monotonic,
-    wallClock: time.wall,
-    random: seededRandom(1),
-    logger: new RecordingLogger(),
-    onFailure: (error) => reported.push(error),
-    stateMachine: () => ({ kv: new MemoryOrderedKv(), sync: () => Promise.resolve() }),
+    syncNow: () => false,
+  },
+  "a failed inline write": {
+    sync: () => Promise.reject(new Error("unexpected: the write was to be made at once")),
+    syncNow: (): boolean => {
+      throw new Error("fsync failed: EIO");
+    },
+  },
+};
+
+for (const [name, failing] of Object.entries(FAILING_SYNCS)) {
+  test(`${name} stops the host, fails its requests and reports the cause once`, async () => {
+    const time = new VirtualTime();
+    const network = new MemoryNetwork();
+    const engine = new MemoryStorageEngine();
+    const failingEngine = {
+      replica: (id: number) => engine.replica(id),
+      groups: () => engine.groups(),
+      dropGroup: (id: number) => engine.dropGroup(id),
+      ...failing,
+    };
+    const reported: Error[] = [];
+    const transport = network.createTransport(1);
+    const host = new NodeHost({
+      nodeId: 1,
+      engine: failingEngine,
+      transport,
+      timers: time.timers,
+      monotonicClock: time.monotonic,
+      wallClock: time.wall,
+      random: seededRandom(1),
+      logger: new RecordingLogger(),
+      onFailure: (error) => reported.push(error),
+      stateMachine: () => ({ kv: new MemoryOrderedKv(), sync: () => Promise.resolve() }),
+    });
+    await transport.start();
+    host.start();
+    const replica = host.createReplica(RANGE, { bootstrap: { ...EMPTY_CONF_STATE, voters: [1] } });
+    for (let i = 0; i < 30 && host.failure === null; i++) {
+      time.advance(100);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    assert.match(host.failure?.message ?? "", /fsync failed: EIO/);
+    assert.deepEqual(
+      reported.map((e) => e.message),
+      ["fsync failed: EIO"],
+    );
+    await assert.rejects(replica.propose(put("k", "v")), ReplicaStoppedError);
+    await transport.close();
   });
-  await transport.start();
-  host.start();
-  const replica = host.createReplica(RANGE, { bootstrap: { ...EMPTY_CONF_STATE, voters: [1] } });
-  for (let i = 0; i < 30 && host.failure === null; i++) {
-    time.advance(100);
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-  assert.match(host.failure?.message ?? "", /fsync failed: EIO/);
-  assert.deepEqual(
-    reported.map((e) => e.message),
-    ["fsync failed: EIO"],
-  );
-  await assert.rejects(replica.propose(put("k", "v")), ReplicaStoppedError);
-  await transport.close();
-});
+}
 
 test("an apply listener that throws is counted and does not stop the apply", async () => {
   const cluster = new TestCluster([1, 2, 3]);

@@ -1,7 +1,8 @@
 // The turn pipeline: a leader sends its appends before its own fsync, answers a write once a
 // quorum of followers made it durable even while its own sync is still pending, and runs
 // further turns meanwhile; a follower acknowledges only after its sync, and its core learns
-// the sync without a turn of its own.
+// the sync without a turn of its own; a follower whose log writes at once (syncNow)
+// acknowledges before it applies.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { NodeId } from "../../src/raft/types.js";
@@ -129,6 +130,36 @@ test("a follower's sync that ends between turns asks for no turn; the next write
   const next = track(cluster.replica(leader, 1).propose(put("k", "2")));
   await cluster.runUntil(() => next.settled, "the next write");
   assert.equal(next.error, undefined);
+  await cluster.tick(2);
+  for (const id of cluster.ids) assert.equal(await get(cluster.replica(id, 1), "k"), "2");
+  cluster.assertHealthy();
+  await cluster.shutdown();
+});
+
+test("a follower whose log writes at once acknowledges an append before applying what it committed", async () => {
+  const { cluster, disk } = await clusterWithHoldingDisks();
+  const leader = await cluster.elect(1);
+  await cluster.tick(2);
+  const follower = cluster.ids.find((id) => id !== leader)!;
+  disk(follower).syncsAtOnce = true;
+  const first = track(cluster.replica(leader, 1).propose(put("k", "1")));
+  await cluster.runUntil(() => first.settled, "the first write");
+  assert.equal(first.error, undefined);
+
+  // No time passes, so no commit notice: the second write's append tells the follower that
+  // the first one committed, and the follower applies the first in the turn that writes the second.
+  const sentBefore = cluster.transport(follower).counters.messagesSent;
+  let sentAtApply: number | null = null;
+  cluster.replica(follower, 1).addApplyListener({
+    onCommand: () => {
+      sentAtApply ??= cluster.transport(follower).counters.messagesSent;
+    },
+  });
+  const second = track(cluster.replica(leader, 1).propose(put("k", "2")));
+  await cluster.runUntil(() => second.settled, "the second write");
+  assert.equal(second.error, undefined);
+  assert.ok(sentAtApply !== null, "the follower applied the first write");
+  assert.ok(sentAtApply > sentBefore, "the acknowledgement left before the apply");
   await cluster.tick(2);
   for (const id of cluster.ids) assert.equal(await get(cluster.replica(id, 1), "k"), "2");
   cluster.assertHealthy();

@@ -54,7 +54,9 @@ async function writeThreeFrames(dir: string): Promise<ReturnType<typeof observe>
 describe("WalStorageEngine", () => {
   it("one sync appends one frame for every group; syncs during an append share one follow-up", () =>
     withDir(async (dir) => {
-      let engine = await WalStorageEngine.open({ path: dir });
+      // Writes on the thread pool only: with a write in flight, later syncs queue behind it.
+      const directory = new NodeWalDirectory(dir, new InlineWriteBudget({ now: () => 0, share: 0 }));
+      let engine = await WalStorageEngine.open({ path: dir, directory });
       for (const groupId of [4, 8, 15]) engine.replica(groupId).append(entriesFrom(1, [1, 1, 1]));
       await engine.sync();
       assert.equal(engine.stats().commits, 1);
@@ -72,6 +74,40 @@ describe("WalStorageEngine", () => {
       await engine.abandon();
       engine = await WalStorageEngine.open({ path: dir });
       assert.deepEqual([engine.replica(1).lastIndex(), engine.replica(2).lastIndex()], [2, 1]);
+      await engine.close();
+    }));
+
+  it("syncNow appends at once when it need not wait, and otherwise writes nothing", () =>
+    withDir(async (dir) => {
+      const alwaysInline = new InlineWriteBudget({ now: () => 0, share: 1, capMs: 1, maxBytes: 2 ** 20 });
+      const directory = new ControlledDirectory(dir, alwaysInline);
+      let engine = await WalStorageEngine.open({ path: dir, directory });
+      const log = engine.replica(1);
+      log.append(entriesFrom(1, [1]));
+      assert.equal(engine.syncNow(), false, "the first frame starts a segment, which waits");
+      await engine.sync();
+      assert.equal(engine.syncNow(), true, "nothing queued: durable already");
+      log.append(entriesFrom(2, [1]));
+      assert.equal(engine.syncNow(), true);
+      assert.equal(engine.stats().commits, 2);
+      directory.writesAtOnce = false;
+      log.append(entriesFrom(3, [1]));
+      assert.equal(engine.syncNow(), false, "the file cannot write at once");
+      await engine.sync();
+      log.append(entriesFrom(4, [1]));
+      assert.equal(engine.syncNow(), false);
+      log.append(entriesFrom(5, [1]));
+      const inFlight = engine.sync();
+      directory.writesAtOnce = true;
+      log.append(entriesFrom(6, [1]));
+      assert.equal(engine.syncNow(), false, "an append is in flight");
+      assert.equal(engine.stats().commits, 3, "refused syncs appended nothing");
+      await inFlight;
+      assert.equal(engine.syncNow(), true);
+      assert.equal(engine.stats().commits, 5);
+      await engine.abandon();
+      engine = await WalStorageEngine.open({ path: dir });
+      assert.equal(engine.replica(1).lastIndex(), 6, "every append made durable survives");
       await engine.close();
     }));
 
@@ -297,7 +333,7 @@ describe("WalStorageEngine", () => {
       ["EIO", StorageFatalError],
     ] as const) {
       await withDir(async (dir) => {
-        const directory = new FailingDirectory(dir);
+        const directory = new ControlledDirectory(dir);
         const engine = await WalStorageEngine.open({ path: dir, directory });
         engine.replica(1).append(entriesFrom(1, [1]));
         await engine.sync();
@@ -317,27 +353,33 @@ describe("WalStorageEngine", () => {
   });
 });
 
-/** The real directory, with segment writes that fail on demand. */
-class FailingDirectory extends NodeWalDirectory {
+/** The real directory, with segment writes that fail on demand or cannot be made at once. */
+class ControlledDirectory extends NodeWalDirectory {
   failWrites: Error | null = null;
   free: number | null = null;
+  /** Whether SegmentFile.writeNow may write (it returns false otherwise). */
+  writesAtOnce = true;
 
   override openSegment(sequence: number): SegmentFile {
-    return this.#failing(super.openSegment(sequence));
+    return this.#controlled(super.openSegment(sequence));
   }
 
   override async createSegment(sequence: number): Promise<SegmentFile> {
-    return this.#failing(await super.createSegment(sequence));
+    return this.#controlled(await super.createSegment(sequence));
   }
 
   override freeBytes(): number {
     return this.free ?? super.freeBytes();
   }
 
-  #failing(file: SegmentFile): SegmentFile {
+  #controlled(file: SegmentFile): SegmentFile {
     return {
       write: (bytes, position) =>
         this.failWrites === null ? file.write(bytes, position) : Promise.reject(this.failWrites),
+      writeNow: (bytes, position) => {
+        if (this.failWrites !== null) throw this.failWrites;
+        return this.writesAtOnce && file.writeNow(bytes, position);
+      },
       close: () => file.close(),
     };
   }

@@ -134,6 +134,11 @@ export class SimDisk implements StorageEngine {
     return this.afterLatency(() => this.engine.syncNow());
   }
 
+  /** Every sync takes the disk's latency: only a disk with nothing to write is durable now. */
+  syncNow(): boolean {
+    return this.engine.pendingWriteCount() === 0;
+  }
+
   /** Runs `persist` after a disk latency unless the process crashes first; resolves after it. */
   afterLatency(persist: () => void): Promise<void> {
     const generation = this.generation;

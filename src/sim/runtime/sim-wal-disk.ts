@@ -10,6 +10,8 @@
  * did not complete before the crash was never acknowledged, so whatever a crash does to it is
  * allowed; the checks (no lost acknowledged write, linearizability) judge the outcome.
  *
+ * Small writes complete at once (INSTANT_WRITE_BYTES), so the engine's syncNow path runs too.
+ *
  * With `lazyWriteBack` (the deliberate `--ack-before-sync` bug) a write resolves at once and
  * reaches the disk that many latencies later, as a lying write cache would.
  */
@@ -21,6 +23,13 @@ import type { SeededRandom } from "../random.js";
 import type { Scheduler } from "../scheduler.js";
 
 import type { MsRange } from "../profiles.js";
+
+/**
+ * Writes up to this size complete at once (SegmentFile.writeNow), in no virtual time, as a
+ * small inline write does on a real node; larger ones take the disk's latency, and a crash can
+ * catch them in flight. A lying disk (lazyWriteBack) makes every write wait instead.
+ */
+const INSTANT_WRITE_BYTES = 256;
 
 /** A write in flight: lands whole, torn or not at all if the power fails before it completes. */
 interface InFlightWrite {
@@ -112,6 +121,11 @@ class SimWalDirectory implements WalDirectory {
           if (this.lazyWriteBack !== null) resolve();
         });
       },
+      writeNow: (bytes, position) => {
+        if (bytes.byteLength > INSTANT_WRITE_BYTES || this.lazyWriteBack !== null) return false;
+        this.land(sequence, bytes, position);
+        return true;
+      },
       close: () => Promise.resolve(),
     };
   }
@@ -183,6 +197,10 @@ export class SimWalDisk implements StorageEngine {
 
   sync(): Promise<void> {
     return this.current().sync();
+  }
+
+  syncNow(): boolean {
+    return this.current().syncNow();
   }
 
   /** How the process learns of a completed write (see SimWalDirectory.gate). */

@@ -172,6 +172,12 @@ export class LmdbStorageEngine implements StorageEngine {
     return this.#commits.sync();
   }
 
+  /** True only when nothing is left to commit: an lmdb commit runs on lmdb-js's own thread. */
+  syncNow(): boolean {
+    this.#health.checkWritable();
+    return this.#pending.length === 0 && this.#commits.idle();
+  }
+
   /**
    * Makes every write so far durable (unless the engine has failed) and closes the
    * environment. Handles stop working.

@@ -70,6 +70,12 @@ function syncDirectorySync(path: string): void {
 export interface SegmentFile {
   /** Writes `bytes` at `position`; resolves once they are durable. */
   write(bytes: Uint8Array, position: number): Promise<void>;
+  /**
+   * Writes `bytes` at `position` before returning, durably, and returns true when that can be
+   * done now (a small write within the event loop's inline budget); otherwise writes nothing
+   * and returns false.
+   */
+  writeNow(bytes: Uint8Array, position: number): boolean;
   close(): Promise<void>;
 }
 
@@ -115,9 +121,11 @@ class NodeSegmentFile implements SegmentFile {
   ) {}
 
   async write(bytes: Uint8Array, position: number): Promise<void> {
-    if (!this.budget.tryInline(bytes.byteLength, () => this.writeInline(bytes, position))) {
-      await this.writeInPool(bytes, position);
-    }
+    if (!this.writeNow(bytes, position)) await this.writeInPool(bytes, position);
+  }
+
+  writeNow(bytes: Uint8Array, position: number): boolean {
+    return this.budget.tryInline(bytes.byteLength, () => this.writeInline(bytes, position));
   }
 
   private writeInline(bytes: Uint8Array, position: number): void {
