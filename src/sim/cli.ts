@@ -2,6 +2,7 @@
  * `npm run sim -- --seeds N [--seed S] [--profile NAME|all] [--steps K] [--verbose] [--bug NAMES]`
  * `npm run sim -- --runtime [--seeds N] [--seed S] [--profile NAME|all] [--steps K] [--duration MS]
  *   [--crash-interval MS] [--freeze-interval MS] [--clock-jump-interval MS] [--ack-before-sync]
+ *   [--disk-full-interval MS (with --wal)]
  *   [--wal] [--nodes 3|5] [--splits [--split-interval MS]
  *   [--split-loses-key] [--concurrent-splits] [--merges [--merge-interval MS] [--merge-loses-key]]]`
  *
@@ -33,6 +34,7 @@ interface CliOptions {
   crashInterval?: number;
   freezeInterval?: number;
   clockJumpInterval?: number;
+  diskFullInterval?: number;
   ackBeforeSync: boolean;
   wal: boolean;
   nodes?: 3 | 5;
@@ -119,6 +121,10 @@ async function runtimeMain(options: CliOptions): Promise<number> {
     process.stderr.write("--auto-compaction needs --splits (it runs in the placement layer)\n");
     return 2;
   }
+  if (options.diskFullInterval !== undefined && !options.wal) {
+    process.stderr.write("--disk-full-interval needs --wal (disks fill under the write-ahead log)\n");
+    return 2;
+  }
   if (merges && !splits) {
     process.stderr.write("--merges needs --splits (merges run on a split keyspace)\n");
     return 2;
@@ -152,6 +158,7 @@ async function runtimeMain(options: CliOptions): Promise<number> {
     crashMeanIntervalMs: options.crashInterval,
     freezeMeanIntervalMs: options.freezeInterval,
     clockJumpMeanIntervalMs: options.clockJumpInterval,
+    diskFullMeanIntervalMs: options.diskFullInterval,
     ackBeforeSync: options.ackBeforeSync,
     walDisks: options.wal,
     ...splitSettings,
@@ -177,6 +184,7 @@ async function runtimeMain(options: CliOptions): Promise<number> {
       crashMeanIntervalMs: options.crashInterval,
       freezeMeanIntervalMs: options.freezeInterval,
       clockJumpMeanIntervalMs: options.clockJumpInterval,
+      diskFullMeanIntervalMs: options.diskFullInterval,
       ackBeforeSync: options.ackBeforeSync,
       walDisks: options.wal,
       ...splitSettings,
@@ -224,6 +232,11 @@ function main(argv: readonly string[]): number | Promise<number> {
     .option(
       "--clock-jump-interval <ms>",
       "with --runtime: step one node's wall clock (up to 10 minutes, either way) this often, in mean virtual milliseconds",
+      positiveInteger,
+    )
+    .option(
+      "--disk-full-interval <ms>",
+      "with --runtime --wal: fill one node's write-ahead log disk (100 ms to 2 s; its host stops, then restarts) this often, in mean virtual milliseconds",
       positiveInteger,
     )
     .option("--ack-before-sync", "with --runtime: disks acknowledge syncs early (a deliberate bug)", false)

@@ -1,7 +1,7 @@
 /**
  * The partition and crash loops of simulated node-runtime clusters, shared by the runtime run
  * (runtime-run.ts) and the election workload's cluster (../election/cluster.ts), and the
- * runtime run's freeze and clock-jump loops. Each loop draws from its own forked random
+ * runtime run's freeze, clock-jump and disk-full loops. Each loop draws from its own forked random
  * source in a fixed order, so a seed replays exactly.
  */
 import type { CrashFaults, MsRange, PartitionFaults } from "../profiles.js";
@@ -167,5 +167,37 @@ export function startClockJumpLoop(
     node.jumpWallClock(jumpMs);
     onJump();
     cluster.trace(`n${node.id}'s wall clock jumped ${jumpMs} ms`);
+  });
+}
+
+/**
+ * Every so often one running node's write-ahead log disk fills up (the leader half the time)
+ * for `durationMs`: its next sync fails with DiskFullError and its host stops, as a real node
+ * does; once the disk has room again (an operator freed space) the node is restarted. At most a
+ * minority of the members is down or full at once.
+ */
+export function startDiskFullLoop(
+  cluster: FaultLoopCluster,
+  faults: { readonly meanIntervalMs: number; readonly durationMs: MsRange },
+  random: SeededRandom,
+  events: { readonly filled: () => void; readonly restart: (node: RuntimeNode) => void },
+): void {
+  everySoOften(cluster, faults.meanIntervalMs, random, () => {
+    const nodes = cluster.crashable();
+    const available = nodes.filter((n) => n.running && !n.diskFull);
+    const maxDown = Math.floor((cluster.size() - 1) / 2);
+    if (nodes.length - available.length >= maxDown || available.length === 0) return;
+    const leader = cluster.leader();
+    const victim =
+      leader !== undefined && !leader.diskFull && random.chance(0.5) ? leader : random.pick(available);
+    victim.setDiskFull(true);
+    events.filled();
+    cluster.trace(`n${victim.id}: disk full`);
+    const [low, high] = faults.durationMs;
+    cluster.scheduler.after(random.intBetween(low, high), () => {
+      victim.setDiskFull(false);
+      cluster.trace(`n${victim.id}: disk has room again`);
+      events.restart(victim);
+    });
   });
 }

@@ -1,9 +1,11 @@
 /**
  * The per-event check of simulated node-runtime clusters, shared by the runtime run and the
  * election workload's cluster: a host that stopped on an error is a violation (and is crashed
- * so the run goes on), and no two nodes may lead the same Raft term (election safety).
+ * so the run goes on) unless it stopped on its full disk, which a node must; and no two nodes
+ * may lead the same Raft term (election safety).
  */
 import type { NodeId } from "../../raft/types.js";
+import { DiskFullError } from "../../storage/errors.js";
 import type { RuntimeNode } from "./runtime-node.js";
 
 export interface LeaderCheckReports {
@@ -12,6 +14,11 @@ export interface LeaderCheckReports {
   violation(kind: string, detail: string): void;
   /** `node` is the first leader of `term` seen. */
   newLeader(node: RuntimeNode, term: number): void;
+  /**
+   * `node`'s host stopped because its disk filled up while it ran (the engine refuses writes
+   * from then on, until a restart); it has been crashed.
+   */
+  stoppedOnFullDisk?(node: RuntimeNode): void;
 }
 
 export class LeaderCheck {
@@ -23,8 +30,10 @@ export class LeaderCheck {
     for (const node of nodes) {
       const failure = node.failure();
       if (failure !== null) {
-        this.reports.violation("host failure", `n${node.id}: ${failure.message}`);
         node.crash();
+        if (failure instanceof DiskFullError && node.diskFilledWhileUp)
+          this.reports.stoppedOnFullDisk?.(node);
+        else this.reports.violation("host failure", `n${node.id}: ${failure.message}`);
         continue;
       }
       const view = node.replica()?.termLeaderRevision();

@@ -241,6 +241,7 @@ export class RuntimeNode {
 
   /** Removed from the group and stopped for good: never restarted, no longer checked. */
   retired = false;
+  private diskFilledSinceStart = false;
 
   /** `init`: a founding member's membership, or a joiner that waits to be added. */
   constructor(
@@ -373,6 +374,7 @@ export class RuntimeNode {
     if (this.host !== null) throw new Error(`node ${this.id} is already running`);
     const { scheduler, hub, random } = this.settings;
     this.incarnationCount++;
+    this.diskFilledSinceStart = this.diskFull;
     const timers = new SimTimers(scheduler, random.fork(`thaws ${this.incarnationCount}`));
     const transport = hub.createTransport(this.id);
     const gate = (run: () => void, source: string): void => timers.deliver(run, source);
@@ -436,6 +438,26 @@ export class RuntimeNode {
    * runs again), the disk keeps a random prefix of its unsynced writes and the state machine
    * store reverts to its last sync. Returns how many unsynced Raft writes were lost.
    */
+  /** Whether the node's write-ahead log disk is full (only with `walDisks`). */
+  get diskFull(): boolean {
+    return this.walDisk?.full ?? false;
+  }
+
+  /**
+   * Whether the disk was full at some time since the running incarnation started: its log may
+   * have refused writes (DiskFullError), which lasts until a restart even once there is room.
+   */
+  get diskFilledWhileUp(): boolean {
+    return this.diskFilledSinceStart;
+  }
+
+  /** Fills or frees the node's write-ahead log disk; without `walDisks` there is none to fill. */
+  setDiskFull(full: boolean): void {
+    if (this.walDisk === null) throw new Error(`node ${this.id} has no write-ahead log disk to fill`);
+    this.walDisk.full = full;
+    if (full && this.host !== null) this.diskFilledSinceStart = true;
+  }
+
   crash(): number {
     if (this.host === null) throw new Error(`node ${this.id} is not running`);
     this.timers?.kill();

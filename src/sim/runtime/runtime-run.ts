@@ -30,6 +30,7 @@ import { RuntimeNode, type RuntimeNodeSettings } from "./runtime-node.js";
 import { SimTransportHub } from "./sim-transport.js";
 import {
   startClockJumpLoop,
+  startDiskFullLoop,
   startCrashLoop,
   startFreezeLoop,
   startPartitionLoop,
@@ -102,6 +103,12 @@ export interface RuntimeSimulationOptions {
    */
   readonly clockJumpMeanIntervalMs?: number;
   /**
+   * With `walDisks`: fill one node's write-ahead log disk this often (mean virtual ms), for
+   * 100 ms to 2 s; its host stops on the full disk, and restarts once the disk has room.
+   * Absent: disks never fill.
+   */
+  readonly diskFullMeanIntervalMs?: number;
+  /**
    * Split the keyspace under load and faults (split-run.ts): every node runs its placement
    * layer, clients go through its router, a random node splits a random key this often (mean
    * virtual ms). Not with the membership profile (membership changes reach range 1 only).
@@ -158,6 +165,10 @@ export interface RuntimeStats extends RuntimeClientCounters, SplitStats, MergeSt
   freezes: number;
   /** Wall-clock steps (with `clockJumpMeanIntervalMs`). */
   clockJumps: number;
+  /** Disks that filled up (with `diskFullMeanIntervalMs`). */
+  diskFulls: number;
+  /** Hosts that stopped on a full disk, as they must. */
+  fullDiskStops: number;
 }
 
 export interface RuntimeSimulationResult {
@@ -173,6 +184,8 @@ export interface RuntimeSimulationResult {
 const TICK_MS = 20;
 /** How long a freeze lasts: from one tick to 15 election timeouts (10 ticks each). */
 const FREEZE_DURATION_MS: MsRange = [TICK_MS, 150 * TICK_MS];
+/** How long a disk stays full: 100 ms to 2 s. */
+const DISK_FULL_DURATION_MS: MsRange = [5 * TICK_MS, 100 * TICK_MS];
 /** The largest wall-clock step, either way: 10 minutes. */
 const MAX_CLOCK_JUMP_MS = 10 * 60 * 1000;
 const SETTLE_LIMIT_MS = 20_000;
@@ -223,6 +236,8 @@ class RuntimeRun {
     autoCompactions: 0,
     freezes: 0,
     clockJumps: 0,
+    diskFulls: 0,
+    fullDiskStops: 0,
   };
   private readonly applyCheck = new ApplyCheck({
     violation: (invariant, detail) => this.violation(invariant, detail),
@@ -241,6 +256,12 @@ class RuntimeRun {
       this.stats.leaderChanges++;
       this.trace.add(this.scheduler.now, `n${node.id} leads term ${term}`);
     },
+    stoppedOnFullDisk: (node) => {
+      this.stats.fullDiskStops++;
+      this.trace.add(this.scheduler.now, `n${node.id} stopped: its disk filled up`);
+      // With room again already, the operator restarts it now; else the disk-full loop does once there is.
+      if (!node.diskFull) this.scheduler.after(TICK_MS, () => this.restart(node));
+    },
   });
   private nextOperationId = 0;
   private faultsActive = true;
@@ -256,6 +277,9 @@ class RuntimeRun {
       throw new Error(
         `splits do not run with the ${options.profile} profile (membership changes reach range 1 only)`,
       );
+    }
+    if (options.diskFullMeanIntervalMs !== undefined && options.walDisks !== true) {
+      throw new Error("full disks are simulated on the write-ahead log's disks only (walDisks)");
     }
     if (!this.splits && options.autoCompactionRetentionMs !== undefined) {
       throw new Error("auto-compaction runs on a split keyspace only (set splitMeanIntervalMs too)");
@@ -424,6 +448,15 @@ class RuntimeRun {
         () => this.stats.clockJumps++,
       );
     }
+    const diskFullMeanIntervalMs = this.options.diskFullMeanIntervalMs;
+    if (diskFullMeanIntervalMs !== undefined) {
+      startDiskFullLoop(
+        cluster,
+        { meanIntervalMs: diskFullMeanIntervalMs, durationMs: DISK_FULL_DURATION_MS },
+        this.random.fork("faults/disk-full"),
+        { filled: () => this.stats.diskFulls++, restart: (node) => this.restart(node) },
+      );
+    }
     if (crashes !== null) {
       const meanIntervalMs = this.options.crashMeanIntervalMs ?? crashes.meanIntervalMs;
       startCrashLoop(cluster, { ...crashes, meanIntervalMs }, this.random.fork("faults/crashes"), {
@@ -557,6 +590,7 @@ class RuntimeRun {
     this.hub.network.setConditions({ ...this.profile.network, lossRate: 0, duplicateRate: 0, slowRate: 0 });
     for (const node of this.nodes) {
       node.thaw();
+      if (node.diskFull) node.setDiskFull(false);
       // Compactions end with the faults, as the split and merge loops do: the final checks
       // compare replicas with their leaders, which a compaction still committing would race.
       node.stopAutoCompaction();

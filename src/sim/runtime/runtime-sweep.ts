@@ -31,6 +31,8 @@ export interface RuntimeSweepOptions {
   readonly freezeMeanIntervalMs?: number;
   /** Step nodes' wall clocks (runtime-run.ts `clockJumpMeanIntervalMs`). */
   readonly clockJumpMeanIntervalMs?: number;
+  /** Fill write-ahead log disks (runtime-run.ts `diskFullMeanIntervalMs`; needs walDisks). */
+  readonly diskFullMeanIntervalMs?: number;
   readonly clusterSize?: 3 | 5;
   /** Split the keyspace under load (runtime-run.ts `splitMeanIntervalMs`). */
   readonly splitMeanIntervalMs?: number;
@@ -86,6 +88,7 @@ export async function sweepRuntime(options: RuntimeSweepOptions): Promise<Runtim
       crashMeanIntervalMs: options.crashMeanIntervalMs,
       freezeMeanIntervalMs: options.freezeMeanIntervalMs,
       clockJumpMeanIntervalMs: options.clockJumpMeanIntervalMs,
+      diskFullMeanIntervalMs: options.diskFullMeanIntervalMs,
       clusterSize: options.clusterSize,
       splitMeanIntervalMs: options.splitMeanIntervalMs,
       splitLosesKey: options.splitLosesKey,
@@ -117,6 +120,7 @@ export interface RuntimeReplaySettings {
   readonly crashMeanIntervalMs?: number;
   readonly freezeMeanIntervalMs?: number;
   readonly clockJumpMeanIntervalMs?: number;
+  readonly diskFullMeanIntervalMs?: number;
   readonly ackBeforeSync?: boolean;
   readonly walDisks?: boolean;
   readonly clusterSize?: 3 | 5;
@@ -144,6 +148,9 @@ export function describeRuntimeFailure(
       : "",
     settings.ackBeforeSync === true ? "--ack-before-sync" : "",
     settings.walDisks === true ? "--wal" : "",
+    settings.diskFullMeanIntervalMs !== undefined
+      ? `--disk-full-interval ${settings.diskFullMeanIntervalMs}`
+      : "",
     settings.clusterSize !== undefined ? `--nodes ${settings.clusterSize}` : "",
     settings.splitMeanIntervalMs !== undefined
       ? `--splits --split-interval ${settings.splitMeanIntervalMs}`

@@ -11,6 +11,8 @@
  * allowed; the checks (no lost acknowledged write, linearizability) judge the outcome.
  *
  * Small writes complete at once (INSTANT_WRITE_BYTES), so the engine's syncNow path runs too.
+ * A full filesystem (`full`) fails every write and new segment with ENOSPC, landing nothing:
+ * the engine refuses writes from then on (DiskFullError) and the node's host stops on it.
  *
  * With `lazyWriteBack` (the deliberate `--ack-before-sync` bug) a write resolves at once and
  * reaches the disk that many latencies later, as a lying write cache would.
@@ -47,6 +49,8 @@ class SimWalDirectory implements WalDirectory {
   private generation = 0;
   /** How the process learns of a completed write: at once, or held while it is frozen (SimTimers.deliver). */
   gate: (run: () => void, source: string) => void = (run) => run();
+  /** The filesystem has no room: writes and new segments fail with ENOSPC, nothing lands. */
+  full = false;
 
   constructor(
     name: string,
@@ -76,6 +80,7 @@ class SimWalDirectory implements WalDirectory {
   }
 
   async createSegment(sequence: number): Promise<SegmentFile> {
+    if (this.full) throw noSpace(this.path);
     if (this.files.has(sequence)) throw new Error(`${this.path}: segment ${sequence} exists`);
     this.files.set(sequence, new Uint8Array(0));
     await this.latency();
@@ -88,7 +93,7 @@ class SimWalDirectory implements WalDirectory {
   }
 
   freeBytes(): number {
-    return Number.MAX_SAFE_INTEGER;
+    return this.full ? 0 : Number.MAX_SAFE_INTEGER;
   }
 
   /** Power loss: every write in flight lands whole, torn or not at all. Returns how many did not land whole. */
@@ -107,6 +112,7 @@ class SimWalDirectory implements WalDirectory {
   private segmentFile(sequence: number): SegmentFile {
     return {
       write: (bytes, position) => {
+        if (this.full) return Promise.reject(noSpace(this.path));
         const write: InFlightWrite = { sequence, bytes: bytes.slice(), position };
         this.inFlight.add(write);
         const generation = this.generation;
@@ -122,6 +128,7 @@ class SimWalDirectory implements WalDirectory {
         });
       },
       writeNow: (bytes, position) => {
+        if (this.full) throw noSpace(this.path);
         if (bytes.byteLength > INSTANT_WRITE_BYTES || this.lazyWriteBack !== null) return false;
         this.land(sequence, bytes, position);
         return true;
@@ -159,6 +166,14 @@ class SimWalDirectory implements WalDirectory {
       });
     });
   }
+}
+
+/** What a write on a full filesystem fails with (errno ENOSPC, as Node reports it). */
+function noSpace(path: string): Error {
+  return Object.assign(new Error(`ENOSPC: no space left on device, write (${path})`), {
+    code: "ENOSPC",
+    errno: -28,
+  });
 }
 
 const SILENT: StorageLogger = { warn: () => undefined };
@@ -206,6 +221,15 @@ export class SimWalDisk implements StorageEngine {
   /** How the process learns of a completed write (see SimWalDirectory.gate). */
   set gate(gate: (run: () => void, source: string) => void) {
     this.directory.gate = gate;
+  }
+
+  /** Whether the filesystem is full (see SimWalDirectory.full); a full one fails every write. */
+  get full(): boolean {
+    return this.directory.full;
+  }
+
+  set full(full: boolean) {
+    this.directory.full = full;
   }
 
   /** Power loss: writes in flight land whole, torn or not at all. Returns the damaged writes. */
