@@ -78,7 +78,6 @@ export function newTransportCounters(): TransportCounters {
   };
 }
 
-/** A send that did not complete, e.g. a snapshot the peer never acknowledged. */
 /** Frame bytes exchanged with one peer, headers included. */
 export interface PeerTrafficCounts {
   /** Frame bytes, headers included. */
@@ -88,14 +87,14 @@ export interface PeerTrafficCounts {
   readonly messagesDropped: number;
 }
 
+/** PeerTrafficCounts as PeerTraffic keeps them, growing. */
+type RunningPeerCounts = { -readonly [K in keyof PeerTrafficCounts]: number };
+
 /**
  * Traffic per peer (etcd's `etcd_network_peer_*_bytes_total` and `_sent_failures_total`): frame
  * bytes, counted once a connection knows its peer (dialed, or past the handshake), and the
  * messages for it that were dropped; the totals in TransportCounters count all.
  */
-/** PeerTrafficCounts as PeerTraffic keeps them, growing. */
-type RunningPeerCounts = { -readonly [K in keyof PeerTrafficCounts]: number };
-
 export class PeerTraffic {
   private readonly byPeer = new Map<NodeId, RunningPeerCounts>();
 
@@ -127,6 +126,7 @@ export class PeerTraffic {
   }
 }
 
+/** A send that did not complete, e.g. a snapshot the peer never acknowledged. */
 export class TransportError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
