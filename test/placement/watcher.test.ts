@@ -2,7 +2,8 @@
 // watch (no time passes), rare polls while watching, polling alone when there is no watch, a
 // full reload when deltas are gone, a cancelled or failing watch reopened by the next poll,
 // random saves followed exactly, undecodable or gapped deltas from the watch answered by a
-// refresh, and a stop that leaves no timer behind.
+// refresh, a stop that leaves no timer behind, and reads failing while no leader is known
+// retried quietly before they are warned about.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
@@ -12,7 +13,12 @@ import { RouteCatalog } from "../../src/placement/catalog/catalog.js";
 import { encodeDelta } from "../../src/placement/catalog/codec.js";
 import { MemoryMetaKv } from "../../src/placement/catalog/memory-meta-kv.js";
 import type { MetaRangeWatch } from "../../src/placement/catalog/meta-kv.js";
-import { RouteWatcher, type CatalogSource } from "../../src/placement/routes/watcher.js";
+import { NotLeaderError } from "../../src/node/errors.js";
+import {
+  QUIET_RETRYABLE_FAILURES,
+  RouteWatcher,
+  type CatalogSource,
+} from "../../src/placement/routes/watcher.js";
 import { RecordingLogger, VirtualTime } from "../node/harness.js";
 import { plain, split, validCatalog } from "./arbitraries.js";
 
@@ -201,5 +207,65 @@ test("an undecodable or gapped delta from the watch is counted and answered by a
   await catalog.save(1, split(["q"], 8));
   await until(() => watcher.table.version === 2, "version 2 after the refusals");
   await matchesCatalog(watcher, catalog);
+  await watcher.stop();
+});
+
+/** The catalog, whose next `failures` reads fail as a replica with no known leader does. */
+class LeaderlessCatalog implements CatalogSource {
+  failures = 0;
+  failed = 0;
+  constructor(private readonly catalog: RouteCatalog) {}
+  get keys() {
+    return this.catalog.keys;
+  }
+  snapshot() {
+    return this.read(() => this.catalog.snapshot());
+  }
+  deltasSince(version: number) {
+    return this.read(() => this.catalog.deltasSince(version));
+  }
+  private read<T>(run: () => Promise<T>): Promise<T> {
+    if (this.failures === 0) return run();
+    this.failures -= 1;
+    this.failed += 1;
+    return Promise.reject(new NotLeaderError(1));
+  }
+}
+
+test("reads failing while no leader is known are retried quietly, then warned about; a success resets the count", async () => {
+  const kv = new MemoryMetaKv();
+  const catalog = new RouteCatalog(kv);
+  await catalog.initialize();
+  const source = new LeaderlessCatalog(catalog);
+  const time = new VirtualTime();
+  const logger = new RecordingLogger();
+  const watcher = new RouteWatcher({ catalog: source, timers: time.timers, pollIntervalMs: POLL_MS, logger });
+  /** Polls until `count` reads in all have failed, each poll once the last one has ended. */
+  const pollUntilFailed = async (count: number) => {
+    while (source.failed < count) {
+      const failed = source.failed;
+      time.advance(POLL_MS);
+      await until(() => source.failed === failed + 1, `failed read ${failed + 1}`);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  };
+  // A start while the meta range elects its leader: every read fails for a while.
+  source.failures = QUIET_RETRYABLE_FAILURES;
+  watcher.start();
+  await until(() => source.failed === 1, "the first failed read");
+  await new Promise((resolve) => setImmediate(resolve));
+  await pollUntilFailed(QUIET_RETRYABLE_FAILURES);
+  time.advance(POLL_MS);
+  await until(() => watcher.table.version === 1, "the load once a leader is known");
+  assert.deepEqual(logger.warnings, [], "an election at start is no cause for a warning");
+
+  // Failures that go on past the quiet ones are warned about, each of them.
+  source.failures = QUIET_RETRYABLE_FAILURES + 2;
+  await new Promise((resolve) => setImmediate(resolve));
+  await pollUntilFailed(2 * QUIET_RETRYABLE_FAILURES + 2);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(logger.warnings.length, 2);
+  assert.match(logger.warnings[0]!, /route poll failed.*no leader is known here/);
+  assert.equal(watcher.counters.errors, 2 * QUIET_RETRYABLE_FAILURES + 2);
   await watcher.stop();
 });

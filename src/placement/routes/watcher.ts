@@ -6,7 +6,9 @@
  * while one is open) it asks the catalog for the deltas after the table's version, and
  * reopens the watch if it ended. Whatever does not fit — a delta that is not the next
  * version, an invalid result, deltas pruned away — leads to a full snapshot reload.
- * Refreshes run one at a time; a request during one runs it again once it ends.
+ * Refreshes run one at a time; a request during one runs it again once it ends. A read that
+ * fails because no leader is known yet (every start) is retried quietly at first
+ * (QUIET_RETRYABLE_FAILURES).
  *
  * Why polls are rare while watching: each is a linearizable read of the meta range, which
  * keeps that range from quiescing: on an idle three-member cluster, polling every second cost
@@ -58,6 +60,12 @@ export interface RouteWatcherCounters {
 
 /** Delta reads one refresh makes at most before leaving the rest to the next one. */
 const MAX_DELTA_ROUNDS = 100;
+/**
+ * Retryable failures in a row (no leader known here yet: the meta range is electing one, as
+ * on every start) logged at debug level before they become warnings: an election takes a
+ * fraction of the poll interval, so only failures that last several polls say something is wrong.
+ */
+export const QUIET_RETRYABLE_FAILURES = 4;
 
 const silentLogger: Logger = { warn: () => undefined, info: () => undefined };
 
@@ -81,6 +89,8 @@ export class RouteWatcher {
   private watchLoop: Promise<void> | null = null;
   private refreshing: Promise<void> | null = null;
   private refreshAgain = false;
+  /** Retryable failures since the last refresh that succeeded (see QUIET_RETRYABLE_FAILURES). */
+  private retryableFailuresInARow = 0;
 
   constructor(private readonly options: RouteWatcherOptions) {
     this.table = options.table ?? new RouteTable();
@@ -127,6 +137,7 @@ export class RouteWatcher {
           this.refreshAgain = false;
           await this.catchUp();
         } while (this.refreshAgain && !this.stopped);
+        this.retryableFailuresInARow = 0;
       } finally {
         this.refreshing = null;
       }
@@ -251,6 +262,12 @@ export class RouteWatcher {
 
   private fail(error: unknown, message: string): void {
     this.counters.errors += 1;
-    this.logger.warn({ error: error instanceof Error ? error.message : String(error) }, message);
+    const fields = { error: error instanceof Error ? error.message : String(error) };
+    const retryable = (error as { retryable?: unknown } | null)?.retryable === true;
+    if (retryable && ++this.retryableFailuresInARow <= QUIET_RETRYABLE_FAILURES) {
+      this.logger.debug?.(fields, message);
+    } else {
+      this.logger.warn(fields, message);
+    }
   }
 }
