@@ -384,7 +384,13 @@ export async function openEmbedded(options: OpenOptions): Promise<EmbeddedConcor
             stateMachineCommits: { engine: stateMachineKv, clock: () => performance.now() },
             ...(tcp === null
               ? {}
-              : { peers: { traffic: () => tcp.traffic.snapshot(), connected: () => tcp.connectedPeers() } }),
+              : {
+                  peers: {
+                    traffic: () => tcp.traffic.snapshot(),
+                    connected: () => tcp.connectedPeers(),
+                    observeSnapshots: (listener) => tcp.observeSnapshots(() => performance.now(), listener),
+                  },
+                }),
             kv: parts.kv,
             rangeAdmin: parts.rangeAdmin,
             rangeChanges: () =>

@@ -14,6 +14,7 @@ import {
 } from "./control-codec.js";
 import { FrameKind } from "./frame.js";
 import { SnapshotAssembler, SnapshotTransferError } from "./snapshot-stream.js";
+import type { NodeId } from "../raft/types.js";
 import type { Envelope, Logger, TransportCounters } from "./transport.js";
 
 export interface SnapshotReceiverContext {
@@ -24,10 +25,20 @@ export interface SnapshotReceiverContext {
   checkRoute(connection: FramedConnection, header: Envelope): void;
   /** Hands a complete snapshot to the receive handler; false if the handler failed. */
   deliver(envelope: Envelope): boolean;
+  /** When a transfer starts, for `ended` (TcpTransport.observeSnapshots's clock). */
+  now(): number;
+  /** A transfer from `peer` that started at `startedAt` ended, taken or discarded. */
+  ended(peer: NodeId | null, succeeded: boolean, startedAt: number): void;
+}
+
+/** A transfer in progress: its chunks so far, and when its first one came. */
+interface IncomingTransfer {
+  readonly assembler: SnapshotAssembler;
+  readonly startedAt: number;
 }
 
 export class SnapshotReceiver {
-  private readonly transfers = new Map<FramedConnection, Map<number, SnapshotAssembler>>();
+  private readonly transfers = new Map<FramedConnection, Map<number, IncomingTransfer>>();
 
   constructor(private readonly context: SnapshotReceiverContext) {}
 
@@ -37,37 +48,43 @@ export class SnapshotReceiver {
       transfers = new Map();
       this.transfers.set(connection, transfers);
     }
-    let assembler = transfers.get(chunk.transferId);
+    let transfer = transfers.get(chunk.transferId);
     if (chunk.header !== null) {
-      if (assembler !== undefined)
+      if (transfer !== undefined)
         throw new ProtocolError(`snapshot transfer ${chunk.transferId} started twice`);
       this.context.checkRoute(connection, chunk.header);
+      const startedAt = this.context.now();
       try {
-        assembler = new SnapshotAssembler(chunk.header, this.context.maxSnapshotBytes);
+        transfer = {
+          assembler: new SnapshotAssembler(chunk.header, this.context.maxSnapshotBytes),
+          startedAt,
+        };
       } catch (error) {
         if (!(error instanceof SnapshotTransferError)) throw error;
-        this.reject(connection, chunk.transferId, error.reason);
+        this.reject(connection, chunk.transferId, error.reason, startedAt);
         return;
       }
-      transfers.set(chunk.transferId, assembler);
-    } else if (assembler === undefined) {
+      transfers.set(chunk.transferId, transfer);
+    } else if (transfer === undefined) {
       // The rest of a transfer already discarded (rejected here or cancelled by the sender).
       return;
     }
     let complete: Envelope | null;
     try {
-      complete = assembler.add(chunk);
+      complete = transfer.assembler.add(chunk);
     } catch (error) {
       if (!(error instanceof SnapshotTransferError)) throw error;
       transfers.delete(chunk.transferId);
-      this.reject(connection, chunk.transferId, error.reason);
+      this.reject(connection, chunk.transferId, error.reason, transfer.startedAt);
       return;
     }
     if (complete === null) return;
     transfers.delete(chunk.transferId);
     this.context.counters.snapshotsReceived++;
     this.context.counters.messagesReceived++;
-    const status: SnapshotStatus = this.context.deliver(complete)
+    const taken = this.context.deliver(complete);
+    this.context.ended(connection.peerId, taken, transfer.startedAt);
+    const status: SnapshotStatus = taken
       ? { transferId: chunk.transferId, outcome: SnapshotOutcome.Accepted, reason: "" }
       : {
           transferId: chunk.transferId,
@@ -79,8 +96,12 @@ export class SnapshotReceiver {
 
   /** The sender gave up on a transfer. */
   onCancelled(connection: FramedConnection, status: SnapshotStatus): void {
-    if (this.transfers.get(connection)?.delete(status.transferId) !== true) return;
+    const transfers = this.transfers.get(connection);
+    const transfer = transfers?.get(status.transferId);
+    if (transfers === undefined || transfer === undefined) return;
+    transfers.delete(status.transferId);
     this.context.counters.snapshotsDiscarded++;
+    this.context.ended(connection.peerId, false, transfer.startedAt);
     this.context.logger.info(
       { peer: connection.peerId, transferId: status.transferId, reason: status.reason },
       "peer cancelled its snapshot transfer",
@@ -92,11 +113,14 @@ export class SnapshotReceiver {
     const transfers = this.transfers.get(connection);
     if (transfers === undefined) return;
     this.context.counters.snapshotsDiscarded += transfers.size;
+    for (const transfer of transfers.values())
+      this.context.ended(connection.peerId, false, transfer.startedAt);
     this.transfers.delete(connection);
   }
 
-  private reject(connection: FramedConnection, transferId: number, reason: string): void {
+  private reject(connection: FramedConnection, transferId: number, reason: string, startedAt: number): void {
     this.context.counters.snapshotsDiscarded++;
+    this.context.ended(connection.peerId, false, startedAt);
     this.context.logger.warn({ peer: connection.peerId, transferId, reason }, "discarding incoming snapshot");
     const status: SnapshotStatus = { transferId, outcome: SnapshotOutcome.Rejected, reason };
     connection.send(FrameKind.SnapshotStatus, encodeSnapshotStatus(status));

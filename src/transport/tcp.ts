@@ -46,6 +46,8 @@ import {
   type Logger,
   type ReceiveHandler,
   type SnapshotData,
+  type SnapshotTransferListener,
+  type SnapshotTransferOutcome,
   type Transport,
   type TransportCounters,
   type UnreachableHandler,
@@ -125,6 +127,10 @@ export class TcpTransport implements Transport {
   private lifecycle: LifeCycle = "new";
   private receiveHandler: ReceiveHandler | null = null;
   private unreachableHandler: UnreachableHandler | null = null;
+  private snapshotObserver: {
+    readonly clock: () => number;
+    readonly listener: SnapshotTransferListener;
+  } | null = null;
 
   constructor(options: TcpTransportOptions) {
     if (!Number.isSafeInteger(options.nodeId) || options.nodeId <= 0) {
@@ -158,6 +164,10 @@ export class TcpTransport implements Transport {
       logger: this.logger,
       checkRoute: (connection, header) => this.checkEnvelopeRoute(connection, header),
       deliver: (envelope) => this.deliver(envelope),
+      now: () => this.snapshotObserver?.clock() ?? 0,
+      ended: (peer, succeeded, startedAt) => {
+        if (peer !== null) this.tellSnapshotEnded(peer, "receive", succeeded, startedAt);
+      },
     });
     for (const [id, address] of options.peers ?? []) this.addPeer(id, address);
   }
@@ -293,11 +303,43 @@ export class TcpTransport implements Transport {
     }
   }
 
+  /**
+   * Tells `listener` of every later snapshot transfer that ends, sent or received, succeeded or
+   * not, timed on `clock` (milliseconds that never go backwards). One observer at a time (an
+   * Error for a second); the function returned removes it.
+   */
+  observeSnapshots(clock: () => number, listener: SnapshotTransferListener): () => void {
+    if (this.snapshotObserver !== null) throw new Error("snapshot transfers are observed already");
+    const observer = { clock, listener };
+    this.snapshotObserver = observer;
+    return () => {
+      if (this.snapshotObserver === observer) this.snapshotObserver = null;
+    };
+  }
+
+  private tellSnapshotEnded(
+    peer: NodeId,
+    direction: SnapshotTransferOutcome["direction"],
+    succeeded: boolean,
+    startedAt: number,
+  ): void {
+    const observer = this.snapshotObserver;
+    if (observer === null) return;
+    const milliseconds = Math.max(0, observer.clock() - startedAt);
+    try {
+      observer.listener({ peer, direction, succeeded, milliseconds });
+    } catch (error) {
+      this.logger.warn({ error: String(error) }, "a snapshot transfer observer failed");
+    }
+  }
+
   async sendSnapshot(to: NodeId, groupId: number, message: Message, data: SnapshotData): Promise<void> {
     checkSnapshotMessage(this.nodeId, to, message);
+    const startedAt = this.snapshotObserver?.clock() ?? 0;
     const connection = this.peers.get(to)?.connection ?? null;
     if (this.lifecycle !== "running" || connection === null) {
       this.counters.snapshotsSendFailed++;
+      this.tellSnapshotEnded(to, "send", false, startedAt);
       throw new TransportError(`cannot send a snapshot to node ${to}: not connected`);
     }
     const transfer = new OutgoingSnapshot(this.nextTransferId++, to, connection);
@@ -315,8 +357,10 @@ export class TcpTransport implements Transport {
       });
       await transfer.outcome();
       this.counters.snapshotsSent++;
+      this.tellSnapshotEnded(to, "send", true, startedAt);
     } catch (error) {
       this.counters.snapshotsSendFailed++;
+      this.tellSnapshotEnded(to, "send", false, startedAt);
       const failure = transfer.fail(error);
       this.logger.warn({ peer: to, groupId, reason: failure.message }, "snapshot transfer failed");
       throw failure;

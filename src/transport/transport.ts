@@ -126,6 +126,19 @@ export class PeerTraffic {
   }
 }
 
+/** A snapshot transfer that ended, to or from one peer (etcd's `etcd_network_snapshot_*`). */
+export interface SnapshotTransferOutcome {
+  readonly peer: NodeId;
+  readonly direction: "send" | "receive";
+  /** Sent: the peer accepted it. Received: it arrived whole and the receive handler took it. */
+  readonly succeeded: boolean;
+  /** From the transfer's start to its outcome, on the observer's clock. */
+  readonly milliseconds: number;
+}
+
+/** Told of every snapshot transfer that ends (TcpTransport.observeSnapshots). */
+export type SnapshotTransferListener = (outcome: SnapshotTransferOutcome) => void;
+
 /** A send that did not complete, e.g. a snapshot the peer never acknowledged. */
 export class TransportError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {

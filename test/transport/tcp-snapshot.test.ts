@@ -8,7 +8,7 @@ import { EMPTY_CONF_STATE, MessageType, message, type Message, type NodeId } fro
 import { decodeSnapshotChunk, encodeSnapshotChunk } from "../../src/transport/control-codec.js";
 import { encodeFrame, FrameDecoder, FrameKind, type Frame } from "../../src/transport/frame.js";
 import type { PeerAddress } from "../../src/transport/tcp.js";
-import { TransportError } from "../../src/transport/transport.js";
+import { TransportError, type SnapshotTransferOutcome } from "../../src/transport/transport.js";
 import { appEnvelope, payloadOf, startNode, waitConnected, waitFor, type TestNode } from "./helpers.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -123,6 +123,12 @@ describe("TcpTransport snapshots", () => {
       return { kind: frame.kind, payload: encodeSnapshotChunk({ ...chunk, data }) };
     });
     const data = snapshotData(SIZE);
+    const ended: SnapshotTransferOutcome[] = [];
+    let clock = 0;
+    const tick = () => (clock += 5);
+    a.transport.observeSnapshots(tick, (outcome) => ended.push(outcome));
+    b.transport.observeSnapshots(tick, (outcome) => ended.push(outcome));
+    assert.throws(() => a.transport.observeSnapshots(tick, () => undefined), /observed already/);
 
     await assert.rejects(
       a.transport.sendSnapshot(2, 5, snapMessage(1, 2), streamOf(data)),
@@ -149,6 +155,15 @@ describe("TcpTransport snapshots", () => {
     assert.equal(snap?.snapshot?.data.length, SIZE);
     const received = snap?.snapshot?.data ?? new Uint8Array(0);
     assert.ok(Buffer.from(received).equals(Buffer.from(data)), "the snapshot data arrives intact");
+    assert.deepEqual(
+      ended.map(({ peer, direction, succeeded }) => `${direction} ${peer} ${succeeded ? "ok" : "failed"}`),
+      ["receive 1 failed", "send 2 failed", "receive 1 ok", "send 2 ok"],
+      "each end tells of each transfer once, with the peer it was with",
+    );
+    assert.ok(
+      ended.every((outcome) => outcome.milliseconds > 0),
+      "timed on the observer's clock",
+    );
 
     // Raft traffic still flows on the same connection.
     a.transport.send(2, appEnvelope(5, 1, 2, "after snapshot"));

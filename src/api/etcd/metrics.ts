@@ -28,7 +28,7 @@ import type { LmdbOrderedKv } from "../../kv/lmdb-engine.js";
 import type { Replica } from "../../node/replica.js";
 import { NONE, type NodeId } from "../../raft/types.js";
 import type { WalStorageEngine } from "../../storage/wal/engine.js";
-import type { PeerTrafficCounts } from "../../transport/transport.js";
+import type { PeerTrafficCounts, SnapshotTransferListener } from "../../transport/transport.js";
 import type { EtcdContext } from "./context.js";
 import type { GrpcMethodCalls } from "./grpc-server.js";
 import type { OpenWatchStreams } from "./watch-service.js";
@@ -102,6 +102,51 @@ export interface PeerNetwork {
   traffic(): ReadonlyMap<NodeId, PeerTrafficCounts>;
   /** Peers with an open connection now. */
   connected(): readonly NodeId[];
+  /** Tells `listener` of every snapshot transfer that ends from now on; returns its removal. */
+  observeSnapshots(listener: SnapshotTransferListener): () => void;
+}
+
+/** etcd's buckets for snapshot transfers: 0.1 s doubling to 51.2 s. */
+const SNAPSHOT_DURATION_BUCKETS = exponentialBuckets(0.1, 2, 10);
+
+/**
+ * etcd's `etcd_network_snapshot_{send,receive}_{success,failures,total_duration_seconds}`, per
+ * peer, fed by each transfer as it ends; returns the listener to feed them.
+ */
+export function snapshotTransferMetrics(registers: Registry[]): SnapshotTransferListener {
+  const byDirection = (direction: "send" | "receive", label: "To" | "From", verb: string) => ({
+    success: new Counter({
+      name: `etcd_network_snapshot_${direction}_success`,
+      help: `Total number of successful snapshot ${verb}s. (Concord: ${
+        direction === "send"
+          ? "the peer verified and took the image"
+          : "the image arrived whole and was taken"
+      }.)`,
+      labelNames: [label],
+      registers,
+    }),
+    failures: new Counter({
+      name: `etcd_network_snapshot_${direction}_failures`,
+      help: `Total number of snapshot ${verb} failures.`,
+      labelNames: [label],
+      registers,
+    }),
+    seconds: new Histogram({
+      name: `etcd_network_snapshot_${direction}_total_duration_seconds`,
+      help: `Total latency distributions of v3 snapshot ${verb}s. (Concord: from the first chunk to the outcome, failures included.)`,
+      labelNames: [label],
+      buckets: SNAPSHOT_DURATION_BUCKETS,
+      registers,
+    }),
+  });
+  const sends = byDirection("send", "To", "send");
+  const receives = byDirection("receive", "From", "receive");
+  return ({ peer, direction, succeeded, milliseconds }) => {
+    const metrics = direction === "send" ? sends : receives;
+    const labels = direction === "send" ? { To: memberIdLabel(peer) } : { From: memberIdLabel(peer) };
+    (succeeded ? metrics.success : metrics.failures).inc(labels);
+    metrics.seconds.observe(labels, milliseconds / 1000);
+  };
 }
 
 /** A member id as etcd writes it in metric labels and logs: hexadecimal, no leading zeros. */
@@ -358,6 +403,8 @@ export class MemberMetrics {
         },
       });
     }
+    const stops: (() => void)[] = [];
+    if (peers !== undefined) stops.push(peers.observeSnapshots(snapshotTransferMetrics(registers)));
     if (rangeChanges !== undefined) {
       const byCause = (counter: Counter, counts: Readonly<Record<string, number>> | undefined) => {
         counter.reset();
@@ -392,7 +439,6 @@ export class MemberMetrics {
         },
       });
     }
-    const stops: (() => void)[] = [];
     if (stateMachineCommits !== undefined) {
       const commits = new Histogram({
         name: "etcd_disk_backend_commit_duration_seconds",
