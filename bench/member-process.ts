@@ -20,15 +20,17 @@ export interface MemberPlan {
 
 /**
  * The flags of a new cluster of `names` on free loopback ports, data dirs under `root`, in
- * etcd's spelling (which `concord start` takes as well).
+ * etcd's spelling (which `concord start` takes as well). Ports come from `port` (tests pass
+ * test/free-port.ts's, which no parallel test file is handed too).
  */
 export async function planMembers(
   root: string,
   names: readonly string[],
   token: string,
+  port: () => Promise<number> = freePort,
 ): Promise<MemberPlan[]> {
   const ports: { name: string; client: number; peer: number }[] = [];
-  for (const name of names) ports.push({ name, client: await freePort(), peer: await freePort() });
+  for (const name of names) ports.push({ name, client: await port(), peer: await port() });
   const initialCluster = ports.map((p) => `${p.name}=http://127.0.0.1:${p.peer}`).join(",");
   return ports.map((p) => ({
     name: p.name,

@@ -5,12 +5,38 @@ import { test } from "node:test";
 import { AmbiguousResultError, ReplicaStoppedError } from "../../src/node/errors.js";
 import { NodeHost } from "../../src/node/host.js";
 import { MemoryStorageEngine } from "../../src/storage/memory.js";
-import { MemoryNetwork } from "../../src/transport/memory.js";
+import type { StorageEngine } from "../../src/storage/contracts.js";
+import { MemoryNetwork, type MemoryTransport } from "../../src/transport/memory.js";
 import { MemoryOrderedKv } from "../../src/kv/memory-engine.js";
 import { EMPTY_CONF_STATE } from "../../src/raft/types.js";
 import { RecordingLogger, TestCluster, VirtualTime, get, put, seededRandom, track } from "./harness.js";
 
 const RANGE = 1;
+
+/** Node 1 alone on `network`, over `engine`, started with its transport. */
+async function startLoneHost(
+  time: VirtualTime,
+  network: MemoryNetwork,
+  engine: StorageEngine,
+  onFailure?: (error: Error) => void,
+): Promise<{ host: NodeHost; transport: MemoryTransport }> {
+  const transport = network.createTransport(1);
+  const host = new NodeHost({
+    nodeId: 1,
+    engine,
+    transport,
+    timers: time.timers,
+    monotonicClock: time.monotonic,
+    wallClock: time.wall,
+    random: seededRandom(1),
+    logger: new RecordingLogger(),
+    ...(onFailure === undefined ? {} : { onFailure }),
+    stateMachine: () => ({ kv: new MemoryOrderedKv(), sync: () => Promise.resolve() }),
+  });
+  await transport.start();
+  host.start();
+  return { host, transport };
+}
 
 test("stop() stops ticking, fails pending requests, and leaves the transport and engine open", async () => {
   const cluster = new TestCluster([1, 2, 3]);
@@ -60,20 +86,7 @@ test("stop() lets the turn in progress finish before it returns", async () => {
       }),
     syncNow: () => false,
   };
-  const transport = network.createTransport(1);
-  const host = new NodeHost({
-    nodeId: 1,
-    engine: slowEngine,
-    transport,
-    timers: time.timers,
-    monotonicClock: time.monotonic,
-    wallClock: time.wall,
-    random: seededRandom(1),
-    logger: new RecordingLogger(),
-    stateMachine: () => ({ kv: new MemoryOrderedKv(), sync: () => Promise.resolve() }),
-  });
-  await transport.start();
-  host.start();
+  const { host, transport } = await startLoneHost(time, network, slowEngine);
   const replica = host.createReplica(RANGE, { bootstrap: { ...EMPTY_CONF_STATE, voters: [1] } });
   for (let i = 0; i < 30 && syncsStarted === 0; i++) {
     time.advance(100);
@@ -117,21 +130,9 @@ for (const [name, failing] of Object.entries(FAILING_SYNCS)) {
       ...failing,
     };
     const reported: Error[] = [];
-    const transport = network.createTransport(1);
-    const host = new NodeHost({
-      nodeId: 1,
-      engine: failingEngine,
-      transport,
-      timers: time.timers,
-      monotonicClock: time.monotonic,
-      wallClock: time.wall,
-      random: seededRandom(1),
-      logger: new RecordingLogger(),
-      onFailure: (error) => reported.push(error),
-      stateMachine: () => ({ kv: new MemoryOrderedKv(), sync: () => Promise.resolve() }),
-    });
-    await transport.start();
-    host.start();
+    const { host, transport } = await startLoneHost(time, network, failingEngine, (error) =>
+      reported.push(error),
+    );
     const replica = host.createReplica(RANGE, { bootstrap: { ...EMPTY_CONF_STATE, voters: [1] } });
     for (let i = 0; i < 30 && host.failure === null; i++) {
       time.advance(100);

@@ -23,6 +23,7 @@ import {
   type MemberProcess,
 } from "../../bench/member-process.js";
 import { listRanges, type ListedRange } from "../../bench/split-throughput.js";
+import { freePort } from "../free-port.js";
 
 const execFileAsync = promisify(execFile);
 const BIN = fileURLToPath(new URL("../../bin/concord", import.meta.url));
@@ -98,7 +99,9 @@ test(
     const members: MemberProcess[] = [];
     const clients: Etcd3[] = [];
     try {
-      const plans = await planMembers(root, ["s1", "s2", "s3"], "process-split");
+      // Ports no parallel test file is handed (EADDRINUSE here once, 2026-11-25: bench's
+      // freePort draws from the kernel's ephemeral range, which outgoing connections share).
+      const plans = await planMembers(root, ["s1", "s2", "s3"], "process-split", freePort);
       for (const plan of plans)
         members.push(spawnMember(BIN, ["start", ...plan.flags, ...SPLIT_FLAGS], plan.clientEndpoint));
       const endpoints = plans.map((plan) => plan.clientEndpoint);

@@ -256,13 +256,13 @@ export class WalStorageEngine implements StorageEngine {
     const segment = this.#segment;
     if (segment === null || this.#checkpointDue()) return false;
     const frame = encodeFrame(this.#pending);
-    if (this.#writeOffset + frame.byteLength > this.#segmentBytes) return false;
     const observer = this.#appendObserver;
     const started = observer === null ? 0 : observer.clock();
     const { bytes, allocated } = withGrowth(frame, this.#writeOffset, this.#allocated);
     let written: boolean;
     try {
-      written = segment.writeNow(bytes, this.#writeOffset);
+      const fits = this.#writeOffset + frame.byteLength <= this.#segmentBytes;
+      written = fits && segment.writeNow(bytes, this.#writeOffset);
     } catch (cause) {
       throw this.#health.fail(cause, frame.byteLength, () => this.#directory.freeBytes());
     }
