@@ -389,6 +389,7 @@ export async function openEmbedded(options: OpenOptions): Promise<EmbeddedConcor
                     traffic: () => tcp.traffic.snapshot(),
                     connected: () => tcp.connectedPeers(),
                     observeSnapshots: (listener) => tcp.observeSnapshots(() => performance.now(), listener),
+                    snapshotsInFlight: () => tcp.snapshotsInFlight(),
                   },
                 }),
             kv: parts.kv,

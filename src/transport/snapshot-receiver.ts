@@ -94,6 +94,16 @@ export class SnapshotReceiver {
     connection.send(FrameKind.SnapshotStatus, encodeSnapshotStatus(status));
   }
 
+  /** Transfers under way now, per peer they come from. */
+  inFlight(): Map<NodeId, number> {
+    const byPeer = new Map<NodeId, number>();
+    for (const [connection, transfers] of this.transfers) {
+      const peer = connection.peerId;
+      if (peer !== null && transfers.size > 0) byPeer.set(peer, (byPeer.get(peer) ?? 0) + transfers.size);
+    }
+    return byPeer;
+  }
+
   /** The sender gave up on a transfer. */
   onCancelled(connection: FramedConnection, status: SnapshotStatus): void {
     const transfers = this.transfers.get(connection);

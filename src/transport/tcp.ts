@@ -48,6 +48,7 @@ import {
   type SnapshotData,
   type SnapshotTransferListener,
   type SnapshotTransferOutcome,
+  type SnapshotsInFlight,
   type Transport,
   type TransportCounters,
   type UnreachableHandler,
@@ -260,6 +261,14 @@ export class TcpTransport implements Transport {
       .filter((p) => p.connection !== null)
       .map((p) => p.id)
       .sort((a, b) => a - b);
+  }
+
+  /** Snapshot transfers under way now, per peer: being sent to it, being received from it. */
+  snapshotsInFlight(): SnapshotsInFlight {
+    const sending = new Map<NodeId, number>();
+    for (const transfer of this.outgoing.values())
+      sending.set(transfer.peer, (sending.get(transfer.peer) ?? 0) + 1);
+    return { sending, receiving: this.receiver.inFlight() };
   }
 
   send(to: NodeId, envelope: Envelope): void {

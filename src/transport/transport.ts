@@ -136,6 +136,12 @@ export interface SnapshotTransferOutcome {
   readonly milliseconds: number;
 }
 
+/** Snapshot transfers under way, per peer (etcd's `etcd_network_snapshot_*_inflights_total`). */
+export interface SnapshotsInFlight {
+  readonly sending: ReadonlyMap<NodeId, number>;
+  readonly receiving: ReadonlyMap<NodeId, number>;
+}
+
 /** Told of every snapshot transfer that ends (TcpTransport.observeSnapshots). */
 export type SnapshotTransferListener = (outcome: SnapshotTransferOutcome) => void;
 

@@ -143,7 +143,11 @@ describe("TcpTransport snapshots", () => {
     assert.equal(b.transport.counters.snapshotsDiscarded, 1);
     assert.equal(b.received.length, 0);
 
-    await a.transport.sendSnapshot(2, 5, snapMessage(1, 2), streamOf(data));
+    const retry = a.transport.sendSnapshot(2, 5, snapMessage(1, 2), streamOf(data));
+    assert.deepEqual([...a.transport.snapshotsInFlight().sending], [[2, 1]], "under way from the call on");
+    await retry;
+    for (const { sending, receiving } of [a.transport.snapshotsInFlight(), b.transport.snapshotsInFlight()])
+      assert.deepEqual([sending.size, receiving.size], [0, 0], "none under way once it ended");
     assert.equal(a.transport.counters.snapshotsSent, 1);
     assert.equal(b.transport.counters.snapshotsReceived, 1);
     const got = b.received[0];

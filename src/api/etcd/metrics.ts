@@ -28,7 +28,11 @@ import type { LmdbOrderedKv } from "../../kv/lmdb-engine.js";
 import type { Replica } from "../../node/replica.js";
 import { NONE, type NodeId } from "../../raft/types.js";
 import type { WalStorageEngine } from "../../storage/wal/engine.js";
-import type { PeerTrafficCounts, SnapshotTransferListener } from "../../transport/transport.js";
+import type {
+  PeerTrafficCounts,
+  SnapshotsInFlight,
+  SnapshotTransferListener,
+} from "../../transport/transport.js";
 import type { EtcdContext } from "./context.js";
 import type { GrpcMethodCalls } from "./grpc-server.js";
 import type { OpenWatchStreams } from "./watch-service.js";
@@ -104,6 +108,8 @@ export interface PeerNetwork {
   connected(): readonly NodeId[];
   /** Tells `listener` of every snapshot transfer that ends from now on; returns its removal. */
   observeSnapshots(listener: SnapshotTransferListener): () => void;
+  /** Snapshot transfers under way now, per peer. */
+  snapshotsInFlight(): SnapshotsInFlight;
 }
 
 /** etcd's buckets for snapshot transfers: 0.1 s doubling to 51.2 s. */
@@ -391,6 +397,23 @@ export class MemberMetrics {
             if (counts.messagesDropped > 0) this.inc({ To: memberIdLabel(peer) }, counts.messagesDropped);
         },
       });
+      for (const [direction, label] of [
+        ["send", "To"],
+        ["receive", "From"],
+      ] as const) {
+        new Gauge({
+          name: `etcd_network_snapshot_${direction}_inflights_total`,
+          help: `Total number of inflight snapshot ${direction}s. (Concord: per peer with one under way now; no series for the others.)`,
+          labelNames: [label],
+          registers,
+          collect() {
+            this.reset();
+            const inFlight = peers.snapshotsInFlight();
+            for (const [peer, count] of direction === "send" ? inFlight.sending : inFlight.receiving)
+              this.set({ [label]: memberIdLabel(peer) }, count);
+          },
+        });
+      }
       new Counter({
         name: "etcd_network_peer_received_bytes_total",
         help: "The total number of bytes received from peers. (Concord: peer transport frames, headers included.)",

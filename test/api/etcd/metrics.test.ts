@@ -245,13 +245,14 @@ test("three members: bytes sent to and received from each peer and the active pe
         "not to itself",
       );
     }
-    // No snapshot has been sent yet; the transport's transfers feed these (snapshot-metrics.test.ts).
+    // No snapshot has been sent yet; the transport's transfers feed these (snapshot-metrics.test.ts,
+    // test/transport/tcp-snapshot.test.ts).
     const text = await (await get("/metrics", three.endpoint(ids[0]!))).text();
-    for (const direction of ["send", "receive"])
-      assert.match(
-        text,
-        new RegExp(`# TYPE etcd_network_snapshot_${direction}_total_duration_seconds histogram`),
-      );
+    for (const direction of ["send", "receive"]) {
+      const series = `etcd_network_snapshot_${direction}`;
+      assert.match(text, new RegExp(`# TYPE ${series}_total_duration_seconds histogram`));
+      assert.match(text, new RegExp(`# TYPE ${series}_inflights_total gauge`));
+    }
   } finally {
     await three.close();
   }
