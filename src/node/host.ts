@@ -549,7 +549,7 @@ export class NodeHost {
     let durableNow = false;
     if (work.some(({ rd }) => rd.mustSync)) {
       durableNow = this.syncsInFlight.size === 0 && this.options.engine.syncNow();
-      synced = durableNow ? Promise.resolve() : this.options.engine.sync();
+      if (!durableNow) synced = this.options.engine.sync();
       this.lastSync = durableNow ? null : synced;
       this.counters.syncs++;
     }

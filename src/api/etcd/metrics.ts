@@ -117,39 +117,61 @@ const SNAPSHOT_DURATION_BUCKETS = exponentialBuckets(0.1, 2, 10);
 
 /**
  * etcd's `etcd_network_snapshot_{send,receive}_{success,failures,total_duration_seconds}`, per
- * peer, fed by each transfer as it ends; returns the listener to feed them.
+ * peer, fed by each transfer as it ends (the listener returned), and
+ * `etcd_network_snapshot_{send,receive}_inflights_total`, read from `inFlight` when scraped (a
+ * peer with none under way has no series).
  */
-export function snapshotTransferMetrics(registers: Registry[]): SnapshotTransferListener {
-  const byDirection = (direction: "send" | "receive", label: "To" | "From", verb: string) => ({
-    success: new Counter({
-      name: `etcd_network_snapshot_${direction}_success`,
-      help: `Total number of successful snapshot ${verb}s. (Concord: ${
-        direction === "send"
-          ? "the peer verified and took the image"
-          : "the image arrived whole and was taken"
-      }.)`,
+export function snapshotTransferMetrics(
+  registers: Registry[],
+  inFlight: () => SnapshotsInFlight,
+): SnapshotTransferListener {
+  const byDirection = (direction: "send" | "receive") => {
+    const label = direction === "send" ? "To" : "From";
+    const labelsOf = (peer: NodeId) => ({ [label]: memberIdLabel(peer) });
+    new Gauge({
+      name: `etcd_network_snapshot_${direction}_inflights_total`,
+      help: `Total number of inflight snapshot ${direction}s. (Concord: per peer with one under way now; no series for the others.)`,
       labelNames: [label],
       registers,
-    }),
-    failures: new Counter({
-      name: `etcd_network_snapshot_${direction}_failures`,
-      help: `Total number of snapshot ${verb} failures.`,
-      labelNames: [label],
-      registers,
-    }),
-    seconds: new Histogram({
-      name: `etcd_network_snapshot_${direction}_total_duration_seconds`,
-      help: `Total latency distributions of v3 snapshot ${verb}s. (Concord: from the first chunk to the outcome, failures included.)`,
-      labelNames: [label],
-      buckets: SNAPSHOT_DURATION_BUCKETS,
-      registers,
-    }),
-  });
-  const sends = byDirection("send", "To", "send");
-  const receives = byDirection("receive", "From", "receive");
+      collect() {
+        this.reset();
+        const now = inFlight();
+        for (const [peer, count] of direction === "send" ? now.sending : now.receiving)
+          this.set(labelsOf(peer), count);
+      },
+    });
+    return {
+      labelsOf,
+      success: new Counter({
+        name: `etcd_network_snapshot_${direction}_success`,
+        help: `Total number of successful snapshot ${direction}s. (Concord: ${
+          direction === "send"
+            ? "the peer verified and took the image"
+            : "the image arrived whole and was taken"
+        }.)`,
+        labelNames: [label],
+        registers,
+      }),
+      failures: new Counter({
+        name: `etcd_network_snapshot_${direction}_failures`,
+        help: `Total number of snapshot ${direction} failures.`,
+        labelNames: [label],
+        registers,
+      }),
+      seconds: new Histogram({
+        name: `etcd_network_snapshot_${direction}_total_duration_seconds`,
+        help: `Total latency distributions of v3 snapshot ${direction}s. (Concord: from the first chunk to the outcome, failures included.)`,
+        labelNames: [label],
+        buckets: SNAPSHOT_DURATION_BUCKETS,
+        registers,
+      }),
+    };
+  };
+  const sends = byDirection("send");
+  const receives = byDirection("receive");
   return ({ peer, direction, succeeded, milliseconds }) => {
     const metrics = direction === "send" ? sends : receives;
-    const labels = direction === "send" ? { To: memberIdLabel(peer) } : { From: memberIdLabel(peer) };
+    const labels = metrics.labelsOf(peer);
     (succeeded ? metrics.success : metrics.failures).inc(labels);
     metrics.seconds.observe(labels, milliseconds / 1000);
   };
@@ -397,23 +419,6 @@ export class MemberMetrics {
             if (counts.messagesDropped > 0) this.inc({ To: memberIdLabel(peer) }, counts.messagesDropped);
         },
       });
-      for (const [direction, label] of [
-        ["send", "To"],
-        ["receive", "From"],
-      ] as const) {
-        new Gauge({
-          name: `etcd_network_snapshot_${direction}_inflights_total`,
-          help: `Total number of inflight snapshot ${direction}s. (Concord: per peer with one under way now; no series for the others.)`,
-          labelNames: [label],
-          registers,
-          collect() {
-            this.reset();
-            const inFlight = peers.snapshotsInFlight();
-            for (const [peer, count] of direction === "send" ? inFlight.sending : inFlight.receiving)
-              this.set({ [label]: memberIdLabel(peer) }, count);
-          },
-        });
-      }
       new Counter({
         name: "etcd_network_peer_received_bytes_total",
         help: "The total number of bytes received from peers. (Concord: peer transport frames, headers included.)",
@@ -427,7 +432,10 @@ export class MemberMetrics {
       });
     }
     const stops: (() => void)[] = [];
-    if (peers !== undefined) stops.push(peers.observeSnapshots(snapshotTransferMetrics(registers)));
+    if (peers !== undefined) {
+      const ended = snapshotTransferMetrics(registers, () => peers.snapshotsInFlight());
+      stops.push(peers.observeSnapshots(ended));
+    }
     if (rangeChanges !== undefined) {
       const byCause = (counter: Counter, counts: Readonly<Record<string, number>> | undefined) => {
         counter.reset();

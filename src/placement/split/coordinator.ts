@@ -22,7 +22,14 @@ import { bytesEqual, compareBytes } from "../../kv/bytes.js";
 import type { CatalogSnapshot, RouteCatalog } from "../catalog/catalog.js";
 import { describeRoute, type RouteDescriptor } from "../catalog/descriptor.js";
 import { SplitConflictError, SplitRefusedError, SplitStateError } from "./errors.js";
-import { boundsOf, isCatalogRace, recoverRoutes, replaceRoute, type RecoveryPass } from "./route-edits.js";
+import {
+  boundsOf,
+  isCatalogRace,
+  recoverRoutes,
+  replaceRoute,
+  RoutesUnderWay,
+  type RecoveryPass,
+} from "./route-edits.js";
 import { SYSTEM_SPAN_END, splitKeyRefusal } from "./split-key.js";
 import { positiveInteger } from "../option-checks.js";
 
@@ -160,11 +167,7 @@ export class SplitCoordinator {
   private readonly ranges: RangeOps;
   private readonly minSplitKey: Uint8Array;
   private readonly maxAttempts: number;
-  /**
-   * Routes whose split() is under way here: recover() leaves them to it. Otherwise the split
-   * loop's recovery pass finished a manual split fenced a moment before, and both counted it.
-   */
-  private readonly underWay = new Set<number>();
+  private readonly underWay = new RoutesUnderWay();
 
   constructor(private readonly options: SplitCoordinatorOptions) {
     this.catalog = options.catalog;
@@ -184,38 +187,36 @@ export class SplitCoordinator {
     splitKey: Uint8Array,
     cause: Exclude<SplitCause, "recovered"> = "manual",
   ): Promise<SplitResult> {
-    const claimed = !this.underWay.has(routeId);
-    if (claimed) this.underWay.add(routeId);
-    try {
-      if (!(splitKey instanceof Uint8Array)) throw new TypeError("splitKey must be a byte array");
-      const snapshot = await this.catalog.snapshot();
-      const route = snapshot.routes.find((r) => r.routeId === routeId);
-      if (route === undefined) throw new SplitRefusedError("unknown-route", routeId, "no such route");
-      if (route.state !== "active") {
-        throw new SplitRefusedError("not-active", routeId, `${describeRoute(route)} is ${route.state}`);
+    return this.underWay.during(routeId, async () => {
+      try {
+        if (!(splitKey instanceof Uint8Array)) throw new TypeError("splitKey must be a byte array");
+        const snapshot = await this.catalog.snapshot();
+        const route = snapshot.routes.find((r) => r.routeId === routeId);
+        if (route === undefined) throw new SplitRefusedError("unknown-route", routeId, "no such route");
+        if (route.state !== "active") {
+          throw new SplitRefusedError("not-active", routeId, `${describeRoute(route)} is ${route.state}`);
+        }
+        const refusal = splitKeyRefusal(boundsOf(route), splitKey, this.minSplitKey);
+        if (refusal !== null) {
+          throw new SplitRefusedError(
+            refusal,
+            routeId,
+            `key ${Buffer.from(splitKey).toString("hex")} for ${describeRoute(route)}`,
+          );
+        }
+        const [rhsRangeId] = await this.catalog.allocateRouteIds(1);
+        const plan: PlannedSplit = { splitKey: splitKey.slice(), rhsRangeId: rhsRangeId! };
+        await this.ranges.fence(route.groupId, plan.splitKey, plan.rhsRangeId);
+        const result = await this.rollForward(routeId, plan, null, cause);
+        if (result === null)
+          throw new SplitStateError(routeId, "the range is neither fenced for the split nor split");
+        return result;
+      } catch (error) {
+        if (error instanceof SplitRefusedError) this.counters.refused += 1;
+        else this.counters.failures += 1;
+        throw error;
       }
-      const refusal = splitKeyRefusal(boundsOf(route), splitKey, this.minSplitKey);
-      if (refusal !== null) {
-        throw new SplitRefusedError(
-          refusal,
-          routeId,
-          `key ${Buffer.from(splitKey).toString("hex")} for ${describeRoute(route)}`,
-        );
-      }
-      const [rhsRangeId] = await this.catalog.allocateRouteIds(1);
-      const plan: PlannedSplit = { splitKey: splitKey.slice(), rhsRangeId: rhsRangeId! };
-      await this.ranges.fence(route.groupId, plan.splitKey, plan.rhsRangeId);
-      const result = await this.rollForward(routeId, plan, null, cause);
-      if (result === null)
-        throw new SplitStateError(routeId, "the range is neither fenced for the split nor split");
-      return result;
-    } catch (error) {
-      if (error instanceof SplitRefusedError) this.counters.refused += 1;
-      else this.counters.failures += 1;
-      throw error;
-    } finally {
-      if (claimed) this.underWay.delete(routeId);
-    }
+    });
   }
 
   /**

@@ -25,7 +25,14 @@ import type { CatalogSnapshot } from "../catalog/catalog.js";
 import { describeRoute, routeContains, type RouteDescriptor } from "../catalog/descriptor.js";
 import type { AppliedMerge, RangeDescription, RangeOps, SplitCatalog } from "./coordinator.js";
 import { MergeConflictError, MergeRefusedError, MergeStateError } from "./errors.js";
-import { boundsOf, isCatalogRace, recoverRoutes, replaceRoute, type RecoveryPass } from "./route-edits.js";
+import {
+  boundsOf,
+  isCatalogRace,
+  recoverRoutes,
+  replaceRoute,
+  RoutesUnderWay,
+  type RecoveryPass,
+} from "./route-edits.js";
 import { positiveInteger } from "../option-checks.js";
 
 /** What the merge coordinator needs of the catalog (RouteCatalog). */
@@ -116,11 +123,7 @@ export class MergeCoordinator {
   };
   private readonly ranges: RangeOps;
   private readonly maxAttempts: number;
-  /**
-   * Routes whose merge() is under way here: recover() leaves them to it. Otherwise the split
-   * loop's recovery pass finished a manual merge waiting for its image, and both counted it.
-   */
-  private readonly underWay = new Set<number>();
+  private readonly underWay = new RoutesUnderWay();
 
   constructor(private readonly options: MergeCoordinatorOptions) {
     this.catalog = options.catalog;
@@ -135,53 +138,55 @@ export class MergeCoordinator {
    * range is merge-fenced, other errors leave a merge that `recover()` finishes.
    */
   async merge(rightRouteId: number, cause: Exclude<MergeCause, "recovered">): Promise<MergeResult> {
-    const claimed = !this.underWay.has(rightRouteId);
-    if (claimed) this.underWay.add(rightRouteId);
-    try {
-      const snapshot = await this.catalog.snapshot();
-      const right = snapshot.routes.find((r) => r.routeId === rightRouteId);
-      if (right === undefined) throw new MergeRefusedError("unknown-route", rightRouteId, "no such route");
-      if (right.start.length === 0) {
-        throw new MergeRefusedError(
-          "first-route",
-          rightRouteId,
-          `${describeRoute(right)} starts the keyspace`,
-        );
+    return this.underWay.during(rightRouteId, async () => {
+      try {
+        const snapshot = await this.catalog.snapshot();
+        const right = snapshot.routes.find((r) => r.routeId === rightRouteId);
+        if (right === undefined) throw new MergeRefusedError("unknown-route", rightRouteId, "no such route");
+        if (right.start.length === 0) {
+          throw new MergeRefusedError(
+            "first-route",
+            rightRouteId,
+            `${describeRoute(right)} starts the keyspace`,
+          );
+        }
+        if (right.state !== "active") {
+          throw new MergeRefusedError(
+            "not-active",
+            rightRouteId,
+            `${describeRoute(right)} is ${right.state}`,
+          );
+        }
+        const left = snapshot.routes.find((r) => r.end !== null && bytesEqual(r.end, right.start));
+        if (left === undefined) throw new MergeStateError(rightRouteId, "no route ends where it starts");
+        if (left.state !== "active") {
+          throw new MergeRefusedError(
+            "left-not-active",
+            rightRouteId,
+            `its left neighbour ${describeRoute(left)} is ${left.state}`,
+          );
+        }
+        const range = await this.ranges.describe(right.groupId);
+        if (range.state === "write-fenced") {
+          throw new MergeRefusedError("fenced", rightRouteId, "its range is fenced for a split");
+        }
+        if (!boundsEqual(range.bounds, boundsOf(right))) {
+          throw new MergeRefusedError(
+            "fenced",
+            rightRouteId,
+            "a split or merge of its range applied and the catalog does not show it yet",
+          );
+        }
+        if (range.state === "active") await this.fence(right);
+        const result = await this.rollForward(right, null, cause, true);
+        if (result === null) throw new MergeStateError(rightRouteId, "the range is not merge-fenced");
+        return result;
+      } catch (error) {
+        if (error instanceof MergeRefusedError) this.counters.refused += 1;
+        else this.counters.failures += 1;
+        throw error;
       }
-      if (right.state !== "active") {
-        throw new MergeRefusedError("not-active", rightRouteId, `${describeRoute(right)} is ${right.state}`);
-      }
-      const left = snapshot.routes.find((r) => r.end !== null && bytesEqual(r.end, right.start));
-      if (left === undefined) throw new MergeStateError(rightRouteId, "no route ends where it starts");
-      if (left.state !== "active") {
-        throw new MergeRefusedError(
-          "left-not-active",
-          rightRouteId,
-          `its left neighbour ${describeRoute(left)} is ${left.state}`,
-        );
-      }
-      const range = await this.ranges.describe(right.groupId);
-      if (range.state === "write-fenced") {
-        throw new MergeRefusedError("fenced", rightRouteId, "its range is fenced for a split");
-      }
-      if (!boundsEqual(range.bounds, boundsOf(right))) {
-        throw new MergeRefusedError(
-          "fenced",
-          rightRouteId,
-          "a split or merge of its range applied and the catalog does not show it yet",
-        );
-      }
-      if (range.state === "active") await this.fence(right);
-      const result = await this.rollForward(right, null, cause, true);
-      if (result === null) throw new MergeStateError(rightRouteId, "the range is not merge-fenced");
-      return result;
-    } catch (error) {
-      if (error instanceof MergeRefusedError) this.counters.refused += 1;
-      else this.counters.failures += 1;
-      throw error;
-    } finally {
-      if (claimed) this.underWay.delete(rightRouteId);
-    }
+    });
   }
 
   /**

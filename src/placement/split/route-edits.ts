@@ -26,6 +26,30 @@ export function isCatalogRace(error: unknown): boolean {
   return error instanceof CatalogVersionMismatchError || error instanceof CatalogConflictError;
 }
 
+/**
+ * Routes whose split() or merge() is under way on one coordinator: its recover() leaves them to
+ * that call. Otherwise the split loop's recovery pass could finish an operation the call had
+ * fenced a moment before, and both would count it.
+ */
+export class RoutesUnderWay {
+  readonly #routes = new Set<number>();
+
+  /** Runs `operation` with `routeId` under way; a call already under way on it keeps the claim. */
+  async during<T>(routeId: number, operation: () => Promise<T>): Promise<T> {
+    if (this.#routes.has(routeId)) return operation();
+    this.#routes.add(routeId);
+    try {
+      return await operation();
+    } finally {
+      this.#routes.delete(routeId);
+    }
+  }
+
+  has(routeId: number): boolean {
+    return this.#routes.has(routeId);
+  }
+}
+
 /** What a recovery pass finished, and the routes it failed on. */
 export interface RecoveryPass<T> {
   readonly completed: readonly T[];

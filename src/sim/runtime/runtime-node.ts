@@ -241,7 +241,7 @@ export class RuntimeNode {
 
   /** Removed from the group and stopped for good: never restarted, no longer checked. */
   retired = false;
-  private diskFilledSinceStart = false;
+  private diskFilledThisIncarnation = false;
 
   /** `init`: a founding member's membership, or a joiner that waits to be added. */
   constructor(
@@ -374,7 +374,7 @@ export class RuntimeNode {
     if (this.host !== null) throw new Error(`node ${this.id} is already running`);
     const { scheduler, hub, random } = this.settings;
     this.incarnationCount++;
-    this.diskFilledSinceStart = this.diskFull;
+    this.diskFilledThisIncarnation = this.diskFull;
     const timers = new SimTimers(scheduler, random.fork(`thaws ${this.incarnationCount}`));
     const transport = hub.createTransport(this.id);
     const gate = (run: () => void, source: string): void => timers.deliver(run, source);
@@ -448,14 +448,14 @@ export class RuntimeNode {
    * have refused writes (DiskFullError), which lasts until a restart even once there is room.
    */
   get diskFilledWhileUp(): boolean {
-    return this.diskFilledSinceStart;
+    return this.diskFilledThisIncarnation;
   }
 
   /** Fills or frees the node's write-ahead log disk; without `walDisks` there is none to fill. */
   setDiskFull(full: boolean): void {
     if (this.walDisk === null) throw new Error(`node ${this.id} has no write-ahead log disk to fill`);
     this.walDisk.full = full;
-    if (full && this.host !== null) this.diskFilledSinceStart = true;
+    if (full && this.host !== null) this.diskFilledThisIncarnation = true;
   }
 
   crash(): number {
