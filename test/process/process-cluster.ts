@@ -10,7 +10,7 @@ import { freePort } from "../free-port.js";
 
 /** The `concord` executable of this checkout. */
 export const CONCORD_BIN = fileURLToPath(new URL("../../bin/concord", import.meta.url));
-/** Generous: a tsx start-up on a loaded two-core machine can take many seconds. */
+/** Generous: a start-up (through tsx when dist/ is stale) on a loaded two-core machine can take many seconds. */
 const START_WAIT_MS = 90_000;
 const EXIT_WAIT_MS = 60_000;
 const LEADER_WAIT_MS = 90_000;
