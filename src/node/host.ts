@@ -51,6 +51,9 @@ type HostState = "new" | "running" | "stopping" | "stopped" | "failed";
  */
 export const REMOVAL_STEP_VERSIONS = 1_000;
 
+/** Told how long a local snapshot took, in milliseconds (NodeHost.observeCheckpoints). */
+export type CheckpointListener = (milliseconds: number) => void;
+
 export class NodeHost {
   readonly nodeId: NodeId;
   readonly counters: NodeHostCounters = newNodeHostCounters();
@@ -64,6 +67,7 @@ export class NodeHost {
   private readonly replicaHost: ReplicaHost;
   private state: HostState = "new";
   private failureCause: Error | null = null;
+  private readonly checkpointListeners = new Set<CheckpointListener>();
   private pendingTicks = 0;
   /** Monotonic time of start(): the origin of the ticks of real time (leaseCatchUp). */
   private ticksOrigin = 0;
@@ -237,6 +241,17 @@ export class NodeHost {
   /** Replicas not fed every tick: quiesced, with nothing pending. */
   get dormantReplicas(): number {
     return this.dormant.size;
+  }
+
+  /**
+   * Tells `listener` how long each local snapshot taken from now on took, in milliseconds of
+   * the host's monotonic clock: the state machine synced to disk and the snapshot recorded
+   * (which lets the log before it be compacted). The function returned removes the listener;
+   * a listener that throws is ignored.
+   */
+  observeCheckpoints(listener: CheckpointListener): () => void {
+    this.checkpointListeners.add(listener);
+    return () => this.checkpointListeners.delete(listener);
   }
 
   /** The error that stopped the host, if one did (a storage failure, a broken invariant). */
@@ -494,7 +509,7 @@ export class NodeHost {
       return rd === null ? [] : [{ replica, rd }];
     });
     if (work.length > 0) await this.runReadies(work);
-    for (const replica of replicas) if (replica.snapshotDue) await replica.takeSnapshot();
+    for (const replica of replicas) if (replica.snapshotDue) await this.checkpoint(replica);
     this.settle(replicas);
     this.scheduleCommitNotices(replicas);
   }
@@ -567,6 +582,21 @@ export class NodeHost {
     // only once durable): apply them, and answer their requests, while the disk syncs.
     for (const { replica, rd } of work) await this.apply(replica, rd);
     for (const { replica, rd } of work) replica.advance(rd, false);
+  }
+
+  /** Takes `replica`'s local snapshot; one that was taken is counted and timed. */
+  private async checkpoint(replica: Replica): Promise<void> {
+    const startedAt = this.options.monotonicClock();
+    if (!(await replica.takeSnapshot())) return;
+    this.counters.checkpoints++;
+    const milliseconds = this.options.monotonicClock() - startedAt;
+    for (const listener of this.checkpointListeners) {
+      try {
+        listener(milliseconds);
+      } catch {
+        // Metrics only: the snapshot was taken all the same.
+      }
+    }
   }
 
   /** Applies a Ready's committed entries, counting an apply that took SLOW_APPLY_MS or more. */

@@ -980,9 +980,12 @@ export class Replica {
     return new Promise((resolve) => this.removalWaiters.push(resolve));
   }
 
-  /** Records a local snapshot at the core's applied index, compacting the log up to it. */
-  async takeSnapshot(): Promise<void> {
-    if (await this.stateMachine.takeSnapshot(this.raw.status().applied)) this.host.counters.checkpoints++;
+  /**
+   * Records a local snapshot at the core's applied index, compacting the log up to it; whether
+   * one was taken (none when the last one is at that index already).
+   */
+  takeSnapshot(): Promise<boolean> {
+    return this.stateMachine.takeSnapshot(this.raw.status().applied);
   }
 
   /** The state machine's image for a follower, read from one consistent view. */

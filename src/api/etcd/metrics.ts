@@ -7,8 +7,9 @@
  * anyway — its NodeHost and replicas, the gRPC server's call counts, the write-ahead log's
  * statistics, the data dir's files — so request paths pay nothing for metrics, except the gRPC
  * server's few additions per call (grpc-server.ts), the peer transport's per-peer byte counts
- * (one addition per frame), one observation per write-ahead-log append and per lmdb commit,
- * and two clock reads per range per turn that applies entries (slow applies, NodeHost).
+ * (one addition per frame), one observation per write-ahead-log append, per lmdb commit and
+ * per local snapshot, and two clock reads per range per turn that applies entries (slow
+ * applies, NodeHost).
  *
  * Names are etcd's where the meaning is the same, so etcd's dashboards and alerts partly work;
  * Concord's own start with `concord_`. etcd's `etcd_server_*` metrics describe its one Raft
@@ -59,7 +60,7 @@ const GRPC_CODE_NAMES: readonly string[] = [
   "Unauthenticated",
 ];
 
-/** etcd's buckets for WAL fsync and backend commit durations: 1 ms to 8 s, doubling. */
+/** etcd's buckets for WAL fsync, backend commit and snapshot save durations: 1 ms to 8 s, doubling. */
 const DISK_DURATION_BUCKETS = exponentialBuckets(0.001, 2, 14);
 
 /**
@@ -201,7 +202,7 @@ function callLabels(calls: GrpcMethodCalls): Record<string, string> {
 export class MemberMetrics {
   /** The member's registry: its own metrics and the process's. */
   readonly registry: Registry;
-  /** Stops timing the write-ahead log's appends and the state machines' commits. */
+  /** Stops timing the write-ahead log's appends, the state machines' commits and the local snapshots. */
   private readonly stopTiming: () => void;
 
   constructor(sources: MemberMetricsSources) {
@@ -501,6 +502,13 @@ export class MemberMetrics {
         },
       });
     }
+    const checkpoints = new Histogram({
+      name: "etcd_debugging_snap_save_total_duration_seconds",
+      help: "The total latency distributions of save called by snapshot. (Concord: each local snapshot of a range's replica: its state machine synced to disk and the snapshot recorded, after which the Raft log before it can be compacted.)",
+      buckets: DISK_DURATION_BUCKETS,
+      registers,
+    });
+    stops.push(host.observeCheckpoints((milliseconds) => checkpoints.observe(milliseconds / 1000)));
     this.stopTiming = () => stops.forEach((stop) => stop());
     this.registry = Registry.merge([processMetrics(), ...registers]);
   }
@@ -515,7 +523,7 @@ export class MemberMetrics {
     return this.registry.metrics();
   }
 
-  /** Stops timing the write-ahead log's appends and the lmdb commits (the member is closing). */
+  /** Stops timing the write-ahead log's appends, the lmdb commits and the local snapshots (the member is closing). */
   close(): void {
     this.stopTiming();
   }

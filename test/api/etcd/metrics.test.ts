@@ -161,6 +161,14 @@ test("GET /metrics: Prometheus's text format; etcd's server metrics of a member 
     sample(samples, 'etcd_disk_wal_fsync_duration_seconds_bucket{le="+Inf"}'),
     sample(samples, "etcd_disk_wal_fsync_duration_seconds_count{}"),
   );
+  // The member's local snapshots are timed, as many as its host counted (each is told to the
+  // histogram: test/node/checkpoint-listener.test.ts).
+  const snapshots = "etcd_debugging_snap_save_total_duration_seconds_count{}";
+  assert.equal(sample(samples, snapshots), cluster.member(1).host.counters.checkpoints);
+  assert.equal(
+    sample(samples, 'etcd_debugging_snap_save_total_duration_seconds_bucket{le="+Inf"}'),
+    sample(samples, snapshots),
+  );
 });
 
 test("N puts: the applied and committed totals grow by N at least; gRPC counts N Puts handled OK", async () => {
