@@ -426,21 +426,19 @@ export class WalStorageEngine implements StorageEngine {
     await file.write(bytes, 0);
     const previous = this.#segment;
     this.#segment = file;
-    this.#allocated = allocated;
-    this.#writeOffset = SEGMENT_HEADER_BYTES + frame.byteLength;
-    this.#commits++;
-    this.#bytesCommitted += frame.byteLength;
+    this.#writeOffset = SEGMENT_HEADER_BYTES;
+    // A checkpoint is all the live log holds from now on.
+    if (checkpoint) this.#liveBytes = 0;
+    this.#appended(frame.byteLength, allocated);
     await previous?.close();
     if (checkpoint) {
       const stale = this.#liveSegments;
       this.#liveSegments = [sequence];
-      this.#liveBytes = frame.byteLength;
       this.#lastCheckpointBytes = frame.byteLength;
       this.#checkpoints++;
       this.#removeStale(stale);
     } else {
       this.#liveSegments.push(sequence);
-      this.#liveBytes += frame.byteLength;
     }
   }
 
